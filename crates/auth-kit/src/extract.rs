@@ -1,0 +1,384 @@
+//! Authentication and authorization as axum extractors.
+//!
+//! The FastAPI forms and theirs here:
+//!
+//! | FastAPI | auth-kit |
+//! |---|---|
+//! | `Depends(oauth2_scheme)` | [`BearerToken`] |
+//! | `Depends(get_current_active_user)` | [`CurrentUser`] |
+//! | `Security(get_current_active_user, scopes=["items"])` | [`RequireScopes<Items>`](RequireScopes) |
+//! | `Depends(require_permission("items:delete"))` | [`RequirePermission<DeleteItems>`](RequirePermission) |
+//! | `Depends(get_current_admin_user)` | [`RequireRole<Admin>`](RequireRole) |
+//!
+//! Each one verifies the bearer token (algorithm pinned, see
+//! [`crate::token`]), loads the user and its login through the service's
+//! [`UserDirectory`] (one query: a deleted user or a revoked login fails at
+//! once), refuses disabled users, then checks what the route needs. A route
+//! names its requirement in its signature, so it cannot run without it:
+//!
+//! ```
+//! use auth_kit::extract::{RequireScopes, ScopeRequirement};
+//! use auth_kit::store::User;
+//!
+//! /// The `items:write` scope.
+//! pub struct WriteItems;
+//! impl ScopeRequirement for WriteItems {
+//!     const SCOPES: &'static [&'static str] = &["items:write"];
+//! }
+//!
+//! async fn create_item(caller: RequireScopes<WriteItems>) -> String {
+//!     format!("user {} may write items", caller.user.id)
+//! }
+//! ```
+//!
+//! The extractors find the [`Authenticator`] in the router state through
+//! `FromRef`, so a service state only needs to hold one.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use crate::error::AuthError;
+use crate::policy::AccessPolicy;
+use crate::token::{AccessTokenVerifier, InvalidToken, MAX_TOKEN_BYTES, VerifiedAccess};
+
+/// What an authorization check needs to know about a user.
+pub trait Account: Clone + Send + Sync + 'static {
+    /// The user's role name.
+    fn role(&self) -> &str;
+    /// Per-user permission grants (the role's come on top).
+    fn granted_permissions(&self) -> &[String];
+    /// Disabled users are refused with 403 on every protected route.
+    fn is_disabled(&self) -> bool;
+}
+
+/// What the directory found for a verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup<U> {
+    /// The user, whose login (if the token names one) is live.
+    Found(U),
+    /// No such user (deleted since the token was issued).
+    UnknownUser,
+    /// The token's login was logged out or revoked.
+    RevokedLogin,
+}
+
+/// The directory could not answer (database down).
+pub type LookupError = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Turns a verified token into a user. Services implement this on their
+/// user store; auth-kit's [`crate::store::Store`] already does.
+pub trait UserDirectory: Send + Sync + 'static {
+    /// The user type handlers receive.
+    type User: Account;
+
+    /// The user `access` was issued to, checking its login (`sid`).
+    fn find(&self, access: &VerifiedAccess) -> impl Future<Output = Result<Lookup<Self::User>, LookupError>> + Send;
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// `UserDirectory` made object-safe, so `Authenticator<U>` need not name
+/// the directory type.
+trait DynDirectory<U>: Send + Sync {
+    fn find<'a>(&'a self, access: &'a VerifiedAccess) -> BoxFuture<'a, Result<Lookup<U>, LookupError>>;
+}
+
+impl<D: UserDirectory> DynDirectory<D::User> for D {
+    fn find<'a>(&'a self, access: &'a VerifiedAccess) -> BoxFuture<'a, Result<Lookup<D::User>, LookupError>> {
+        Box::pin(UserDirectory::find(self, access))
+    }
+}
+
+/// Verifies tokens and loads users: the state every extractor here needs.
+pub struct Authenticator<U> {
+    verifier: Arc<AccessTokenVerifier>,
+    directory: Arc<dyn DynDirectory<U>>,
+    policy: Arc<AccessPolicy>,
+}
+
+impl<U> Clone for Authenticator<U> {
+    fn clone(&self) -> Self {
+        Self { verifier: self.verifier.clone(), directory: self.directory.clone(), policy: self.policy.clone() }
+    }
+}
+
+impl<U> fmt::Debug for Authenticator<U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator").field("verifier", &self.verifier).finish_non_exhaustive()
+    }
+}
+
+impl<U: Account> Authenticator<U> {
+    /// Every argument is required: there is no default key, directory or policy.
+    pub fn new<D: UserDirectory<User = U>>(verifier: AccessTokenVerifier, directory: D, policy: AccessPolicy) -> Self {
+        Self { verifier: Arc::new(verifier), directory: Arc::new(directory), policy: Arc::new(policy) }
+    }
+
+    /// The access policy checks run against.
+    pub fn policy(&self) -> &AccessPolicy {
+        &self.policy
+    }
+
+    /// Verifies the request's bearer token and loads its active user.
+    pub async fn authenticate(&self, parts: &Parts) -> Result<CurrentUser<U>, AuthError> {
+        let token = bearer_token(parts)?;
+        let access = self.verifier.verify(token)?;
+        let user = match self.directory.find(&access).await.map_err(AuthError::Unavailable)? {
+            Lookup::Found(user) => user,
+            Lookup::UnknownUser => return Err(InvalidToken::UnknownUser.into()),
+            Lookup::RevokedLogin => return Err(InvalidToken::Revoked.into()),
+        };
+        if user.is_disabled() {
+            return Err(AuthError::Disabled);
+        }
+        Ok(CurrentUser { user, access })
+    }
+}
+
+/// The raw bearer token (RFC 6750 section 2.1): the scheme is
+/// case-insensitive; another scheme counts as no credentials; an empty or
+/// over-long token is `invalid_token`.
+fn bearer_token(parts: &Parts) -> Result<&str, AuthError> {
+    let Some(value) = parts.headers.get(AUTHORIZATION) else {
+        return Err(AuthError::MissingCredentials);
+    };
+    let value = value.to_str().map_err(|_| InvalidToken::Malformed)?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::MissingCredentials);
+    }
+    let token = rest.trim();
+    if token.is_empty() {
+        return Err(InvalidToken::Malformed.into());
+    }
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(InvalidToken::TooLong.into());
+    }
+    Ok(token)
+}
+
+/// The bearer token itself, unverified (FastAPI's `oauth2_scheme`).
+///
+/// Most routes want [`CurrentUser`] or a stricter extractor instead.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(pub String);
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        bearer_token(parts).map(|t| BearerToken(t.to_owned()))
+    }
+}
+
+/// An authenticated, active user (FastAPI's `get_current_active_user`).
+///
+/// `Option<CurrentUser>` is `None` when the request carries no bearer
+/// token, and still rejects a bad one.
+#[derive(Debug, Clone)]
+pub struct CurrentUser<U = crate::store::User> {
+    /// The user, as the directory loaded it.
+    pub user: U,
+    /// The verified token (scopes, login id).
+    pub access: VerifiedAccess,
+}
+
+impl<S, U> FromRequestParts<S> for CurrentUser<U>
+where
+    U: Account,
+    Authenticator<U>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Authenticator::<U>::from_ref(state).authenticate(parts).await
+    }
+}
+
+impl<S, U> OptionalFromRequestParts<S> for CurrentUser<U>
+where
+    U: Account,
+    Authenticator<U>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        match Authenticator::<U>::from_ref(state).authenticate(parts).await {
+            Ok(user) => Ok(Some(user)),
+            Err(AuthError::MissingCredentials) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Scopes a route needs, named by a marker type.
+pub trait ScopeRequirement: Send + Sync + 'static {
+    /// Every scope the token must carry.
+    const SCOPES: &'static [&'static str];
+}
+
+/// A permission a route needs, named by a marker type.
+pub trait PermissionRequirement: Send + Sync + 'static {
+    /// The permission (the role's or a per-user grant).
+    const PERMISSION: &'static str;
+}
+
+/// A role a route needs, named by a marker type.
+pub trait RoleRequirement: Send + Sync + 'static {
+    /// The role.
+    const ROLE: &'static str;
+}
+
+macro_rules! guarded_extractor {
+    ($(#[$doc:meta])* $name:ident<$marker:ident: $bound:ident>, |$caller:ident, $policy:ident| $check:expr) => {
+        $(#[$doc])*
+        pub struct $name<$marker, U = crate::store::User> {
+            /// The user.
+            pub user: U,
+            /// The verified token.
+            pub access: VerifiedAccess,
+            marker: PhantomData<fn() -> $marker>,
+        }
+
+        impl<$marker, U: fmt::Debug> fmt::Debug for $name<$marker, U> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).field("user", &self.user).field("access", &self.access).finish()
+            }
+        }
+
+        impl<S, $marker, U> FromRequestParts<S> for $name<$marker, U>
+        where
+            $marker: $bound,
+            U: Account,
+            Authenticator<U>: FromRef<S>,
+            S: Send + Sync,
+        {
+            type Rejection = AuthError;
+
+            async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+                let auth = Authenticator::<U>::from_ref(state);
+                let $caller = auth.authenticate(parts).await?;
+                let $policy = auth.policy();
+                $check?;
+                Ok(Self { user: $caller.user, access: $caller.access, marker: PhantomData })
+            }
+        }
+    };
+}
+
+guarded_extractor!(
+    /// An active user whose token carries every scope of `S`
+    /// (FastAPI's `Security(get_current_active_user, scopes=[...])`):
+    /// 403 `insufficient_scope` otherwise, naming all of them.
+    RequireScopes<R: ScopeRequirement>,
+    |caller, _policy| if caller.access.has_scopes(R::SCOPES) { Ok(()) } else { Err(AuthError::InsufficientScope(R::SCOPES)) }
+);
+
+guarded_extractor!(
+    /// An active user holding permission `P` through their role or a
+    /// per-user grant (FastAPI's `Depends(require_permission(...))`): 403
+    /// otherwise. No scope is needed.
+    RequirePermission<R: PermissionRequirement>,
+    |caller, policy| if policy.allows(caller.user.role(), caller.user.granted_permissions(), R::PERMISSION) {
+        Ok(())
+    } else {
+        Err(AuthError::PermissionRequired(R::PERMISSION))
+    }
+);
+
+guarded_extractor!(
+    /// An active user with role `R` (FastAPI's
+    /// `Depends(get_current_admin_user)`): 403 otherwise. No scope is needed.
+    RequireRole<R: RoleRequirement>,
+    |caller, _policy| if caller.user.role() == R::ROLE { Ok(()) } else { Err(AuthError::RoleRequired(R::ROLE)) }
+);
+
+/// Marker types for SPEC section 3's standard requirements.
+pub mod standard {
+    use super::{PermissionRequirement, RoleRequirement, ScopeRequirement};
+
+    /// Scope `me`: read your own profile.
+    #[derive(Debug)]
+    pub struct ReadMe;
+    impl ScopeRequirement for ReadMe {
+        const SCOPES: &'static [&'static str] = &["me"];
+    }
+
+    /// Scope `items`: read your items.
+    #[derive(Debug)]
+    pub struct ReadItems;
+    impl ScopeRequirement for ReadItems {
+        const SCOPES: &'static [&'static str] = &["items"];
+    }
+
+    /// Scope `items:write`: create items.
+    #[derive(Debug)]
+    pub struct WriteItems;
+    impl ScopeRequirement for WriteItems {
+        const SCOPES: &'static [&'static str] = &["items:write"];
+    }
+
+    /// Permission `items:delete`.
+    #[derive(Debug)]
+    pub struct DeleteItems;
+    impl PermissionRequirement for DeleteItems {
+        const PERMISSION: &'static str = "items:delete";
+    }
+
+    /// Role `admin`.
+    #[derive(Debug)]
+    pub struct Admin;
+    impl RoleRequirement for Admin {
+        const ROLE: &'static str = "admin";
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request;
+
+    fn parts(authorization: Option<&str>) -> Parts {
+        let mut req = Request::builder();
+        if let Some(v) = authorization {
+            req = req.header(AUTHORIZATION, v);
+        }
+        req.body(()).unwrap().into_parts().0
+    }
+
+    fn check(authorization: Option<&str>, expected: Result<&str, &str>) {
+        let p = parts(authorization);
+        let got = bearer_token(&p).map_err(|e| match e {
+            AuthError::MissingCredentials => "missing".to_owned(),
+            other => other.to_string(),
+        });
+        assert_eq!(got.as_deref().map_err(String::as_str), expected, "{authorization:?}");
+    }
+
+    #[test]
+    fn bearer_header_forms() {
+        check(None, Err("missing"));
+        check(Some("Basic dXNlcjpwYXNz"), Err("missing"));
+        check(Some("Bearer abc"), Ok("abc"));
+        check(Some("bearer abc"), Ok("abc"));
+        check(Some("BEARER   abc  "), Ok("abc"));
+        check(Some("Bearer"), Err("The access token is malformed"));
+        check(Some("Bearer    "), Err("The access token is malformed"));
+        check(Some(&format!("Bearer {}", "a".repeat(MAX_TOKEN_BYTES + 1))), Err("The access token is too long"));
+    }
+}

@@ -1,0 +1,288 @@
+//! Request parsing that answers in the contract's shape, and the small
+//! pieces every service router needs.
+//!
+//! axum's own `Json` and `Form` reject with plain-text bodies; these
+//! extractors reject with [`ApiError`] / [`OAuthError`] JSON instead:
+//! - [`JsonBody`]: 415 for a non-JSON media type, 413 over the body limit,
+//!   400 for an empty body or broken JSON, 422 `<field>: <problem>` for
+//!   JSON of the wrong shape.
+//! - [`TokenRequest`]: the RFC 6749 token request, form-encoded only; a
+//!   repeated parameter or a JSON body is `invalid_request`.
+//! - [`ResourceId`]: a positive 64-bit id from the path, else 422.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
+
+use crate::error::{ApiError, OAuthError, ServerErrorDetail};
+
+/// Largest request body accepted (SPEC section 9). Services apply it with
+/// `axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES)`.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+fn media_type(parts_or_req: &axum::http::HeaderMap) -> Option<String> {
+    let raw = parts_or_req.get(CONTENT_TYPE)?.to_str().ok()?;
+    Some(raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+fn is_json(media: &str) -> bool {
+    media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
+}
+
+/// Reads the body, mapping axum's failures to the contract's answers.
+async fn read_body(req: Request) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, &()).await.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES }
+        } else {
+            ApiError::InvalidRequest(Cow::Borrowed("The request body could not be read"))
+        }
+    })
+}
+
+/// A JSON request body of type `T`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        if !media_type(req.headers()).is_some_and(|m| is_json(&m)) {
+            return Err(ApiError::UnsupportedMediaType(Cow::Borrowed("The request body must be application/json")));
+        }
+        let bytes = read_body(req).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::InvalidRequest(Cow::Borrowed("The request body is empty; send a JSON object")));
+        }
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses `bytes` as `T`: syntax errors are 400, shape errors 422 naming
+/// the field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de);
+    if value.is_ok() && de.end().is_err() {
+        return Err(ApiError::InvalidRequest(Cow::Borrowed("The request body is not valid JSON")));
+    }
+    value.map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if !matches!(inner.classify(), serde_json::error::Category::Data) {
+            return ApiError::InvalidRequest(Cow::Borrowed("The request body is not valid JSON"));
+        }
+        let message = inner.to_string();
+        // serde_json appends " at line 1 column 42"; the field name says where.
+        let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+        let (field, message) = match message.strip_prefix("missing field `") {
+            Some(rest) if path == "." => {
+                (rest.trim_end_matches('`').to_owned(), "field required".to_owned())
+            }
+            _ if path == "." => ("body".to_owned(), message),
+            _ => (path, message),
+        };
+        ApiError::validation(field, message)
+    })
+}
+
+/// A secret form value: wiped on drop, hidden from `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(Zeroizing<String>);
+
+impl SecretString {
+    /// Wraps a secret.
+    pub fn new(value: String) -> Self {
+        Self(Zeroizing::new(value))
+    }
+
+    /// The secret itself; keep it out of logs.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// An OAuth2 token request (RFC 6749 sections 4.3 and 6), read from an
+/// `application/x-www-form-urlencoded` body. `client_id` and
+/// `client_secret` (sent by Swagger UI's Authorize dialog) are ignored, as
+/// are unknown parameters (RFC 6749 section 3.2).
+#[derive(Debug, Clone, Default)]
+pub struct TokenRequest {
+    /// `password` or `refresh_token`.
+    pub grant_type: Option<String>,
+    /// The username (password grant).
+    pub username: Option<String>,
+    /// The password (password grant).
+    pub password: Option<SecretString>,
+    /// Space-separated scopes requested.
+    pub scope: Option<String>,
+    /// The refresh token (refresh grant).
+    pub refresh_token: Option<SecretString>,
+}
+
+/// The parameters whose repetition is an error (RFC 6749 section 3.2).
+const TOKEN_PARAMETERS: [&str; 5] = ["grant_type", "username", "password", "scope", "refresh_token"];
+
+impl TokenRequest {
+    /// Parses a form body.
+    pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        let mut request = TokenRequest::default();
+        let mut seen = [false; TOKEN_PARAMETERS.len()];
+        for (name, value) in form_urlencoded::parse(body) {
+            let Some(index) = TOKEN_PARAMETERS.iter().position(|p| *p == name) else { continue };
+            if std::mem::replace(&mut seen[index], true) {
+                return Err(OAuthError::InvalidRequest(Cow::Owned(format!(
+                    "The parameter '{}' is repeated",
+                    TOKEN_PARAMETERS[index]
+                ))));
+            }
+            let value = value.into_owned();
+            match index {
+                0 => request.grant_type = Some(value),
+                1 => request.username = Some(value),
+                2 => request.password = Some(SecretString::new(value)),
+                3 => request.scope = Some(value),
+                _ => request.refresh_token = Some(SecretString::new(value)),
+            }
+        }
+        Ok(request)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for TokenRequest {
+    type Rejection = OAuthError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        if media_type(req.headers()).as_deref() != Some("application/x-www-form-urlencoded") {
+            return Err(OAuthError::InvalidRequest(Cow::Borrowed(
+                "The token request must be an application/x-www-form-urlencoded form",
+            )));
+        }
+        let bytes = read_body(req).await.map_err(|e| OAuthError::InvalidRequest(Cow::Owned(e.to_string())))?;
+        Self::parse(&bytes)
+    }
+}
+
+/// The client's IP address: the socket peer, never a header a client can
+/// set. `None` when the server was not started with connect info.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+    }
+}
+
+/// A positive 64-bit id from a one-segment path (`/items/{id}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceId(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for ResourceId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::validation("id", "must be a positive integer"))?;
+        raw.parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .map(ResourceId)
+            .ok_or_else(|| ApiError::validation("id", "must be a positive integer"))
+    }
+}
+
+/// The router fallback: 404 in the contract's shape.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("No route matches this path")
+}
+
+/// The method-not-allowed fallback: 405 in the contract's shape.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Middleware that logs the cause of every 5xx answer (carried in the
+/// response's extensions), so handlers and `IntoResponse` stay free of
+/// side effects and clients never see internals.
+pub async fn log_server_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(detail) = response.extensions().get::<ServerErrorDetail>() {
+        tracing::error!(status = response.status().as_u16(), error = %detail.0, "request failed");
+    }
+    response
+}
+
+/// The answer for a panicking handler (with tower-http's `CatchPanicLayer`):
+/// a generic 500; the panic message is logged, never sent.
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    tracing::error!(panic = %message, "handler panicked");
+    ApiError::Internal(std::sync::Arc::new(std::io::Error::other("handler panicked"))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Signup {
+        username: String,
+        age: Option<u8>,
+    }
+
+    fn describe(body: &str) -> String {
+        match parse_json::<Signup>(body.as_bytes()) {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => format!("{} {e}", e.clone().into_response().status().as_u16()),
+        }
+    }
+
+    #[test]
+    fn json_errors() {
+        assert_eq!(describe(r#"{"username":"ann"}"#), "ok");
+        assert_eq!(describe(r#"{"username":"ann","role":"admin"}"#), "ok");
+        assert_eq!(describe(r#"{"username":"ann"#), "400 The request body is not valid JSON");
+        assert_eq!(describe(r#"{"username":"ann"} trailing"#), "400 The request body is not valid JSON");
+        assert_eq!(describe(r#"{}"#), "422 username: field required");
+        assert_eq!(describe(r#"{"username":null}"#), "422 username: invalid type: null, expected a string");
+        assert_eq!(describe(r#"{"username":"a","age":300}"#), "422 age: invalid value: integer `300`, expected u8");
+        assert_eq!(describe(r#""ann""#), "422 body: invalid type: string \"ann\", expected struct Signup");
+    }
+
+    #[test]
+    fn token_forms() {
+        let r = TokenRequest::parse(b"grant_type=password&username=ann&password=p%40ss+word&scope=me+items&client_id=x").unwrap();
+        assert_eq!(r.grant_type.as_deref(), Some("password"));
+        assert_eq!(r.password.as_ref().map(SecretString::expose), Some("p@ss word"));
+        assert_eq!(r.scope.as_deref(), Some("me items"));
+        assert!(!format!("{r:?}").contains("p@ss"));
+        let e = TokenRequest::parse(b"grant_type=password&username=a&username=b").unwrap_err();
+        assert_eq!(e.to_string(), "The parameter 'username' is repeated");
+        assert!(TokenRequest::parse(b"client_id=a&client_id=b").is_ok());
+    }
+}

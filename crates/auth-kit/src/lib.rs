@@ -1,0 +1,21 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod http;
+pub mod limiter;
+pub mod login;
+pub mod password;
+pub mod policy;
+pub mod random;
+pub mod store;
+pub mod testing;
+pub mod token;
+
+pub use clock::Clock;
+pub use error::{ApiError, AuthError, ErrorBody, OAuthError};
+pub use extract::{Authenticator, CurrentUser, RequirePermission, RequireRole, RequireScopes};
+pub use login::{LoginService, ScopeMode};

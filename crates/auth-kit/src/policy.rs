@@ -1,0 +1,354 @@
+//! Roles, scopes and permissions as data (SPEC section 3).
+//!
+//! A service describes its access model once, as a [`PolicySpec`] constant,
+//! and turns it into an [`AccessPolicy`] at start-up; [`AccessPolicy::new`]
+//! refuses a spec that names an undeclared scope, permission or role, so a
+//! typo fails once at start-up instead of silently denying (or allowing) per
+//! request.
+//!
+//! ```
+//! use auth_kit::policy::{AccessPolicy, STANDARD};
+//!
+//! let policy = AccessPolicy::new(&STANDARD).expect("the standard policy is valid");
+//! assert!(policy.role_holds_scope("user", "items:write"));
+//! assert!(!policy.role_holds_scope("guest", "items"));
+//! assert!(policy.allows("admin", &[], "items:delete"));
+//! assert!(policy.allows("user", &["items:delete".to_owned()], "items:delete"));
+//! ```
+
+use std::fmt;
+
+/// A scope a token can carry, with the text OpenAPI shows for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScopeSpec {
+    /// The scope as it appears in the token's `scope` claim.
+    pub name: &'static str,
+    /// One line for humans (shown in Swagger UI's Authorize dialog).
+    pub description: &'static str,
+}
+
+/// A role: the scopes its users may be granted and the permissions it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleSpec {
+    /// The role's name as stored with the user.
+    pub name: &'static str,
+    /// Scopes a user with this role may be granted.
+    pub scopes: &'static [&'static str],
+    /// Permissions the role holds (per-user grants come on top).
+    pub permissions: &'static [&'static str],
+    /// Holds every scope and every permission (the admin role).
+    pub holds_everything: bool,
+}
+
+/// A whole access model, written as a constant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicySpec {
+    /// Every scope the service knows, in the order OpenAPI lists them.
+    pub scopes: &'static [ScopeSpec],
+    /// Every permission the service knows.
+    pub permissions: &'static [&'static str],
+    /// Every role.
+    pub roles: &'static [RoleSpec],
+    /// The role a signup creates (never taken from the request).
+    pub signup_role: &'static str,
+}
+
+/// The access model of SPEC section 3: `guest` may hold `me`; `user` holds
+/// `me items items:write` and may read and write items; `admin` holds every
+/// scope and every permission.
+pub const STANDARD: PolicySpec = PolicySpec {
+    scopes: &[
+        ScopeSpec { name: "me", description: "Read your own profile." },
+        ScopeSpec { name: "items", description: "Read your items." },
+        ScopeSpec { name: "items:write", description: "Create items." },
+        ScopeSpec { name: "admin", description: "Administrative access." },
+    ],
+    permissions: &["items:read", "items:write", "items:delete", "users:read", "users:delete"],
+    roles: &[
+        RoleSpec { name: "guest", scopes: &["me"], permissions: &[], holds_everything: false },
+        RoleSpec {
+            name: "user",
+            scopes: &["me", "items", "items:write"],
+            permissions: &["items:read", "items:write"],
+            holds_everything: false,
+        },
+        RoleSpec { name: "admin", scopes: &[], permissions: &[], holds_everything: true },
+    ],
+    signup_role: "user",
+};
+
+/// A [`PolicySpec`] that names something it does not declare.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("access policy: {0}")]
+pub struct PolicyError(String);
+
+/// A validated access model. Cheap to share behind an `Arc`.
+#[derive(Debug, Clone)]
+pub struct AccessPolicy {
+    spec: &'static PolicySpec,
+}
+
+/// A requested scope that the policy does not define.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the scope '{0}' is unknown")]
+pub struct UnknownScope(pub String);
+
+impl AccessPolicy {
+    /// Validates `spec`: every scope, permission and role it mentions is
+    /// declared, names are unique and free of spaces, and the signup role
+    /// exists.
+    pub fn new(spec: &'static PolicySpec) -> Result<Self, PolicyError> {
+        fn unique<'a>(kind: &str, names: impl Iterator<Item = &'a str>) -> Result<(), PolicyError> {
+            let mut seen = std::collections::HashSet::new();
+            for name in names {
+                if name.is_empty() || name.contains(char::is_whitespace) {
+                    return Err(PolicyError(format!("{kind} name {name:?} must be non-empty without spaces")));
+                }
+                if !seen.insert(name) {
+                    return Err(PolicyError(format!("{kind} '{name}' is declared twice")));
+                }
+            }
+            Ok(())
+        }
+        unique("scope", spec.scopes.iter().map(|s| s.name))?;
+        unique("permission", spec.permissions.iter().copied())?;
+        unique("role", spec.roles.iter().map(|r| r.name))?;
+        for role in spec.roles {
+            if let Some(scope) = role.scopes.iter().find(|s| !spec.scopes.iter().any(|d| d.name == **s)) {
+                return Err(PolicyError(format!("role '{}' names the undeclared scope '{scope}'", role.name)));
+            }
+            if let Some(p) = role.permissions.iter().find(|p| !spec.permissions.contains(p)) {
+                return Err(PolicyError(format!("role '{}' names the undeclared permission '{p}'", role.name)));
+            }
+        }
+        if !spec.roles.iter().any(|r| r.name == spec.signup_role) {
+            return Err(PolicyError(format!("the signup role '{}' is not declared", spec.signup_role)));
+        }
+        Ok(Self { spec })
+    }
+
+    /// The standard policy of SPEC section 3.
+    pub fn standard() -> Self {
+        // STANDARD is checked by this module's tests; it cannot fail here.
+        Self { spec: &STANDARD }
+    }
+
+    /// Every scope, in declaration order.
+    pub fn scopes(&self) -> &'static [ScopeSpec] {
+        self.spec.scopes
+    }
+
+    /// Every permission.
+    pub fn permissions(&self) -> &'static [&'static str] {
+        self.spec.permissions
+    }
+
+    /// Every role.
+    pub fn roles(&self) -> &'static [RoleSpec] {
+        self.spec.roles
+    }
+
+    /// The role a signup creates.
+    pub fn signup_role(&self) -> &'static str {
+        self.spec.signup_role
+    }
+
+    /// The declared role called `name`, if any.
+    pub fn role(&self, name: &str) -> Option<&'static RoleSpec> {
+        self.spec.roles.iter().find(|r| r.name == name)
+    }
+
+    /// Whether `name` is a declared permission.
+    pub fn is_permission(&self, name: &str) -> bool {
+        self.spec.permissions.contains(&name)
+    }
+
+    /// Whether a user with `role` may be granted `scope`.
+    pub fn role_holds_scope(&self, role: &str, scope: &str) -> bool {
+        match self.role(role) {
+            Some(r) if r.holds_everything => self.spec.scopes.iter().any(|s| s.name == scope),
+            Some(r) => r.scopes.contains(&scope),
+            None => false,
+        }
+    }
+
+    /// Whether a user with `role` and the per-user `grants` holds `permission`.
+    /// An unknown role holds nothing; the admin role holds everything.
+    pub fn allows(&self, role: &str, grants: &[String], permission: &str) -> bool {
+        match self.role(role) {
+            Some(r) if r.holds_everything => true,
+            Some(r) => r.permissions.contains(&permission) || grants.iter().any(|g| g == permission),
+            None => false,
+        }
+    }
+
+    /// Parses a space-separated `scope` request parameter. `Ok(None)` means
+    /// nothing was requested; an unknown scope is an error at once.
+    pub fn parse_scope_request(&self, raw: Option<&str>) -> Result<Option<ScopeSet>, UnknownScope> {
+        let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+            return Ok(None);
+        };
+        let mut set = ScopeSet::default();
+        for word in raw.split_ascii_whitespace() {
+            let known = self.spec.scopes.iter().find(|s| s.name == word).ok_or_else(|| {
+                // Bounded: the description echoes at most 64 characters of client input.
+                UnknownScope(word.chars().take(64).collect())
+            })?;
+            set.insert(known.name);
+        }
+        Ok(Some(set))
+    }
+
+    /// Every scope `role` holds, in declaration order.
+    pub fn scopes_of_role(&self, role: &str) -> ScopeSet {
+        let mut set = ScopeSet::default();
+        for scope in self.spec.scopes.iter().filter(|s| self.role_holds_scope(role, s.name)) {
+            set.insert(scope.name);
+        }
+        set
+    }
+
+    /// The scopes of a stored grant string (space-separated), keeping only
+    /// the ones the policy still declares.
+    pub fn parse_grant(&self, stored: &str) -> ScopeSet {
+        let mut set = ScopeSet::default();
+        for word in stored.split_ascii_whitespace() {
+            if let Some(known) = self.spec.scopes.iter().find(|s| s.name == word) {
+                set.insert(known.name);
+            }
+        }
+        set
+    }
+
+    /// Orders `set` as the policy declares its scopes (stable token output).
+    fn ordered(&self, set: &ScopeSet) -> ScopeSet {
+        let mut out = ScopeSet::default();
+        for scope in self.spec.scopes.iter().filter(|s| set.contains(s.name)) {
+            out.insert(scope.name);
+        }
+        out
+    }
+
+    /// The intersection of two grants, in declaration order.
+    pub fn intersect(&self, a: &ScopeSet, b: &ScopeSet) -> ScopeSet {
+        let both: ScopeSet = ScopeSet(a.0.iter().copied().filter(|s| b.contains(s)).collect());
+        self.ordered(&both)
+    }
+}
+
+/// A set of declared scopes. Its `Display` is the RFC 9068 `scope` string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopeSet(Vec<&'static str>);
+
+impl ScopeSet {
+    fn insert(&mut self, scope: &'static str) {
+        if !self.0.contains(&scope) {
+            self.0.push(scope);
+        }
+    }
+
+    /// Whether the set holds `scope`.
+    pub fn contains(&self, scope: &str) -> bool {
+        self.0.contains(&scope)
+    }
+
+    /// Whether every scope of `self` is in `other`.
+    pub fn is_subset(&self, other: &ScopeSet) -> bool {
+        self.0.iter().all(|s| other.contains(s))
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The scopes, in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+impl fmt::Display for ScopeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, scope) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(scope)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a space-separated `scope` claim holds every scope in `required`.
+/// Allocation-free: this runs on every request to a scope-guarded route.
+pub fn claim_holds_all(claim: &str, required: &[&str]) -> bool {
+    required.iter().all(|needed| claim.split(' ').any(|held| held == *needed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_policy_is_valid() {
+        AccessPolicy::new(&STANDARD).unwrap();
+    }
+
+    #[test]
+    fn spec_roles_and_scopes() {
+        let p = AccessPolicy::standard();
+        assert_eq!(p.scopes_of_role("guest").to_string(), "me");
+        assert_eq!(p.scopes_of_role("user").to_string(), "me items items:write");
+        assert_eq!(p.scopes_of_role("admin").to_string(), "me items items:write admin");
+        assert_eq!(p.scopes_of_role("nobody").to_string(), "");
+        assert!(!p.allows("user", &[], "items:delete"));
+        assert!(p.allows("user", &["items:delete".into()], "items:delete"));
+        assert!(!p.allows("guest", &[], "items:read"));
+        assert!(p.allows("admin", &[], "users:delete"));
+        assert!(!p.allows("nobody", &["items:delete".into()], "items:delete"));
+    }
+
+    #[test]
+    fn scope_requests() {
+        let p = AccessPolicy::standard();
+        assert_eq!(p.parse_scope_request(None), Ok(None));
+        assert_eq!(p.parse_scope_request(Some("  ")), Ok(None));
+        let set = p.parse_scope_request(Some("items  me items")).unwrap().unwrap();
+        assert_eq!(set.to_string(), "items me");
+        assert_eq!(p.parse_scope_request(Some("me root")), Err(UnknownScope("root".into())));
+        // Case matters: scopes are exact strings.
+        assert!(p.parse_scope_request(Some("ME")).is_err());
+    }
+
+    #[test]
+    fn claim_checks() {
+        assert!(claim_holds_all("me items", &["items"]));
+        assert!(claim_holds_all("me items", &["me", "items"]));
+        assert!(!claim_holds_all("me items", &["items:write"]));
+        assert!(!claim_holds_all("me itemsx", &["items"]));
+        assert!(!claim_holds_all("", &["me"]));
+        assert!(claim_holds_all("", &[]));
+    }
+
+    #[test]
+    fn bad_specs_are_refused() {
+        static UNDECLARED_SCOPE: PolicySpec = PolicySpec {
+            scopes: &[],
+            permissions: &[],
+            roles: &[RoleSpec { name: "r", scopes: &["x"], permissions: &[], holds_everything: false }],
+            signup_role: "r",
+        };
+        static MISSING_SIGNUP_ROLE: PolicySpec =
+            PolicySpec { scopes: &[], permissions: &[], roles: &[], signup_role: "user" };
+        static DUPLICATE: PolicySpec = PolicySpec {
+            scopes: &[],
+            permissions: &["a", "a"],
+            roles: &[RoleSpec { name: "r", scopes: &[], permissions: &[], holds_everything: false }],
+            signup_role: "r",
+        };
+        for spec in [&UNDECLARED_SCOPE, &MISSING_SIGNUP_ROLE, &DUPLICATE] {
+            assert!(AccessPolicy::new(spec).is_err(), "{spec:?}");
+        }
+    }
+}

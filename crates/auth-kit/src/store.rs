@@ -1,0 +1,883 @@
+//! Users, logins, refresh tokens and items, on SQLite or PostgreSQL.
+//!
+//! One schema (`migrations/sqlite` and `migrations/postgres` differ only in
+//! how identity columns are spelled) and one implementation of each query:
+//! every query below is written once and runs on whichever native sqlx pool
+//! [`Store::connect`] opened, through the `on_pool!` macro. (sqlx's `Any`
+//! driver would also give one query text, but it cannot set SQLite's
+//! connection pragmas and converts every row through its own value type;
+//! `cargo bench -p auth-kit --bench store` measures the difference.)
+//!
+//! Invariants the queries keep:
+//! - uniqueness (usernames and emails, ignoring case) is decided by unique
+//!   indexes, never by check-then-insert, so it holds under races;
+//! - rotating a refresh token is one conditional `UPDATE`: of two
+//!   concurrent rotations of the same token at most one succeeds;
+//! - the per-request lookup of a token's user and login is one indexed query.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use crate::clock::{Clock, rfc3339};
+use crate::error::ApiError;
+use crate::extract::{Account, Lookup, LookupError, UserDirectory};
+use crate::token::VerifiedAccess;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How long a request waits for a database connection before answering 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same query code against whichever pool is open. `$pool` is a
+/// `&SqlitePool` in one arm and a `&PgPool` in the other; the body must
+/// compile for both, which is what keeps one implementation per query.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Which database a store is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file (WAL mode).
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// A database failure. Connection problems answer 503, anything else 500;
+/// neither shows the client any detail.
+#[derive(Debug, thiserror::Error)]
+#[error("database error: {0}")]
+pub struct StoreError(#[from] sqlx::Error);
+
+impl StoreError {
+    /// Whether the database could not be reached (or a connection not had).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self.0, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() { ApiError::unavailable(e) } else { ApiError::internal(e) }
+    }
+}
+
+/// Could not open or migrate the database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// DATABASE_URL is neither SQLite nor PostgreSQL, or does not parse.
+    #[error("DATABASE_URL cannot be used: {0}")]
+    Url(String),
+    /// The database could not be reached or opened.
+    #[error("the database cannot be opened: {0}")]
+    Connect(#[source] sqlx::Error),
+    /// Migrations failed.
+    #[error("the database schema cannot be brought up to date: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+/// The store: a connection pool and the clock timestamps come from.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    clock: Clock,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend()).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens `url` (`sqlite://file.db?mode=rwc` or `postgres://...`) and
+    /// applies the migrations.
+    ///
+    /// SQLite runs in WAL mode with foreign keys on, `synchronous=FULL` and
+    /// a 5 s busy timeout: an acknowledged write survives a crash of the
+    /// process or the machine.
+    pub async fn connect(url: &str) -> Result<Self, OpenError> {
+        let pool = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|_| OpenError::Url("not a valid sqlite: URL".to_owned()))?
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await
+                .map_err(OpenError::Connect)?;
+            SQLITE_MIGRATIONS.run(&pool).await.map_err(OpenError::Migrate)?;
+            Pool::Sqlite(pool)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options =
+                PgConnectOptions::from_str(url).map_err(|_| OpenError::Url("not a valid postgres:// URL".to_owned()))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await
+                .map_err(OpenError::Connect)?;
+            POSTGRES_MIGRATIONS.run(&pool).await.map_err(OpenError::Migrate)?;
+            Pool::Postgres(pool)
+        } else {
+            return Err(OpenError::Url("use sqlite://<file>.db?mode=rwc or postgres://...".to_owned()));
+        };
+        Ok(Self { pool, clock: Clock::System })
+    }
+
+    /// The same store reading time from `clock` (tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Which database this store is on.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Closes every connection (graceful shutdown).
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await);
+    }
+
+    // -- users ---------------------------------------------------------------
+
+    /// Creates a user. A username or email already in use (ignoring case) is
+    /// [`CreateUserError::Taken`], decided by the unique indexes even when
+    /// two signups race.
+    pub async fn create_user(&self, new: &NewUser<'_>) -> Result<User, CreateUserError> {
+        let now = self.clock.now();
+        let email_key = new.email.map(str::to_lowercase);
+        let result = on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO users (username, email, email_key, full_name, password_hash, role, permissions, disabled, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, '', FALSE, $7) RETURNING id",
+            )
+            .bind(new.username)
+            .bind(new.email)
+            .bind(&email_key)
+            .bind(new.full_name)
+            .bind(new.password_hash)
+            .bind(new.role)
+            .bind(now)
+            .fetch_one(pool)
+            .await
+        });
+        match result {
+            Ok(id) => Ok(User {
+                id,
+                username: new.username.to_owned(),
+                email: new.email.map(str::to_owned),
+                full_name: new.full_name.map(str::to_owned),
+                role: new.role.to_owned(),
+                disabled: false,
+                created_at: rfc3339(now),
+                permissions: Vec::new(),
+            }),
+            Err(sqlx::Error::Database(db)) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => {
+                // The violated index names the field: users_email_key or users_username_key.
+                let which = db.constraint().map_or_else(|| db.message().to_owned(), str::to_owned);
+                Err(CreateUserError::Taken(if which.contains("email") { TakenField::Email } else { TakenField::Username }))
+            }
+            Err(e) => Err(CreateUserError::Store(e.into())),
+        }
+    }
+
+    /// The user with this id.
+    pub async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.map(User::from))
+    }
+
+    /// The user with this username (ignoring case) and its password hash.
+    pub async fn credentials(&self, username: &str) -> Result<Option<(User, String)>, StoreError> {
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, CredentialsRow>(&format!(
+                "SELECT {USER_COLUMNS}, password_hash FROM users WHERE lower(username) = lower($1)"
+            ))
+            .bind(username)
+            .fetch_optional(pool)
+            .await
+        })?;
+        Ok(row.map(|r| (User::from(r.user), r.password_hash)))
+    }
+
+    /// Replaces a user's password hash (verify-and-update).
+    pub async fn set_password_hash(&self, user_id: i64, password_hash: &str) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                .bind(password_hash)
+                .bind(user_id)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    /// Every user, by id.
+    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id")).fetch_all(pool).await
+        })?;
+        Ok(rows.into_iter().map(User::from).collect())
+    }
+
+    /// Applies `update` in one statement; `None` when there is no such user.
+    /// Absent fields are left as they are; `permissions` replaces the grants.
+    pub async fn update_user(&self, id: i64, update: &UserUpdate) -> Result<Option<User>, StoreError> {
+        let permissions = update.permissions.as_ref().map(|p| {
+            let mut p = p.clone();
+            p.sort();
+            p.dedup();
+            p.join(" ")
+        });
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, UserRow>(&format!(
+                "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), \
+                 permissions = COALESCE($4, permissions) WHERE id = $1 RETURNING {USER_COLUMNS}"
+            ))
+            .bind(id)
+            .bind(&update.role)
+            .bind(update.disabled)
+            .bind(&permissions)
+            .fetch_optional(pool)
+            .await
+        })?;
+        Ok(row.map(User::from))
+    }
+
+    /// Deletes a user with their items and logins (foreign keys cascade).
+    pub async fn delete_user(&self, id: i64) -> Result<bool, StoreError> {
+        let result = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected())
+        })?;
+        Ok(result > 0)
+    }
+
+    /// Creates the bootstrap admin unless a user of that name exists (an
+    /// existing user is never changed). `hash` is only called when needed.
+    pub async fn ensure_admin<F, Fut, E>(&self, username: &str, hash: F) -> Result<AdminBootstrapOutcome, EnsureAdminError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<String, E>>,
+    {
+        if self.credentials(username).await.map_err(EnsureAdminError::Store)?.is_some() {
+            return Ok(AdminBootstrapOutcome::LeftAlone);
+        }
+        let password_hash = hash().await.map_err(EnsureAdminError::Hash)?;
+        let new = NewUser { username, email: None, full_name: None, password_hash: &password_hash, role: "admin" };
+        match self.create_user(&new).await {
+            Ok(_) => Ok(AdminBootstrapOutcome::Created),
+            // Created meanwhile by another instance: still left alone.
+            Err(CreateUserError::Taken(_)) => Ok(AdminBootstrapOutcome::LeftAlone),
+            Err(CreateUserError::Store(e)) => Err(EnsureAdminError::Store(e)),
+        }
+    }
+
+    // -- logins and refresh tokens --------------------------------------------
+
+    /// Starts a login (a password grant) for `user_id` with `scope` and its
+    /// first refresh token. `Ok(None)` when the user no longer exists.
+    pub async fn start_login(
+        &self,
+        user_id: i64,
+        scope: &str,
+        refresh: &RefreshTokenHash,
+        ttl: Duration,
+    ) -> Result<Option<String>, StoreError> {
+        let now = self.clock.now();
+        let login_id = hex::encode(crate::random::bytes::<16>());
+        let expires_at = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
+        let inserted = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let created = sqlx::query(
+                "INSERT INTO logins (id, user_id, scope, created_at) SELECT $1, id, $3, $4 FROM users WHERE id = $2",
+            )
+            .bind(&login_id)
+            .bind(user_id)
+            .bind(scope)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if created == 1 {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, login_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&refresh.0)
+                .bind(&login_id)
+                .bind(now)
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(created == 1)
+        })?;
+        Ok(inserted.then_some(login_id))
+    }
+
+    /// What the store knows about a presented refresh token (one query).
+    pub async fn find_refresh_token(&self, hash: &RefreshTokenHash) -> Result<Option<RefreshRecord>, StoreError> {
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, RefreshRecord>(
+                "SELECT r.login_id, l.user_id, l.scope, r.expires_at, r.spent_at, l.revoked_at \
+                 FROM refresh_tokens r JOIN logins l ON l.id = r.login_id WHERE r.token_hash = $1",
+            )
+            .bind(&hash.0)
+            .fetch_optional(pool)
+            .await
+        })?;
+        Ok(row)
+    }
+
+    /// Spends `old` and stores `new` in the same login, atomically: the
+    /// conditional `UPDATE` lets exactly one of several concurrent
+    /// rotations through. `false` when `old` was already spent, expired, or
+    /// its login revoked (nothing is stored then).
+    pub async fn rotate_refresh_token(
+        &self,
+        old: &RefreshTokenHash,
+        new: &RefreshTokenHash,
+        login_id: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let expires_at = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
+        let rotated = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let spent = sqlx::query(
+                "UPDATE refresh_tokens SET spent_at = $1 \
+                 WHERE token_hash = $2 AND login_id = $3 AND spent_at IS NULL AND expires_at > $1 \
+                 AND EXISTS (SELECT 1 FROM logins WHERE id = $3 AND revoked_at IS NULL)",
+            )
+            .bind(now)
+            .bind(&old.0)
+            .bind(login_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if spent == 1 {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, login_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&new.0)
+                .bind(login_id)
+                .bind(now)
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(spent == 1)
+        })?;
+        Ok(rotated)
+    }
+
+    /// Revokes a login: its refresh tokens stop working, and so, at once, do
+    /// its access tokens (the per-request lookup checks the login). With
+    /// `owner`, only that user's login is touched.
+    pub async fn revoke_login(&self, login_id: &str, owner: Option<i64>) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let revoked = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE logins SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND ($3 IS NULL OR user_id = $3)",
+            )
+            .bind(now)
+            .bind(login_id)
+            .bind(owner)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })?;
+        Ok(revoked > 0)
+    }
+
+    /// Deletes expired refresh tokens and the logins left without any. A
+    /// deleted login's access tokens are refused (an unknown `sid` counts as
+    /// revoked), so this never resurrects anything.
+    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        let purged = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let tokens =
+                sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= $1").bind(now).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM logins WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.login_id = logins.id)")
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(tokens.rows_affected())
+        })?;
+        Ok(purged)
+    }
+
+    /// Purges expired refresh tokens every `every`, in the background, for
+    /// as long as the runtime lives.
+    pub fn spawn_purge_task(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                if let Err(e) = store.purge_expired().await {
+                    tracing::warn!(error = %e, "purging expired refresh tokens failed; will retry");
+                }
+            }
+        })
+    }
+
+    /// The user a token names and whether its login is live: one indexed
+    /// query (primary-key lookups on `users` and `logins`).
+    pub async fn user_for_access(&self, user_id: i64, login_id: Option<&str>) -> Result<Lookup<User>, StoreError> {
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, AccessRow>(&format!(
+                "SELECT {USER_COLUMNS_U}, l.id AS login_id, l.revoked_at FROM users u \
+                 LEFT JOIN logins l ON l.id = $2 AND l.user_id = u.id WHERE u.id = $1"
+            ))
+            .bind(user_id)
+            .bind(login_id)
+            .fetch_optional(pool)
+            .await
+        })?;
+        Ok(match row {
+            None => Lookup::UnknownUser,
+            // A token naming a login that is revoked, or gone, is refused.
+            Some(r) if login_id.is_some() && (r.login_id.is_none() || r.revoked_at.is_some()) => Lookup::RevokedLogin,
+            Some(r) => Lookup::Found(User::from(r.user)),
+        })
+    }
+
+    // -- items ----------------------------------------------------------------
+
+    /// Stores an item owned by `owner_id`.
+    pub async fn create_item(&self, owner_id: i64, new: &NewItem) -> Result<Item, StoreError> {
+        let now = self.clock.now();
+        let id = on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO items (owner_id, title, description, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+            )
+            .bind(owner_id)
+            .bind(&new.title)
+            .bind(&new.description)
+            .bind(now)
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok(Item { id, title: new.title.clone(), description: new.description.clone(), owner_id, created_at: rfc3339(now) })
+    }
+
+    /// The items `owner_id` owns, by id.
+    pub async fn items_of(&self, owner_id: i64) -> Result<Vec<Item>, StoreError> {
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as::<_, ItemRow>(
+                "SELECT id, title, description, owner_id, created_at FROM items WHERE owner_id = $1 ORDER BY id",
+            )
+            .bind(owner_id)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows.into_iter().map(Item::from).collect())
+    }
+
+    /// The item with this id.
+    pub async fn item(&self, id: i64) -> Result<Option<Item>, StoreError> {
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, ItemRow>("SELECT id, title, description, owner_id, created_at FROM items WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.map(Item::from))
+    }
+
+    /// Deletes an item; `false` when there was none.
+    pub async fn delete_item(&self, id: i64) -> Result<bool, StoreError> {
+        let deleted = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM items WHERE id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected())
+        })?;
+        Ok(deleted > 0)
+    }
+}
+
+impl UserDirectory for Store {
+    type User = User;
+
+    async fn find(&self, access: &VerifiedAccess) -> Result<Lookup<User>, LookupError> {
+        self.user_for_access(access.user_id, access.login_id()).await.map_err(|e| LookupError::from(Box::new(e) as Box<_>))
+    }
+}
+
+/// Opens `url` just long enough to check that it answers (`cargo xtask validate`).
+pub async fn check_database(url: &str, timeout: Duration) -> Result<Backend, String> {
+    let probe = async {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url).map_err(|_| "not a valid sqlite: URL".to_owned())?;
+            let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.map_err(|e| e.to_string())?;
+            sqlx::query("SELECT 1").execute(&pool).await.map_err(|e| e.to_string())?;
+            pool.close().await;
+            Ok(Backend::Sqlite)
+        } else {
+            let options = PgConnectOptions::from_str(url).map_err(|_| "not a valid postgres:// URL".to_owned())?;
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(timeout)
+                .connect_with(options)
+                .await
+                .map_err(|e| e.to_string())?;
+            sqlx::query("SELECT 1").execute(&pool).await.map_err(|e| e.to_string())?;
+            pool.close().await;
+            Ok(Backend::Postgres)
+        }
+    };
+    tokio::time::timeout(timeout, probe).await.unwrap_or_else(|_| Err(format!("no answer within {}s", timeout.as_secs())))
+}
+
+const USER_COLUMNS: &str = "id, username, email, full_name, role, permissions, disabled, created_at";
+const USER_COLUMNS_U: &str =
+    "u.id, u.username, u.email, u.full_name, u.role, u.permissions, u.disabled, u.created_at";
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: i64,
+    username: String,
+    email: Option<String>,
+    full_name: Option<String>,
+    role: String,
+    permissions: String,
+    disabled: bool,
+    created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct CredentialsRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    password_hash: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct AccessRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    login_id: Option<String>,
+    revoked_at: Option<i64>,
+}
+
+/// A user as the API shows it: never with the password hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct User {
+    /// The id (`sub` in tokens).
+    pub id: i64,
+    /// Unique ignoring case.
+    pub username: String,
+    /// Unique ignoring case, when present.
+    pub email: Option<String>,
+    /// Free text.
+    pub full_name: Option<String>,
+    /// `guest`, `user` or `admin`.
+    pub role: String,
+    /// Disabled users cannot log in or use their tokens.
+    pub disabled: bool,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// Per-user permission grants (shown only in admin answers).
+    #[serde(skip)]
+    pub permissions: Vec<String>,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        User {
+            id: r.id,
+            username: r.username,
+            email: r.email,
+            full_name: r.full_name,
+            role: r.role,
+            disabled: r.disabled,
+            created_at: rfc3339(r.created_at),
+            permissions: r.permissions.split_ascii_whitespace().map(str::to_owned).collect(),
+        }
+    }
+}
+
+impl Account for User {
+    fn role(&self) -> &str {
+        &self.role
+    }
+
+    fn granted_permissions(&self) -> &[String] {
+        &self.permissions
+    }
+
+    fn is_disabled(&self) -> bool {
+        self.disabled
+    }
+}
+
+/// A user with their per-user permission grants: what admin routes answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AdminUserView {
+    /// The user.
+    #[serde(flatten)]
+    pub user: User,
+    /// Per-user grants (the role's own come on top).
+    pub permissions: Vec<String>,
+}
+
+impl From<User> for AdminUserView {
+    fn from(user: User) -> Self {
+        let permissions = user.permissions.clone();
+        Self { user, permissions }
+    }
+}
+
+/// A user to create.
+#[derive(Clone, Copy)]
+pub struct NewUser<'a> {
+    /// Already validated.
+    pub username: &'a str,
+    /// Already validated.
+    pub email: Option<&'a str>,
+    /// Free text.
+    pub full_name: Option<&'a str>,
+    /// A PHC string.
+    pub password_hash: &'a str,
+    /// A role the policy declares.
+    pub role: &'a str,
+}
+
+impl fmt::Debug for NewUser<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewUser").field("username", &self.username).field("role", &self.role).finish_non_exhaustive()
+    }
+}
+
+/// Which unique field a new user collided on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TakenField {
+    /// The username (ignoring case).
+    Username,
+    /// The email (ignoring case).
+    Email,
+}
+
+/// Why a user was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    /// The username or email is in use.
+    #[error("that {} is already taken", match .0 { TakenField::Username => "username", TakenField::Email => "email" })]
+    Taken(TakenField),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<CreateUserError> for ApiError {
+    fn from(e: CreateUserError) -> Self {
+        match e {
+            CreateUserError::Taken(TakenField::Username) => {
+                ApiError::Conflict { code: "username_taken", description: "That username is already taken".into() }
+            }
+            CreateUserError::Taken(TakenField::Email) => {
+                ApiError::Conflict { code: "email_taken", description: "That email is already taken".into() }
+            }
+            CreateUserError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// What admin bootstrap did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminBootstrapOutcome {
+    /// The admin was created.
+    Created,
+    /// A user of that name exists and was not changed.
+    LeftAlone,
+}
+
+/// Admin bootstrap failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EnsureAdminError<E> {
+    /// The database failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// Hashing the password failed.
+    #[error("hashing the admin password failed: {0}")]
+    Hash(E),
+}
+
+/// A change to a user (PATCH /users/{id}); `None` leaves a field alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserUpdate {
+    /// A role the policy declares.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Disable or re-enable.
+    #[serde(default)]
+    pub disabled: Option<bool>,
+    /// Replaces the per-user grants (`[]` revokes them all).
+    #[serde(default)]
+    pub permissions: Option<Vec<String>>,
+}
+
+impl UserUpdate {
+    /// Refuses unknown roles and permissions (422).
+    pub fn validate(&self, policy: &crate::policy::AccessPolicy) -> Result<(), ApiError> {
+        if let Some(role) = &self.role
+            && policy.role(role).is_none()
+        {
+            let known: Vec<&str> = policy.roles().iter().map(|r| r.name).collect();
+            return Err(ApiError::validation("role", format!("unknown role; known: {}", known.join(", "))));
+        }
+        if let Some(permissions) = &self.permissions {
+            if permissions.len() > 64 {
+                return Err(ApiError::validation("permissions", "at most 64 entries"));
+            }
+            if permissions.iter().any(|p| !policy.is_permission(p)) {
+                return Err(ApiError::validation(
+                    "permissions",
+                    format!("unknown permission; known: {}", policy.permissions().join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A refresh token's SHA-256, hex: the only form in which it is stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshTokenHash(String);
+
+impl RefreshTokenHash {
+    /// Hashes a presented token.
+    pub fn of(token: &str) -> Self {
+        Self(hex::encode(Sha256::digest(token.as_bytes())))
+    }
+}
+
+impl fmt::Debug for RefreshTokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshTokenHash(..)")
+    }
+}
+
+/// A stored refresh token and its login.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RefreshRecord {
+    /// The login it belongs to.
+    pub login_id: String,
+    /// The login's user.
+    pub user_id: i64,
+    /// The login's original grant.
+    pub scope: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// When it was used, if it was.
+    pub spent_at: Option<i64>,
+    /// When its login was revoked, if it was.
+    pub revoked_at: Option<i64>,
+}
+
+/// An item (the example resource of SPEC section 3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Item {
+    /// The id.
+    pub id: i64,
+    /// 1 to 200 characters.
+    pub title: String,
+    /// Up to 5000 characters.
+    pub description: Option<String>,
+    /// The owner's user id.
+    pub owner_id: i64,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct ItemRow {
+    id: i64,
+    title: String,
+    description: Option<String>,
+    owner_id: i64,
+    created_at: i64,
+}
+
+impl From<ItemRow> for Item {
+    fn from(r: ItemRow) -> Self {
+        Item { id: r.id, title: r.title, description: r.description, owner_id: r.owner_id, created_at: rfc3339(r.created_at) }
+    }
+}
+
+/// An item to create (POST /items).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewItem {
+    /// 1 to 200 characters.
+    pub title: String,
+    /// Up to 5000 characters.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl NewItem {
+    /// 422 for an empty or over-long title or description.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        let title = self.title.trim().chars().count();
+        if title == 0 {
+            return Err(ApiError::validation("title", "must not be empty"));
+        }
+        if self.title.chars().count() > 200 {
+            return Err(ApiError::validation("title", "must be at most 200 characters"));
+        }
+        if self.description.as_ref().is_some_and(|d| d.chars().count() > 5000) {
+            return Err(ApiError::validation("description", "must be at most 5000 characters"));
+        }
+        Ok(())
+    }
+}
