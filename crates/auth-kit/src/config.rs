@@ -46,8 +46,7 @@ pub const PLACEHOLDER_SECRETS: &[&str] = &[
 pub const MIN_SECRET_DISTINCT_CHARS: usize = 8;
 
 /// How to get a good key, quoted by every SECRET_KEY error.
-pub const SECRET_KEY_FIX: &str =
-    "generate one with `cargo xtask setup-jwt` (or `openssl rand -hex 32`) and set SECRET_KEY to it in the environment or .env";
+pub const SECRET_KEY_FIX: &str = "generate one with `cargo xtask setup-jwt` (or `openssl rand -hex 32`) and set SECRET_KEY to it in the environment or .env";
 
 /// The process environment over an optional `.env` file.
 #[derive(Clone, Default)]
@@ -59,7 +58,10 @@ pub struct Environment {
 impl fmt::Debug for Environment {
     // Values may be secrets: show only which variables are set.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Environment").field("variables", &self.vars.keys().collect::<Vec<_>>()).field("dotenv", &self.dotenv).finish()
+        f.debug_struct("Environment")
+            .field("variables", &self.vars.keys().collect::<Vec<_>>())
+            .field("dotenv", &self.dotenv)
+            .finish()
     }
 }
 
@@ -67,7 +69,11 @@ impl Environment {
     /// The process environment over `./.env` when that file exists.
     pub fn load() -> Result<Self, ConfigError> {
         let dotenv = Path::new(".env");
-        if dotenv.is_file() { Self::load_with_file(dotenv) } else { Ok(Self::from_process(BTreeMap::new(), None)) }
+        if dotenv.is_file() {
+            Self::load_with_file(dotenv)
+        } else {
+            Ok(Self::from_process(BTreeMap::new(), None))
+        }
     }
 
     /// The process environment over the env file at `path`, which must exist
@@ -80,7 +86,9 @@ impl Environment {
             fix: format!("fix or remove {}", path.display()),
         };
         let iter = dotenvy::from_path_iter(path).map_err(|e| match e {
-            dotenvy::Error::Io(io) => file_error(format!("{} cannot be read ({io})", path.display())),
+            dotenvy::Error::Io(io) => {
+                file_error(format!("{} cannot be read ({io})", path.display()))
+            }
             other => file_error(format!("{} cannot be parsed ({other})", path.display())),
         })?;
         let mut file_vars = BTreeMap::new();
@@ -88,7 +96,10 @@ impl Environment {
             let (key, value) = item.map_err(|e| match e {
                 dotenvy::Error::LineParse(_, index) => {
                     // The line itself may hold a secret: report where, not what.
-                    file_error(format!("{} has a line that cannot be parsed (at character {index})", path.display()))
+                    file_error(format!(
+                        "{} has a line that cannot be parsed (at character {index})",
+                        path.display()
+                    ))
                 }
                 other => file_error(format!("{} cannot be parsed ({other})", path.display())),
             })?;
@@ -107,13 +118,24 @@ impl Environment {
     }
 
     /// Exactly these variables and nothing from the process (tests, embedding).
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Self { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(), dotenv: None }
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            dotenv: None,
+        }
     }
 
     /// A variable's value; an empty or all-space value counts as unset.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
     }
 
     /// The `.env` file that was read, if any.
@@ -153,8 +175,18 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(variable: &str, kind: ConfigErrorKind, problem: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { variable: variable.to_owned(), kind, problem: problem.into(), fix: fix.into() }
+    fn new(
+        variable: &str,
+        kind: ConfigErrorKind,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            variable: variable.to_owned(),
+            kind,
+            problem: problem.into(),
+            fix: fix.into(),
+        }
     }
 
     /// The variable at fault.
@@ -217,17 +249,40 @@ pub struct Finding {
 impl Finding {
     /// A passing check.
     pub fn pass(subject: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { status: Status::Pass, subject: subject.into(), message: message.into(), fix: String::new() }
+        Self {
+            status: Status::Pass,
+            subject: subject.into(),
+            message: message.into(),
+            fix: String::new(),
+        }
     }
 
     /// A warning with its fix.
-    pub fn warn(subject: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { status: Status::Warn, subject: subject.into(), message: message.into(), fix: fix.into() }
+    pub fn warn(
+        subject: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            status: Status::Warn,
+            subject: subject.into(),
+            message: message.into(),
+            fix: fix.into(),
+        }
     }
 
     /// A failure with its fix.
-    pub fn fail(subject: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { status: Status::Fail, subject: subject.into(), message: message.into(), fix: fix.into() }
+    pub fn fail(
+        subject: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            status: Status::Fail,
+            subject: subject.into(),
+            message: message.into(),
+            fix: fix.into(),
+        }
     }
 }
 
@@ -249,7 +304,10 @@ pub struct AdminBootstrap {
 
 impl fmt::Debug for AdminBootstrap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AdminBootstrap").field("username", &self.username).field("password", &"<redacted>").finish()
+        f.debug_struct("AdminBootstrap")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
     }
 }
 
@@ -266,8 +324,11 @@ pub struct LoginLimits {
 
 impl LoginLimits {
     /// SPEC section 9: 5 per username, 50 per IP, 300 s.
-    pub const STANDARD: LoginLimits =
-        LoginLimits { max_failures_per_username: 5, max_failures_per_ip: 50, lockout: Duration::from_secs(300) };
+    pub const STANDARD: LoginLimits = LoginLimits {
+        max_failures_per_username: 5,
+        max_failures_per_ip: 50,
+        lockout: Duration::from_secs(300),
+    };
 }
 
 /// Everything a jwt or oauth2 service reads from its configuration.
@@ -306,7 +367,12 @@ impl ServiceSettings {
         match read_service(env, service_name, &mut report) {
             Some(settings) => Ok(settings),
             None => Err(report.first_error.unwrap_or_else(|| {
-                ConfigError::new("configuration", ConfigErrorKind::Invalid, "the configuration is invalid", "run `cargo xtask validate`")
+                ConfigError::new(
+                    "configuration",
+                    ConfigErrorKind::Invalid,
+                    "the configuration is invalid",
+                    "run `cargo xtask validate`",
+                )
             })),
         }
     }
@@ -333,7 +399,11 @@ struct Report {
 
 impl Report {
     /// Records a check's outcome and passes its value on.
-    fn take<T>(&mut self, result: Result<T, ConfigError>, pass: impl FnOnce(&T) -> Finding) -> Option<T> {
+    fn take<T>(
+        &mut self,
+        result: Result<T, ConfigError>,
+        pass: impl FnOnce(&T) -> Finding,
+    ) -> Option<T> {
         match result {
             Ok(value) => {
                 self.findings.push(pass(&value));
@@ -352,11 +422,18 @@ impl Report {
     }
 }
 
-fn read_service(env: &Environment, service_name: &str, report: &mut Report) -> Option<ServiceSettings> {
-    let algorithm = report.take(algorithm(env), |a| Finding::pass("ALGORITHM", format!("{a}")));
+fn read_service(
+    env: &Environment,
+    service_name: &str,
+    report: &mut Report,
+) -> Option<ServiceSettings> {
+    let algorithm = report.take(algorithm(env), |a| {
+        Finding::pass("ALGORITHM", format!("{a}"))
+    });
     let keys = match algorithm {
         Some(alg) if alg.is_hmac() => {
-            if env.get("JWT_PRIVATE_KEY_FILE").is_some() || env.get("JWT_PUBLIC_KEY_FILE").is_some() {
+            if env.get("JWT_PRIVATE_KEY_FILE").is_some() || env.get("JWT_PUBLIC_KEY_FILE").is_some()
+            {
                 report.push(Finding::warn(
                     "JWT_PRIVATE_KEY_FILE",
                     format!("key files are set but ALGORITHM={alg} signs with SECRET_KEY; they are ignored"),
@@ -364,14 +441,23 @@ fn read_service(env: &Environment, service_name: &str, report: &mut Report) -> O
                 ));
             }
             let secret = report.take(secret_key(env.get("SECRET_KEY")), |s| {
-                Finding::pass("SECRET_KEY", format!("{} bytes, about {} bits of entropy", s.bytes, s.entropy_bits))
+                Finding::pass(
+                    "SECRET_KEY",
+                    format!(
+                        "{} bytes, about {} bits of entropy",
+                        s.bytes, s.entropy_bits
+                    ),
+                )
             });
             if let Some(strength) = &secret
                 && strength.entropy_bits < 128
             {
                 report.push(Finding::warn(
                     "SECRET_KEY",
-                    format!("only about {} bits of entropy (repetitive characters)", strength.entropy_bits),
+                    format!(
+                        "only about {} bits of entropy (repetitive characters)",
+                        strength.entropy_bits
+                    ),
                     SECRET_KEY_FIX,
                 ));
             }
@@ -389,15 +475,19 @@ fn read_service(env: &Environment, service_name: &str, report: &mut Report) -> O
                 ));
             }
             report.take(key_files(env, alg), |k| {
-                Finding::pass("JWT_PRIVATE_KEY_FILE", format!("{alg} key pair, kid {}", k.kid().unwrap_or("-")))
+                Finding::pass(
+                    "JWT_PRIVATE_KEY_FILE",
+                    format!("{alg} key pair, kid {}", k.kid().unwrap_or("-")),
+                )
             })
         }
         None => None,
     };
 
-    let access_minutes = report.take(integer(env, "ACCESS_TOKEN_EXPIRE_MINUTES", 30, 1, 1440), |m| {
-        Finding::pass("ACCESS_TOKEN_EXPIRE_MINUTES", format!("{m} minutes"))
-    });
+    let access_minutes = report.take(
+        integer(env, "ACCESS_TOKEN_EXPIRE_MINUTES", 30, 1, 1440),
+        |m| Finding::pass("ACCESS_TOKEN_EXPIRE_MINUTES", format!("{m} minutes")),
+    );
     if let Some(m) = access_minutes
         && m > 60
     {
@@ -410,14 +500,25 @@ fn read_service(env: &Environment, service_name: &str, report: &mut Report) -> O
     let refresh_days = report.take(integer(env, "REFRESH_TOKEN_EXPIRE_DAYS", 14, 1, 365), |d| {
         Finding::pass("REFRESH_TOKEN_EXPIRE_DAYS", format!("{d} days"))
     });
-    let leeway = report.take(leeway(env), |l| Finding::pass("JWT_LEEWAY_SECONDS", format!("{} seconds", l.as_secs())));
-    let issuer = env.get("JWT_ISSUER").unwrap_or(service_name).trim().to_owned();
+    let leeway = report.take(leeway(env), |l| {
+        Finding::pass("JWT_LEEWAY_SECONDS", format!("{} seconds", l.as_secs()))
+    });
+    let issuer = env
+        .get("JWT_ISSUER")
+        .unwrap_or(service_name)
+        .trim()
+        .to_owned();
     report.push(Finding::pass("JWT_ISSUER", format!("'{issuer}'")));
-    let audience = env.get("JWT_AUDIENCE").unwrap_or(service_name).trim().to_owned();
+    let audience = env
+        .get("JWT_AUDIENCE")
+        .unwrap_or(service_name)
+        .trim()
+        .to_owned();
     report.push(Finding::pass("JWT_AUDIENCE", format!("'{audience}'")));
 
-    let database_url =
-        report.take(database_url(env, service_name), |url| Finding::pass("DATABASE_URL", describe_database(url)));
+    let database_url = report.take(database_url(env, service_name), |url| {
+        Finding::pass("DATABASE_URL", describe_database(url))
+    });
     let host = report.take(host(env), |h| Finding::pass("HOST", h.to_string()));
     if let Some(h) = host
         && h.is_unspecified()
@@ -428,13 +529,24 @@ fn read_service(env: &Environment, service_name: &str, report: &mut Report) -> O
             "put the service behind a TLS-terminating proxy, or use 127.0.0.1 in development",
         ));
     }
-    let port = report.take(integer(env, "PORT", 8000, 1, 65535), |p| Finding::pass("PORT", p.to_string()));
+    let port = report.take(integer(env, "PORT", 8000, 1, 65535), |p| {
+        Finding::pass("PORT", p.to_string())
+    });
     let admin = report.take(admin(env), |a| match a {
-        Some(a) => Finding::pass("ADMIN_USERNAME", format!("'{}' is created at start-up if missing", a.username)),
-        None => Finding::pass("ADMIN_USERNAME", "no bootstrap admin (ADMIN_USERNAME/ADMIN_PASSWORD unset)"),
+        Some(a) => Finding::pass(
+            "ADMIN_USERNAME",
+            format!("'{}' is created at start-up if missing", a.username),
+        ),
+        None => Finding::pass(
+            "ADMIN_USERNAME",
+            "no bootstrap admin (ADMIN_USERNAME/ADMIN_PASSWORD unset)",
+        ),
     });
     let max_failures = report.take(integer(env, "LOGIN_MAX_FAILURES", 5, 1, 1000), |n| {
-        Finding::pass("LOGIN_MAX_FAILURES", format!("{n} failed logins lock a username"))
+        Finding::pass(
+            "LOGIN_MAX_FAILURES",
+            format!("{n} failed logins lock a username"),
+        )
     });
     let lockout = report.take(integer(env, "LOGIN_LOCKOUT_SECONDS", 300, 1, 86_400), |s| {
         Finding::pass("LOGIN_LOCKOUT_SECONDS", format!("{s} seconds"))
@@ -464,13 +576,20 @@ fn read_service(env: &Environment, service_name: &str, report: &mut Report) -> O
 fn leeway(env: &Environment) -> Result<Leeway, ConfigError> {
     let seconds = integer(env, "JWT_LEEWAY_SECONDS", 30, 0, Leeway::MAX_SECONDS)?;
     Leeway::seconds(seconds).ok_or_else(|| {
-        ConfigError::new("JWT_LEEWAY_SECONDS", ConfigErrorKind::OutOfRange, "JWT_LEEWAY_SECONDS is out of range", "set it from 0 to 60")
+        ConfigError::new(
+            "JWT_LEEWAY_SECONDS",
+            ConfigErrorKind::OutOfRange,
+            "JWT_LEEWAY_SECONDS is out of range",
+            "set it from 0 to 60",
+        )
     })
 }
 
 /// The configured algorithm (default HS256).
 pub fn algorithm(env: &Environment) -> Result<SigningAlgorithm, ConfigError> {
-    let Some(raw) = env.get("ALGORITHM") else { return Ok(SigningAlgorithm::HS256) };
+    let Some(raw) = env.get("ALGORITHM") else {
+        return Ok(SigningAlgorithm::HS256);
+    };
     raw.trim().parse::<SigningAlgorithm>().map_err(|e| {
         let choices: Vec<&str> = SigningAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
         ConfigError::new(
@@ -493,16 +612,31 @@ pub struct SecretStrength {
 
 /// SPEC section 9's rules for SECRET_KEY, which is used as its UTF-8 bytes.
 pub fn secret_key(raw: Option<&str>) -> Result<SecretStrength, ConfigError> {
-    let weak = |problem: String| ConfigError::new("SECRET_KEY", ConfigErrorKind::WeakSecret, problem, SECRET_KEY_FIX);
+    let weak = |problem: String| {
+        ConfigError::new(
+            "SECRET_KEY",
+            ConfigErrorKind::WeakSecret,
+            problem,
+            SECRET_KEY_FIX,
+        )
+    };
     let Some(raw) = raw else {
-        return Err(ConfigError::new("SECRET_KEY", ConfigErrorKind::Missing, "SECRET_KEY is not set", SECRET_KEY_FIX));
+        return Err(ConfigError::new(
+            "SECRET_KEY",
+            ConfigErrorKind::Missing,
+            "SECRET_KEY is not set",
+            SECRET_KEY_FIX,
+        ));
     };
     let normalized = raw.trim().to_ascii_lowercase();
     if PLACEHOLDER_SECRETS.contains(&normalized.as_str()) {
         return Err(weak("SECRET_KEY is a known placeholder value".to_owned()));
     }
     if raw.len() < MIN_SECRET_BYTES {
-        return Err(weak(format!("SECRET_KEY is only {} bytes, at least {MIN_SECRET_BYTES} are required", raw.len())));
+        return Err(weak(format!(
+            "SECRET_KEY is only {} bytes, at least {MIN_SECRET_BYTES} are required",
+            raw.len()
+        )));
     }
     let distinct: BTreeSet<char> = raw.chars().collect();
     if distinct.len() < MIN_SECRET_DISTINCT_CHARS {
@@ -511,9 +645,16 @@ pub fn secret_key(raw: Option<&str>) -> Result<SecretStrength, ConfigError> {
             distinct.len()
         )));
     }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
     let entropy_bits = (raw.chars().count() as f64 * (distinct.len() as f64).log2()) as u32;
-    Ok(SecretStrength { bytes: raw.len(), entropy_bits })
+    Ok(SecretStrength {
+        bytes: raw.len(),
+        entropy_bits,
+    })
 }
 
 /// Reads and checks JWT_PRIVATE_KEY_FILE / JWT_PUBLIC_KEY_FILE for `alg`.
@@ -523,29 +664,66 @@ pub fn key_files(env: &Environment, alg: SigningAlgorithm) -> Result<SigningKeys
     );
     let read = |var: &str| -> Result<Vec<u8>, ConfigError> {
         let path = env.get(var).ok_or_else(|| {
-            ConfigError::new(var, ConfigErrorKind::Missing, format!("ALGORITHM={alg} needs {var} (a PEM file)"), fix.clone())
+            ConfigError::new(
+                var,
+                ConfigErrorKind::Missing,
+                format!("ALGORITHM={alg} needs {var} (a PEM file)"),
+                fix.clone(),
+            )
         })?;
         std::fs::read(path).map_err(|e| {
-            ConfigError::new(var, ConfigErrorKind::KeyFile, format!("{var}={path} cannot be read ({e})"), fix.clone())
+            ConfigError::new(
+                var,
+                ConfigErrorKind::KeyFile,
+                format!("{var}={path} cannot be read ({e})"),
+                fix.clone(),
+            )
         })
     };
     let private = Zeroizing::new(read("JWT_PRIVATE_KEY_FILE")?);
     let public = read("JWT_PUBLIC_KEY_FILE")?;
     SigningKeys::from_pem(alg, &private, &public).map_err(|e| {
-        let var = if matches!(e, KeyError::PublicKey(_)) { "JWT_PUBLIC_KEY_FILE" } else { "JWT_PRIVATE_KEY_FILE" };
-        ConfigError::new(var, ConfigErrorKind::KeyFile, format!("{var}: {e}"), fix.clone())
+        let var = if matches!(e, KeyError::PublicKey(_)) {
+            "JWT_PUBLIC_KEY_FILE"
+        } else {
+            "JWT_PRIVATE_KEY_FILE"
+        };
+        ConfigError::new(
+            var,
+            ConfigErrorKind::KeyFile,
+            format!("{var}: {e}"),
+            fix.clone(),
+        )
     })
 }
 
 /// A whole number from `lo` to `hi`, or `default` when unset.
-fn integer(env: &Environment, var: &str, default: u64, lo: u64, hi: u64) -> Result<u64, ConfigError> {
-    let Some(raw) = env.get(var) else { return Ok(default) };
+fn integer(
+    env: &Environment,
+    var: &str,
+    default: u64,
+    lo: u64,
+    hi: u64,
+) -> Result<u64, ConfigError> {
+    let Some(raw) = env.get(var) else {
+        return Ok(default);
+    };
     let fix = format!("set {var} to a whole number from {lo} to {hi}");
     let value: u64 = raw.trim().parse().map_err(|_| {
-        ConfigError::new(var, ConfigErrorKind::Invalid, format!("{var}={:?} is not a whole number", truncate(raw)), fix.clone())
+        ConfigError::new(
+            var,
+            ConfigErrorKind::Invalid,
+            format!("{var}={:?} is not a whole number", truncate(raw)),
+            fix.clone(),
+        )
     })?;
     if !(lo..=hi).contains(&value) {
-        return Err(ConfigError::new(var, ConfigErrorKind::OutOfRange, format!("{var}={value} is out of range"), fix));
+        return Err(ConfigError::new(
+            var,
+            ConfigErrorKind::OutOfRange,
+            format!("{var}={value} is out of range"),
+            fix,
+        ));
     }
     Ok(value)
 }
@@ -557,10 +735,14 @@ fn truncate(s: &str) -> String {
 /// DATABASE_URL: `sqlite:` or `postgres://`, parseable; default a SQLite
 /// file named after the service in the working directory.
 pub fn database_url(env: &Environment, service_name: &str) -> Result<String, ConfigError> {
-    let url = env.get("DATABASE_URL").map_or_else(|| format!("sqlite://{service_name}.db?mode=rwc"), |u| u.trim().to_owned());
+    let url = env.get("DATABASE_URL").map_or_else(
+        || format!("sqlite://{service_name}.db?mode=rwc"),
+        |u| u.trim().to_owned(),
+    );
     let fix = "use sqlite://<file>.db?mode=rwc or postgres://user:password@host:5432/database";
     let parsed = if url.starts_with("sqlite:") {
-        url.parse::<sqlx::sqlite::SqliteConnectOptions>().map(|_| ())
+        url.parse::<sqlx::sqlite::SqliteConnectOptions>()
+            .map(|_| ())
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         url.parse::<sqlx::postgres::PgConnectOptions>().map(|_| ())
     } else {
@@ -572,7 +754,14 @@ pub fn database_url(env: &Environment, service_name: &str) -> Result<String, Con
         ));
     };
     // The parser's message may quote the URL, password included: keep it out.
-    parsed.map_err(|_| ConfigError::new("DATABASE_URL", ConfigErrorKind::Invalid, "DATABASE_URL cannot be parsed", fix))?;
+    parsed.map_err(|_| {
+        ConfigError::new(
+            "DATABASE_URL",
+            ConfigErrorKind::Invalid,
+            "DATABASE_URL cannot be parsed",
+            fix,
+        )
+    })?;
     Ok(url)
 }
 
@@ -581,16 +770,27 @@ pub fn describe_database(url: &str) -> String {
     if let Some(rest) = url.strip_prefix("sqlite:") {
         let file = rest.trim_start_matches("//");
         let file = file.split('?').next().unwrap_or(file);
-        if file.is_empty() || file == ":memory:" { "SQLite in memory".to_owned() } else { format!("SQLite file {file}") }
+        if file.is_empty() || file == ":memory:" {
+            "SQLite in memory".to_owned()
+        } else {
+            format!("SQLite file {file}")
+        }
     } else {
         let after_scheme = url.split_once("://").map_or(url, |(_, r)| r);
-        let host_part = after_scheme.rsplit_once('@').map_or(after_scheme, |(_, h)| h);
-        format!("PostgreSQL at {}", host_part.split('?').next().unwrap_or(host_part))
+        let host_part = after_scheme
+            .rsplit_once('@')
+            .map_or(after_scheme, |(_, h)| h);
+        format!(
+            "PostgreSQL at {}",
+            host_part.split('?').next().unwrap_or(host_part)
+        )
     }
 }
 
 fn host(env: &Environment) -> Result<IpAddr, ConfigError> {
-    let Some(raw) = env.get("HOST") else { return Ok(IpAddr::from([127, 0, 0, 1])) };
+    let Some(raw) = env.get("HOST") else {
+        return Ok(IpAddr::from([127, 0, 0, 1]));
+    };
     let raw = raw.trim();
     if raw.eq_ignore_ascii_case("localhost") {
         return Ok(IpAddr::from([127, 0, 0, 1]));
@@ -607,7 +807,10 @@ fn host(env: &Environment) -> Result<IpAddr, ConfigError> {
 
 /// SPEC section 9's username rule: 3 to 64 of `A-Z a-z 0-9 _ . -`.
 pub fn is_valid_username(name: &str) -> bool {
-    (3..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    (3..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 fn admin(env: &Environment) -> Result<Option<AdminBootstrap>, ConfigError> {
@@ -629,7 +832,10 @@ fn admin(env: &Environment) -> Result<Option<AdminBootstrap>, ConfigError> {
                     "choose a longer admin password",
                 ));
             }
-            Ok(Some(AdminBootstrap { username: username.to_owned(), password: Zeroizing::new(password.to_owned()) }))
+            Ok(Some(AdminBootstrap {
+                username: username.to_owned(),
+                password: Zeroizing::new(password.to_owned()),
+            }))
         }
         (None, None) => Ok(None),
         (Some(_), None) => Err(ConfigError::new(
@@ -661,35 +867,117 @@ mod tests {
     fn check_refused(pairs: &[(&str, &str)], variable: &str, fragment: &str) {
         let err = ServiceSettings::from_env(&env(pairs), "svc").unwrap_err();
         assert_eq!(err.variable(), variable, "{err}");
-        assert!(err.to_string().contains(fragment), "{err:?} lacks {fragment:?}");
+        assert!(
+            err.to_string().contains(fragment),
+            "{err:?} lacks {fragment:?}"
+        );
         let findings = check_service(&env(pairs), "svc");
-        assert!(findings.iter().any(|f| f.status == Status::Fail && f.subject == variable), "{findings:#?}");
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.status == Status::Fail && f.subject == variable),
+            "{findings:#?}"
+        );
     }
 
     #[test]
     fn refused_configurations() {
         check_refused(&[], "SECRET_KEY", "is not set");
-        check_refused(&[("SECRET_KEY", "0123456789")], "SECRET_KEY", "only 10 bytes");
-        check_refused(&[("SECRET_KEY", "your_secret_key_here")], "SECRET_KEY", "placeholder");
-        check_refused(&[("SECRET_KEY", " ChangeMe ")], "SECRET_KEY", "placeholder");
-        check_refused(&[("SECRET_KEY", &"ab".repeat(20))], "SECRET_KEY", "distinct characters");
-        check_refused(&[("SECRET_KEY", GOOD_KEY), ("ALGORITHM", "none")], "ALGORITHM", "not supported");
-        check_refused(&[("SECRET_KEY", GOOD_KEY), ("ALGORITHM", "hs256")], "ALGORITHM", "not supported");
-        check_refused(&[("ALGORITHM", "RS256")], "JWT_PRIVATE_KEY_FILE", "needs JWT_PRIVATE_KEY_FILE");
         check_refused(
-            &[("ALGORITHM", "ES256"), ("JWT_PRIVATE_KEY_FILE", "/nonexistent/key.pem"), ("JWT_PUBLIC_KEY_FILE", "/x")],
+            &[("SECRET_KEY", "0123456789")],
+            "SECRET_KEY",
+            "only 10 bytes",
+        );
+        check_refused(
+            &[("SECRET_KEY", "your_secret_key_here")],
+            "SECRET_KEY",
+            "placeholder",
+        );
+        check_refused(&[("SECRET_KEY", " ChangeMe ")], "SECRET_KEY", "placeholder");
+        check_refused(
+            &[("SECRET_KEY", &"ab".repeat(20))],
+            "SECRET_KEY",
+            "distinct characters",
+        );
+        check_refused(
+            &[("SECRET_KEY", GOOD_KEY), ("ALGORITHM", "none")],
+            "ALGORITHM",
+            "not supported",
+        );
+        check_refused(
+            &[("SECRET_KEY", GOOD_KEY), ("ALGORITHM", "hs256")],
+            "ALGORITHM",
+            "not supported",
+        );
+        check_refused(
+            &[("ALGORITHM", "RS256")],
+            "JWT_PRIVATE_KEY_FILE",
+            "needs JWT_PRIVATE_KEY_FILE",
+        );
+        check_refused(
+            &[
+                ("ALGORITHM", "ES256"),
+                ("JWT_PRIVATE_KEY_FILE", "/nonexistent/key.pem"),
+                ("JWT_PUBLIC_KEY_FILE", "/x"),
+            ],
             "JWT_PRIVATE_KEY_FILE",
             "cannot be read",
         );
-        check_refused(&[("SECRET_KEY", GOOD_KEY), ("ACCESS_TOKEN_EXPIRE_MINUTES", "0")], "ACCESS_TOKEN_EXPIRE_MINUTES", "out of range");
-        check_refused(&[("SECRET_KEY", GOOD_KEY), ("ACCESS_TOKEN_EXPIRE_MINUTES", "1441")], "ACCESS_TOKEN_EXPIRE_MINUTES", "out of range");
-        check_refused(&[("SECRET_KEY", GOOD_KEY), ("REFRESH_TOKEN_EXPIRE_DAYS", "x")], "REFRESH_TOKEN_EXPIRE_DAYS", "not a whole number");
-        check_refused(&[("SECRET_KEY", GOOD_KEY), ("JWT_LEEWAY_SECONDS", "61")], "JWT_LEEWAY_SECONDS", "out of range");
-        check_refused(&[("SECRET_KEY", GOOD_KEY), ("DATABASE_URL", "mysql://x")], "DATABASE_URL", "neither");
-        check_refused(&[("SECRET_KEY", GOOD_KEY), ("PORT", "70000")], "PORT", "out of range");
-        check_refused(&[("SECRET_KEY", GOOD_KEY), ("HOST", "example.com")], "HOST", "not an IP address");
-        check_refused(&[("SECRET_KEY", GOOD_KEY), ("ADMIN_USERNAME", "admin"), ("ADMIN_PASSWORD", "short")], "ADMIN_PASSWORD", "at least 8");
-        check_refused(&[("SECRET_KEY", GOOD_KEY), ("ADMIN_USERNAME", "admin")], "ADMIN_PASSWORD", "ADMIN_PASSWORD is not");
+        check_refused(
+            &[
+                ("SECRET_KEY", GOOD_KEY),
+                ("ACCESS_TOKEN_EXPIRE_MINUTES", "0"),
+            ],
+            "ACCESS_TOKEN_EXPIRE_MINUTES",
+            "out of range",
+        );
+        check_refused(
+            &[
+                ("SECRET_KEY", GOOD_KEY),
+                ("ACCESS_TOKEN_EXPIRE_MINUTES", "1441"),
+            ],
+            "ACCESS_TOKEN_EXPIRE_MINUTES",
+            "out of range",
+        );
+        check_refused(
+            &[("SECRET_KEY", GOOD_KEY), ("REFRESH_TOKEN_EXPIRE_DAYS", "x")],
+            "REFRESH_TOKEN_EXPIRE_DAYS",
+            "not a whole number",
+        );
+        check_refused(
+            &[("SECRET_KEY", GOOD_KEY), ("JWT_LEEWAY_SECONDS", "61")],
+            "JWT_LEEWAY_SECONDS",
+            "out of range",
+        );
+        check_refused(
+            &[("SECRET_KEY", GOOD_KEY), ("DATABASE_URL", "mysql://x")],
+            "DATABASE_URL",
+            "neither",
+        );
+        check_refused(
+            &[("SECRET_KEY", GOOD_KEY), ("PORT", "70000")],
+            "PORT",
+            "out of range",
+        );
+        check_refused(
+            &[("SECRET_KEY", GOOD_KEY), ("HOST", "example.com")],
+            "HOST",
+            "not an IP address",
+        );
+        check_refused(
+            &[
+                ("SECRET_KEY", GOOD_KEY),
+                ("ADMIN_USERNAME", "admin"),
+                ("ADMIN_PASSWORD", "short"),
+            ],
+            "ADMIN_PASSWORD",
+            "at least 8",
+        );
+        check_refused(
+            &[("SECRET_KEY", GOOD_KEY), ("ADMIN_USERNAME", "admin")],
+            "ADMIN_PASSWORD",
+            "ADMIN_PASSWORD is not",
+        );
     }
 
     #[test]
@@ -716,22 +1004,35 @@ mod tests {
         assert_eq!(s.keys.algorithm(), SigningAlgorithm::HS256);
         assert_eq!(s.access_token_ttl, Duration::from_secs(30 * 60));
         assert_eq!(s.refresh_token_ttl, Duration::from_secs(14 * 86_400));
-        assert_eq!((s.issuer.as_str(), s.audience.as_str()), ("my-api", "my-api"));
+        assert_eq!(
+            (s.issuer.as_str(), s.audience.as_str()),
+            ("my-api", "my-api")
+        );
         assert_eq!(s.leeway.as_secs(), 30);
         assert_eq!(s.database_url, "sqlite://my-api.db?mode=rwc");
         assert_eq!(s.listen_addr().to_string(), "127.0.0.1:8000");
         assert!(s.admin.is_none());
         assert_eq!(s.login_limits, LoginLimits::STANDARD);
         let findings = check_service(&env(&[("SECRET_KEY", GOOD_KEY)]), "my-api");
-        assert!(findings.iter().all(|f| f.status == Status::Pass), "{findings:#?}");
+        assert!(
+            findings.iter().all(|f| f.status == Status::Pass),
+            "{findings:#?}"
+        );
     }
 
     #[test]
     fn warnings_do_not_refuse() {
-        let pairs = [("SECRET_KEY", GOOD_KEY), ("ACCESS_TOKEN_EXPIRE_MINUTES", "600"), ("HOST", "0.0.0.0")];
+        let pairs = [
+            ("SECRET_KEY", GOOD_KEY),
+            ("ACCESS_TOKEN_EXPIRE_MINUTES", "600"),
+            ("HOST", "0.0.0.0"),
+        ];
         assert!(ServiceSettings::from_env(&env(&pairs), "svc").is_ok());
-        let warned: Vec<_> =
-            check_service(&env(&pairs), "svc").into_iter().filter(|f| f.status == Status::Warn).map(|f| f.subject).collect();
+        let warned: Vec<_> = check_service(&env(&pairs), "svc")
+            .into_iter()
+            .filter(|f| f.status == Status::Warn)
+            .map(|f| f.subject)
+            .collect();
         assert_eq!(warned, ["ACCESS_TOKEN_EXPIRE_MINUTES", "HOST"]);
     }
 
@@ -740,21 +1041,36 @@ mod tests {
         // 32 bytes, 8 distinct characters: accepted by SPEC's rules, about 96 bits.
         let key = "abcdefgh".repeat(4);
         let findings = check_service(&env(&[("SECRET_KEY", &key)]), "svc");
-        assert!(findings.iter().any(|f| f.status == Status::Warn && f.subject == "SECRET_KEY"), "{findings:#?}");
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.status == Status::Warn && f.subject == "SECRET_KEY"),
+            "{findings:#?}"
+        );
     }
 
     #[test]
     fn describes_databases_without_passwords() {
-        assert_eq!(describe_database("sqlite://app.db?mode=rwc"), "SQLite file app.db");
+        assert_eq!(
+            describe_database("sqlite://app.db?mode=rwc"),
+            "SQLite file app.db"
+        );
         assert_eq!(describe_database("sqlite::memory:"), "SQLite in memory");
-        assert_eq!(describe_database("postgres://u:hunter2@db:5432/app?sslmode=require"), "PostgreSQL at db:5432/app");
+        assert_eq!(
+            describe_database("postgres://u:hunter2@db:5432/app?sslmode=require"),
+            "PostgreSQL at db:5432/app"
+        );
     }
 
     #[test]
     fn dotenv_file_is_read_and_environment_wins() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(".env");
-        std::fs::write(&path, "# comment\nAUTH_KIT_TEST_ONLY_IN_FILE=from-file\nPATH=from-file\n").unwrap();
+        std::fs::write(
+            &path,
+            "# comment\nAUTH_KIT_TEST_ONLY_IN_FILE=from-file\nPATH=from-file\n",
+        )
+        .unwrap();
         let env = Environment::load_with_file(&path).unwrap();
         assert_eq!(env.get("AUTH_KIT_TEST_ONLY_IN_FILE"), Some("from-file"));
         assert_ne!(env.get("PATH"), Some("from-file"));

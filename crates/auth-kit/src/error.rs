@@ -33,7 +33,14 @@ pub struct ErrorBody {
 }
 
 fn json_error(status: StatusCode, error: &str, description: &str) -> Response {
-    (status, Json(ErrorBody { error: error.to_owned(), error_description: description.to_owned() })).into_response()
+    (
+        status,
+        Json(ErrorBody {
+            error: error.to_owned(),
+            error_description: description.to_owned(),
+        }),
+    )
+        .into_response()
 }
 
 /// The cause of a 5xx answer, carried in response extensions for logging.
@@ -46,7 +53,10 @@ impl fmt::Debug for ServerErrorDetail {
     }
 }
 
-fn with_detail(mut response: Response, cause: Option<Arc<dyn std::error::Error + Send + Sync>>) -> Response {
+fn with_detail(
+    mut response: Response,
+    cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
+) -> Response {
     if let Some(cause) = cause {
         response.extensions_mut().insert(ServerErrorDetail(cause));
     }
@@ -90,7 +100,9 @@ impl fmt::Display for AuthError {
             AuthError::Disabled => f.write_str("The user is disabled"),
             AuthError::PermissionRequired(p) => write!(f, "Permission '{p}' required"),
             AuthError::RoleRequired(r) => write!(f, "Role '{r}' required"),
-            AuthError::Unavailable(_) => f.write_str("The service is temporarily unavailable; retry shortly"),
+            AuthError::Unavailable(_) => {
+                f.write_str("The service is temporarily unavailable; retry shortly")
+            }
         }
     }
 }
@@ -113,9 +125,12 @@ impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         let description = self.to_string();
         let (status, code, challenge, cause) = match &self {
-            AuthError::MissingCredentials => {
-                (StatusCode::UNAUTHORIZED, "unauthorized", Some(HeaderValue::from_static("Bearer")), None)
-            }
+            AuthError::MissingCredentials => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                Some(HeaderValue::from_static("Bearer")),
+                None,
+            ),
             AuthError::InvalidToken(_) => (
                 StatusCode::UNAUTHORIZED,
                 "invalid_token",
@@ -125,22 +140,33 @@ impl IntoResponse for AuthError {
             AuthError::InsufficientScope(scopes) => (
                 StatusCode::FORBIDDEN,
                 "insufficient_scope",
-                Some(bearer_challenge("insufficient_scope", &description, Some(&scopes.join(" ")))),
+                Some(bearer_challenge(
+                    "insufficient_scope",
+                    &description,
+                    Some(&scopes.join(" ")),
+                )),
                 None,
             ),
             AuthError::Disabled | AuthError::PermissionRequired(_) | AuthError::RoleRequired(_) => {
                 (StatusCode::FORBIDDEN, "forbidden", None, None)
             }
-            AuthError::Unavailable(cause) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", None, Some(cause.clone()))
-            }
+            AuthError::Unavailable(cause) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                None,
+                Some(cause.clone()),
+            ),
         };
         let mut response = json_error(status, code, &description);
         if let Some(challenge) = challenge {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         with_detail(response, cause)
     }
@@ -206,7 +232,9 @@ impl fmt::Display for OAuthError {
             | OAuthError::InvalidGrant(d)
             | OAuthError::InvalidScope(d)
             | OAuthError::UnsupportedGrantType(d) => f.write_str(d),
-            OAuthError::TooManyRequests { .. } => f.write_str("Too many failed logins; try again later"),
+            OAuthError::TooManyRequests { .. } => {
+                f.write_str("Too many failed logins; try again later")
+            }
             OAuthError::Unavailable(_) => f.write_str("The server is busy; retry shortly"),
         }
     }
@@ -237,7 +265,9 @@ impl IntoResponse for OAuthError {
             _ => None,
         };
         if let Some(seconds) = retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         let cause = match self {
             OAuthError::Unavailable(cause) => cause,
@@ -293,8 +323,14 @@ pub enum ApiError {
 
 impl ApiError {
     /// 422 for `field`.
-    pub fn validation(field: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> Self {
-        ApiError::Validation { field: field.into(), message: message.into() }
+    pub fn validation(
+        field: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        ApiError::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// 404 with `description`.
@@ -323,13 +359,19 @@ impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ApiError::Auth(e) => write!(f, "{e}"),
-            ApiError::InvalidRequest(d) | ApiError::NotFound(d) | ApiError::UnsupportedMediaType(d) => f.write_str(d),
+            ApiError::InvalidRequest(d)
+            | ApiError::NotFound(d)
+            | ApiError::UnsupportedMediaType(d) => f.write_str(d),
             ApiError::MethodNotAllowed => f.write_str("The method is not allowed on this route"),
             ApiError::Conflict { description, .. } => f.write_str(description),
-            ApiError::PayloadTooLarge { limit } => write!(f, "The request body exceeds {limit} bytes"),
+            ApiError::PayloadTooLarge { limit } => {
+                write!(f, "The request body exceeds {limit} bytes")
+            }
             ApiError::Validation { field, message } => write!(f, "{field}: {message}"),
             ApiError::TooManyRequests { .. } => f.write_str("Too many requests; try again later"),
-            ApiError::Unavailable(_) => f.write_str("The service is temporarily unavailable; retry shortly"),
+            ApiError::Unavailable(_) => {
+                f.write_str("The service is temporarily unavailable; retry shortly")
+            }
             ApiError::Internal(_) => f.write_str("Internal server error"),
         }
     }
@@ -346,11 +388,19 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
-            ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large"),
-            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            ApiError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "request_too_large")
+            }
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-            ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
+            ApiError::TooManyRequests { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
+            }
+            ApiError::Unavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
         };
         let mut response = json_error(status, code, &description);
@@ -360,11 +410,15 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         if let Some(seconds) = retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if matches!(self, ApiError::PayloadTooLarge { .. }) {
             // The unread rest of the body makes the connection unusable.
-            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         let cause = match self {
             ApiError::Unavailable(cause) => cause,
@@ -403,7 +457,9 @@ mod tests {
         assert_eq!(r.status(), 403);
         assert_eq!(
             header(&r, header::WWW_AUTHENTICATE),
-            Some(r#"Bearer error="insufficient_scope", scope="items items:write", error_description="The access token lacks the scope 'items items:write'""#)
+            Some(
+                r#"Bearer error="insufficient_scope", scope="items items:write", error_description="The access token lacks the scope 'items items:write'""#
+            )
         );
 
         let r = AuthError::PermissionRequired("items:delete").into_response();
@@ -413,12 +469,18 @@ mod tests {
 
     #[test]
     fn token_endpoint_errors_are_not_cached() {
-        for e in [OAuthError::bad_credentials(), OAuthError::TooManyRequests { retry_after: 42 }] {
+        for e in [
+            OAuthError::bad_credentials(),
+            OAuthError::TooManyRequests { retry_after: 42 },
+        ] {
             let r = e.into_response();
             assert_eq!(header(&r, header::CACHE_CONTROL), Some("no-store"));
         }
         let r = OAuthError::TooManyRequests { retry_after: 42 }.into_response();
-        assert_eq!((r.status().as_u16(), header(&r, header::RETRY_AFTER)), (429, Some("42")));
+        assert_eq!(
+            (r.status().as_u16(), header(&r, header::RETRY_AFTER)),
+            (429, Some("42"))
+        );
     }
 
     #[test]

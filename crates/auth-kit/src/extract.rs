@@ -79,7 +79,10 @@ pub trait UserDirectory: Send + Sync + 'static {
     type User: Account;
 
     /// The user `access` was issued to, checking its login (`sid`).
-    fn find(&self, access: &VerifiedAccess) -> impl Future<Output = Result<Lookup<Self::User>, LookupError>> + Send;
+    fn find(
+        &self,
+        access: &VerifiedAccess,
+    ) -> impl Future<Output = Result<Lookup<Self::User>, LookupError>> + Send;
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -87,11 +90,17 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// `UserDirectory` made object-safe, so `Authenticator<U>` need not name
 /// the directory type.
 trait DynDirectory<U>: Send + Sync {
-    fn find<'a>(&'a self, access: &'a VerifiedAccess) -> BoxFuture<'a, Result<Lookup<U>, LookupError>>;
+    fn find<'a>(
+        &'a self,
+        access: &'a VerifiedAccess,
+    ) -> BoxFuture<'a, Result<Lookup<U>, LookupError>>;
 }
 
 impl<D: UserDirectory> DynDirectory<D::User> for D {
-    fn find<'a>(&'a self, access: &'a VerifiedAccess) -> BoxFuture<'a, Result<Lookup<D::User>, LookupError>> {
+    fn find<'a>(
+        &'a self,
+        access: &'a VerifiedAccess,
+    ) -> BoxFuture<'a, Result<Lookup<D::User>, LookupError>> {
         Box::pin(UserDirectory::find(self, access))
     }
 }
@@ -105,20 +114,34 @@ pub struct Authenticator<U> {
 
 impl<U> Clone for Authenticator<U> {
     fn clone(&self) -> Self {
-        Self { verifier: self.verifier.clone(), directory: self.directory.clone(), policy: self.policy.clone() }
+        Self {
+            verifier: self.verifier.clone(),
+            directory: self.directory.clone(),
+            policy: self.policy.clone(),
+        }
     }
 }
 
 impl<U> fmt::Debug for Authenticator<U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Authenticator").field("verifier", &self.verifier).finish_non_exhaustive()
+        f.debug_struct("Authenticator")
+            .field("verifier", &self.verifier)
+            .finish_non_exhaustive()
     }
 }
 
 impl<U: Account> Authenticator<U> {
     /// Every argument is required: there is no default key, directory or policy.
-    pub fn new<D: UserDirectory<User = U>>(verifier: AccessTokenVerifier, directory: D, policy: AccessPolicy) -> Self {
-        Self { verifier: Arc::new(verifier), directory: Arc::new(directory), policy: Arc::new(policy) }
+    pub fn new<D: UserDirectory<User = U>>(
+        verifier: AccessTokenVerifier,
+        directory: D,
+        policy: AccessPolicy,
+    ) -> Self {
+        Self {
+            verifier: Arc::new(verifier),
+            directory: Arc::new(directory),
+            policy: Arc::new(policy),
+        }
     }
 
     /// The access policy checks run against.
@@ -130,7 +153,12 @@ impl<U: Account> Authenticator<U> {
     pub async fn authenticate(&self, parts: &Parts) -> Result<CurrentUser<U>, AuthError> {
         let token = bearer_token(parts)?;
         let access = self.verifier.verify(token)?;
-        let user = match self.directory.find(&access).await.map_err(AuthError::Unavailable)? {
+        let user = match self
+            .directory
+            .find(&access)
+            .await
+            .map_err(AuthError::Unavailable)?
+        {
             Lookup::Found(user) => user,
             Lookup::UnknownUser => return Err(InvalidToken::UnknownUser.into()),
             Lookup::RevokedLogin => return Err(InvalidToken::Revoked.into()),
@@ -205,7 +233,9 @@ where
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Authenticator::<U>::from_ref(state).authenticate(parts).await
+        Authenticator::<U>::from_ref(state)
+            .authenticate(parts)
+            .await
     }
 }
 
@@ -217,8 +247,14 @@ where
 {
     type Rejection = AuthError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, Self::Rejection> {
-        match Authenticator::<U>::from_ref(state).authenticate(parts).await {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        match Authenticator::<U>::from_ref(state)
+            .authenticate(parts)
+            .await
+        {
             Ok(user) => Ok(Some(user)),
             Err(AuthError::MissingCredentials) => Ok(None),
             Err(e) => Err(e),
@@ -367,7 +403,11 @@ mod tests {
             AuthError::MissingCredentials => "missing".to_owned(),
             other => other.to_string(),
         });
-        assert_eq!(got.as_deref().map_err(String::as_str), expected, "{authorization:?}");
+        assert_eq!(
+            got.as_deref().map_err(String::as_str),
+            expected,
+            "{authorization:?}"
+        );
     }
 
     #[test]
@@ -379,6 +419,9 @@ mod tests {
         check(Some("BEARER   abc  "), Ok("abc"));
         check(Some("Bearer"), Err("The access token is malformed"));
         check(Some("Bearer    "), Err("The access token is malformed"));
-        check(Some(&format!("Bearer {}", "a".repeat(MAX_TOKEN_BYTES + 1))), Err("The access token is too long"));
+        check(
+            Some(&format!("Bearer {}", "a".repeat(MAX_TOKEN_BYTES + 1))),
+            Err("The access token is too long"),
+        );
     }
 }

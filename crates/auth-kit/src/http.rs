@@ -31,7 +31,13 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 fn media_type(parts_or_req: &axum::http::HeaderMap) -> Option<String> {
     let raw = parts_or_req.get(CONTENT_TYPE)?.to_str().ok()?;
-    Some(raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    Some(
+        raw.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
 }
 
 fn is_json(media: &str) -> bool {
@@ -42,7 +48,9 @@ fn is_json(media: &str) -> bool {
 async fn read_body(req: Request) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, &()).await.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES }
+            ApiError::PayloadTooLarge {
+                limit: MAX_BODY_BYTES,
+            }
         } else {
             ApiError::InvalidRequest(Cow::Borrowed("The request body could not be read"))
         }
@@ -58,11 +66,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         if !media_type(req.headers()).is_some_and(|m| is_json(&m)) {
-            return Err(ApiError::UnsupportedMediaType(Cow::Borrowed("The request body must be application/json")));
+            return Err(ApiError::UnsupportedMediaType(Cow::Borrowed(
+                "The request body must be application/json",
+            )));
         }
         let bytes = read_body(req).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::InvalidRequest(Cow::Borrowed("The request body is empty; send a JSON object")));
+            return Err(ApiError::InvalidRequest(Cow::Borrowed(
+                "The request body is empty; send a JSON object",
+            )));
         }
         parse_json(&bytes).map(JsonBody)
     }
@@ -74,7 +86,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de);
     if value.is_ok() && de.end().is_err() {
-        return Err(ApiError::InvalidRequest(Cow::Borrowed("The request body is not valid JSON")));
+        return Err(ApiError::InvalidRequest(Cow::Borrowed(
+            "The request body is not valid JSON",
+        )));
     }
     value.map_err(|e| {
         let path = e.path().to_string();
@@ -84,11 +98,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
         let message = inner.to_string();
         // serde_json appends " at line 1 column 42"; the field name says where.
-        let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_owned();
         let (field, message) = match message.strip_prefix("missing field `") {
-            Some(rest) if path == "." => {
-                (rest.trim_end_matches('`').to_owned(), "field required".to_owned())
-            }
+            Some(rest) if path == "." => (
+                rest.trim_end_matches('`').to_owned(),
+                "field required".to_owned(),
+            ),
             _ if path == "." => ("body".to_owned(), message),
             _ => (path, message),
         };
@@ -137,7 +156,13 @@ pub struct TokenRequest {
 }
 
 /// The parameters whose repetition is an error (RFC 6749 section 3.2).
-const TOKEN_PARAMETERS: [&str; 5] = ["grant_type", "username", "password", "scope", "refresh_token"];
+const TOKEN_PARAMETERS: [&str; 5] = [
+    "grant_type",
+    "username",
+    "password",
+    "scope",
+    "refresh_token",
+];
 
 impl TokenRequest {
     /// Parses a form body.
@@ -145,7 +170,9 @@ impl TokenRequest {
         let mut request = TokenRequest::default();
         let mut seen = [false; TOKEN_PARAMETERS.len()];
         for (name, value) in form_urlencoded::parse(body) {
-            let Some(index) = TOKEN_PARAMETERS.iter().position(|p| *p == name) else { continue };
+            let Some(index) = TOKEN_PARAMETERS.iter().position(|p| *p == name) else {
+                continue;
+            };
             if std::mem::replace(&mut seen[index], true) {
                 return Err(OAuthError::InvalidRequest(Cow::Owned(format!(
                     "The parameter '{}' is repeated",
@@ -174,7 +201,9 @@ impl<S: Send + Sync> FromRequest<S> for TokenRequest {
                 "The token request must be an application/x-www-form-urlencoded form",
             )));
         }
-        let bytes = read_body(req).await.map_err(|e| OAuthError::InvalidRequest(Cow::Owned(e.to_string())))?;
+        let bytes = read_body(req)
+            .await
+            .map_err(|e| OAuthError::InvalidRequest(Cow::Owned(e.to_string())))?;
         Self::parse(&bytes)
     }
 }
@@ -188,7 +217,12 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
     }
 }
 
@@ -241,7 +275,10 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_owned());
     tracing::error!(panic = %message, "handler panicked");
-    ApiError::Internal(std::sync::Arc::new(std::io::Error::other("handler panicked"))).into_response()
+    ApiError::Internal(std::sync::Arc::new(std::io::Error::other(
+        "handler panicked",
+    )))
+    .into_response()
 }
 
 #[cfg(test)]
@@ -266,19 +303,40 @@ mod tests {
     fn json_errors() {
         assert_eq!(describe(r#"{"username":"ann"}"#), "ok");
         assert_eq!(describe(r#"{"username":"ann","role":"admin"}"#), "ok");
-        assert_eq!(describe(r#"{"username":"ann"#), "400 The request body is not valid JSON");
-        assert_eq!(describe(r#"{"username":"ann"} trailing"#), "400 The request body is not valid JSON");
+        assert_eq!(
+            describe(r#"{"username":"ann"#),
+            "400 The request body is not valid JSON"
+        );
+        assert_eq!(
+            describe(r#"{"username":"ann"} trailing"#),
+            "400 The request body is not valid JSON"
+        );
         assert_eq!(describe(r#"{}"#), "422 username: field required");
-        assert_eq!(describe(r#"{"username":null}"#), "422 username: invalid type: null, expected a string");
-        assert_eq!(describe(r#"{"username":"a","age":300}"#), "422 age: invalid value: integer `300`, expected u8");
-        assert_eq!(describe(r#""ann""#), "422 body: invalid type: string \"ann\", expected struct Signup");
+        assert_eq!(
+            describe(r#"{"username":null}"#),
+            "422 username: invalid type: null, expected a string"
+        );
+        assert_eq!(
+            describe(r#"{"username":"a","age":300}"#),
+            "422 age: invalid value: integer `300`, expected u8"
+        );
+        assert_eq!(
+            describe(r#""ann""#),
+            "422 body: invalid type: string \"ann\", expected struct Signup"
+        );
     }
 
     #[test]
     fn token_forms() {
-        let r = TokenRequest::parse(b"grant_type=password&username=ann&password=p%40ss+word&scope=me+items&client_id=x").unwrap();
+        let r = TokenRequest::parse(
+            b"grant_type=password&username=ann&password=p%40ss+word&scope=me+items&client_id=x",
+        )
+        .unwrap();
         assert_eq!(r.grant_type.as_deref(), Some("password"));
-        assert_eq!(r.password.as_ref().map(SecretString::expose), Some("p@ss word"));
+        assert_eq!(
+            r.password.as_ref().map(SecretString::expose),
+            Some("p@ss word")
+        );
         assert_eq!(r.scope.as_deref(), Some("me items"));
         assert!(!format!("{r:?}").contains("p@ss"));
         let e = TokenRequest::parse(b"grant_type=password&username=a&username=b").unwrap_err();

@@ -59,13 +59,19 @@ struct FailureCounter<K: Hash + Eq> {
 
 impl<K: Hash + Eq + Clone> FailureCounter<K> {
     fn new(max: u32, window: i64, capacity: NonZeroUsize) -> Self {
-        Self { entries: Mutex::new(LruCache::new(capacity)), max, window }
+        Self {
+            entries: Mutex::new(LruCache::new(capacity)),
+            max,
+            window,
+        }
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, LruCache<K, Window>> {
         // A panic while holding this lock cannot leave a window half-updated
         // in a harmful way: recover the data instead of failing every login.
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn retry_after(&self, key: &K, now: i64) -> Option<u64> {
@@ -84,7 +90,11 @@ impl<K: Hash + Eq + Clone> FailureCounter<K> {
         let mut entries = self.entries();
         let mut window = match entries.get(&key) {
             Some(w) if now - w.started < self.window && w.locked_until <= now => *w,
-            _ => Window { failures: 0, started: now, locked_until: 0 },
+            _ => Window {
+                failures: 0,
+                started: now,
+                locked_until: 0,
+            },
         };
         window.failures = window.failures.saturating_add(1);
         if window.failures >= self.max {
@@ -124,7 +134,11 @@ impl LoginLimiter {
 
     /// A limiter with `limits`, reading time from `clock`.
     pub fn new(limits: LoginLimits, clock: Clock) -> Self {
-        Self::with_capacity(limits, clock, NonZeroUsize::new(Self::MAX_KEYS).unwrap_or(NonZeroUsize::MIN))
+        Self::with_capacity(
+            limits,
+            clock,
+            NonZeroUsize::new(Self::MAX_KEYS).unwrap_or(NonZeroUsize::MIN),
+        )
     }
 
     /// A limiter keeping at most `capacity` keys per table (tests).
@@ -140,7 +154,12 @@ impl LoginLimiter {
     /// Usernames are compared ignoring case; absurd lengths are cut so a key
     /// costs bounded memory.
     fn key(username: &str) -> String {
-        username.trim().chars().take(256).flat_map(char::to_lowercase).collect()
+        username
+            .trim()
+            .chars()
+            .take(256)
+            .flat_map(char::to_lowercase)
+            .collect()
     }
 
     /// Seconds left on the longer of the username's and the IP's lock, or
@@ -178,7 +197,11 @@ mod tests {
     use std::time::Duration;
 
     fn limiter(clock: &Clock) -> LoginLimiter {
-        let limits = LoginLimits { max_failures_per_username: 3, max_failures_per_ip: 5, lockout: Duration::from_secs(60) };
+        let limits = LoginLimits {
+            max_failures_per_username: 3,
+            max_failures_per_ip: 5,
+            lockout: Duration::from_secs(60),
+        };
         LoginLimiter::with_capacity(limits, clock.clone(), NonZeroUsize::new(4).unwrap())
     }
 
@@ -196,7 +219,11 @@ mod tests {
         clock.advance(15);
         assert_eq!(l.retry_after("ann", None), None);
         l.record_failure("ann", None);
-        assert_eq!(l.retry_after("ann", None), None, "a served lock starts a fresh window");
+        assert_eq!(
+            l.retry_after("ann", None),
+            None,
+            "a served lock starts a fresh window"
+        );
     }
 
     #[test]
@@ -207,7 +234,11 @@ mod tests {
         l.record_failure("bob", None);
         clock.advance(61);
         l.record_failure("bob", None);
-        assert_eq!(l.retry_after("bob", None), None, "old failures fell out of the window");
+        assert_eq!(
+            l.retry_after("bob", None),
+            None,
+            "old failures fell out of the window"
+        );
     }
 
     #[test]
@@ -224,7 +255,10 @@ mod tests {
         l.record_failure("eel", ip);
         // Five failures from the IP across usernames lock the IP for everyone.
         assert_eq!(l.retry_after("someone-else", ip), Some(60));
-        assert_eq!(l.retry_after("someone-else", Some(IpAddr::from([10, 0, 0, 2]))), None);
+        assert_eq!(
+            l.retry_after("someone-else", Some(IpAddr::from([10, 0, 0, 2]))),
+            None
+        );
     }
 
     #[test]
@@ -232,7 +266,10 @@ mod tests {
         let clock = Clock::manual(0);
         let l = limiter(&clock);
         for i in 0..1000 {
-            l.record_failure(&format!("user{i}"), Some(IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8])));
+            l.record_failure(
+                &format!("user{i}"),
+                Some(IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8])),
+            );
         }
         assert_eq!(l.tracked(), (4, 4));
     }

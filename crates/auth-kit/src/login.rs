@@ -34,7 +34,9 @@ use crate::http::TokenRequest;
 use crate::limiter::LoginLimiter;
 use crate::password::{PasswordError, PasswordHasher, Verification, check_new_password};
 use crate::policy::{AccessPolicy, ScopeSet};
-use crate::store::{AdminBootstrapOutcome, EnsureAdminError, NewUser, RefreshTokenHash, Store, User};
+use crate::store::{
+    AdminBootstrapOutcome, EnsureAdminError, NewUser, RefreshTokenHash, Store, User,
+};
 use crate::token::{AccessGrant, TokenIssuer, VerifiedAccess};
 
 /// Whether tokens carry scopes (the oauth2 service) or not (the jwt service).
@@ -104,7 +106,9 @@ pub struct SignupRequest {
 
 impl std::fmt::Debug for SignupRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SignupRequest").field("username", &self.username).finish_non_exhaustive()
+        f.debug_struct("SignupRequest")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
 }
 
@@ -112,16 +116,31 @@ impl SignupRequest {
     /// SPEC section 9's input rules; the error names the field (422).
     pub fn validate(&self) -> Result<(), ApiError> {
         if !is_valid_username(&self.username) {
-            return Err(ApiError::validation("username", "must be 3 to 64 characters of A-Z a-z 0-9 _ . -"));
+            return Err(ApiError::validation(
+                "username",
+                "must be 3 to 64 characters of A-Z a-z 0-9 _ . -",
+            ));
         }
         check_new_password(&self.password).map_err(|m| ApiError::validation("password", m))?;
         if let Some(email) = &self.email
-            && (email.len() > 254 || !email_address::EmailAddress::is_valid(email) || !email.contains('.'))
+            && (email.len() > 254
+                || !email_address::EmailAddress::is_valid(email)
+                || !email.contains('.'))
         {
-            return Err(ApiError::validation("email", "must be a valid email address"));
+            return Err(ApiError::validation(
+                "email",
+                "must be a valid email address",
+            ));
         }
-        if self.full_name.as_ref().is_some_and(|n| n.chars().count() > 256) {
-            return Err(ApiError::validation("full_name", "must be at most 256 characters"));
+        if self
+            .full_name
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > 256)
+        {
+            return Err(ApiError::validation(
+                "full_name",
+                "must be at most 256 characters",
+            ));
         }
         Ok(())
     }
@@ -193,7 +212,12 @@ impl LoginService {
     /// Creates a user with the signup role.
     pub async fn signup(&self, request: &SignupRequest) -> Result<User, ApiError> {
         request.validate()?;
-        let password_hash = self.inner.hasher.hash(&request.password).await.map_err(busy)?;
+        let password_hash = self
+            .inner
+            .hasher
+            .hash(&request.password)
+            .await
+            .map_err(busy)?;
         let new = NewUser {
             username: &request.username,
             email: request.email.as_deref(),
@@ -201,20 +225,35 @@ impl LoginService {
             password_hash: &password_hash,
             role: self.inner.policy.signup_role(),
         };
-        self.inner.store.create_user(&new).await.map_err(ApiError::from)
+        self.inner
+            .store
+            .create_user(&new)
+            .await
+            .map_err(ApiError::from)
     }
 
     /// The token endpoint: dispatches on `grant_type`.
-    pub async fn token(&self, request: TokenRequest, client_ip: Option<IpAddr>) -> Result<TokenResponse, OAuthError> {
+    pub async fn token(
+        &self,
+        request: TokenRequest,
+        client_ip: Option<IpAddr>,
+    ) -> Result<TokenResponse, OAuthError> {
         let Some(grant_type) = request.grant_type.as_deref() else {
-            return Err(OAuthError::InvalidRequest(Cow::Borrowed("The grant_type parameter is missing")));
+            return Err(OAuthError::InvalidRequest(Cow::Borrowed(
+                "The grant_type parameter is missing",
+            )));
         };
         let requested = match self.inner.scopes {
             ScopeMode::Scoped => self
                 .inner
                 .policy
                 .parse_scope_request(request.scope.as_deref())
-                .map_err(|e| OAuthError::InvalidScope(Cow::Owned(format!("The requested scope is unknown: {}", e.0))))?,
+                .map_err(|e| {
+                    OAuthError::InvalidScope(Cow::Owned(format!(
+                        "The requested scope is unknown: {}",
+                        e.0
+                    )))
+                })?,
             ScopeMode::Unscoped => None,
         };
         match grant_type {
@@ -234,21 +273,35 @@ impl LoginService {
         client_ip: Option<IpAddr>,
     ) -> Result<TokenResponse, OAuthError> {
         let inner = &self.inner;
-        let (Some(username), Some(password)) = (request.username.as_deref(), request.password.as_ref()) else {
-            return Err(OAuthError::InvalidRequest(Cow::Borrowed("The username and password parameters are required")));
+        let (Some(username), Some(password)) =
+            (request.username.as_deref(), request.password.as_ref())
+        else {
+            return Err(OAuthError::InvalidRequest(Cow::Borrowed(
+                "The username and password parameters are required",
+            )));
         };
         if let Some(retry_after) = inner.limiter.retry_after(username, client_ip) {
             return Err(OAuthError::TooManyRequests { retry_after });
         }
         let found = if username.chars().count() <= MAX_LOGIN_USERNAME_CHARS {
-            inner.store.credentials(username).await.map_err(OAuthError::unavailable)?
+            inner
+                .store
+                .credentials(username)
+                .await
+                .map_err(OAuthError::unavailable)?
         } else {
             None
         };
         let stored_hash = found.as_ref().map(|(_, hash)| hash.as_str());
-        let verification = inner.hasher.verify(password.expose(), stored_hash).await.map_err(oauth_busy)?;
+        let verification = inner
+            .hasher
+            .verify(password.expose(), stored_hash)
+            .await
+            .map_err(oauth_busy)?;
         let (user, rehashed) = match (found, verification) {
-            (Some((user, _)), Verification::Match { rehashed }) if !user.disabled => (user, rehashed),
+            (Some((user, _)), Verification::Match { rehashed }) if !user.disabled => {
+                (user, rehashed)
+            }
             // Unknown user, wrong password, disabled user: one answer, and a
             // disabled user's right password counts as a failure too, so the
             // limiter cannot tell them apart either.
@@ -267,7 +320,9 @@ impl LoginService {
         let held = inner.policy.scopes_of_role(&user.role);
         let granted = match requested {
             Some(requested) if !requested.is_subset(&held) => {
-                return Err(OAuthError::InvalidScope(Cow::Borrowed("The requested scope exceeds what the user holds")));
+                return Err(OAuthError::InvalidScope(Cow::Borrowed(
+                    "The requested scope exceeds what the user holds",
+                )));
             }
             Some(requested) => requested,
             None => held,
@@ -276,7 +331,12 @@ impl LoginService {
         let refresh_token = new_refresh_token();
         let login_id = inner
             .store
-            .start_login(user.id, &grant, &RefreshTokenHash::of(&refresh_token), inner.refresh_ttl)
+            .start_login(
+                user.id,
+                &grant,
+                &RefreshTokenHash::of(&refresh_token),
+                inner.refresh_ttl,
+            )
             .await
             .map_err(OAuthError::unavailable)?
             // Deleted while the password was being checked.
@@ -284,16 +344,26 @@ impl LoginService {
         self.respond(user.id, &grant, &login_id, refresh_token)
     }
 
-    async fn refresh_grant(&self, request: &TokenRequest, requested: Option<ScopeSet>) -> Result<TokenResponse, OAuthError> {
+    async fn refresh_grant(
+        &self,
+        request: &TokenRequest,
+        requested: Option<ScopeSet>,
+    ) -> Result<TokenResponse, OAuthError> {
         let inner = &self.inner;
         let Some(presented) = request.refresh_token.as_ref() else {
-            return Err(OAuthError::InvalidRequest(Cow::Borrowed("The refresh_token parameter is missing")));
+            return Err(OAuthError::InvalidRequest(Cow::Borrowed(
+                "The refresh_token parameter is missing",
+            )));
         };
         if presented.expose().len() > MAX_REFRESH_TOKEN_CHARS {
             return Err(OAuthError::bad_refresh_token());
         }
         let old = RefreshTokenHash::of(presented.expose());
-        let record = inner.store.find_refresh_token(&old).await.map_err(OAuthError::unavailable)?;
+        let record = inner
+            .store
+            .find_refresh_token(&old)
+            .await
+            .map_err(OAuthError::unavailable)?;
         let Some(record) = record.filter(|r| r.revoked_at.is_none()) else {
             return Err(OAuthError::bad_refresh_token());
         };
@@ -302,26 +372,42 @@ impl LoginService {
             return Err(OAuthError::bad_refresh_token());
         }
         if record.expires_at <= inner.clock.now() {
-            return Err(OAuthError::InvalidGrant(Cow::Borrowed("The refresh token expired")));
+            return Err(OAuthError::InvalidGrant(Cow::Borrowed(
+                "The refresh token expired",
+            )));
         }
-        let user = inner.store.user(record.user_id).await.map_err(OAuthError::unavailable)?;
+        let user = inner
+            .store
+            .user(record.user_id)
+            .await
+            .map_err(OAuthError::unavailable)?;
         let Some(user) = user.filter(|u| !u.disabled) else {
             return Err(OAuthError::bad_refresh_token());
         };
         let original = inner.policy.parse_grant(&record.scope);
         let wanted = match requested {
             Some(requested) if !requested.is_subset(&original) => {
-                return Err(OAuthError::InvalidScope(Cow::Borrowed("The requested scope exceeds the original grant")));
+                return Err(OAuthError::InvalidScope(Cow::Borrowed(
+                    "The requested scope exceeds the original grant",
+                )));
             }
             Some(requested) => requested,
             None => original,
         };
         // Never more than the role holds now (it may have been lowered).
-        let granted = inner.policy.intersect(&wanted, &inner.policy.scopes_of_role(&user.role)).to_string();
+        let granted = inner
+            .policy
+            .intersect(&wanted, &inner.policy.scopes_of_role(&user.role))
+            .to_string();
         let next = new_refresh_token();
         let rotated = inner
             .store
-            .rotate_refresh_token(&old, &RefreshTokenHash::of(&next), &record.login_id, inner.refresh_ttl)
+            .rotate_refresh_token(
+                &old,
+                &RefreshTokenHash::of(&next),
+                &record.login_id,
+                inner.refresh_ttl,
+            )
             .await
             .map_err(OAuthError::unavailable)?;
         if !rotated {
@@ -334,13 +420,22 @@ impl LoginService {
     }
 
     async fn revoke_for_reuse(&self, login_id: &str) {
-        tracing::warn!(login_id, "refresh token reuse detected; the login is revoked");
+        tracing::warn!(
+            login_id,
+            "refresh token reuse detected; the login is revoked"
+        );
         if let Err(e) = self.inner.store.revoke_login(login_id, None).await {
             tracing::error!(login_id, error = %e, "could not revoke a login after refresh token reuse");
         }
     }
 
-    fn respond(&self, user_id: i64, grant: &str, login_id: &str, refresh_token: String) -> Result<TokenResponse, OAuthError> {
+    fn respond(
+        &self,
+        user_id: i64,
+        grant: &str,
+        login_id: &str,
+        refresh_token: String,
+    ) -> Result<TokenResponse, OAuthError> {
         let scope = match self.inner.scopes {
             ScopeMode::Scoped => Some(grant),
             ScopeMode::Unscoped => None,
@@ -348,7 +443,11 @@ impl LoginService {
         let access = self
             .inner
             .issuer
-            .issue(&AccessGrant { user_id, scope, login_id: Some(login_id) })
+            .issue(&AccessGrant {
+                user_id,
+                scope,
+                login_id: Some(login_id),
+            })
             .map_err(OAuthError::unavailable)?;
         Ok(TokenResponse {
             expires_in: access.expires_in,
@@ -363,26 +462,37 @@ impl LoginService {
     /// working at once. Other logins of the same user are untouched.
     pub async fn logout(&self, access: &VerifiedAccess) -> Result<(), ApiError> {
         if let Some(login_id) = access.login_id() {
-            self.inner.store.revoke_login(login_id, Some(access.user_id)).await?;
+            self.inner
+                .store
+                .revoke_login(login_id, Some(access.user_id))
+                .await?;
         }
         Ok(())
     }
 
     /// Creates the bootstrap admin when missing; never changes an existing user.
-    pub async fn bootstrap_admin(&self, admin: &AdminBootstrap) -> Result<AdminBootstrapOutcome, ApiError> {
+    pub async fn bootstrap_admin(
+        &self,
+        admin: &AdminBootstrap,
+    ) -> Result<AdminBootstrapOutcome, ApiError> {
         let hasher = self.inner.hasher.clone();
         let password = admin.password.clone();
         let outcome = self
             .inner
             .store
-            .ensure_admin(&admin.username, || async move { hasher.hash(&password).await })
+            .ensure_admin(
+                &admin.username,
+                || async move { hasher.hash(&password).await },
+            )
             .await
             .map_err(|e| match e {
                 EnsureAdminError::Store(e) => ApiError::from(e),
                 EnsureAdminError::Hash(e) => busy(e),
             })?;
         match outcome {
-            AdminBootstrapOutcome::Created => tracing::info!(username = %admin.username, "created the bootstrap admin"),
+            AdminBootstrapOutcome::Created => {
+                tracing::info!(username = %admin.username, "created the bootstrap admin")
+            }
             AdminBootstrapOutcome::LeftAlone => {
                 tracing::info!(username = %admin.username, "a user of the bootstrap admin's name exists; left it alone");
             }

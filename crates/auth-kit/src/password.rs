@@ -80,7 +80,10 @@ impl PoolSize {
     /// One worker per core, 256 waiting jobs.
     pub fn for_this_machine() -> Self {
         let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-        Self { workers, queue: 256 }
+        Self {
+            workers,
+            queue: 256,
+        }
     }
 }
 
@@ -112,17 +115,25 @@ pub enum Verification {
 impl fmt::Debug for Verification {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Verification::Match { rehashed } => {
-                f.debug_struct("Match").field("rehashed", &rehashed.as_ref().map(|_| "<hash>")).finish()
-            }
+            Verification::Match { rehashed } => f
+                .debug_struct("Match")
+                .field("rehashed", &rehashed.as_ref().map(|_| "<hash>"))
+                .finish(),
             Verification::Mismatch => f.write_str("Mismatch"),
         }
     }
 }
 
 enum Job {
-    Hash { password: Zeroizing<Vec<u8>>, reply: oneshot::Sender<String> },
-    Verify { password: Zeroizing<Vec<u8>>, stored: Option<String>, reply: oneshot::Sender<Verification> },
+    Hash {
+        password: Zeroizing<Vec<u8>>,
+        reply: oneshot::Sender<String>,
+    },
+    Verify {
+        password: Zeroizing<Vec<u8>>,
+        stored: Option<String>,
+        reply: oneshot::Sender<Verification>,
+    },
 }
 
 /// A handle to the hashing pool. Cheap to clone; the worker threads stop
@@ -135,7 +146,10 @@ pub struct PasswordHasher {
 
 impl fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PasswordHasher").field("size", &self.size).field("waiting", &self.jobs.len()).finish()
+        f.debug_struct("PasswordHasher")
+            .field("size", &self.size)
+            .field("waiting", &self.jobs.len())
+            .finish()
     }
 }
 
@@ -154,19 +168,32 @@ impl PasswordHasher {
                 .spawn(move || Worker::new().run(&queue))
                 .expect("could not start a password hashing thread");
         }
-        Self { jobs, size: PoolSize { workers, queue: size.queue } }
+        Self {
+            jobs,
+            size: PoolSize {
+                workers,
+                queue: size.queue,
+            },
+        }
     }
 
     /// Hashes a new password with Argon2id (OWASP parameters).
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Hash { password: Zeroizing::new(password.as_bytes().to_vec()), reply })?;
+        self.submit(Job::Hash {
+            password: Zeroizing::new(password.as_bytes().to_vec()),
+            reply,
+        })?;
         answer.await.map_err(|_| PasswordError::Stopped)
     }
 
     /// Verifies `password` against `stored`; `None` (unknown user) does the
     /// same work and fails.
-    pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<Verification, PasswordError> {
+    pub async fn verify(
+        &self,
+        password: &str,
+        stored: Option<&str>,
+    ) -> Result<Verification, PasswordError> {
         let (reply, answer) = oneshot::channel();
         let job = Job::Verify {
             password: Zeroizing::new(password.as_bytes().to_vec()),
@@ -215,10 +242,16 @@ impl Worker {
                     // A dropped receiver means the request went away: nothing to do.
                     let _ = reply.send(self.hash_new(&password));
                 }
-                Job::Verify { password, stored, reply } => {
+                Job::Verify {
+                    password,
+                    stored,
+                    reply,
+                } => {
                     // A panic inside a legacy-format parser must not kill the worker.
-                    let outcome = catch_unwind(AssertUnwindSafe(|| self.verify(&password, stored.as_deref())))
-                        .unwrap_or(Verification::Mismatch);
+                    let outcome = catch_unwind(AssertUnwindSafe(|| {
+                        self.verify(&password, stored.as_deref())
+                    }))
+                    .unwrap_or(Verification::Mismatch);
                     let _ = reply.send(outcome);
                 }
             }
@@ -249,20 +282,32 @@ impl Worker {
         };
         let matched = if stored.starts_with("$argon2") {
             self.verify_argon2(password, stored)
-        } else if ["$2a$", "$2b$", "$2y$"].iter().any(|p| stored.starts_with(p)) {
+        } else if ["$2a$", "$2b$", "$2y$"]
+            .iter()
+            .any(|p| stored.starts_with(p))
+        {
             bcrypt_cost(stored)
                 .filter(|c| *c <= MAX_BCRYPT_COST)
-                .map(|_| Upgrade::from(pwhash::bcrypt::verify(&password[..password.len().min(72)], stored)))
+                .map(|_| {
+                    Upgrade::from(pwhash::bcrypt::verify(
+                        &password[..password.len().min(72)],
+                        stored,
+                    ))
+                })
         } else if stored.starts_with("$5$") {
-            sha_crypt_rounds(stored).map(|_| Upgrade::from(pwhash::sha256_crypt::verify(password, stored)))
+            sha_crypt_rounds(stored)
+                .map(|_| Upgrade::from(pwhash::sha256_crypt::verify(password, stored)))
         } else if stored.starts_with("$6$") {
-            sha_crypt_rounds(stored).map(|_| Upgrade::from(pwhash::sha512_crypt::verify(password, stored)))
+            sha_crypt_rounds(stored)
+                .map(|_| Upgrade::from(pwhash::sha512_crypt::verify(password, stored)))
         } else {
             None
         };
         match matched {
             Some(Upgrade::Current) => Verification::Match { rehashed: None },
-            Some(Upgrade::Needed) => Verification::Match { rehashed: Some(self.hash_new(password)) },
+            Some(Upgrade::Needed) => Verification::Match {
+                rehashed: Some(self.hash_new(password)),
+            },
             Some(Upgrade::Mismatch) => Verification::Mismatch,
             None => {
                 // Corrupt, unknown or absurdly expensive: fail at the cost of a real check.
@@ -275,7 +320,12 @@ impl Worker {
     /// The cost of a verification with today's parameters, for nothing.
     fn dummy_verify(&mut self, password: &[u8]) {
         let mut out = [0u8; 32];
-        let _ = self.current.hash_password_into_with_memory(password, &self.dummy_salt, &mut out, &mut self.memory);
+        let _ = self.current.hash_password_into_with_memory(
+            password,
+            &self.dummy_salt,
+            &mut out,
+            &mut self.memory,
+        );
     }
 
     /// `None` when the string is not a usable Argon2 PHC hash.
@@ -299,11 +349,20 @@ impl Worker {
         let argon = Argon2::new(algorithm, version, params.clone());
         let blocks = params.block_count();
         if blocks <= self.memory.len() {
-            argon.hash_password_into_with_memory(password, salt, &mut out, &mut self.memory[..blocks]).ok()?;
+            argon
+                .hash_password_into_with_memory(
+                    password,
+                    salt,
+                    &mut out,
+                    &mut self.memory[..blocks],
+                )
+                .ok()?;
         } else {
             // An older, more expensive hash: borrow memory for this one job.
             let mut memory = vec![Block::new(); blocks];
-            argon.hash_password_into_with_memory(password, salt, &mut out, &mut memory).ok()?;
+            argon
+                .hash_password_into_with_memory(password, salt, &mut out, &mut memory)
+                .ok()?;
         }
         if !bool::from(out.as_slice().ct_eq(expected.as_bytes())) {
             return Some(Upgrade::Mismatch);
@@ -315,7 +374,11 @@ impl Worker {
             && params.t_cost() == current.t_cost()
             && params.p_cost() == current.p_cost()
             && expected.len() == 32;
-        Some(if is_current { Upgrade::Current } else { Upgrade::Needed })
+        Some(if is_current {
+            Upgrade::Current
+        } else {
+            Upgrade::Needed
+        })
     }
 }
 
@@ -329,7 +392,11 @@ enum Upgrade {
 impl From<bool> for Upgrade {
     /// Legacy formats: any match needs an upgrade to Argon2id.
     fn from(matched: bool) -> Self {
-        if matched { Upgrade::Needed } else { Upgrade::Mismatch }
+        if matched {
+            Upgrade::Needed
+        } else {
+            Upgrade::Mismatch
+        }
     }
 }
 
@@ -365,7 +432,10 @@ mod tests {
     use super::*;
 
     fn hasher() -> PasswordHasher {
-        PasswordHasher::new(PoolSize { workers: 1, queue: 16 })
+        PasswordHasher::new(PoolSize {
+            workers: 1,
+            queue: 16,
+        })
     }
 
     async fn check(stored: &str, password: &str, expected: &str) {
@@ -404,7 +474,11 @@ mod tests {
             check(stored, "Password", "mismatch").await;
         }
         let bcrypt_2b = pwhash::bcrypt::hash_with(
-            pwhash::bcrypt::BcryptSetup { cost: Some(5), variant: Some(pwhash::bcrypt::BcryptVariant::V2b), salt: None },
+            pwhash::bcrypt::BcryptSetup {
+                cost: Some(5),
+                variant: Some(pwhash::bcrypt::BcryptVariant::V2b),
+                salt: None,
+            },
             pw,
         )
         .unwrap();
@@ -428,7 +502,11 @@ mod tests {
     async fn bcrypt_uses_the_first_72_bytes() {
         let long = "x".repeat(72);
         let stored = pwhash::bcrypt::hash_with(
-            pwhash::bcrypt::BcryptSetup { cost: Some(4), variant: Some(pwhash::bcrypt::BcryptVariant::V2b), salt: None },
+            pwhash::bcrypt::BcryptSetup {
+                cost: Some(4),
+                variant: Some(pwhash::bcrypt::BcryptVariant::V2b),
+                salt: None,
+            },
             &long,
         )
         .unwrap();
@@ -437,7 +515,8 @@ mod tests {
 
     #[tokio::test]
     async fn corrupt_unknown_and_absurd_hashes_fail_closed() {
-        let absurd_argon2 = "$argon2id$v=19$m=4194304,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+        let absurd_argon2 =
+            "$argon2id$v=19$m=4194304,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
         for stored in [
             "",
             "plaintext-password",
@@ -456,11 +535,16 @@ mod tests {
 
     #[tokio::test]
     async fn full_queue_answers_busy() {
-        let h = PasswordHasher::new(PoolSize { workers: 1, queue: 1 });
+        let h = PasswordHasher::new(PoolSize {
+            workers: 1,
+            queue: 1,
+        });
         let mut waiting = Vec::new();
         for _ in 0..8 {
             let h = h.clone();
-            waiting.push(tokio::spawn(async move { h.verify("password", None).await }));
+            waiting.push(tokio::spawn(
+                async move { h.verify("password", None).await },
+            ));
         }
         let mut busy = 0;
         for w in waiting {
@@ -468,7 +552,10 @@ mod tests {
                 busy += 1;
             }
         }
-        assert!(busy >= 1, "8 jobs on 1 worker and a queue of 1 must overflow");
+        assert!(
+            busy >= 1,
+            "8 jobs on 1 worker and a queue of 1 must overflow"
+        );
     }
 
     #[test]
@@ -481,9 +568,19 @@ mod tests {
         assert!(check_new_password(&"x".repeat(1025)).is_err());
     }
 
-    fn argon2_phc(alg: Algorithm, version: Version, m: u32, t: u32, p: u32, password: &str) -> String {
+    fn argon2_phc(
+        alg: Algorithm,
+        version: Version,
+        m: u32,
+        t: u32,
+        p: u32,
+        password: &str,
+    ) -> String {
         use argon2::PasswordHasher as _;
         let params = Params::new(m, t, p, None).unwrap();
-        Argon2::new(alg, version, params).hash_password_with_salt(password.as_bytes(), b"somesaltsomesalt").unwrap().to_string()
+        Argon2::new(alg, version, params)
+            .hash_password_with_salt(password.as_bytes(), b"somesaltsomesalt")
+            .unwrap()
+            .to_string()
     }
 }

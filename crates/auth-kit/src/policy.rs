@@ -58,21 +58,49 @@ pub struct PolicySpec {
 /// scope and every permission.
 pub const STANDARD: PolicySpec = PolicySpec {
     scopes: &[
-        ScopeSpec { name: "me", description: "Read your own profile." },
-        ScopeSpec { name: "items", description: "Read your items." },
-        ScopeSpec { name: "items:write", description: "Create items." },
-        ScopeSpec { name: "admin", description: "Administrative access." },
+        ScopeSpec {
+            name: "me",
+            description: "Read your own profile.",
+        },
+        ScopeSpec {
+            name: "items",
+            description: "Read your items.",
+        },
+        ScopeSpec {
+            name: "items:write",
+            description: "Create items.",
+        },
+        ScopeSpec {
+            name: "admin",
+            description: "Administrative access.",
+        },
     ],
-    permissions: &["items:read", "items:write", "items:delete", "users:read", "users:delete"],
+    permissions: &[
+        "items:read",
+        "items:write",
+        "items:delete",
+        "users:read",
+        "users:delete",
+    ],
     roles: &[
-        RoleSpec { name: "guest", scopes: &["me"], permissions: &[], holds_everything: false },
+        RoleSpec {
+            name: "guest",
+            scopes: &["me"],
+            permissions: &[],
+            holds_everything: false,
+        },
         RoleSpec {
             name: "user",
             scopes: &["me", "items", "items:write"],
             permissions: &["items:read", "items:write"],
             holds_everything: false,
         },
-        RoleSpec { name: "admin", scopes: &[], permissions: &[], holds_everything: true },
+        RoleSpec {
+            name: "admin",
+            scopes: &[],
+            permissions: &[],
+            holds_everything: true,
+        },
     ],
     signup_role: "user",
 };
@@ -102,7 +130,9 @@ impl AccessPolicy {
             let mut seen = std::collections::HashSet::new();
             for name in names {
                 if name.is_empty() || name.contains(char::is_whitespace) {
-                    return Err(PolicyError(format!("{kind} name {name:?} must be non-empty without spaces")));
+                    return Err(PolicyError(format!(
+                        "{kind} name {name:?} must be non-empty without spaces"
+                    )));
                 }
                 if !seen.insert(name) {
                     return Err(PolicyError(format!("{kind} '{name}' is declared twice")));
@@ -114,15 +144,32 @@ impl AccessPolicy {
         unique("permission", spec.permissions.iter().copied())?;
         unique("role", spec.roles.iter().map(|r| r.name))?;
         for role in spec.roles {
-            if let Some(scope) = role.scopes.iter().find(|s| !spec.scopes.iter().any(|d| d.name == **s)) {
-                return Err(PolicyError(format!("role '{}' names the undeclared scope '{scope}'", role.name)));
+            if let Some(scope) = role
+                .scopes
+                .iter()
+                .find(|s| !spec.scopes.iter().any(|d| d.name == **s))
+            {
+                return Err(PolicyError(format!(
+                    "role '{}' names the undeclared scope '{scope}'",
+                    role.name
+                )));
             }
-            if let Some(p) = role.permissions.iter().find(|p| !spec.permissions.contains(p)) {
-                return Err(PolicyError(format!("role '{}' names the undeclared permission '{p}'", role.name)));
+            if let Some(p) = role
+                .permissions
+                .iter()
+                .find(|p| !spec.permissions.contains(p))
+            {
+                return Err(PolicyError(format!(
+                    "role '{}' names the undeclared permission '{p}'",
+                    role.name
+                )));
             }
         }
         if !spec.roles.iter().any(|r| r.name == spec.signup_role) {
-            return Err(PolicyError(format!("the signup role '{}' is not declared", spec.signup_role)));
+            return Err(PolicyError(format!(
+                "the signup role '{}' is not declared",
+                spec.signup_role
+            )));
         }
         Ok(Self { spec })
     }
@@ -177,7 +224,9 @@ impl AccessPolicy {
     pub fn allows(&self, role: &str, grants: &[String], permission: &str) -> bool {
         match self.role(role) {
             Some(r) if r.holds_everything => true,
-            Some(r) => r.permissions.contains(&permission) || grants.iter().any(|g| g == permission),
+            Some(r) => {
+                r.permissions.contains(&permission) || grants.iter().any(|g| g == permission)
+            }
             None => false,
         }
     }
@@ -190,10 +239,15 @@ impl AccessPolicy {
         };
         let mut set = ScopeSet::default();
         for word in raw.split_ascii_whitespace() {
-            let known = self.spec.scopes.iter().find(|s| s.name == word).ok_or_else(|| {
-                // Bounded: the description echoes at most 64 characters of client input.
-                UnknownScope(word.chars().take(64).collect())
-            })?;
+            let known = self
+                .spec
+                .scopes
+                .iter()
+                .find(|s| s.name == word)
+                .ok_or_else(|| {
+                    // Bounded: the description echoes at most 64 characters of client input.
+                    UnknownScope(word.chars().take(64).collect())
+                })?;
             set.insert(known.name);
         }
         Ok(Some(set))
@@ -202,7 +256,12 @@ impl AccessPolicy {
     /// Every scope `role` holds, in declaration order.
     pub fn scopes_of_role(&self, role: &str) -> ScopeSet {
         let mut set = ScopeSet::default();
-        for scope in self.spec.scopes.iter().filter(|s| self.role_holds_scope(role, s.name)) {
+        for scope in self
+            .spec
+            .scopes
+            .iter()
+            .filter(|s| self.role_holds_scope(role, s.name))
+        {
             set.insert(scope.name);
         }
         set
@@ -283,7 +342,9 @@ impl fmt::Display for ScopeSet {
 /// Whether a space-separated `scope` claim holds every scope in `required`.
 /// Allocation-free: this runs on every request to a scope-guarded route.
 pub fn claim_holds_all(claim: &str, required: &[&str]) -> bool {
-    required.iter().all(|needed| claim.split(' ').any(|held| held == *needed))
+    required
+        .iter()
+        .all(|needed| claim.split(' ').any(|held| held == *needed))
 }
 
 #[cfg(test)]
@@ -300,7 +361,10 @@ mod tests {
         let p = AccessPolicy::standard();
         assert_eq!(p.scopes_of_role("guest").to_string(), "me");
         assert_eq!(p.scopes_of_role("user").to_string(), "me items items:write");
-        assert_eq!(p.scopes_of_role("admin").to_string(), "me items items:write admin");
+        assert_eq!(
+            p.scopes_of_role("admin").to_string(),
+            "me items items:write admin"
+        );
         assert_eq!(p.scopes_of_role("nobody").to_string(), "");
         assert!(!p.allows("user", &[], "items:delete"));
         assert!(p.allows("user", &["items:delete".into()], "items:delete"));
@@ -314,9 +378,15 @@ mod tests {
         let p = AccessPolicy::standard();
         assert_eq!(p.parse_scope_request(None), Ok(None));
         assert_eq!(p.parse_scope_request(Some("  ")), Ok(None));
-        let set = p.parse_scope_request(Some("items  me items")).unwrap().unwrap();
+        let set = p
+            .parse_scope_request(Some("items  me items"))
+            .unwrap()
+            .unwrap();
         assert_eq!(set.to_string(), "items me");
-        assert_eq!(p.parse_scope_request(Some("me root")), Err(UnknownScope("root".into())));
+        assert_eq!(
+            p.parse_scope_request(Some("me root")),
+            Err(UnknownScope("root".into()))
+        );
         // Case matters: scopes are exact strings.
         assert!(p.parse_scope_request(Some("ME")).is_err());
     }
@@ -336,15 +406,29 @@ mod tests {
         static UNDECLARED_SCOPE: PolicySpec = PolicySpec {
             scopes: &[],
             permissions: &[],
-            roles: &[RoleSpec { name: "r", scopes: &["x"], permissions: &[], holds_everything: false }],
+            roles: &[RoleSpec {
+                name: "r",
+                scopes: &["x"],
+                permissions: &[],
+                holds_everything: false,
+            }],
             signup_role: "r",
         };
-        static MISSING_SIGNUP_ROLE: PolicySpec =
-            PolicySpec { scopes: &[], permissions: &[], roles: &[], signup_role: "user" };
+        static MISSING_SIGNUP_ROLE: PolicySpec = PolicySpec {
+            scopes: &[],
+            permissions: &[],
+            roles: &[],
+            signup_role: "user",
+        };
         static DUPLICATE: PolicySpec = PolicySpec {
             scopes: &[],
             permissions: &["a", "a"],
-            roles: &[RoleSpec { name: "r", scopes: &[], permissions: &[], holds_everything: false }],
+            roles: &[RoleSpec {
+                name: "r",
+                scopes: &[],
+                permissions: &[],
+                holds_everything: false,
+            }],
             signup_role: "r",
         };
         for spec in [&UNDECLARED_SCOPE, &MISSING_SIGNUP_ROLE, &DUPLICATE] {

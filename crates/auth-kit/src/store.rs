@@ -71,13 +71,23 @@ pub struct StoreError(#[from] sqlx::Error);
 impl StoreError {
     /// Whether the database could not be reached (or a connection not had).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self.0, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_))
+        matches!(
+            self.0,
+            sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_)
+        )
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        if e.is_unavailable() { ApiError::unavailable(e) } else { ApiError::internal(e) }
+        if e.is_unavailable() {
+            ApiError::unavailable(e)
+        } else {
+            ApiError::internal(e)
+        }
     }
 }
 
@@ -105,7 +115,9 @@ pub struct Store {
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend()).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
     }
 }
 
@@ -130,23 +142,34 @@ impl Store {
                 .connect_with(options)
                 .await
                 .map_err(OpenError::Connect)?;
-            SQLITE_MIGRATIONS.run(&pool).await.map_err(OpenError::Migrate)?;
+            SQLITE_MIGRATIONS
+                .run(&pool)
+                .await
+                .map_err(OpenError::Migrate)?;
             Pool::Sqlite(pool)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let options =
-                PgConnectOptions::from_str(url).map_err(|_| OpenError::Url("not a valid postgres:// URL".to_owned()))?;
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|_| OpenError::Url("not a valid postgres:// URL".to_owned()))?;
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options)
                 .await
                 .map_err(OpenError::Connect)?;
-            POSTGRES_MIGRATIONS.run(&pool).await.map_err(OpenError::Migrate)?;
+            POSTGRES_MIGRATIONS
+                .run(&pool)
+                .await
+                .map_err(OpenError::Migrate)?;
             Pool::Postgres(pool)
         } else {
-            return Err(OpenError::Url("use sqlite://<file>.db?mode=rwc or postgres://...".to_owned()));
+            return Err(OpenError::Url(
+                "use sqlite://<file>.db?mode=rwc or postgres://...".to_owned(),
+            ));
         };
-        Ok(Self { pool, clock: Clock::System })
+        Ok(Self {
+            pool,
+            clock: Clock::System,
+        })
     }
 
     /// The same store reading time from `clock` (tests).
@@ -166,7 +189,10 @@ impl Store {
 
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
@@ -209,10 +235,18 @@ impl Store {
                 created_at: rfc3339(now),
                 permissions: Vec::new(),
             }),
-            Err(sqlx::Error::Database(db)) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => {
+            Err(sqlx::Error::Database(db))
+                if db.kind() == sqlx::error::ErrorKind::UniqueViolation =>
+            {
                 // The violated index names the field: users_email_key or users_username_key.
-                let which = db.constraint().map_or_else(|| db.message().to_owned(), str::to_owned);
-                Err(CreateUserError::Taken(if which.contains("email") { TakenField::Email } else { TakenField::Username }))
+                let which = db
+                    .constraint()
+                    .map_or_else(|| db.message().to_owned(), str::to_owned);
+                Err(CreateUserError::Taken(if which.contains("email") {
+                    TakenField::Email
+                } else {
+                    TakenField::Username
+                }))
             }
             Err(e) => Err(CreateUserError::Store(e.into())),
         }
@@ -243,7 +277,11 @@ impl Store {
     }
 
     /// Replaces a user's password hash (verify-and-update).
-    pub async fn set_password_hash(&self, user_id: i64, password_hash: &str) -> Result<(), StoreError> {
+    pub async fn set_password_hash(
+        &self,
+        user_id: i64,
+        password_hash: &str,
+    ) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
             sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
                 .bind(password_hash)
@@ -258,14 +296,20 @@ impl Store {
     /// Every user, by id.
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         let rows = on_pool!(self, |pool| {
-            sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id")).fetch_all(pool).await
+            sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))
+                .fetch_all(pool)
+                .await
         })?;
         Ok(rows.into_iter().map(User::from).collect())
     }
 
     /// Applies `update` in one statement; `None` when there is no such user.
     /// Absent fields are left as they are; `permissions` replaces the grants.
-    pub async fn update_user(&self, id: i64, update: &UserUpdate) -> Result<Option<User>, StoreError> {
+    pub async fn update_user(
+        &self,
+        id: i64,
+        update: &UserUpdate,
+    ) -> Result<Option<User>, StoreError> {
         let permissions = update.permissions.as_ref().map(|p| {
             let mut p = p.clone();
             p.sort();
@@ -290,23 +334,42 @@ impl Store {
     /// Deletes a user with their items and logins (foreign keys cascade).
     pub async fn delete_user(&self, id: i64) -> Result<bool, StoreError> {
         let result = on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected())
+            sqlx::query("DELETE FROM users WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
         })?;
         Ok(result > 0)
     }
 
     /// Creates the bootstrap admin unless a user of that name exists (an
     /// existing user is never changed). `hash` is only called when needed.
-    pub async fn ensure_admin<F, Fut, E>(&self, username: &str, hash: F) -> Result<AdminBootstrapOutcome, EnsureAdminError<E>>
+    pub async fn ensure_admin<F, Fut, E>(
+        &self,
+        username: &str,
+        hash: F,
+    ) -> Result<AdminBootstrapOutcome, EnsureAdminError<E>>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<String, E>>,
     {
-        if self.credentials(username).await.map_err(EnsureAdminError::Store)?.is_some() {
+        if self
+            .credentials(username)
+            .await
+            .map_err(EnsureAdminError::Store)?
+            .is_some()
+        {
             return Ok(AdminBootstrapOutcome::LeftAlone);
         }
         let password_hash = hash().await.map_err(EnsureAdminError::Hash)?;
-        let new = NewUser { username, email: None, full_name: None, password_hash: &password_hash, role: "admin" };
+        let new = NewUser {
+            username,
+            email: None,
+            full_name: None,
+            password_hash: &password_hash,
+            role: "admin",
+        };
         match self.create_user(&new).await {
             Ok(_) => Ok(AdminBootstrapOutcome::Created),
             // Created meanwhile by another instance: still left alone.
@@ -359,7 +422,10 @@ impl Store {
     }
 
     /// What the store knows about a presented refresh token (one query).
-    pub async fn find_refresh_token(&self, hash: &RefreshTokenHash) -> Result<Option<RefreshRecord>, StoreError> {
+    pub async fn find_refresh_token(
+        &self,
+        hash: &RefreshTokenHash,
+    ) -> Result<Option<RefreshRecord>, StoreError> {
         let row = on_pool!(self, |pool| {
             sqlx::query_as::<_, RefreshRecord>(
                 "SELECT r.login_id, l.user_id, l.scope, r.expires_at, r.spent_at, l.revoked_at \
@@ -418,7 +484,11 @@ impl Store {
     /// Revokes a login: its refresh tokens stop working, and so, at once, do
     /// its access tokens (the per-request lookup checks the login). With
     /// `owner`, only that user's login is touched.
-    pub async fn revoke_login(&self, login_id: &str, owner: Option<i64>) -> Result<bool, StoreError> {
+    pub async fn revoke_login(
+        &self,
+        login_id: &str,
+        owner: Option<i64>,
+    ) -> Result<bool, StoreError> {
         let now = self.clock.now();
         let revoked = on_pool!(self, |pool| {
             sqlx::query(
@@ -441,8 +511,10 @@ impl Store {
         let now = self.clock.now();
         let purged = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let tokens =
-                sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= $1").bind(now).execute(&mut *tx).await?;
+            let tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= $1")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("DELETE FROM logins WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.login_id = logins.id)")
                 .execute(&mut *tx)
                 .await?;
@@ -470,7 +542,11 @@ impl Store {
 
     /// The user a token names and whether its login is live: one indexed
     /// query (primary-key lookups on `users` and `logins`).
-    pub async fn user_for_access(&self, user_id: i64, login_id: Option<&str>) -> Result<Lookup<User>, StoreError> {
+    pub async fn user_for_access(
+        &self,
+        user_id: i64,
+        login_id: Option<&str>,
+    ) -> Result<Lookup<User>, StoreError> {
         let row = on_pool!(self, |pool| {
             sqlx::query_as::<_, AccessRow>(&format!(
                 "SELECT {USER_COLUMNS_U}, l.id AS login_id, l.revoked_at FROM users u \
@@ -484,7 +560,9 @@ impl Store {
         Ok(match row {
             None => Lookup::UnknownUser,
             // A token naming a login that is revoked, or gone, is refused.
-            Some(r) if login_id.is_some() && (r.login_id.is_none() || r.revoked_at.is_some()) => Lookup::RevokedLogin,
+            Some(r) if login_id.is_some() && (r.login_id.is_none() || r.revoked_at.is_some()) => {
+                Lookup::RevokedLogin
+            }
             Some(r) => Lookup::Found(User::from(r.user)),
         })
     }
@@ -505,7 +583,13 @@ impl Store {
             .fetch_one(pool)
             .await
         })?;
-        Ok(Item { id, title: new.title.clone(), description: new.description.clone(), owner_id, created_at: rfc3339(now) })
+        Ok(Item {
+            id,
+            title: new.title.clone(),
+            description: new.description.clone(),
+            owner_id,
+            created_at: rfc3339(now),
+        })
     }
 
     /// The items `owner_id` owns, by id.
@@ -524,10 +608,12 @@ impl Store {
     /// The item with this id.
     pub async fn item(&self, id: i64) -> Result<Option<Item>, StoreError> {
         let row = on_pool!(self, |pool| {
-            sqlx::query_as::<_, ItemRow>("SELECT id, title, description, owner_id, created_at FROM items WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await
+            sqlx::query_as::<_, ItemRow>(
+                "SELECT id, title, description, owner_id, created_at FROM items WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await
         })?;
         Ok(row.map(Item::from))
     }
@@ -535,7 +621,11 @@ impl Store {
     /// Deletes an item; `false` when there was none.
     pub async fn delete_item(&self, id: i64) -> Result<bool, StoreError> {
         let deleted = on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM items WHERE id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected())
+            sqlx::query("DELETE FROM items WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
         })?;
         Ok(deleted > 0)
     }
@@ -545,7 +635,9 @@ impl UserDirectory for Store {
     type User = User;
 
     async fn find(&self, access: &VerifiedAccess) -> Result<Lookup<User>, LookupError> {
-        self.user_for_access(access.user_id, access.login_id()).await.map_err(|e| LookupError::from(Box::new(e) as Box<_>))
+        self.user_for_access(access.user_id, access.login_id())
+            .await
+            .map_err(|e| LookupError::from(Box::new(e) as Box<_>))
     }
 }
 
@@ -553,28 +645,43 @@ impl UserDirectory for Store {
 pub async fn check_database(url: &str, timeout: Duration) -> Result<Backend, String> {
     let probe = async {
         if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url).map_err(|_| "not a valid sqlite: URL".to_owned())?;
-            let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.map_err(|e| e.to_string())?;
-            sqlx::query("SELECT 1").execute(&pool).await.map_err(|e| e.to_string())?;
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|_| "not a valid sqlite: URL".to_owned())?;
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .map_err(|e| e.to_string())?;
+            sqlx::query("SELECT 1")
+                .execute(&pool)
+                .await
+                .map_err(|e| e.to_string())?;
             pool.close().await;
             Ok(Backend::Sqlite)
         } else {
-            let options = PgConnectOptions::from_str(url).map_err(|_| "not a valid postgres:// URL".to_owned())?;
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|_| "not a valid postgres:// URL".to_owned())?;
             let pool = PgPoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(timeout)
                 .connect_with(options)
                 .await
                 .map_err(|e| e.to_string())?;
-            sqlx::query("SELECT 1").execute(&pool).await.map_err(|e| e.to_string())?;
+            sqlx::query("SELECT 1")
+                .execute(&pool)
+                .await
+                .map_err(|e| e.to_string())?;
             pool.close().await;
             Ok(Backend::Postgres)
         }
     };
-    tokio::time::timeout(timeout, probe).await.unwrap_or_else(|_| Err(format!("no answer within {}s", timeout.as_secs())))
+    tokio::time::timeout(timeout, probe)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {}s", timeout.as_secs())))
 }
 
-const USER_COLUMNS: &str = "id, username, email, full_name, role, permissions, disabled, created_at";
+const USER_COLUMNS: &str =
+    "id, username, email, full_name, role, permissions, disabled, created_at";
 const USER_COLUMNS_U: &str =
     "u.id, u.username, u.email, u.full_name, u.role, u.permissions, u.disabled, u.created_at";
 
@@ -638,7 +745,11 @@ impl From<UserRow> for User {
             role: r.role,
             disabled: r.disabled,
             created_at: rfc3339(r.created_at),
-            permissions: r.permissions.split_ascii_whitespace().map(str::to_owned).collect(),
+            permissions: r
+                .permissions
+                .split_ascii_whitespace()
+                .map(str::to_owned)
+                .collect(),
         }
     }
 }
@@ -692,7 +803,10 @@ pub struct NewUser<'a> {
 
 impl fmt::Debug for NewUser<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewUser").field("username", &self.username).field("role", &self.role).finish_non_exhaustive()
+        f.debug_struct("NewUser")
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
     }
 }
 
@@ -719,12 +833,14 @@ pub enum CreateUserError {
 impl From<CreateUserError> for ApiError {
     fn from(e: CreateUserError) -> Self {
         match e {
-            CreateUserError::Taken(TakenField::Username) => {
-                ApiError::Conflict { code: "username_taken", description: "That username is already taken".into() }
-            }
-            CreateUserError::Taken(TakenField::Email) => {
-                ApiError::Conflict { code: "email_taken", description: "That email is already taken".into() }
-            }
+            CreateUserError::Taken(TakenField::Username) => ApiError::Conflict {
+                code: "username_taken",
+                description: "That username is already taken".into(),
+            },
+            CreateUserError::Taken(TakenField::Email) => ApiError::Conflict {
+                code: "email_taken",
+                description: "That email is already taken".into(),
+            },
             CreateUserError::Store(e) => e.into(),
         }
     }
@@ -772,7 +888,10 @@ impl UserUpdate {
             && policy.role(role).is_none()
         {
             let known: Vec<&str> = policy.roles().iter().map(|r| r.name).collect();
-            return Err(ApiError::validation("role", format!("unknown role; known: {}", known.join(", "))));
+            return Err(ApiError::validation(
+                "role",
+                format!("unknown role; known: {}", known.join(", ")),
+            ));
         }
         if let Some(permissions) = &self.permissions {
             if permissions.len() > 64 {
@@ -781,7 +900,10 @@ impl UserUpdate {
             if permissions.iter().any(|p| !policy.is_permission(p)) {
                 return Err(ApiError::validation(
                     "permissions",
-                    format!("unknown permission; known: {}", policy.permissions().join(", ")),
+                    format!(
+                        "unknown permission; known: {}",
+                        policy.permissions().join(", ")
+                    ),
                 ));
             }
         }
@@ -850,7 +972,13 @@ struct ItemRow {
 
 impl From<ItemRow> for Item {
     fn from(r: ItemRow) -> Self {
-        Item { id: r.id, title: r.title, description: r.description, owner_id: r.owner_id, created_at: rfc3339(r.created_at) }
+        Item {
+            id: r.id,
+            title: r.title,
+            description: r.description,
+            owner_id: r.owner_id,
+            created_at: rfc3339(r.created_at),
+        }
     }
 }
 
@@ -873,10 +1001,20 @@ impl NewItem {
             return Err(ApiError::validation("title", "must not be empty"));
         }
         if self.title.chars().count() > 200 {
-            return Err(ApiError::validation("title", "must be at most 200 characters"));
+            return Err(ApiError::validation(
+                "title",
+                "must be at most 200 characters",
+            ));
         }
-        if self.description.as_ref().is_some_and(|d| d.chars().count() > 5000) {
-            return Err(ApiError::validation("description", "must be at most 5000 characters"));
+        if self
+            .description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > 5000)
+        {
+            return Err(ApiError::validation(
+                "description",
+                "must be at most 5000 characters",
+            ));
         }
         Ok(())
     }

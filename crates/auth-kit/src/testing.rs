@@ -43,8 +43,14 @@ impl fmt::Debug for TestDatabase {
 impl TestDatabase {
     /// A new SQLite file (WAL mode is set by the store).
     pub fn sqlite() -> Self {
-        let path = std::env::temp_dir().join(format!("auth-kit-test-{}.db", hex::encode(crate::random::bytes::<8>())));
-        Self { url: format!("sqlite://{}?mode=rwc", path.display()), cleanup: Cleanup::SqliteFile(path) }
+        let path = std::env::temp_dir().join(format!(
+            "auth-kit-test-{}.db",
+            hex::encode(crate::random::bytes::<8>())
+        ));
+        Self {
+            url: format!("sqlite://{}?mode=rwc", path.display()),
+            cleanup: Cleanup::SqliteFile(path),
+        }
     }
 
     /// A new schema on the `TEST_DATABASE_URL` server, or `None` (with a
@@ -59,13 +65,22 @@ impl TestDatabase {
             return None;
         };
         let schema = format!("auth_kit_test_{}", hex::encode(crate::random::bytes::<6>()));
-        let options = PgConnectOptions::from_str(&server).expect("TEST_DATABASE_URL is not a postgres:// URL");
-        let mut conn = PgConnection::connect_with(&options).await.expect("TEST_DATABASE_URL does not answer");
-        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await.expect("cannot create a test schema");
+        let options = PgConnectOptions::from_str(&server)
+            .expect("TEST_DATABASE_URL is not a postgres:// URL");
+        let mut conn = PgConnection::connect_with(&options)
+            .await
+            .expect("TEST_DATABASE_URL does not answer");
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut conn)
+            .await
+            .expect("cannot create a test schema");
         let _ = conn.close().await;
         let separator = if server.contains('?') { '&' } else { '?' };
         let url = format!("{server}{separator}options=-c%20search_path%3D{schema}");
-        Some(Self { url, cleanup: Cleanup::PostgresSchema { server, schema } })
+        Some(Self {
+            url,
+            cleanup: Cleanup::PostgresSchema { server, schema },
+        })
     }
 
     /// SQLite, then PostgreSQL when configured: loop over this to run the
@@ -104,11 +119,20 @@ impl Drop for TestDatabase {
                 let (server, schema) = (server.clone(), schema.clone());
                 // Drop may run inside a runtime: do the async cleanup on a thread of its own.
                 let _ = std::thread::spawn(move || {
-                    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    else {
+                        return;
+                    };
                     rt.block_on(async {
-                        let Ok(options) = PgConnectOptions::from_str(&server) else { return };
+                        let Ok(options) = PgConnectOptions::from_str(&server) else {
+                            return;
+                        };
                         if let Ok(mut conn) = PgConnection::connect_with(&options).await {
-                            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&mut conn).await;
+                            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                                .execute(&mut conn)
+                                .await;
                             let _ = conn.close().await;
                         }
                     });

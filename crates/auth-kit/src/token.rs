@@ -85,7 +85,14 @@ pub enum SigningAlgorithm {
 
 impl SigningAlgorithm {
     /// Every supported algorithm, in the order error messages list them.
-    pub const ALL: [SigningAlgorithm; 6] = [Self::HS256, Self::HS384, Self::HS512, Self::RS256, Self::ES256, Self::EdDSA];
+    pub const ALL: [SigningAlgorithm; 6] = [
+        Self::HS256,
+        Self::HS384,
+        Self::HS512,
+        Self::RS256,
+        Self::ES256,
+        Self::EdDSA,
+    ];
 
     /// The JOSE name (`HS256`, ..., `EdDSA`).
     pub fn as_str(self) -> &'static str {
@@ -136,7 +143,10 @@ impl FromStr for SigningAlgorithm {
 
     /// Exact JOSE names only: `none`, `None`, `hs256` and friends are refused.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|a| a.as_str() == s).ok_or_else(|| UnknownAlgorithm(s.chars().take(32).collect()))
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| UnknownAlgorithm(s.chars().take(32).collect()))
     }
 }
 
@@ -180,7 +190,10 @@ pub struct SigningKeys {
 
 impl fmt::Debug for SigningKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKeys").field("algorithm", &self.algorithm).field("kid", &self.kid()).finish_non_exhaustive()
+        f.debug_struct("SigningKeys")
+            .field("algorithm", &self.algorithm)
+            .field("kid", &self.kid())
+            .finish_non_exhaustive()
     }
 }
 
@@ -197,34 +210,57 @@ impl SigningKeys {
         if secret.len() < MIN_SECRET_BYTES {
             return Err(KeyError::SecretTooShort(secret.len()));
         }
-        let (Ok(encoding), Ok(decoding)) = (EncodingKey::from_secret(secret), DecodingKey::from_secret(secret)) else {
+        let (Ok(encoding), Ok(decoding)) = (
+            EncodingKey::from_secret(secret),
+            DecodingKey::from_secret(secret),
+        ) else {
             return Err(KeyError::SecretTooShort(secret.len()));
         };
-        Ok(Self { algorithm, encoding, decoding, public_jwk: None })
+        Ok(Self {
+            algorithm,
+            encoding,
+            decoding,
+            public_jwk: None,
+        })
     }
 
     /// HS256 keys from 256 fresh bits of OS randomness: for examples and
     /// tests that need a key for one run only.
     pub fn random_hmac() -> Self {
         let secret = hex::encode(crate::random::bytes::<32>());
-        Self::hmac(SigningAlgorithm::HS256, secret.as_bytes()).expect("64 hex characters make a valid HMAC secret")
+        Self::hmac(SigningAlgorithm::HS256, secret.as_bytes())
+            .expect("64 hex characters make a valid HMAC secret")
     }
 
     /// An asymmetric key pair from PEM (PKCS#8 or the algorithm's
     /// traditional form). The pair is checked to belong together by signing
     /// and verifying a probe, RSA keys must have at least 2048 bits, and ES256
     /// keys must be on P-256.
-    pub fn from_pem(algorithm: SigningAlgorithm, private_pem: &[u8], public_pem: &[u8]) -> Result<Self, KeyError> {
+    pub fn from_pem(
+        algorithm: SigningAlgorithm,
+        private_pem: &[u8],
+        public_pem: &[u8],
+    ) -> Result<Self, KeyError> {
         install_crypto_provider();
         let (encoding, decoding) = match algorithm {
-            SigningAlgorithm::RS256 => (EncodingKey::from_rsa_pem(private_pem), DecodingKey::from_rsa_pem(public_pem)),
-            SigningAlgorithm::ES256 => (EncodingKey::from_ec_pem(private_pem), DecodingKey::from_ec_pem(public_pem)),
-            SigningAlgorithm::EdDSA => (EncodingKey::from_ed_pem(private_pem), DecodingKey::from_ed_pem(public_pem)),
+            SigningAlgorithm::RS256 => (
+                EncodingKey::from_rsa_pem(private_pem),
+                DecodingKey::from_rsa_pem(public_pem),
+            ),
+            SigningAlgorithm::ES256 => (
+                EncodingKey::from_ec_pem(private_pem),
+                DecodingKey::from_ec_pem(public_pem),
+            ),
+            SigningAlgorithm::EdDSA => (
+                EncodingKey::from_ed_pem(private_pem),
+                DecodingKey::from_ed_pem(public_pem),
+            ),
             hmac => return Err(KeyError::WrongKind(hmac)),
         };
         let encoding = encoding.map_err(|_| KeyError::PrivateKey(algorithm))?;
         let decoding = decoding.map_err(|_| KeyError::PublicKey(algorithm))?;
-        let mut jwk = Jwk::from_decoding_key(&decoding, Some(algorithm.jwt())).map_err(|_| KeyError::PublicKey(algorithm))?;
+        let mut jwk = Jwk::from_decoding_key(&decoding, Some(algorithm.jwt()))
+            .map_err(|_| KeyError::PublicKey(algorithm))?;
         match &jwk.algorithm {
             jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) => {
                 let bits = base64_len(&rsa.n) * 8;
@@ -241,14 +277,24 @@ impl SigningKeys {
         }
         // The probe: a signature by the private key must verify with the public key.
         let probe = b"auth-kit key pair probe";
-        let signature = jsonwebtoken::crypto::sign(probe, &encoding, algorithm.jwt()).map_err(|_| KeyError::PrivateKey(algorithm))?;
-        if !jsonwebtoken::crypto::verify(&signature, probe, &decoding, algorithm.jwt()).unwrap_or(false) {
+        let signature = jsonwebtoken::crypto::sign(probe, &encoding, algorithm.jwt())
+            .map_err(|_| KeyError::PrivateKey(algorithm))?;
+        if !jsonwebtoken::crypto::verify(&signature, probe, &decoding, algorithm.jwt())
+            .unwrap_or(false)
+        {
             return Err(KeyError::Mismatch);
         }
-        let kid = jwk.thumbprint(ThumbprintHash::SHA256).map_err(|_| KeyError::PublicKey(algorithm))?;
+        let kid = jwk
+            .thumbprint(ThumbprintHash::SHA256)
+            .map_err(|_| KeyError::PublicKey(algorithm))?;
         jwk.common.key_id = Some(kid);
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-        Ok(Self { algorithm, encoding, decoding, public_jwk: Some(jwk) })
+        Ok(Self {
+            algorithm,
+            encoding,
+            decoding,
+            public_jwk: Some(jwk),
+        })
     }
 
     /// The configured algorithm.
@@ -258,13 +304,17 @@ impl SigningKeys {
 
     /// The RFC 7638 thumbprint of the public key; `None` for HMAC.
     pub fn kid(&self) -> Option<&str> {
-        self.public_jwk.as_ref().and_then(|j| j.common.key_id.as_deref())
+        self.public_jwk
+            .as_ref()
+            .and_then(|j| j.common.key_id.as_deref())
     }
 
     /// The JWKS document a service publishes at `/.well-known/jwks.json`:
     /// the public key only. `None` for HMAC (the secret is never published).
     pub fn jwks(&self) -> Option<JwkSet> {
-        self.public_jwk.as_ref().map(|jwk| JwkSet { keys: vec![jwk.clone()] })
+        self.public_jwk.as_ref().map(|jwk| JwkSet {
+            keys: vec![jwk.clone()],
+        })
     }
 }
 
@@ -303,7 +353,11 @@ pub struct ClaimRules {
 impl ClaimRules {
     /// `iss` and `aud` are always issued and always checked.
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>, leeway: Leeway) -> Self {
-        Self { issuer: issuer.into(), audience: audience.into(), leeway }
+        Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            leeway,
+        }
     }
 
     /// The `iss` value.
@@ -364,7 +418,10 @@ impl AccessToken {
 
 impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccessToken").field("token", &"<redacted>").field("expires_in", &self.expires_in).finish()
+        f.debug_struct("AccessToken")
+            .field("token", &"<redacted>")
+            .field("expires_in", &self.expires_in)
+            .finish()
     }
 }
 
@@ -384,7 +441,11 @@ pub struct AccessClaims {
     #[serde(deserialize_with = "numeric_date")]
     pub iat: u64,
     /// Not before (NumericDate), honoured when present.
-    #[serde(default, deserialize_with = "optional_numeric_date", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "optional_numeric_date",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub nbf: Option<u64>,
     /// Token id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -502,7 +563,13 @@ impl TokenIssuer {
         let mut header = Header::new(keys.algorithm.jwt());
         header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
         header.kid = keys.kid().map(str::to_owned);
-        Self { keys, header, rules, ttl_seconds: ttl.as_secs(), clock }
+        Self {
+            keys,
+            header,
+            rules,
+            ttl_seconds: ttl.as_secs(),
+            clock,
+        }
     }
 
     /// Seconds an access token lives.
@@ -524,8 +591,12 @@ impl TokenIssuer {
             scope: grant.scope.map(str::to_owned),
             sid: grant.login_id.map(str::to_owned),
         };
-        let token = jsonwebtoken::encode(&self.header, &claims, &self.keys.encoding).map_err(SignError)?;
-        Ok(AccessToken { token, expires_in: self.ttl_seconds })
+        let token =
+            jsonwebtoken::encode(&self.header, &claims, &self.keys.encoding).map_err(SignError)?;
+        Ok(AccessToken {
+            token,
+            expires_in: self.ttl_seconds,
+        })
     }
 }
 
@@ -566,7 +637,9 @@ pub struct AccessTokenVerifier {
 
 impl fmt::Debug for AccessTokenVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AccessTokenVerifier").field("algorithms", &self.validation.algorithms).finish_non_exhaustive()
+        f.debug_struct("AccessTokenVerifier")
+            .field("algorithms", &self.validation.algorithms)
+            .finish_non_exhaustive()
     }
 }
 
@@ -574,7 +647,10 @@ impl AccessTokenVerifier {
     /// A verifier pinned to `keys`' algorithm.
     pub fn new(keys: &SigningKeys, rules: ClaimRules) -> Self {
         install_crypto_provider();
-        Self { key: keys.decoding.clone(), validation: rules.validation(keys.algorithm.jwt()) }
+        Self {
+            key: keys.decoding.clone(),
+            validation: rules.validation(keys.algorithm.jwt()),
+        }
     }
 
     /// Verifies signature, algorithm, type and claims.
@@ -584,7 +660,12 @@ impl AccessTokenVerifier {
             return Err(InvalidToken::WrongType);
         }
         let user_id = parse_user_id(&claims.sub).ok_or(InvalidToken::InvalidClaims)?;
-        Ok(VerifiedAccess { user_id, scope: claims.scope.unwrap_or_default(), login_id: claims.sid, expires_at: claims.exp })
+        Ok(VerifiedAccess {
+            user_id,
+            scope: claims.scope.unwrap_or_default(),
+            login_id: claims.sid,
+            expires_at: claims.exp,
+        })
     }
 }
 
@@ -634,10 +715,12 @@ fn classify(token: &str, kind: &ErrorKind) -> InvalidToken {
         | ErrorKind::InvalidEddsaKey
         | ErrorKind::InvalidRsaKey(_)
         | ErrorKind::InvalidKeyFormat => InvalidToken::WrongAlgorithm,
-        ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => InvalidToken::WrongIssuerOrAudience,
-        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) | ErrorKind::InvalidSubject => {
-            InvalidToken::InvalidClaims
+        ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => {
+            InvalidToken::WrongIssuerOrAudience
         }
+        ErrorKind::MissingRequiredClaim(_)
+        | ErrorKind::InvalidClaimFormat(_)
+        | ErrorKind::InvalidSubject => InvalidToken::InvalidClaims,
         ErrorKind::Json(_) => json_failure(token),
         _ => InvalidToken::Malformed,
     }
@@ -650,7 +733,11 @@ fn json_failure(token: &str) -> InvalidToken {
     let header_json = token
         .split('.')
         .next()
-        .and_then(|h| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).ok())
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
         .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
     match header_json {
         Some(header) => match header.get("alg").and_then(|a| a.as_str()) {
@@ -675,7 +762,9 @@ pub struct KeySet {
 
 impl fmt::Debug for KeySet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.keys.iter().map(|(kid, alg, _)| (kid, alg))).finish()
+        f.debug_list()
+            .entries(self.keys.iter().map(|(kid, alg, _)| (kid, alg)))
+            .finish()
     }
 }
 
@@ -727,13 +816,21 @@ impl KeySet {
 
     /// Verifies `token` with the key its `kid` names, pinned to that key's
     /// algorithm, and checks the claims against `rules`.
-    pub fn verify<C: DeserializeOwned>(&self, token: &str, rules: &ClaimRules) -> Result<C, KeySetError> {
+    pub fn verify<C: DeserializeOwned>(
+        &self,
+        token: &str,
+        rules: &ClaimRules,
+    ) -> Result<C, KeySetError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(InvalidToken::TooLong.into());
         }
         let header = jsonwebtoken::decode_header(token).map_err(|e| classify(token, e.kind()))?;
         let kid = header.kid.as_deref().ok_or(InvalidToken::UnknownKey)?;
-        let (_, algorithm, key) = self.keys.iter().find(|(k, _, _)| k == kid).ok_or(KeySetError::UnknownKid)?;
+        let (_, algorithm, key) = self
+            .keys
+            .iter()
+            .find(|(k, _, _)| k == kid)
+            .ok_or(KeySetError::UnknownKid)?;
         if SigningAlgorithm::from_jwt(header.alg) != Some(*algorithm) {
             return Err(InvalidToken::WrongAlgorithm.into());
         }
@@ -744,7 +841,11 @@ impl KeySet {
 
 /// Verifies a token with a shared HMAC secret (legacy Supabase projects):
 /// the algorithm is pinned to HS256 and the claims checked against `rules`.
-pub fn verify_hs256<C: DeserializeOwned>(token: &str, secret: &[u8], rules: &ClaimRules) -> Result<C, InvalidToken> {
+pub fn verify_hs256<C: DeserializeOwned>(
+    token: &str,
+    secret: &[u8],
+    rules: &ClaimRules,
+) -> Result<C, InvalidToken> {
     install_crypto_provider();
     let key = DecodingKey::from_secret(secret).map_err(|_| InvalidToken::BadSignature)?;
     decode_checked::<C>(token, &key, &rules.validation(Algorithm::HS256)).map(|(_, c)| c)

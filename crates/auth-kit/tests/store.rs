@@ -1,0 +1,530 @@
+//! The store on SQLite always and on PostgreSQL when TEST_DATABASE_URL is
+//! set: the same test code for both (`TestDatabase::all`).
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use auth_kit::extract::Lookup;
+use auth_kit::store::{
+    AdminBootstrapOutcome, Backend, CreateUserError, NewItem, NewUser, RefreshTokenHash, Store,
+    TakenField, UserUpdate,
+};
+use auth_kit::testing::TestDatabase;
+
+fn new_user<'a>(username: &'a str, email: Option<&'a str>) -> NewUser<'a> {
+    NewUser {
+        username,
+        email,
+        full_name: Some("Ann Example"),
+        password_hash: "$argon2id$v=19$x",
+        role: "user",
+    }
+}
+
+async fn stores(test: &str) -> Vec<(TestDatabase, Store)> {
+    let mut out = Vec::new();
+    for db in TestDatabase::all(test).await {
+        let store = Store::connect(db.url())
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", db.backend_name()));
+        out.push((db, store));
+    }
+    out
+}
+
+#[tokio::test]
+async fn users_are_unique_ignoring_case() {
+    for (db, store) in stores("users_are_unique_ignoring_case").await {
+        let ann = store
+            .create_user(&new_user("Ann", Some("Ann@Example.com")))
+            .await
+            .unwrap();
+        assert_eq!(
+            (ann.username.as_str(), ann.role.as_str(), ann.disabled),
+            ("Ann", "user", false),
+            "{db:?}"
+        );
+        assert!(ann.created_at.ends_with('Z'));
+        let again = store.create_user(&new_user("aNN", None)).await;
+        assert!(
+            matches!(again, Err(CreateUserError::Taken(TakenField::Username))),
+            "{db:?}: {again:?}"
+        );
+        let same_email = store
+            .create_user(&new_user("bob", Some("ann@EXAMPLE.com")))
+            .await;
+        assert!(
+            matches!(same_email, Err(CreateUserError::Taken(TakenField::Email))),
+            "{db:?}: {same_email:?}"
+        );
+        // No email is not a collision.
+        store.create_user(&new_user("carl", None)).await.unwrap();
+        store.create_user(&new_user("dora", None)).await.unwrap();
+        let (found, hash) = store.credentials("ANN").await.unwrap().unwrap();
+        assert_eq!((found.id, hash.as_str()), (ann.id, "$argon2id$v=19$x"));
+        assert!(store.credentials("nobody").await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn concurrent_signups_of_one_name_give_one_user() {
+    for (db, store) in stores("concurrent_signups_of_one_name_give_one_user").await {
+        let attempts: Vec<_> = (0..50)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let name = if i % 2 == 0 { "racer" } else { "RACER" };
+                    store.create_user(&new_user(name, None)).await
+                })
+            })
+            .collect();
+        let (mut created, mut taken) = (0, 0);
+        for attempt in attempts {
+            match attempt.await.unwrap() {
+                Ok(_) => created += 1,
+                Err(CreateUserError::Taken(TakenField::Username)) => taken += 1,
+                Err(other) => panic!("{db:?}: {other}"),
+            }
+        }
+        assert_eq!((created, taken), (1, 49), "{db:?}");
+    }
+}
+
+#[tokio::test]
+async fn refresh_rotation_is_atomic() {
+    for (db, store) in stores("refresh_rotation_is_atomic").await {
+        let user = store.create_user(&new_user("rot", None)).await.unwrap();
+        let first = RefreshTokenHash::of("first");
+        let login = store
+            .start_login(user.id, "me", &first, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        let second = RefreshTokenHash::of("second");
+        assert!(
+            store
+                .rotate_refresh_token(&first, &second, &login, Duration::from_secs(60))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .rotate_refresh_token(
+                    &first,
+                    &RefreshTokenHash::of("x"),
+                    &login,
+                    Duration::from_secs(60)
+                )
+                .await
+                .unwrap()
+        );
+        let spent = store.find_refresh_token(&first).await.unwrap().unwrap();
+        assert!(spent.spent_at.is_some(), "{db:?}");
+
+        // 20 concurrent rotations of one token: at most one wins.
+        let racers: Vec<_> = (0..20)
+            .map(|i| {
+                let (store, login, second) = (store.clone(), login.clone(), second.clone());
+                tokio::spawn(async move {
+                    store
+                        .rotate_refresh_token(
+                            &second,
+                            &RefreshTokenHash::of(&format!("next-{i}")),
+                            &login,
+                            Duration::from_secs(60),
+                        )
+                        .await
+                })
+            })
+            .collect();
+        let mut wins = 0;
+        for r in racers {
+            if r.await.unwrap().unwrap() {
+                wins += 1;
+            }
+        }
+        assert_eq!(wins, 1, "{db:?}");
+    }
+}
+
+#[tokio::test]
+async fn access_lookup_checks_the_login() {
+    for (db, store) in stores("access_lookup_checks_the_login").await {
+        let user = store.create_user(&new_user("look", None)).await.unwrap();
+        let login = store
+            .start_login(
+                user.id,
+                "me",
+                &RefreshTokenHash::of("t"),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(store.user_for_access(user.id, Some(&login)).await.unwrap(), Lookup::Found(u) if u.id == user.id)
+        );
+        assert!(
+            matches!(
+                store.user_for_access(user.id, None).await.unwrap(),
+                Lookup::Found(_)
+            ),
+            "no sid: still valid"
+        );
+        assert_eq!(
+            store
+                .user_for_access(user.id, Some("unknown"))
+                .await
+                .unwrap(),
+            Lookup::RevokedLogin
+        );
+        let other = store.create_user(&new_user("other", None)).await.unwrap();
+        assert_eq!(
+            store.user_for_access(other.id, Some(&login)).await.unwrap(),
+            Lookup::RevokedLogin,
+            "{db:?}: another user's sid"
+        );
+        assert!(
+            !store.revoke_login(&login, Some(other.id)).await.unwrap(),
+            "only the owner may revoke"
+        );
+        assert!(store.revoke_login(&login, Some(user.id)).await.unwrap());
+        assert_eq!(
+            store.user_for_access(user.id, Some(&login)).await.unwrap(),
+            Lookup::RevokedLogin
+        );
+        assert!(store.delete_user(user.id).await.unwrap());
+        assert_eq!(
+            store.user_for_access(user.id, None).await.unwrap(),
+            Lookup::UnknownUser
+        );
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_user_takes_items_and_logins() {
+    for (db, store) in stores("deleting_a_user_takes_items_and_logins").await {
+        let user = store.create_user(&new_user("gone", None)).await.unwrap();
+        let keeper = store.create_user(&new_user("keeper", None)).await.unwrap();
+        let item = store
+            .create_item(
+                user.id,
+                &NewItem {
+                    title: "mine".into(),
+                    description: None,
+                },
+            )
+            .await
+            .unwrap();
+        let kept = store
+            .create_item(
+                keeper.id,
+                &NewItem {
+                    title: "kept".into(),
+                    description: Some("d".into()),
+                },
+            )
+            .await
+            .unwrap();
+        let refresh = RefreshTokenHash::of("r");
+        store
+            .start_login(user.id, "", &refresh, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(store.delete_user(user.id).await.unwrap());
+        assert!(!store.delete_user(user.id).await.unwrap());
+        assert!(store.item(item.id).await.unwrap().is_none(), "{db:?}");
+        assert!(
+            store.find_refresh_token(&refresh).await.unwrap().is_none(),
+            "{db:?}"
+        );
+        assert_eq!(store.items_of(keeper.id).await.unwrap(), vec![kept]);
+        // A new user never gets the deleted user's id.
+        let next = store.create_user(&new_user("next", None)).await.unwrap();
+        assert!(next.id > keeper.id, "{db:?}");
+        assert!(
+            store
+                .start_login(
+                    user.id,
+                    "",
+                    &RefreshTokenHash::of("z"),
+                    Duration::from_secs(60)
+                )
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
+
+#[tokio::test]
+async fn admin_updates() {
+    for (db, store) in stores("admin_updates").await {
+        let user = store.create_user(&new_user("patch", None)).await.unwrap();
+        let noop = store
+            .update_user(user.id, &UserUpdate::default())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(noop, user, "{db:?}");
+        let update = UserUpdate {
+            role: Some("guest".into()),
+            disabled: Some(true),
+            permissions: Some(vec![
+                "items:delete".into(),
+                "items:delete".into(),
+                "items:read".into(),
+            ]),
+        };
+        let changed = store.update_user(user.id, &update).await.unwrap().unwrap();
+        assert_eq!((changed.role.as_str(), changed.disabled), ("guest", true));
+        assert_eq!(changed.permissions, ["items:delete", "items:read"]);
+        let only_role = store
+            .update_user(
+                user.id,
+                &UserUpdate {
+                    role: Some("user".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (only_role.disabled, only_role.permissions.len()),
+            (true, 2),
+            "absent fields are left alone"
+        );
+        let revoked = store
+            .update_user(
+                user.id,
+                &UserUpdate {
+                    permissions: Some(vec![]),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(revoked.permissions.is_empty());
+        assert!(
+            store
+                .update_user(999_999, &UserUpdate::default())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(store.list_users().await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn admin_bootstrap_is_idempotent() {
+    for (db, store) in stores("admin_bootstrap_is_idempotent").await {
+        let hash = || async { Ok::<_, std::convert::Infallible>("$argon2id$admin".to_owned()) };
+        assert_eq!(
+            store.ensure_admin("root", hash).await.unwrap(),
+            AdminBootstrapOutcome::Created,
+            "{db:?}"
+        );
+        assert_eq!(
+            store.ensure_admin("ROOT", hash).await.unwrap(),
+            AdminBootstrapOutcome::LeftAlone
+        );
+        let (admin, _) = store.credentials("root").await.unwrap().unwrap();
+        assert_eq!(admin.role, "admin");
+        // An existing non-admin of that name is never promoted nor touched.
+        store.create_user(&new_user("plain", None)).await.unwrap();
+        let never = || async { Err::<String, _>("must not hash for an existing user") };
+        assert_eq!(
+            store.ensure_admin("plain", never).await.unwrap(),
+            AdminBootstrapOutcome::LeftAlone
+        );
+        assert_eq!(
+            store.credentials("plain").await.unwrap().unwrap().0.role,
+            "user"
+        );
+    }
+}
+
+#[tokio::test]
+async fn items_belong_to_their_owner() {
+    for (db, store) in stores("items_belong_to_their_owner").await {
+        let a = store.create_user(&new_user("owner-a", None)).await.unwrap();
+        let b = store.create_user(&new_user("owner-b", None)).await.unwrap();
+        let a1 = store
+            .create_item(
+                a.id,
+                &NewItem {
+                    title: "a1".into(),
+                    description: None,
+                },
+            )
+            .await
+            .unwrap();
+        let a2 = store
+            .create_item(
+                a.id,
+                &NewItem {
+                    title: "a2".into(),
+                    description: Some("two".into()),
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .create_item(
+                b.id,
+                &NewItem {
+                    title: "b1".into(),
+                    description: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.items_of(a.id).await.unwrap(),
+            vec![a1.clone(), a2],
+            "{db:?}"
+        );
+        assert!(store.delete_item(a1.id).await.unwrap());
+        assert!(!store.delete_item(a1.id).await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn purge_removes_expired_tokens_and_empty_logins() {
+    for (db, store) in stores("purge_removes_expired_tokens_and_empty_logins").await {
+        let clock = auth_kit::Clock::manual(1_000_000);
+        let store = store.with_clock(clock.clone());
+        let user = store.create_user(&new_user("purge", None)).await.unwrap();
+        let short = RefreshTokenHash::of("short");
+        let login = store
+            .start_login(user.id, "", &short, Duration::from_secs(10))
+            .await
+            .unwrap()
+            .unwrap();
+        let long = RefreshTokenHash::of("long");
+        let kept = store
+            .start_login(user.id, "", &long, Duration::from_secs(1000))
+            .await
+            .unwrap()
+            .unwrap();
+        clock.advance(11);
+        assert_eq!(store.purge_expired().await.unwrap(), 1, "{db:?}");
+        assert!(store.find_refresh_token(&short).await.unwrap().is_none());
+        assert_eq!(
+            store.user_for_access(user.id, Some(&login)).await.unwrap(),
+            Lookup::RevokedLogin
+        );
+        assert!(matches!(
+            store.user_for_access(user.id, Some(&kept)).await.unwrap(),
+            Lookup::Found(_)
+        ));
+    }
+}
+
+/// SQLite and PostgreSQL migrations must describe the same tables and columns.
+#[tokio::test]
+async fn schema_parity() {
+    let dbs = stores("schema_parity").await;
+    let mut schemas = Vec::new();
+    for (db, store) in &dbs {
+        let _ = store;
+        let columns: Vec<(String, String)> = match db.backend_name() {
+            "sqlite" => {
+                let pool = sqlx::SqlitePool::connect(db.url()).await.unwrap();
+                sqlx::query_as(
+                    "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+                     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%'",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+            }
+            _ => {
+                let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+                sqlx::query_as(
+                    "SELECT table_name::text, column_name::text FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND table_name NOT LIKE '_sqlx%'",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+            }
+        };
+        let mut by_table: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (table, column) in columns {
+            by_table.entry(table).or_default().push(column);
+        }
+        by_table.values_mut().for_each(|c| c.sort());
+        assert_eq!(
+            by_table.keys().collect::<Vec<_>>(),
+            ["items", "logins", "refresh_tokens", "users"]
+        );
+        schemas.push(by_table);
+    }
+    match schemas.as_slice() {
+        [sqlite, postgres] => assert_eq!(sqlite, postgres),
+        _ => eprintln!("schema_parity: only SQLite checked (TEST_DATABASE_URL unset)"),
+    }
+    assert_eq!(dbs[0].1.backend(), Backend::Sqlite);
+}
+
+/// Run by `acknowledged_writes_survive_sigkill` as a separate process.
+#[tokio::test]
+#[ignore = "helper: started as a child process by acknowledged_writes_survive_sigkill"]
+async fn durability_child() {
+    let url = std::env::var("AUTH_KIT_DURABILITY_URL").expect("started by the durability test");
+    let store = Store::connect(&url).await.unwrap();
+    let user = store.create_user(&new_user("durable", None)).await.unwrap();
+    println!("ACK {}", user.id);
+    use std::io::Write as _;
+    std::io::stdout().flush().unwrap();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_sigkill() {
+    use std::io::BufRead as _;
+    let db = TestDatabase::sqlite();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "durability_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("AUTH_KIT_DURABILITY_URL", db.url())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let ack = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        // libtest prints "test durability_child ... " on the same line first.
+        .find_map(|line| {
+            line.split("ACK ")
+                .nth(1)
+                .map(|id| id.trim().parse::<i64>().unwrap())
+        })
+        .expect("the child acknowledged a write");
+    child.kill().unwrap(); // SIGKILL: no destructors, no clean close
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    let store = Store::connect(db.url()).await.unwrap();
+    let user = store
+        .user(ack)
+        .await
+        .unwrap()
+        .expect("the acknowledged user survived SIGKILL");
+    assert_eq!(user.username, "durable");
+}
