@@ -330,11 +330,7 @@ guarded_extractor!(
     /// per-user grant (FastAPI's `Depends(require_permission(...))`): 403
     /// otherwise. No scope is needed.
     RequirePermission<R: PermissionRequirement>,
-    |caller, policy| if policy.allows(caller.user.role(), caller.user.granted_permissions(), R::PERMISSION) {
-        Ok(())
-    } else {
-        Err(AuthError::PermissionRequired(R::PERMISSION))
-    }
+    |caller, policy| check_permission(policy, &caller.user, R::PERMISSION)
 );
 
 guarded_extractor!(
@@ -343,6 +339,27 @@ guarded_extractor!(
     RequireRole<R: RoleRequirement>,
     |caller, _policy| if caller.user.role() == R::ROLE { Ok(()) } else { Err(AuthError::RoleRequired(R::ROLE)) }
 );
+
+/// The check [`RequirePermission`] makes, for permissions that depend on
+/// the resource and must be decided in the handler (an owner may delete
+/// their own item; anyone else needs `items:delete`):
+///
+/// ```
+/// # use auth_kit::extract::{Account, check_permission};
+/// # use auth_kit::policy::AccessPolicy;
+/// # fn demo<U: Account>(user: &U, user_id: i64, owner_id: i64, policy: &AccessPolicy) -> Result<(), auth_kit::AuthError> {
+/// if owner_id != user_id {
+///     check_permission(policy, user, "items:delete")?;
+/// }
+/// # Ok(()) }
+/// ```
+pub fn check_permission<U: Account>(policy: &AccessPolicy, user: &U, permission: &'static str) -> Result<(), AuthError> {
+    if policy.allows(user.role(), user.granted_permissions(), permission) {
+        Ok(())
+    } else {
+        Err(AuthError::PermissionRequired(permission))
+    }
+}
 
 /// Marker types for SPEC section 3's standard requirements.
 pub mod standard {
