@@ -1,1 +1,68 @@
-fn main() {}
+//! `cargo xtask`: the scaffolder and the operator tools (SPEC section 7).
+//!
+//! Plain Rust, one module per subcommand. Every failure prints one line
+//! naming the problem and the fix, and exits non-zero.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod browser;
+mod demo;
+mod new;
+mod repo;
+mod setup_jwt;
+mod test;
+mod validate;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Stamp out authenticated axum services, and check them."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Stamp a new service from a template into a standalone workspace.
+    New(new::NewArgs),
+    /// Stamp the oauth2 template as `demo-api` under target/ and run it on its defaults.
+    Demo(demo::DemoArgs),
+    /// Run every test: the workspace's, then each template stamped and built.
+    Test,
+    /// Stamp every template, then build (warnings denied), lint and test each.
+    TestTemplates(test::TestTemplatesArgs),
+    /// Write a fresh signing key (SECRET_KEY, or a key pair) into an env file.
+    SetupJwt(setup_jwt::SetupJwtArgs),
+    /// Check a configuration (PASS/WARN/FAIL with the fix), or probe a running service with --url.
+    Validate(validate::ValidateArgs),
+    /// cargo-generate's own command line (`cargo generate ...`), from its library.
+    #[command(hide = true)]
+    Generate {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::New(args) => new::run(&args).map(|_| ()),
+        Command::Demo(args) => demo::run(&args),
+        Command::Test => test::run_all(),
+        Command::TestTemplates(args) => test::run_templates(&args),
+        Command::SetupJwt(args) => setup_jwt::run(&args),
+        Command::Validate(args) => validate::run(&args),
+        Command::Generate { args } => new::generate(&args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -5,6 +5,8 @@
 //! settings or the first [`ConfigError`]; [`check_service`] runs the very
 //! same checks and reports every one as a [`Finding`] (PASS / WARN / FAIL
 //! with the fix), which is what `cargo xtask validate` prints.
+//! [`SupabaseSettings::from_env`] and [`check_supabase`] do the same for
+//! the supabase service's variables.
 //!
 //! ```
 //! use auth_kit::config::{Environment, ServiceSettings, Status, check_service};
@@ -29,6 +31,14 @@ use zeroize::Zeroizing;
 
 use crate::token::{KeyError, Leeway, MIN_SECRET_BYTES, SigningAlgorithm, SigningKeys};
 
+// The Supabase settings live in their own file but use this module's
+// report and parsing helpers; they need no HTTP client, so they are
+// always compiled (for `cargo xtask validate`).
+mod supabase;
+pub use supabase::{
+    JwtSecret, KeyKind, SupabaseKey, SupabaseSettings, VerifyMode, check_supabase, classify_key,
+};
+
 /// Placeholders refused as SECRET_KEY (SPEC section 9), compared ignoring
 /// case and surrounding space.
 pub const PLACEHOLDER_SECRETS: &[&str] = &[
@@ -40,6 +50,20 @@ pub const PLACEHOLDER_SECRETS: &[&str] = &[
     "secret_key",
     "supersecret",
     "password",
+];
+
+/// Keys printed in widely copied documentation, refused like the
+/// placeholders: they pass every length and variety rule, yet anyone can
+/// sign tokens with them. Each with where it comes from.
+pub const PUBLISHED_SECRETS: &[(&str, &str)] = &[
+    (
+        "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7",
+        "the example key of FastAPI's JWT tutorial",
+    ),
+    (
+        "a-string-secret-at-least-256-bits-long",
+        "the example key of the jwt.io debugger",
+    ),
 ];
 
 /// Fewest distinct characters a SECRET_KEY must have.
@@ -422,6 +446,77 @@ impl Report {
     }
 }
 
+/// Where a service keeps its data and listens: DATABASE_URL, HOST, PORT.
+/// (The jwt and oauth2 services read these inside [`ServiceSettings`]; the
+/// supabase service, which has no SECRET_KEY, reads them alone.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// DATABASE_URL.
+    pub database_url: String,
+    /// HOST.
+    pub host: IpAddr,
+    /// PORT (0: any free port).
+    pub port: u16,
+}
+
+impl ServerSettings {
+    /// Reads and checks DATABASE_URL, HOST and PORT.
+    pub fn from_env(env: &Environment, service_name: &str) -> Result<Self, ConfigError> {
+        let mut report = Report::default();
+        read_server(env, service_name, &mut report).ok_or_else(|| {
+            report.first_error.take().unwrap_or_else(|| {
+                ConfigError::new(
+                    "configuration",
+                    ConfigErrorKind::Invalid,
+                    "the configuration is invalid",
+                    "run `cargo xtask validate`",
+                )
+            })
+        })
+    }
+
+    /// The address to listen on.
+    pub fn listen_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(self.host, self.port)
+    }
+}
+
+/// The checks of [`ServerSettings`], as findings.
+pub fn check_server(env: &Environment, service_name: &str) -> Vec<Finding> {
+    let mut report = Report::default();
+    read_server(env, service_name, &mut report);
+    report.findings
+}
+
+fn read_server(
+    env: &Environment,
+    service_name: &str,
+    report: &mut Report,
+) -> Option<ServerSettings> {
+    let database_url = report.take(database_url(env, service_name), |url| {
+        Finding::pass("DATABASE_URL", describe_database(url))
+    });
+    let host = report.take(host(env), |h| Finding::pass("HOST", h.to_string()));
+    if let Some(h) = host
+        && h.is_unspecified()
+    {
+        report.push(Finding::warn(
+            "HOST",
+            format!("{h} listens on every network interface"),
+            "put the service behind a TLS-terminating proxy, or use 127.0.0.1 in development",
+        ));
+    }
+    // 0 asks the operating system for any free port (tests, demos).
+    let port = report.take(integer(env, "PORT", 8000, 0, 65535), |p| {
+        Finding::pass("PORT", p.to_string())
+    });
+    Some(ServerSettings {
+        database_url: database_url?,
+        host: host?,
+        port: u16::try_from(port?).ok()?,
+    })
+}
+
 fn read_service(
     env: &Environment,
     service_name: &str,
@@ -516,22 +611,7 @@ fn read_service(
         .to_owned();
     report.push(Finding::pass("JWT_AUDIENCE", format!("'{audience}'")));
 
-    let database_url = report.take(database_url(env, service_name), |url| {
-        Finding::pass("DATABASE_URL", describe_database(url))
-    });
-    let host = report.take(host(env), |h| Finding::pass("HOST", h.to_string()));
-    if let Some(h) = host
-        && h.is_unspecified()
-    {
-        report.push(Finding::warn(
-            "HOST",
-            format!("{h} listens on every network interface"),
-            "put the service behind a TLS-terminating proxy, or use 127.0.0.1 in development",
-        ));
-    }
-    let port = report.take(integer(env, "PORT", 8000, 1, 65535), |p| {
-        Finding::pass("PORT", p.to_string())
-    });
+    let server = read_server(env, service_name, report);
     let admin = report.take(admin(env), |a| match a {
         Some(a) => Finding::pass(
             "ADMIN_USERNAME",
@@ -560,9 +640,9 @@ fn read_service(
         issuer,
         audience,
         leeway: leeway?,
-        database_url: database_url?,
-        host: host?,
-        port: u16::try_from(port?).ok()?,
+        database_url: server.as_ref()?.database_url.clone(),
+        host: server.as_ref()?.host,
+        port: server?.port,
         admin: admin?,
         login_limits: LoginLimits {
             max_failures_per_username: u32::try_from(max_failures?).ok()?,
@@ -631,6 +711,11 @@ pub fn secret_key(raw: Option<&str>) -> Result<SecretStrength, ConfigError> {
     let normalized = raw.trim().to_ascii_lowercase();
     if PLACEHOLDER_SECRETS.contains(&normalized.as_str()) {
         return Err(weak("SECRET_KEY is a known placeholder value".to_owned()));
+    }
+    if let Some((_, source)) = PUBLISHED_SECRETS.iter().find(|(key, _)| *key == normalized) {
+        return Err(weak(format!(
+            "SECRET_KEY is {source}: it is published, so anyone can sign tokens with it"
+        )));
     }
     if raw.len() < MIN_SECRET_BYTES {
         return Err(weak(format!(
@@ -894,6 +979,19 @@ mod tests {
             "placeholder",
         );
         check_refused(&[("SECRET_KEY", " ChangeMe ")], "SECRET_KEY", "placeholder");
+        check_refused(
+            &[(
+                "SECRET_KEY",
+                "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7",
+            )],
+            "SECRET_KEY",
+            "FastAPI's JWT tutorial",
+        );
+        check_refused(
+            &[("SECRET_KEY", "a-string-secret-at-least-256-bits-long")],
+            "SECRET_KEY",
+            "is published",
+        );
         check_refused(
             &[("SECRET_KEY", &"ab".repeat(20))],
             "SECRET_KEY",

@@ -81,6 +81,10 @@ pub enum AuthError {
     RoleRequired(&'static str),
     /// The user store did not answer: 503.
     Unavailable(Arc<dyn std::error::Error + Send + Sync>),
+    /// Supabase Auth could not be asked (unreachable, timing out, dropping
+    /// the connection, answering 5xx or non-JSON): 503
+    /// `supabase_unavailable`. The cause is logged, never sent.
+    SupabaseUnavailable(Arc<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<InvalidToken> for AuthError {
@@ -103,11 +107,16 @@ impl fmt::Display for AuthError {
             AuthError::Unavailable(_) => {
                 f.write_str("The service is temporarily unavailable; retry shortly")
             }
+            AuthError::SupabaseUnavailable(_) => f.write_str(SUPABASE_UNAVAILABLE),
         }
     }
 }
 
 impl std::error::Error for AuthError {}
+
+/// The description of every `supabase_unavailable` answer: generic, never
+/// the upstream body.
+const SUPABASE_UNAVAILABLE: &str = "Supabase Auth is unavailable; retry shortly";
 
 /// An RFC 6750 challenge. Descriptions are ours (no quotes or backslashes),
 /// so quoting is safe; the check keeps it that way.
@@ -156,6 +165,12 @@ impl IntoResponse for AuthError {
                 None,
                 Some(cause.clone()),
             ),
+            AuthError::SupabaseUnavailable(cause) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "supabase_unavailable",
+                None,
+                Some(cause.clone()),
+            ),
         };
         let mut response = json_error(status, code, &description);
         if let Some(challenge) = challenge {
@@ -194,6 +209,9 @@ pub enum OAuthError {
     },
     /// 503 `temporarily_unavailable` with `Retry-After: 1`.
     Unavailable(Option<Arc<dyn std::error::Error + Send + Sync>>),
+    /// 503 `supabase_unavailable` with `Retry-After: 1`: Supabase Auth
+    /// could not be asked. The cause is logged, never sent.
+    SupabaseUnavailable(Arc<dyn std::error::Error + Send + Sync>),
 }
 
 impl OAuthError {
@@ -221,6 +239,7 @@ impl OAuthError {
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::TooManyRequests { .. } => "too_many_requests",
             OAuthError::Unavailable(_) => "temporarily_unavailable",
+            OAuthError::SupabaseUnavailable(_) => "supabase_unavailable",
         }
     }
 }
@@ -236,6 +255,7 @@ impl fmt::Display for OAuthError {
                 f.write_str("Too many failed logins; try again later")
             }
             OAuthError::Unavailable(_) => f.write_str("The server is busy; retry shortly"),
+            OAuthError::SupabaseUnavailable(_) => f.write_str(SUPABASE_UNAVAILABLE),
         }
     }
 }
@@ -254,14 +274,16 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let status = match &self {
             OAuthError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            OAuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            OAuthError::Unavailable(_) | OAuthError::SupabaseUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::BAD_REQUEST,
         };
         let mut response = json_error(status, self.code(), &self.to_string());
         response.headers_mut().extend(no_store_headers());
         let retry_after = match &self {
             OAuthError::TooManyRequests { retry_after } => Some(*retry_after),
-            OAuthError::Unavailable(_) => Some(1),
+            OAuthError::Unavailable(_) | OAuthError::SupabaseUnavailable(_) => Some(1),
             _ => None,
         };
         if let Some(seconds) = retry_after {
@@ -271,6 +293,7 @@ impl IntoResponse for OAuthError {
         }
         let cause = match self {
             OAuthError::Unavailable(cause) => cause,
+            OAuthError::SupabaseUnavailable(cause) => Some(cause),
             _ => None,
         };
         with_detail(response, cause)
@@ -285,6 +308,10 @@ pub enum ApiError {
     Auth(AuthError),
     /// 400 `invalid_request`: malformed JSON or form.
     InvalidRequest(Cow<'static, str>),
+    /// 403 `forbidden`: the action is not allowed for anyone (signups
+    /// disabled, say). A user lacking a permission or role is
+    /// [`ApiError::Auth`] instead.
+    Forbidden(Cow<'static, str>),
     /// 404 `not_found`.
     NotFound(Cow<'static, str>),
     /// 405 `method_not_allowed`.
@@ -319,6 +346,9 @@ pub enum ApiError {
     Unavailable(Option<Arc<dyn std::error::Error + Send + Sync>>),
     /// 500 `server_error`, generic body; the cause is logged.
     Internal(Arc<dyn std::error::Error + Send + Sync>),
+    /// 503 `supabase_unavailable` with `Retry-After: 1`: Supabase Auth
+    /// could not be asked. The cause is logged, never sent.
+    SupabaseUnavailable(Arc<dyn std::error::Error + Send + Sync>),
 }
 
 impl ApiError {
@@ -360,6 +390,7 @@ impl fmt::Display for ApiError {
         match self {
             ApiError::Auth(e) => write!(f, "{e}"),
             ApiError::InvalidRequest(d)
+            | ApiError::Forbidden(d)
             | ApiError::NotFound(d)
             | ApiError::UnsupportedMediaType(d) => f.write_str(d),
             ApiError::MethodNotAllowed => f.write_str("The method is not allowed on this route"),
@@ -373,6 +404,7 @@ impl fmt::Display for ApiError {
                 f.write_str("The service is temporarily unavailable; retry shortly")
             }
             ApiError::Internal(_) => f.write_str("Internal server error"),
+            ApiError::SupabaseUnavailable(_) => f.write_str(SUPABASE_UNAVAILABLE),
         }
     }
 }
@@ -385,6 +417,7 @@ impl IntoResponse for ApiError {
         let (status, code) = match &self {
             ApiError::Auth(e) => return e.clone().into_response(),
             ApiError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
@@ -402,11 +435,14 @@ impl IntoResponse for ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
             }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+            ApiError::SupabaseUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "supabase_unavailable")
+            }
         };
         let mut response = json_error(status, code, &description);
         let retry_after = match &self {
             ApiError::TooManyRequests { retry_after } => Some(*retry_after),
-            ApiError::Unavailable(_) => Some(1),
+            ApiError::Unavailable(_) | ApiError::SupabaseUnavailable(_) => Some(1),
             _ => None,
         };
         if let Some(seconds) = retry_after {
@@ -422,7 +458,7 @@ impl IntoResponse for ApiError {
         }
         let cause = match self {
             ApiError::Unavailable(cause) => cause,
-            ApiError::Internal(cause) => Some(cause),
+            ApiError::Internal(cause) | ApiError::SupabaseUnavailable(cause) => Some(cause),
             _ => None,
         };
         with_detail(response, cause)

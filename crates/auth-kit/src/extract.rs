@@ -173,7 +173,7 @@ impl<U: Account> Authenticator<U> {
 /// The raw bearer token (RFC 6750 section 2.1): the scheme is
 /// case-insensitive; another scheme counts as no credentials; an empty or
 /// over-long token is `invalid_token`.
-fn bearer_token(parts: &Parts) -> Result<&str, AuthError> {
+pub(crate) fn bearer_token(parts: &Parts) -> Result<&str, AuthError> {
     let Some(value) = parts.headers.get(AUTHORIZATION) else {
         return Err(AuthError::MissingCredentials);
     };
@@ -353,7 +353,11 @@ guarded_extractor!(
 /// }
 /// # Ok(()) }
 /// ```
-pub fn check_permission<U: Account>(policy: &AccessPolicy, user: &U, permission: &'static str) -> Result<(), AuthError> {
+pub fn check_permission<U: Account>(
+    policy: &AccessPolicy,
+    user: &U,
+    permission: &'static str,
+) -> Result<(), AuthError> {
     if policy.allows(user.role(), user.granted_permissions(), permission) {
         Ok(())
     } else {

@@ -83,13 +83,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 /// Parses `bytes` as `T`: syntax errors are 400, shape errors 422 naming
 /// the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de);
-    if value.is_ok() && de.end().is_err() {
+    // Syntax first: broken JSON is 400 even when its first values already
+    // have the wrong shape (`[1,` would otherwise be reported as a type error).
+    if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
         return Err(ApiError::InvalidRequest(Cow::Borrowed(
             "The request body is not valid JSON",
         )));
     }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de);
     value.map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -266,6 +268,60 @@ pub async fn log_server_errors(request: Request, next: Next) -> Response {
     response
 }
 
+/// The layers every service wants, in one place:
+/// - JSON 404 / 405 fallbacks;
+/// - request spans with method and *path* only: the query string (where a
+///   careless client may put a token or password) and headers never reach
+///   the logs;
+/// - the cause of every 5xx logged, never sent;
+/// - the body limit ([`MAX_BODY_BYTES`]), answered by the extractors as 413;
+/// - a panicking handler answered with a generic 500.
+pub fn with_service_layers<S: Clone + Send + Sync + 'static>(
+    router: axum::Router<S>,
+) -> axum::Router<S> {
+    use tower_http::catch_panic::CatchPanicLayer;
+    use tower_http::trace::{DefaultOnResponse, TraceLayer};
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(log_server_errors))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+}
+
+/// Resolves on Ctrl-C or SIGTERM: pass it to
+/// `axum::serve(..).with_graceful_shutdown(..)` so in-flight requests finish.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
 /// The answer for a panicking handler (with tower-http's `CatchPanicLayer`):
 /// a generic 500; the panic message is logged, never sent.
 pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -311,6 +367,7 @@ mod tests {
             describe(r#"{"username":"ann"} trailing"#),
             "400 The request body is not valid JSON"
         );
+        assert_eq!(describe(r#"[1,"#), "400 The request body is not valid JSON");
         assert_eq!(describe(r#"{}"#), "422 username: field required");
         assert_eq!(
             describe(r#"{"username":null}"#),

@@ -8,10 +8,14 @@ pub mod extract;
 pub mod http;
 pub mod limiter;
 pub mod login;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod password;
 pub mod policy;
 pub mod random;
 pub mod store;
+#[cfg(feature = "supabase")]
+pub mod supabase;
 pub mod testing;
 pub mod token;
 

@@ -631,6 +631,62 @@ impl Store {
     }
 }
 
+/// Items owned by users of another identity provider (Supabase), named by
+/// their token's `sub`.
+impl Store {
+    /// Stores an item owned by the subject `owner`.
+    pub async fn create_subject_item(
+        &self,
+        owner: &str,
+        new: &NewItem,
+    ) -> Result<SubjectItem, StoreError> {
+        let now = self.clock.now();
+        let id = on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO subject_items (owner_sub, title, description, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+            )
+            .bind(owner)
+            .bind(&new.title)
+            .bind(&new.description)
+            .bind(now)
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok(SubjectItem {
+            id,
+            title: new.title.clone(),
+            description: new.description.clone(),
+            owner_id: owner.to_owned(),
+            created_at: rfc3339(now),
+        })
+    }
+
+    /// The items the subject `owner` owns, by id.
+    pub async fn items_of_subject(&self, owner: &str) -> Result<Vec<SubjectItem>, StoreError> {
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as::<_, SubjectItemRow>(
+                "SELECT id, title, description, owner_sub, created_at FROM subject_items WHERE owner_sub = $1 ORDER BY id",
+            )
+            .bind(owner)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows.into_iter().map(SubjectItem::from).collect())
+    }
+
+    /// Deletes a subject's item; `false` when there was none.
+    pub async fn delete_subject_item(&self, id: i64) -> Result<bool, StoreError> {
+        let deleted = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM subject_items WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(deleted > 0)
+    }
+}
+
 impl UserDirectory for Store {
     type User = User;
 
@@ -977,6 +1033,44 @@ impl From<ItemRow> for Item {
             title: r.title,
             description: r.description,
             owner_id: r.owner_id,
+            created_at: rfc3339(r.created_at),
+        }
+    }
+}
+
+/// An item owned by a user of another identity provider: `owner_id` is
+/// their `sub` (a Supabase user id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SubjectItem {
+    /// The id.
+    pub id: i64,
+    /// 1 to 200 characters.
+    pub title: String,
+    /// Up to 5000 characters.
+    pub description: Option<String>,
+    /// The owner's `sub`.
+    pub owner_id: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct SubjectItemRow {
+    id: i64,
+    title: String,
+    description: Option<String>,
+    owner_sub: String,
+    created_at: i64,
+}
+
+impl From<SubjectItemRow> for SubjectItem {
+    fn from(r: SubjectItemRow) -> Self {
+        SubjectItem {
+            id: r.id,
+            title: r.title,
+            description: r.description,
+            owner_id: r.owner_sub,
             created_at: rfc3339(r.created_at),
         }
     }

@@ -37,7 +37,7 @@ use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
+use jsonwebtoken::jwk::{Jwk, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -48,6 +48,9 @@ use crate::policy::claim_holds_all;
 /// Longest bearer token accepted (SPEC section 9): anything longer is
 /// rejected before any decoding work.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// A JWKS document (`{"keys": [...]}`), as published and as fetched.
+pub use jsonwebtoken::jwk::JwkSet;
 
 /// The RFC 9068 `typ` of our access tokens.
 const ACCESS_TOKEN_TYPE: &str = "at+jwt";
@@ -539,6 +542,10 @@ pub enum InvalidToken {
     /// Its login was logged out or revoked.
     #[error("The access token has been revoked")]
     Revoked,
+    /// The identity provider that issued it refused it when asked (remote
+    /// verification with Supabase Auth: expired, revoked, malformed, ...).
+    #[error("The access token was rejected by its issuer")]
+    RejectedByIssuer,
 }
 
 /// Signs access tokens. Holds the private key; keep it out of handlers that
@@ -703,7 +710,7 @@ fn decode_checked<C: DeserializeOwned>(
 /// Maps a jsonwebtoken failure to the reason we report. Runs only on the
 /// failure path, so the extra header look for JSON errors costs valid
 /// tokens nothing.
-fn classify(token: &str, kind: &ErrorKind) -> InvalidToken {
+pub(crate) fn classify(token: &str, kind: &ErrorKind) -> InvalidToken {
     match kind {
         ErrorKind::ExpiredSignature => InvalidToken::Expired,
         ErrorKind::ImmatureSignature => InvalidToken::NotYetValid,

@@ -398,6 +398,41 @@ async fn items_belong_to_their_owner() {
 }
 
 #[tokio::test]
+async fn subject_items_belong_to_their_subject() {
+    for (db, store) in stores("subject_items_belong_to_their_subject").await {
+        let a = "0b6c1f3e-6f0e-4d3a-9a43-2d1f5d8a9c11";
+        let first = store
+            .create_subject_item(
+                a,
+                &NewItem {
+                    title: "one".into(),
+                    description: None,
+                },
+            )
+            .await
+            .unwrap();
+        store
+            .create_subject_item(
+                "someone-else",
+                &NewItem {
+                    title: "two".into(),
+                    description: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.items_of_subject(a).await.unwrap(),
+            vec![first.clone()],
+            "{db:?}"
+        );
+        assert_eq!(first.owner_id, a);
+        assert!(store.delete_subject_item(first.id).await.unwrap());
+        assert!(!store.delete_subject_item(first.id).await.unwrap());
+    }
+}
+
+#[tokio::test]
 async fn purge_removes_expired_tokens_and_empty_logins() {
     for (db, store) in stores("purge_removes_expired_tokens_and_empty_logins").await {
         let clock = auth_kit::Clock::manual(1_000_000);
@@ -465,7 +500,13 @@ async fn schema_parity() {
         by_table.values_mut().for_each(|c| c.sort());
         assert_eq!(
             by_table.keys().collect::<Vec<_>>(),
-            ["items", "logins", "refresh_tokens", "users"]
+            [
+                "items",
+                "logins",
+                "refresh_tokens",
+                "subject_items",
+                "users"
+            ]
         );
         schemas.push(by_table);
     }

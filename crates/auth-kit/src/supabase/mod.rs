@@ -1,0 +1,71 @@
+//! Supabase Auth as the identity provider (SPEC section 5), behind the
+//! `supabase` feature.
+//!
+//! - [`SupabaseSettings`] (in [`crate::config`], always compiled so that
+//!   `cargo xtask validate` can run [`check_supabase`] without an HTTP
+//!   client): SUPABASE_URL, SUPABASE_KEY, SUPABASE_JWT_SECRET,
+//!   SUPABASE_VERIFY, SUPABASE_TIMEOUT_SECONDS.
+//! - [`SupabaseClient`]: signup, password sign-in, refresh, get user,
+//!   logout; bounded by the timeout, retried only when idempotent.
+//! - [`SupabaseError`]: every failure classified by upstream's error code,
+//!   and mapped to the contract through [`crate::ApiError`],
+//!   [`crate::OAuthError`] and [`crate::AuthError`] (`From` impls); an
+//!   unreachable, slow or broken Supabase is always 503
+//!   `supabase_unavailable`.
+//! - [`SupabaseVerifier`]: local verification against the project's JWKS
+//!   (or the legacy HS256 secret), or remote verification.
+//! - [`SupabaseAuth`] and the extractors [`CurrentSupabaseUser`],
+//!   [`RequireSupabasePermission`], [`RequireSupabaseRole`]: roles and
+//!   permissions from `app_metadata`, never `user_metadata`.
+//!
+//! Wiring a service:
+//!
+//! ```no_run
+//! use auth_kit::config::{Environment, SupabaseSettings};
+//! use auth_kit::policy::AccessPolicy;
+//! use auth_kit::supabase::{CurrentSupabaseUser, SupabaseAuth, SupabaseClient, SupabaseVerifier};
+//! use axum::extract::FromRef;
+//! use axum::{Json, Router, routing::get};
+//!
+//! #[derive(Clone, FromRef)]
+//! struct AppState {
+//!     supabase: SupabaseClient,
+//!     auth: SupabaseAuth,
+//! }
+//!
+//! async fn me(caller: CurrentSupabaseUser) -> Json<auth_kit::supabase::SupabaseProfile> {
+//!     Json(caller.user.profile())
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let settings = SupabaseSettings::from_env(&Environment::load()?)?;
+//! let supabase = SupabaseClient::new(&settings)?;
+//! let verifier = SupabaseVerifier::new(&settings, supabase.clone());
+//! let auth = SupabaseAuth::new(verifier, AccessPolicy::standard());
+//! let app: Router = Router::new()
+//!     .route("/users/me", get(me))
+//!     .with_state(AppState { supabase, auth });
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+
+mod claims;
+mod client;
+mod error;
+mod extract;
+mod verifier;
+
+pub use crate::config::{
+    JwtSecret, KeyKind, SupabaseKey, SupabaseSettings, VerifyMode, check_supabase, classify_key,
+};
+pub use claims::{SupabaseClaims, SupabaseProfile, SupabaseUser};
+pub use client::{
+    ClientBuildError, LogoutScope, Session, SignUpOutcome, SupabaseClient, UserRecord,
+    WeakPasswordNotice,
+};
+pub use error::{SupabaseError, Unavailable};
+pub use extract::{
+    CurrentSupabaseUser, RequireSupabasePermission, RequireSupabaseRole, SupabaseAuth,
+};
+pub use verifier::{JwksTiming, SUPABASE_AUDIENCE, SupabaseVerifier};

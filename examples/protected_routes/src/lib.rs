@@ -1,0 +1,253 @@
+//! Four kinds of route side by side, each guarded by what its handler's
+//! signature asks for:
+//!
+//! | route | kind | extractor | FastAPI |
+//! |---|---|---|---|
+//! | `GET /` | public | none | no dependency |
+//! | `GET /users/me` | any valid token | [`CurrentUser`] | `Depends(get_current_active_user)` |
+//! | `GET /users/me/items` | scope `items` | [`RequireScopes<ReadItems>`](RequireScopes) | `Security(get_current_active_user, scopes=["items"])` |
+//! | `POST /items` | scope `items:write` | [`RequireScopes<WriteItems>`](RequireScopes) | `Security(get_current_active_user, scopes=["items:write"])` |
+//! | `GET /admin` | role `admin` | [`RequireRole<Admin>`](RequireRole) | `Depends(get_current_admin_user)` |
+//!
+//! `POST /token` hands out the tokens (OAuth2 password and refresh grants).
+//! Every check lives in auth-kit: a handler cannot run unless its extractor
+//! succeeded, and a failed extractor answers 401 or 403 in the contract's
+//! JSON shape with the RFC 6750 `WWW-Authenticate` challenge.
+//!
+//! [`Demo::start`] wires it all on embedded defaults (a SQLite file in a
+//! temporary directory, a signing key made for this run, three demo users);
+//! [`walkthrough`] is the curl session printed at start-up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_kit::config::LoginLimits;
+use auth_kit::extract::standard::{Admin, ReadItems, WriteItems};
+use auth_kit::http::{ClientIp, JsonBody, TokenRequest};
+use auth_kit::login::{LoginServiceParts, TokenResponse};
+use auth_kit::password::{PasswordHasher, PoolSize};
+use auth_kit::policy::AccessPolicy;
+use auth_kit::store::{AdminUserView, Item, NewItem, NewUser, Store, User};
+use auth_kit::token::{AccessTokenVerifier, ClaimRules, Leeway, SigningKeys, TokenIssuer};
+use auth_kit::{
+    ApiError, Authenticator, Clock, CurrentUser, LoginService, OAuthError, RequireRole,
+    RequireScopes, ScopeMode,
+};
+use axum::extract::{FromRef, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub mod walkthrough;
+
+/// The name tokens are issued by and for (`iss` and `aud`).
+pub const SERVICE: &str = "protected-routes";
+
+// -- the routes ---------------------------------------------------------------
+
+/// What the handlers need. The auth-kit extractors find the
+/// `Authenticator` in it through `FromRef`.
+#[derive(Debug, Clone, FromRef)]
+struct AppState {
+    auth: Authenticator<User>,
+    logins: LoginService,
+    store: Store,
+}
+
+/// Every route, the four kinds side by side.
+fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        // 1. Public: no extractor, so no token is looked at.
+        .route("/", get(index))
+        // Where tokens come from: the OAuth2 token endpoint.
+        .route("/token", post(token))
+        // 2. Authenticated: any valid token of an active user.
+        .route("/users/me", get(me))
+        // 3. Scope-guarded: the token must carry the scope.
+        .route("/users/me/items", get(my_items))
+        .route("/items", post(create_item))
+        // 4. Admin only: the user must have the admin role.
+        .route("/admin", get(admin));
+    // JSON 404/405, the body limit, 5xx causes logged (never sent), request
+    // logs with the path only.
+    auth_kit::http::with_service_layers(routes).with_state(state)
+}
+
+/// Kind 1, public: no extractor, so no token is looked at.
+async fn index() -> Json<Value> {
+    Json(json!({
+        "service": SERVICE,
+        "message": "This route is public. Get a token at POST /token, then try /users/me, /users/me/items, POST /items and /admin.",
+    }))
+}
+
+/// The token endpoint: auth-kit checks the grant, the limiter and the scopes.
+async fn token(
+    State(logins): State<LoginService>,
+    ClientIp(ip): ClientIp,
+    request: TokenRequest,
+) -> Result<TokenResponse, OAuthError> {
+    logins.token(request, ip).await
+}
+
+/// Kind 2, authenticated: any valid token of an active user.
+async fn me(caller: CurrentUser) -> Json<User> {
+    Json(caller.user)
+}
+
+/// Kind 3, scope-guarded: the token must carry `items`.
+async fn my_items(
+    caller: RequireScopes<ReadItems>,
+    State(store): State<Store>,
+) -> Result<Json<Vec<Item>>, ApiError> {
+    Ok(Json(store.items_of(caller.user.id).await?))
+}
+
+/// Kind 3, scope-guarded: the token must carry `items:write`. The guard
+/// comes before the body, so an unauthenticated request is refused before
+/// its body is read.
+async fn create_item(
+    caller: RequireScopes<WriteItems>,
+    State(store): State<Store>,
+    JsonBody(new): JsonBody<NewItem>,
+) -> Result<(StatusCode, Json<Item>), ApiError> {
+    new.validate()?;
+    let item = store.create_item(caller.user.id, &new).await?;
+    Ok((StatusCode::CREATED, Json(item)))
+}
+
+/// Kind 4, admin only: every user, with their per-user permission grants.
+async fn admin(
+    _admin: RequireRole<Admin>,
+    State(store): State<Store>,
+) -> Result<Json<Vec<AdminUserView>>, ApiError> {
+    let users = store.list_users().await?;
+    Ok(Json(users.into_iter().map(AdminUserView::from).collect()))
+}
+
+// -- start-up on embedded defaults ---------------------------------------------
+
+/// A demo account created at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DemoUser {
+    /// The username.
+    pub username: &'static str,
+    /// A password for this demo only, printed at start.
+    pub password: &'static str,
+    /// The role (see `auth_kit::policy::STANDARD`).
+    pub role: &'static str,
+}
+
+/// Role `guest`: may hold the scope `me` only.
+pub const GUEST: DemoUser = DemoUser {
+    username: "guest",
+    password: "guest-demo-password",
+    role: "guest",
+};
+/// Role `user`: `me items items:write`.
+pub const USER: DemoUser = DemoUser {
+    username: "user",
+    password: "user-demo-password",
+    role: "user",
+};
+/// Role `admin`: every scope and permission.
+pub const ADMIN: DemoUser = DemoUser {
+    username: "admin",
+    password: "admin-demo-password",
+    role: "admin",
+};
+/// Every demo account.
+pub const DEMO_USERS: [DemoUser; 3] = [GUEST, USER, ADMIN];
+
+/// Access tokens live 30 minutes, refresh tokens 14 days (SPEC defaults).
+const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(30 * 60);
+const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// The app on embedded defaults, and the temporary directory its database
+/// lives in.
+#[derive(Debug)]
+pub struct Demo {
+    /// Every route. Serve it with
+    /// `into_make_service_with_connect_info::<SocketAddr>()` so the login
+    /// limiter sees client addresses.
+    pub router: Router,
+    store: Store,
+    // Deleting the directory (on drop) deletes the database with it.
+    _data_dir: TempDir,
+}
+
+impl Demo {
+    /// A fresh demo: a SQLite file in a new temporary directory, a signing
+    /// key made for this run (tokens die with the process) and the
+    /// [`DEMO_USERS`].
+    ///
+    /// # Panics
+    /// When the temporary directory or the database cannot be created
+    /// (start-up only).
+    pub async fn start() -> Self {
+        let data_dir = tempfile::tempdir().expect("could not create a temporary directory");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.path().join("demo.db").display()
+        );
+        let store = Store::connect(&url)
+            .await
+            .expect("could not create the demo database");
+
+        let hasher = PasswordHasher::new(PoolSize::for_this_machine());
+        for demo in DEMO_USERS {
+            let password_hash = hasher
+                .hash(demo.password)
+                .await
+                .expect("the password hashing pool is running");
+            store
+                .create_user(&NewUser {
+                    username: demo.username,
+                    email: None,
+                    full_name: None,
+                    password_hash: &password_hash,
+                    role: demo.role,
+                })
+                .await
+                .expect("could not create a demo user");
+        }
+
+        let keys = Arc::new(SigningKeys::random_hmac());
+        let leeway = Leeway::seconds(30).expect("30 s is an allowed leeway");
+        let rules = ClaimRules::new(SERVICE, SERVICE, leeway);
+        let logins = LoginService::new(LoginServiceParts {
+            store: store.clone(),
+            hasher,
+            issuer: TokenIssuer::new(keys.clone(), rules.clone(), ACCESS_TOKEN_TTL, Clock::System),
+            policy: AccessPolicy::standard(),
+            // Tokens carry the granted scopes; RequireScopes checks them.
+            scopes: ScopeMode::Scoped,
+            refresh_ttl: REFRESH_TOKEN_TTL,
+            limits: LoginLimits::STANDARD,
+            clock: Clock::System,
+        });
+        let auth = Authenticator::new(
+            AccessTokenVerifier::new(&keys, rules),
+            store.clone(),
+            AccessPolicy::standard(),
+        );
+
+        let router = router(AppState {
+            auth,
+            logins,
+            store: store.clone(),
+        });
+        Self {
+            router,
+            store,
+            _data_dir: data_dir,
+        }
+    }
+
+    /// Closes the database, then removes its temporary directory.
+    pub async fn close(self) {
+        self.store.close().await;
+    }
+}

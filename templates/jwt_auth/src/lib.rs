@@ -1,0 +1,124 @@
+//! The service: its state and its start-up. Everything security-related
+//! lives in auth-kit (`crates/auth-kit`); this crate wires it to routes.
+//!
+//! Reading order: this file, then `routes/mod.rs` (the route table),
+//! `routes/auth.rs`, `routes/users.rs`, `routes/items.rs`, `main.rs`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_kit::Clock;
+use auth_kit::config::ServiceSettings;
+use auth_kit::extract::Authenticator;
+use auth_kit::login::{LoginService, LoginServiceParts, ScopeMode};
+use auth_kit::password::{PasswordHasher, PoolSize};
+use auth_kit::policy::AccessPolicy;
+use auth_kit::store::{OpenError, Store, User};
+use auth_kit::token::{AccessTokenVerifier, ClaimRules, JwkSet, TokenIssuer};
+use axum::extract::FromRef;
+
+pub mod routes;
+
+/// The name the project was stamped with: the default token issuer and
+/// audience, and the default SQLite file name.
+pub const SERVICE_NAME: &str = env!("CARGO_PKG_NAME");
+
+/// Tokens carry no scopes: a valid token is enough where the oauth2
+/// template asks for a scope; roles and permissions still apply.
+pub const SCOPES: ScopeMode = ScopeMode::Unscoped;
+
+/// What every handler can reach, each part by its own type (`State<Store>`,
+/// `State<LoginService>`, ...); auth-kit's extractors find the
+/// `Authenticator` here.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    /// Verifies tokens and loads the caller.
+    pub auth: Authenticator<User>,
+    /// Signup, the token endpoint, logout.
+    pub logins: LoginService,
+    /// Users and items.
+    pub store: Store,
+    /// The public key set, for asymmetric algorithms only.
+    pub jwks: Option<Arc<JwkSet>>,
+}
+
+/// A started service: its routes and its store (closed on shutdown).
+pub struct App {
+    /// Every route, documented, with the standard layers.
+    pub router: axum::Router,
+    /// The database.
+    pub store: Store,
+}
+
+impl App {
+    /// Opens the database (running migrations), creates the bootstrap admin
+    /// when configured, and wires auth-kit.
+    pub async fn start(settings: &ServiceSettings) -> Result<Self, StartupError> {
+        let store = Store::connect(&settings.database_url)
+            .await
+            .map_err(StartupError::Database)?;
+        let keys = Arc::new(settings.keys.clone());
+        let rules = ClaimRules::new(&settings.issuer, &settings.audience, settings.leeway);
+        let policy = AccessPolicy::standard();
+        let logins = LoginService::new(LoginServiceParts {
+            store: store.clone(),
+            hasher: PasswordHasher::new(PoolSize::for_this_machine()),
+            issuer: TokenIssuer::new(
+                keys.clone(),
+                rules.clone(),
+                settings.access_token_ttl,
+                Clock::System,
+            ),
+            policy: policy.clone(),
+            scopes: SCOPES,
+            refresh_ttl: settings.refresh_token_ttl,
+            limits: settings.login_limits,
+            clock: Clock::System,
+        });
+        if let Some(admin) = &settings.admin {
+            logins
+                .bootstrap_admin(admin)
+                .await
+                .map_err(|e| StartupError::Admin(e.to_string()))?;
+        }
+        store.spawn_purge_task(Duration::from_secs(600));
+        let state = AppState {
+            auth: Authenticator::new(
+                AccessTokenVerifier::new(&keys, rules),
+                store.clone(),
+                policy,
+            ),
+            logins,
+            store: store.clone(),
+            jwks: keys.jwks().map(Arc::new),
+        };
+        Ok(Self {
+            router: routes::router(state),
+            store,
+        })
+    }
+}
+
+/// Why the service could not start (after its configuration was accepted).
+#[derive(Debug)]
+pub enum StartupError {
+    /// DATABASE_URL could not be opened or migrated.
+    Database(OpenError),
+    /// The bootstrap admin could not be created.
+    Admin(String),
+}
+
+impl fmt::Display for StartupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartupError::Database(e) => write!(
+                f,
+                "{e}; check DATABASE_URL (`cargo xtask validate` tests it)"
+            ),
+            StartupError::Admin(e) => write!(f, "the bootstrap admin could not be created: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartupError {}

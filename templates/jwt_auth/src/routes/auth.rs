@@ -1,0 +1,60 @@
+//! Signup, the OAuth2 token endpoint and logout. The logic (password
+//! checks, the failed-login limiter, refresh rotation and reuse detection)
+//! is auth-kit's `LoginService`.
+
+use auth_kit::http::{ClientIp, JsonBody, TokenRequest};
+use auth_kit::login::{LoginService, SignupRequest, TokenResponse};
+use auth_kit::openapi::TokenForm;
+use auth_kit::store::User;
+use auth_kit::{ApiError, CurrentUser, ErrorBody, OAuthError};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+/// Creates an account with the role `user`.
+#[utoipa::path(post, path = "/auth/signup", tag = "auth", request_body = SignupRequest, responses(
+    (status = 201, body = User),
+    (status = 400, description = "Malformed JSON", body = ErrorBody),
+    (status = 409, description = "username_taken or email_taken", body = ErrorBody),
+    (status = 415, body = ErrorBody),
+    (status = 422, description = "A field is invalid; the description starts with its name", body = ErrorBody),
+))]
+pub async fn signup(
+    State(logins): State<LoginService>,
+    JsonBody(request): JsonBody<SignupRequest>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    let user = logins.signup(&request).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// The OAuth2 token endpoint (RFC 6749): `grant_type=password` with
+/// `username` and `password`, or `grant_type=refresh_token`. This service
+/// has no scopes: a `scope` field is ignored and the answer has none.
+#[utoipa::path(post, path = "/token", tag = "auth",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 400, description = "invalid_request, invalid_grant or unsupported_grant_type", body = ErrorBody),
+        (status = 429, description = "Too many failed logins; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Busy; see Retry-After", body = ErrorBody),
+    ))]
+pub async fn token(
+    State(logins): State<LoginService>,
+    ClientIp(client_ip): ClientIp,
+    request: TokenRequest,
+) -> Result<TokenResponse, OAuthError> {
+    logins.token(request, client_ip).await
+}
+
+/// Ends this login: its refresh tokens and access tokens stop working.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("oauth2" = [])), responses(
+    (status = 204, description = "Logged out"),
+    (status = 401, body = ErrorBody),
+))]
+pub async fn logout(
+    caller: CurrentUser,
+    State(logins): State<LoginService>,
+) -> Result<StatusCode, ApiError> {
+    logins.logout(&caller.access).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

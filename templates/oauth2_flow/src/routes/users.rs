@@ -1,0 +1,83 @@
+//! Your profile, and user administration (role `admin`).
+
+use auth_kit::extract::standard::{Admin, ReadMe};
+use auth_kit::http::{JsonBody, ResourceId};
+use auth_kit::store::{AdminUserView, Store, User, UserUpdate};
+use auth_kit::{ApiError, Authenticator, ErrorBody, RequireRole, RequireScopes};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+/// Your own profile (scope `me`).
+#[utoipa::path(get, path = "/users/me", tag = "users", security(("oauth2" = ["me"])), responses(
+    (status = 200, body = User),
+    (status = 401, body = ErrorBody),
+    (status = 403, description = "insufficient_scope, or a disabled user", body = ErrorBody),
+))]
+pub async fn me(caller: RequireScopes<ReadMe>) -> Json<User> {
+    Json(caller.user)
+}
+
+/// Every user, with their per-user permission grants (role `admin`).
+#[utoipa::path(get, path = "/users", tag = "users", security(("oauth2" = [])), responses(
+    (status = 200, body = [AdminUserView]),
+    (status = 401, body = ErrorBody),
+    (status = 403, body = ErrorBody),
+))]
+pub async fn list_users(
+    _: RequireRole<Admin>,
+    State(store): State<Store>,
+) -> Result<Json<Vec<AdminUserView>>, ApiError> {
+    let users = store.list_users().await?;
+    Ok(Json(users.into_iter().map(AdminUserView::from).collect()))
+}
+
+/// Changes a user's role, disabled flag or per-user permissions (role
+/// `admin`). Absent or null fields are left alone; `permissions` replaces
+/// the grants (`[]` revokes them all).
+#[utoipa::path(patch, path = "/users/{id}", tag = "users", security(("oauth2" = [])),
+    params(("id" = i64, Path, description = "The user's id")),
+    request_body = UserUpdate,
+    responses(
+        (status = 200, body = AdminUserView),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "Unknown role or permission", body = ErrorBody),
+    ))]
+pub async fn update_user(
+    _: RequireRole<Admin>,
+    ResourceId(id): ResourceId,
+    State(auth): State<Authenticator<User>>,
+    State(store): State<Store>,
+    JsonBody(update): JsonBody<UserUpdate>,
+) -> Result<Json<AdminUserView>, ApiError> {
+    update.validate(auth.policy())?;
+    let user = store
+        .update_user(id, &update)
+        .await?
+        .ok_or_else(|| ApiError::not_found("User not found"))?;
+    tracing::info!(user_id = id, role = ?update.role, disabled = ?update.disabled, permissions = ?update.permissions, "user updated by an admin");
+    Ok(Json(AdminUserView::from(user)))
+}
+
+/// Deletes a user with their items and logins (role `admin`).
+#[utoipa::path(delete, path = "/users/{id}", tag = "users", security(("oauth2" = [])),
+    params(("id" = i64, Path, description = "The user's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+pub async fn delete_user(
+    _: RequireRole<Admin>,
+    ResourceId(id): ResourceId,
+    State(store): State<Store>,
+) -> Result<StatusCode, ApiError> {
+    if !store.delete_user(id).await? {
+        return Err(ApiError::not_found("User not found"));
+    }
+    tracing::info!(user_id = id, "user deleted by an admin");
+    Ok(StatusCode::NO_CONTENT)
+}

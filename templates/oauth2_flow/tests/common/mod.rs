@@ -1,0 +1,185 @@
+//! The service on a real loopback socket, and a small HTTP client for it.
+#![allow(dead_code, clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::net::SocketAddr;
+
+use auth_kit::config::{Environment, ServiceSettings};
+use auth_kit::testing::TestDatabase;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+
+pub const ADMIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+/// A running service backed by its own fresh database.
+pub struct TestServer {
+    pub base: String,
+    pub backend: &'static str,
+    client: reqwest::Client,
+    _db: TestDatabase,
+}
+
+/// What came back: status, headers, and the body as JSON (or a JSON string).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `{"error", "error_description"}` body as a pair.
+    pub fn error(&self) -> (&str, &str) {
+        (
+            self.body["error"].as_str().unwrap_or(""),
+            self.body["error_description"].as_str().unwrap_or(""),
+        )
+    }
+}
+
+impl TestServer {
+    /// Starts the service on 127.0.0.1, on a free port, with an admin.
+    pub async fn start(db: TestDatabase) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let env = Environment::from_pairs([
+            ("SECRET_KEY", auth_kit::random::secret_hex()),
+            ("DATABASE_URL", db.url().to_owned()),
+            ("ADMIN_USERNAME", ADMIN.to_owned()),
+            ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
+        ]);
+        let settings = ServiceSettings::from_env(&env, service::SERVICE_NAME).unwrap();
+        let app = service::App::start(&settings).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let make_service = app
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, make_service).await });
+        Self {
+            base,
+            backend: db.backend_name(),
+            client: reqwest::Client::new(),
+            _db: db,
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut request = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .body(body);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send("GET", path, token, None, Vec::new()).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send("DELETE", path, token, None, Vec::new()).await
+    }
+
+    pub async fn json(&self, method: &str, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.send(
+            method,
+            path,
+            token,
+            Some("application/json"),
+            body.to_string().into_bytes(),
+        )
+        .await
+    }
+
+    pub async fn form(&self, path: &str, form: &str) -> Reply {
+        self.send(
+            "POST",
+            path,
+            None,
+            Some("application/x-www-form-urlencoded"),
+            form.as_bytes().to_vec(),
+        )
+        .await
+    }
+
+    /// Signs `username` up (password `password-of-<username>`); the user's id.
+    pub async fn signup(&self, username: &str) -> i64 {
+        let reply = self
+            .json(
+                "POST",
+                "/auth/signup",
+                None,
+                json!({"username": username, "password": password_of(username)}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        reply.body["id"].as_i64().unwrap()
+    }
+
+    /// A password grant; the whole token response.
+    pub async fn login(&self, username: &str, password: &str, scope: Option<&str>) -> Reply {
+        let mut form = format!(
+            "grant_type=password&username={username}&password={}",
+            password.replace(' ', "+")
+        );
+        if let Some(scope) = scope {
+            form.push_str(&format!("&scope={}", scope.replace(' ', "+")));
+        }
+        self.form("/token", &form).await
+    }
+
+    /// The access token of a successful password grant.
+    pub async fn token(&self, username: &str, password: &str, scope: Option<&str>) -> String {
+        let reply = self.login(username, password, scope).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply.body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.token(ADMIN, ADMIN_PASSWORD, None).await
+    }
+}
+
+pub fn password_of(username: &str) -> String {
+    format!("password-of-{username}")
+}
+
+/// Every backend this run can test: SQLite, and PostgreSQL when configured.
+pub async fn servers(test: &str) -> Vec<TestServer> {
+    let mut servers = Vec::new();
+    for db in TestDatabase::all(test).await {
+        servers.push(TestServer::start(db).await);
+    }
+    servers
+}

@@ -1,0 +1,92 @@
+//! The service: its state and its start-up. Supabase Auth owns the users
+//! and their passwords; auth-kit (`crates/auth-kit`) talks to it and
+//! verifies its tokens; this crate wires both to routes and keeps the items.
+//!
+//! Reading order: this file, then `routes/mod.rs` (the route table),
+//! `routes/auth.rs`, `routes/users.rs`, `routes/items.rs`, `main.rs`.
+
+use std::fmt;
+
+use auth_kit::config::{ServerSettings, SupabaseSettings};
+use auth_kit::policy::AccessPolicy;
+use auth_kit::store::{OpenError, Store};
+use auth_kit::supabase::{ClientBuildError, SupabaseAuth, SupabaseClient, SupabaseVerifier};
+use axum::extract::FromRef;
+
+pub mod routes;
+
+/// The name the project was stamped with (the default SQLite file name).
+pub const SERVICE_NAME: &str = env!("CARGO_PKG_NAME");
+
+/// What every handler can reach, each part by its own type.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    /// Signup, sign-in, refresh and logout against Supabase Auth.
+    pub supabase: SupabaseClient,
+    /// Verifies Supabase access tokens; the extractors find it here.
+    pub auth: SupabaseAuth,
+    /// The items (owned by Supabase user ids).
+    pub store: Store,
+}
+
+/// A started service: its routes and its store (closed on shutdown).
+pub struct App {
+    /// Every route, documented, with the standard layers.
+    pub router: axum::Router,
+    /// The database.
+    pub store: Store,
+}
+
+impl App {
+    /// Opens the database and wires the Supabase client and verifier.
+    pub async fn start(
+        supabase: &SupabaseSettings,
+        server: &ServerSettings,
+    ) -> Result<Self, StartupError> {
+        let store = Store::connect(&server.database_url)
+            .await
+            .map_err(StartupError::Database)?;
+        let client = SupabaseClient::new(supabase).map_err(StartupError::Client)?;
+        let verifier = SupabaseVerifier::new(supabase, client.clone());
+        // Warm the key cache; when Supabase is not reachable yet, the first
+        // request fetches the keys instead (and answers 503 until it can).
+        if let Err(e) = verifier.prefetch_keys().await {
+            tracing::warn!(error = %e, "could not fetch the project's signing keys yet");
+        }
+        // Roles and permissions come from `app_metadata`; the policy says
+        // what each role may do.
+        let auth = SupabaseAuth::new(verifier, AccessPolicy::standard());
+        let state = AppState {
+            supabase: client,
+            auth,
+            store: store.clone(),
+        };
+        Ok(Self {
+            router: routes::router(state),
+            store,
+        })
+    }
+}
+
+/// Why the service could not start (after its configuration was accepted).
+#[derive(Debug)]
+pub enum StartupError {
+    /// DATABASE_URL could not be opened or migrated.
+    Database(OpenError),
+    /// The HTTP client for Supabase could not be built.
+    Client(ClientBuildError),
+}
+
+impl fmt::Display for StartupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartupError::Database(e) => write!(
+                f,
+                "{e}; check DATABASE_URL (`cargo xtask validate` tests it)"
+            ),
+            StartupError::Client(e) => write!(f, "the Supabase client could not be built: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartupError {}

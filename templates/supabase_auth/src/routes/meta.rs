@@ -1,0 +1,49 @@
+//! Public routes about the service itself.
+
+use auth_kit::ApiError;
+use auth_kit::store::Store;
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::SERVICE_NAME;
+
+/// Where things are.
+#[derive(Serialize, ToSchema)]
+pub struct ServiceInfo {
+    service: &'static str,
+    version: &'static str,
+    docs: &'static str,
+    openapi: &'static str,
+    token_url: &'static str,
+}
+
+/// The service's name and where its documentation is.
+#[utoipa::path(get, path = "/", tag = "meta", responses((status = 200, body = ServiceInfo)))]
+pub async fn root() -> Json<ServiceInfo> {
+    Json(ServiceInfo {
+        service: SERVICE_NAME,
+        version: env!("CARGO_PKG_VERSION"),
+        docs: "/docs",
+        openapi: "/openapi.json",
+        token_url: "/token",
+    })
+}
+
+/// Liveness and readiness.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    status: &'static str,
+}
+
+/// 200 once the database answers, 503 otherwise.
+#[utoipa::path(get, path = "/health", tag = "meta", responses(
+    (status = 200, body = Health),
+    (status = 503, body = auth_kit::ErrorBody),
+))]
+pub async fn health(State(store): State<Store>) -> Result<Json<Health>, ApiError> {
+    store.ping().await.map_err(ApiError::unavailable)?;
+    Ok(Json(Health { status: "ok" }))
+}

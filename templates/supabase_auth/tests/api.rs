@@ -1,0 +1,429 @@
+//! The HTTP contract of the supabase service, over real HTTP on loopback,
+//! against gotrue-stub (never Supabase itself), on SQLite and (when
+//! TEST_DATABASE_URL is set) PostgreSQL.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use auth_kit::testing::TestDatabase;
+use common::{Reply, TestServer, password_of, servers};
+use gotrue_stub::{Fault, Kid, RateLimit};
+use serde_json::json;
+
+fn refresh_form(reply: &Reply) -> String {
+    format!(
+        "grant_type=refresh_token&refresh_token={}",
+        reply.body["refresh_token"].as_str().unwrap()
+    )
+}
+
+#[tokio::test]
+async fn public_routes_and_documentation() {
+    for s in servers("public_routes_and_documentation").await {
+        assert_eq!(s.get("/", None).await.body["token_url"], json!("/token"));
+        assert_eq!(
+            s.get("/health", None).await.body,
+            json!({"status": "ok"}),
+            "{}",
+            s.backend
+        );
+        assert_eq!(s.get("/no/such/route", None).await.error().0, "not_found");
+        let doc = s.get("/openapi.json", None).await.body;
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        let flow = &doc["components"]["securitySchemes"]["oauth2"]["flows"]["password"];
+        assert_eq!(
+            (&flow["tokenUrl"], &flow["scopes"]),
+            (&json!("/token"), &json!({}))
+        );
+        assert_eq!(
+            doc["paths"]["/admin"]["get"]["security"],
+            json!([{"oauth2": []}])
+        );
+        assert_eq!(s.get("/docs/", None).await.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn signup_login_me_refresh_logout() {
+    for s in servers("signup_login_me_refresh_logout").await {
+        let created = s
+            .json(
+                "POST",
+                "/auth/signup",
+                None,
+                json!({"email": "ann@example.com", "password": "correct horse"}),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}: {created:?}", s.backend);
+        assert_eq!(created.header("cache-control"), Some("no-store"));
+        assert_eq!(created.body["user"]["email"], json!("ann@example.com"));
+        assert_eq!(created.body["user"]["role"], json!("user"));
+        assert!(
+            created.body["session"]["access_token"].is_string(),
+            "autoconfirm gives a session"
+        );
+        let id = created.body["user"]["id"].as_str().unwrap().to_owned();
+
+        let login = s.login("ann@example.com", "correct horse").await;
+        assert_eq!(login.status, 200, "{login:?}");
+        assert_eq!(login.header("cache-control"), Some("no-store"));
+        assert_eq!(login.body["token_type"], json!("bearer"));
+        assert!(login.body.get("scope").is_none());
+        let access = login.body["access_token"].as_str().unwrap();
+        let me = s.get("/users/me", Some(access)).await;
+        assert_eq!(
+            me.body,
+            json!({
+                "id": id, "email": "ann@example.com", "role": "user",
+                "app_metadata": {"provider": "email", "providers": ["email"]}, "user_metadata": {},
+            })
+        );
+
+        let refreshed = s.form("/token", &refresh_form(&login)).await;
+        assert_eq!(refreshed.status, 200, "{refreshed:?}");
+        assert_ne!(refreshed.body["refresh_token"], login.body["refresh_token"]);
+        let new_access = refreshed.body["access_token"].as_str().unwrap();
+        assert_eq!(
+            s.send("POST", "/auth/logout", None, None, Vec::new())
+                .await
+                .status,
+            401
+        );
+        assert_eq!(
+            s.send("POST", "/auth/logout", Some(new_access), None, Vec::new())
+                .await
+                .status,
+            204
+        );
+        let after = s.form("/token", &refresh_form(&refreshed)).await;
+        assert_eq!(
+            after.error().0,
+            "invalid_grant",
+            "logout revoked the session's refresh tokens"
+        );
+        let reused = s.form("/token", &refresh_form(&login)).await;
+        assert_eq!(
+            (reused.status, reused.error().0),
+            (400, "invalid_grant"),
+            "a spent refresh token"
+        );
+
+        // Reuse of a spent refresh token ends the whole session at Supabase.
+        let second = s.login("ann@example.com", "correct horse").await;
+        let rotated = s.form("/token", &refresh_form(&second)).await;
+        assert_eq!(rotated.status, 200);
+        assert_eq!(
+            s.form("/token", &refresh_form(&second)).await.error().0,
+            "invalid_grant"
+        );
+        assert_eq!(
+            s.form("/token", &refresh_form(&rotated)).await.error().0,
+            "invalid_grant",
+            "the newer token died with its session"
+        );
+    }
+}
+
+#[tokio::test]
+async fn supabase_errors_map_to_the_contract() {
+    let s = TestServer::start(TestDatabase::sqlite()).await;
+    s.signup("bo@example.com", json!({})).await;
+    let taken = s
+        .json(
+            "POST",
+            "/auth/signup",
+            None,
+            json!({"email": "bo@example.com", "password": "another one"}),
+        )
+        .await;
+    assert_eq!((taken.status, taken.error().0), (409, "email_taken"));
+    let weak = s
+        .json(
+            "POST",
+            "/auth/signup",
+            None,
+            json!({"email": "weak@example.com", "password": "abc"}),
+        )
+        .await;
+    assert_eq!(
+        (weak.status, weak.error().0),
+        (422, "validation_failed"),
+        "{weak:?}"
+    );
+    assert!(
+        weak.error().1.starts_with("password: ") && weak.error().1.contains("length"),
+        "{weak:?}"
+    );
+    let bad_email = s
+        .json(
+            "POST",
+            "/auth/signup",
+            None,
+            json!({"email": "nope", "password": "long enough"}),
+        )
+        .await;
+    assert_eq!(
+        (bad_email.status, bad_email.error().0),
+        (422, "validation_failed")
+    );
+
+    let wrong = s.login("bo@example.com", "wrong password").await;
+    assert_eq!((wrong.status, wrong.error().0), (400, "invalid_grant"));
+    assert_eq!(
+        s.login("nobody@example.com", "whatever1").await.body,
+        wrong.body,
+        "unknown user: the same answer"
+    );
+    for (form, code) in [
+        (
+            "grant_type=password&username=bo@example.com",
+            "invalid_request",
+        ),
+        ("grant_type=client_credentials", "unsupported_grant_type"),
+        (
+            "grant_type=refresh_token&refresh_token=not-a-token",
+            "invalid_grant",
+        ),
+    ] {
+        let reply = s.form("/token", form).await;
+        assert_eq!(
+            (reply.status, reply.error().0),
+            (400, code),
+            "{form}: {reply:?}"
+        );
+    }
+    let json_body = s
+        .json("POST", "/token", None, json!({"grant_type": "password"}))
+        .await;
+    assert_eq!(json_body.error().0, "invalid_request");
+
+    s.stub.set_token_rate_limit(Some(RateLimit {
+        requests: 1,
+        per: Duration::from_secs(60),
+    }));
+    s.login("bo@example.com", &password_of("bo@example.com"))
+        .await;
+    let limited = s
+        .login("bo@example.com", &password_of("bo@example.com"))
+        .await;
+    assert_eq!(
+        (limited.status, limited.error().0),
+        (429, "too_many_requests"),
+        "{limited:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_supabase_is_503_within_the_timeout() {
+    let s = TestServer::start(TestDatabase::sqlite()).await;
+    s.signup("cy@example.com", json!({})).await;
+    for fault in [
+        Fault::Slow(Duration::from_secs(10)),
+        Fault::ServerErrorHtml,
+        Fault::NotJson,
+        Fault::DropConnection,
+        Fault::RefuseConnections,
+    ] {
+        s.stub.set_fault(fault).await;
+        let started = Instant::now();
+        let reply = s
+            .login("cy@example.com", &password_of("cy@example.com"))
+            .await;
+        let took = started.elapsed();
+        assert_eq!(
+            (reply.status, reply.error().0),
+            (503, "supabase_unavailable"),
+            "{fault:?}: {reply:?}"
+        );
+        assert!(
+            took < Duration::from_secs(4),
+            "{fault:?} took {took:?} with a 2 s timeout"
+        );
+        assert!(
+            !reply.body.to_string().contains("<html"),
+            "{fault:?}: the upstream body leaked"
+        );
+        let signup = s
+            .json(
+                "POST",
+                "/auth/signup",
+                None,
+                json!({"email": "dee@example.com", "password": "long enough"}),
+            )
+            .await;
+        assert_eq!(signup.error().0, "supabase_unavailable", "{fault:?}");
+    }
+    s.stub.set_fault(Fault::None).await;
+    assert_eq!(
+        s.login("cy@example.com", &password_of("cy@example.com"))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn bearer_failures() {
+    let s = TestServer::start(TestDatabase::sqlite()).await;
+    let id = s.signup("di@example.com", json!({})).await;
+    let missing = s.get("/users/me", None).await;
+    assert_eq!(
+        (missing.status, missing.header("www-authenticate")),
+        (401, Some("Bearer"))
+    );
+    let garbage = s.get("/users/me", Some("garbage")).await;
+    assert_eq!((garbage.status, garbage.error().0), (401, "invalid_token"));
+    assert!(
+        garbage
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with(r#"Bearer error="invalid_token""#)
+    );
+    // A token signed by the project's key but for a key id it never published.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({"sub": id, "aud": "authenticated", "iss": s.stub.issuer(), "exp": now + 600, "iat": now, "role": "authenticated"});
+    let forged = s
+        .stub
+        .sign_claims(Kid::Named("not-in-the-jwks".into()), &claims)
+        .unwrap();
+    assert_eq!(
+        s.get("/users/me", Some(&forged)).await.error().0,
+        "invalid_token"
+    );
+    let fine = s.stub.sign_claims(Kid::Current, &claims).unwrap();
+    assert_eq!(
+        s.get("/users/me", Some(&fine)).await.status,
+        200,
+        "the control: same claims, published key"
+    );
+}
+
+#[tokio::test]
+async fn roles_and_permissions_come_from_app_metadata_only() {
+    for s in servers("roles_and_permissions_come_from_app_metadata_only").await {
+        // A user writing a role into their own user_metadata gains nothing.
+        let eve = s
+            .signup(
+                "eve@example.com",
+                json!({"role": "admin", "permissions": ["items:delete"]}),
+            )
+            .await;
+        let token = s.token("eve@example.com").await;
+        let item = s
+            .json("POST", "/items", Some(&token), json!({"title": "mine"}))
+            .await;
+        assert_eq!(item.status, 201, "{}: {item:?}", s.backend);
+        assert_eq!(item.body["owner_id"], json!(eve));
+        let item_id = item.body["id"].as_i64().unwrap();
+        assert_eq!(
+            s.get("/admin", Some(&token)).await.error(),
+            ("forbidden", "Role 'admin' required")
+        );
+        assert_eq!(
+            s.delete(&format!("/items/{item_id}"), Some(&token))
+                .await
+                .error(),
+            ("forbidden", "Permission 'items:delete' required")
+        );
+
+        // The same in app_metadata (set by the server) does: new tokens carry it.
+        s.stub
+            .set_app_metadata(&eve, json!({"permissions": ["items:delete"]}))
+            .unwrap();
+        let granted = s.token("eve@example.com").await;
+        assert_eq!(
+            s.delete(&format!("/items/{item_id}"), Some(&granted))
+                .await
+                .status,
+            204
+        );
+        assert_eq!(
+            s.delete(&format!("/items/{item_id}"), Some(&granted))
+                .await
+                .error()
+                .0,
+            "not_found"
+        );
+        assert_eq!(s.get("/admin", Some(&granted)).await.status, 403);
+        s.stub
+            .set_app_metadata(&eve, json!({"role": "admin"}))
+            .unwrap();
+        let admin = s.token("eve@example.com").await;
+        let answer = s.get("/admin", Some(&admin)).await;
+        assert_eq!(
+            (answer.status, &answer.body["user"]["role"]),
+            (200, &json!("admin"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn items_belong_to_their_owner() {
+    for s in servers("items_belong_to_their_owner").await {
+        s.signup("fay@example.com", json!({})).await;
+        s.signup("gus@example.com", json!({})).await;
+        let fay = s.token("fay@example.com").await;
+        let gus = s.token("gus@example.com").await;
+        s.json("POST", "/items", Some(&fay), json!({"title": "fay's"}))
+            .await;
+        s.json("POST", "/items", Some(&gus), json!({"title": "gus's"}))
+            .await;
+        let listed = s.get("/users/me/items", Some(&fay)).await.body;
+        assert_eq!(listed.as_array().unwrap().len(), 1, "{}", s.backend);
+        assert_eq!(listed[0]["title"], json!("fay's"));
+        assert_eq!(s.get("/users/me/items", None).await.status, 401);
+        let empty = s
+            .json("POST", "/items", Some(&fay), json!({"title": ""}))
+            .await;
+        assert_eq!(
+            (empty.status, empty.error().1),
+            (422, "title: must not be empty")
+        );
+    }
+}
+
+#[tokio::test]
+async fn remote_verification_refuses_a_logged_out_token_at_once() {
+    let s = TestServer::start_with(
+        TestDatabase::sqlite(),
+        gotrue_stub::StubConfig::es256(),
+        &[("SUPABASE_VERIFY", "remote")],
+    )
+    .await;
+    s.signup("hal@example.com", json!({})).await;
+    let token = s.token("hal@example.com").await;
+    assert_eq!(s.get("/users/me", Some(&token)).await.status, 200);
+    assert_eq!(
+        s.send("POST", "/auth/logout", Some(&token), None, Vec::new())
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        s.get("/users/me", Some(&token)).await.status,
+        401,
+        "remote mode asks Supabase on every request"
+    );
+}
+
+#[tokio::test]
+async fn legacy_hs256_projects_verify_with_the_secret() {
+    let secret = "a-legacy-jwt-secret-of-32-bytes-or-more!";
+    let s = TestServer::start_with(
+        TestDatabase::sqlite(),
+        gotrue_stub::StubConfig::hs256(secret),
+        &[("SUPABASE_JWT_SECRET", secret)],
+    )
+    .await;
+    s.signup("ida@example.com", json!({})).await;
+    let token = s.token("ida@example.com").await;
+    assert_eq!(
+        s.get("/users/me", Some(&token)).await.body["email"],
+        json!("ida@example.com")
+    );
+}

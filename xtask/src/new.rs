@@ -1,0 +1,559 @@
+//! `cargo xtask new --strategy <jwt|oauth2|supabase> --name <name> [--dest DIR] [--force]`
+//!
+//! 1. The template is rendered by the cargo-generate library, exactly as
+//!    `cargo generate --path templates/<template> --name <name>` would.
+//! 2. The project is completed into a standalone workspace: a copy of
+//!    auth-kit (and gotrue-stub for supabase) with its manifest made
+//!    self-contained, this repository's Cargo.lock, the troubleshooting
+//!    guide, and a `.env` with a fresh SECRET_KEY.
+//! 3. Everything happens in a staging folder next to the destination, which
+//!    is moved into place only when complete: a failure leaves nothing
+//!    half-written, and an existing folder is only replaced with `--force`.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::repo;
+
+/// Arguments of `cargo xtask new`.
+#[derive(clap::Args, Debug)]
+pub struct NewArgs {
+    /// jwt, oauth2 or supabase.
+    #[arg(long)]
+    pub strategy: String,
+    /// The project's name: lowercase letters, digits and '-', e.g. my-api.
+    #[arg(long)]
+    pub name: String,
+    /// Where to create the project (default: ./<name>).
+    #[arg(long)]
+    pub dest: Option<PathBuf>,
+    /// Replace the destination if it exists and is not empty.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// An authentication strategy and its template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// JWT access and refresh tokens, no scopes.
+    Jwt,
+    /// The OAuth2 password flow with scopes.
+    Oauth2,
+    /// Supabase Auth.
+    Supabase,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 3] = [Strategy::Jwt, Strategy::Oauth2, Strategy::Supabase];
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|strategy| strategy.name() == s)
+            .with_context(|| {
+                format!("unknown strategy '{s}': use --strategy jwt, oauth2 or supabase")
+            })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Jwt => "jwt",
+            Strategy::Oauth2 => "oauth2",
+            Strategy::Supabase => "supabase",
+        }
+    }
+
+    pub fn template_dir(self) -> PathBuf {
+        let folder = match self {
+            Strategy::Jwt => "jwt_auth",
+            Strategy::Oauth2 => "oauth2_flow",
+            Strategy::Supabase => "supabase_auth",
+        };
+        repo::root().join("templates").join(folder)
+    }
+
+    /// The workspace crates a stamped project carries a copy of.
+    fn crates(self) -> &'static [&'static str] {
+        match self {
+            Strategy::Supabase => &["auth-kit", "gotrue-stub"],
+            _ => &["auth-kit"],
+        }
+    }
+}
+
+/// `cargo xtask new`: checks the input, stamps, prints the next steps.
+pub fn run(args: &NewArgs) -> Result<PathBuf> {
+    let strategy = Strategy::parse(&args.strategy)?;
+    check_name(&args.name)?;
+    let dest = args
+        .dest
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&args.name));
+    let started = std::time::Instant::now();
+    stamp(strategy, &args.name, &dest, args.force)?;
+    // A closed pipe (`cargo xtask new ... | head`) is not an error worth a panic.
+    let _ = writeln!(
+        std::io::stdout(),
+        "Stamped the {} service '{}' into {} in {:.1}s.\n\n  cd {} && cargo run     # then open http://127.0.0.1:8000/docs\n  cargo test             # its own tests",
+        strategy.name(),
+        args.name,
+        dest.display(),
+        started.elapsed().as_secs_f64(),
+        dest.display()
+    );
+    Ok(dest)
+}
+
+/// Names cargo, crates.io and this project's own crates would trip over.
+const RESERVED_NAMES: &[&str] = &[
+    "auth-kit",
+    "gotrue-stub",
+    "service",
+    "test",
+    "core",
+    "std",
+    "alloc",
+    "proc-macro",
+    "self",
+    "build",
+];
+
+/// A project name: 1 to 64 of `a-z 0-9 -`, starting with a letter, not
+/// ending with `-`, no `--`.
+pub fn check_name(name: &str) -> Result<()> {
+    let shape_ok = (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && !name.contains("--")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !shape_ok {
+        bail!(
+            "'{name}' is not a valid project name: use 1 to 64 lowercase letters, digits and '-', starting with a letter (e.g. my-api)"
+        );
+    }
+    if RESERVED_NAMES.contains(&name) {
+        bail!("'{name}' is reserved: choose another --name (e.g. {name}-service)");
+    }
+    Ok(())
+}
+
+/// Renders, completes and moves the project into `dest`.
+pub fn stamp(strategy: Strategy, name: &str, dest: &Path, force: bool) -> Result<()> {
+    check_destination(dest, force)?;
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    // Staged next to the destination: the final rename stays on one file system.
+    let staging = tempfile::Builder::new()
+        .prefix(".xtask-new-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("cannot write in {}", parent.display()))?;
+    let project = render(strategy, name, staging.path())?;
+    for krate in strategy.crates() {
+        copy_crate(krate, &project)?;
+    }
+    fs::copy(repo::root().join("Cargo.lock"), project.join("Cargo.lock"))
+        .context("cannot copy Cargo.lock")?;
+    fs::create_dir_all(project.join("docs"))?;
+    fs::copy(
+        repo::root().join("docs/troubleshooting.md"),
+        project.join("docs/troubleshooting.md"),
+    )
+    .context("cannot copy docs/troubleshooting.md")?;
+    write_private_file(&project.join(".env"), &env_file(strategy, name))?;
+    move_into_place(&project, dest)
+    // `staging` (now empty) is removed when dropped, also on every error path above.
+}
+
+/// The template through the cargo-generate library, as its CLI renders it
+/// (`cargo xtask generate` is that CLI), in a child process; returns the
+/// rendered folder inside `into`. cargo-generate's chatter is shown only
+/// when it fails.
+pub fn render(strategy: Strategy, name: &str, into: &Path) -> Result<PathBuf> {
+    let template = strategy.template_dir();
+    if !template.join("cargo-generate.toml").is_file() {
+        bail!(
+            "the {} template is missing at {}",
+            strategy.name(),
+            template.display()
+        );
+    }
+    let into_arg = into.display().to_string();
+    let template_arg = template.display().to_string();
+    let args = [
+        "generate",
+        "--path",
+        &template_arg,
+        "--name",
+        name,
+        "--destination",
+        &into_arg,
+        // The name is already checked: keep it exactly (no kebab-case rewrite).
+        "--force",
+        "--silent",
+        "--vcs",
+        "none",
+        "--no-workspace",
+    ];
+    let output = generate_command(&args)
+        .output()
+        .context("cannot start the template renderer")?;
+    if !output.status.success() {
+        bail!(
+            "rendering the {} template failed:\n{}{}",
+            strategy.name(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let project = into.join(name);
+    if !project.join("Cargo.toml").is_file() {
+        bail!(
+            "rendering the {} template produced no Cargo.toml in {}",
+            strategy.name(),
+            project.display()
+        );
+    }
+    Ok(project)
+}
+
+/// `xtask generate ARGS`: cargo-generate's own CLI, run from this binary.
+/// cargo-generate insists on an author name from the environment even when
+/// a template does not use it: give it a neutral one when none is set.
+pub fn generate_command(args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(
+        std::env::current_exe().unwrap_or_else(|_| PathBuf::from("xtask")),
+    );
+    command.args(args);
+    let has_author = [
+        "CARGO_NAME",
+        "GIT_AUTHOR_NAME",
+        "GIT_COMMITTER_NAME",
+        "USER",
+        "USERNAME",
+        "NAME",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some());
+    if !has_author {
+        command.env("CARGO_NAME", "auth-kit");
+    }
+    command
+}
+
+/// The body of `xtask generate`: `cargo generate` with these arguments.
+pub fn generate(args: &[String]) -> Result<()> {
+    use clap::Parser as _;
+    let cli = cargo_generate::Cli::try_parse_from(
+        ["cargo", "generate"]
+            .into_iter()
+            .map(String::from)
+            .chain(args.iter().cloned()),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cargo_generate::Cli::Generate(args) = cli;
+    cargo_generate::generate(args)
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("{e:#}"))
+}
+
+fn check_destination(dest: &Path, force: bool) -> Result<()> {
+    if !dest.exists() {
+        return Ok(());
+    }
+    if !dest.is_dir() {
+        bail!(
+            "{} exists and is not a folder: choose another --dest",
+            dest.display()
+        );
+    }
+    let empty = fs::read_dir(dest)
+        .with_context(|| format!("cannot read {}", dest.display()))?
+        .next()
+        .is_none();
+    if empty {
+        return Ok(());
+    }
+    if !force {
+        bail!(
+            "{} exists and is not empty: choose another --dest, or pass --force to replace it",
+            dest.display()
+        );
+    }
+    // --force replaces a folder; never one holding this repository, the
+    // current directory, or a git repository.
+    let canonical = dest.canonicalize()?;
+    let cwd = std::env::current_dir()?.canonicalize()?;
+    if repo::root().canonicalize()?.starts_with(&canonical) || cwd.starts_with(&canonical) {
+        bail!(
+            "refusing to replace {}: it contains this repository or the current directory",
+            dest.display()
+        );
+    }
+    if dest.join(".git").exists() {
+        bail!(
+            "refusing to replace {}: it is a git repository; remove it yourself if you mean it",
+            dest.display()
+        );
+    }
+    Ok(())
+}
+
+fn move_into_place(project: &Path, dest: &Path) -> Result<()> {
+    if !dest.exists() {
+        return fs::rename(project, dest)
+            .with_context(|| format!("cannot create {}", dest.display()));
+    }
+    // Empty, or replaced under --force (checked above): swap it out, then delete it.
+    let replaced = dest.with_file_name(format!(
+        ".{}.replaced-{}",
+        dest.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("project"),
+        std::process::id()
+    ));
+    fs::rename(dest, &replaced).with_context(|| format!("cannot move {} aside", dest.display()))?;
+    if let Err(e) = fs::rename(project, dest) {
+        // Put the original back: nothing is lost.
+        let _ = fs::rename(&replaced, dest);
+        return Err(e).with_context(|| format!("cannot create {}", dest.display()));
+    }
+    fs::remove_dir_all(&replaced)
+        .with_context(|| format!("cannot remove the replaced {}", replaced.display()))
+}
+
+/// Copies `crates/<krate>` (sources, migrations, README; not its tests or
+/// benches, which run in this repository) with a self-contained manifest.
+fn copy_crate(krate: &str, project: &Path) -> Result<()> {
+    let from = repo::root().join("crates").join(krate);
+    let to = project.join("crates").join(krate);
+    for part in ["src", "migrations", "README.md"] {
+        let source = from.join(part);
+        if source.exists() {
+            copy_recursively(&source, &to.join(part))?;
+        }
+    }
+    let manifest = standalone_manifest(&from.join("Cargo.toml"), &repo::root().join("Cargo.toml"))?;
+    fs::write(to.join("Cargo.toml"), manifest)?;
+    Ok(())
+}
+
+fn copy_recursively(from: &Path, to: &Path) -> Result<()> {
+    if from.is_file() {
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::copy(from, to).with_context(|| format!("cannot copy {}", from.display()))?;
+        return Ok(());
+    }
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        copy_recursively(&entry.path(), &to.join(entry.file_name()))?;
+    }
+    Ok(())
+}
+
+/// A member crate's manifest with every `workspace = true` resolved against
+/// this repository's root manifest, and the parts that only make sense here
+/// (dev-dependencies, benches, tests) dropped.
+pub fn standalone_manifest(crate_manifest: &Path, root_manifest: &Path) -> Result<String> {
+    use toml::{Table, Value};
+    let read = |p: &Path| -> Result<Table> {
+        let text = fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        text.parse::<Table>()
+            .with_context(|| format!("{} is not valid TOML", p.display()))
+    };
+    let mut manifest = read(crate_manifest)?;
+    let root = read(root_manifest)?;
+    let workspace = root
+        .get("workspace")
+        .and_then(Value::as_table)
+        .context("the root manifest has no [workspace]")?;
+    let inherits = |v: &Value| {
+        v.as_table()
+            .and_then(|t| t.get("workspace"))
+            .and_then(Value::as_bool)
+            == Some(true)
+    };
+
+    if let Some(Value::Table(package)) = manifest.get_mut("package") {
+        let shared = workspace
+            .get("package")
+            .and_then(Value::as_table)
+            .cloned()
+            .unwrap_or_default();
+        for (key, value) in package.iter_mut() {
+            if inherits(value) {
+                *value = shared
+                    .get(key)
+                    .cloned()
+                    .with_context(|| format!("workspace.package.{key} is missing"))?;
+            }
+        }
+    }
+    if manifest.get("lints").is_some_and(inherits) {
+        let lints = workspace
+            .get("lints")
+            .cloned()
+            .context("workspace.lints is missing")?;
+        manifest.insert("lints".to_owned(), lints);
+    }
+    let shared_deps = workspace
+        .get("dependencies")
+        .and_then(Value::as_table)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(Value::Table(deps)) = manifest.get_mut("dependencies") {
+        for (name, value) in deps.iter_mut() {
+            if !inherits(value) {
+                continue;
+            }
+            let mut resolved = match shared_deps.get(name) {
+                Some(Value::String(version)) => {
+                    Table::from_iter([("version".to_owned(), Value::String(version.clone()))])
+                }
+                Some(Value::Table(t)) => t.clone(),
+                _ => bail!("workspace.dependencies.{name} is missing"),
+            };
+            // A path in the root manifest is relative to the repository root;
+            // in the stamped project both crates sit side by side under crates/.
+            if let Some(Value::String(path)) = resolved.get("path").cloned() {
+                let sibling = path.strip_prefix("crates/").unwrap_or(&path);
+                resolved.insert("path".to_owned(), Value::String(format!("../{sibling}")));
+            }
+            let local = value.as_table().cloned().unwrap_or_default();
+            for (key, extra) in local {
+                match (key.as_str(), resolved.get_mut("features"), extra) {
+                    ("workspace", ..) => {}
+                    ("features", Some(Value::Array(features)), Value::Array(more)) => {
+                        features.extend(more)
+                    }
+                    (_, _, extra) => {
+                        resolved.insert(key, extra);
+                    }
+                }
+            }
+            *value = Value::Table(resolved);
+        }
+    }
+    for dropped in ["dev-dependencies", "bench", "test", "example"] {
+        manifest.remove(dropped);
+    }
+    let body = toml::to_string(&manifest).context("cannot write the manifest")?;
+    Ok(format!(
+        "# A copy of this crate from the auth-kit repository, made self-contained by\n# `cargo xtask new` (workspace inheritance resolved). Its tests live upstream.\n\n{body}"
+    ))
+}
+
+/// Writes `contents` to a file only its owner can read (`.env` holds secrets).
+fn write_private_file(path: &Path, contents: &str) -> Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// The stamped `.env`: a fresh SECRET_KEY and every other setting commented
+/// out with its default.
+pub fn env_file(strategy: Strategy, name: &str) -> String {
+    let header = format!(
+        "# Settings of {name}. The environment overrides this file. Keep it out of version control.\n# Written by `cargo xtask new`; see docs/troubleshooting.md for what each error means.\n\n"
+    );
+    match strategy {
+        Strategy::Supabase => format!(
+            "{header}# Your Supabase project (Project Settings > API): its URL, and its publishable\n# (or legacy anon) key. Never a secret or service_role key: those bypass\n# Row Level Security.\n# Offline, gotrue-stub stands in for Supabase and accepts the key below:\n#   cargo run -p gotrue-stub -- --env-file .env\nSUPABASE_URL=http://127.0.0.1:9999\nSUPABASE_KEY=sb_publishable_{}\n# Legacy HS256 projects only (otherwise tokens are checked with the project's JWKS):\n# SUPABASE_JWT_SECRET=\n# local (JWKS or secret), or remote (GET /auth/v1/user on every request):\n# SUPABASE_VERIFY=local\n# SUPABASE_TIMEOUT_SECONDS=10\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n",
+            &auth_kit::random::secret_hex()[..32]
+        ),
+        Strategy::Jwt | Strategy::Oauth2 => format!(
+            "{header}# 256 bits from the operating system's random number generator.\nSECRET_KEY={}\n# ALGORITHM=HS256\n# JWT_PRIVATE_KEY_FILE=  (RS256, ES256, EdDSA)\n# JWT_PUBLIC_KEY_FILE=\n# ACCESS_TOKEN_EXPIRE_MINUTES=30\n# REFRESH_TOKEN_EXPIRE_DAYS=14\n# JWT_ISSUER={name}\n# JWT_AUDIENCE={name}\n# JWT_LEEWAY_SECONDS=30\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n# ADMIN_USERNAME=\n# ADMIN_PASSWORD=\n# LOGIN_MAX_FAILURES=5\n# LOGIN_LOCKOUT_SECONDS=300\n",
+            auth_kit::random::secret_hex()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for good in ["my-api", "a", "api2", "x-1-y"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "My-API",
+            "1api",
+            "-api",
+            "api-",
+            "a--b",
+            "my_api",
+            "my api",
+            "ünï",
+            "auth-kit",
+            &"a".repeat(65),
+        ] {
+            let e = check_name(bad).unwrap_err().to_string();
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+    }
+
+    #[test]
+    fn strategies() {
+        assert_eq!(Strategy::parse("oauth2").unwrap(), Strategy::Oauth2);
+        let e = Strategy::parse("oauth").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "unknown strategy 'oauth': use --strategy jwt, oauth2 or supabase"
+        );
+    }
+
+    #[test]
+    fn env_files_have_a_fresh_key() {
+        let a = env_file(Strategy::Oauth2, "x");
+        let b = env_file(Strategy::Oauth2, "x");
+        assert_ne!(a, b);
+        let key = a
+            .lines()
+            .find_map(|l| l.strip_prefix("SECRET_KEY="))
+            .unwrap();
+        assert_eq!(key.len(), 64);
+        assert!(auth_kit::config::secret_key(Some(key)).is_ok());
+    }
+
+    #[test]
+    fn auth_kit_manifest_is_self_contained() {
+        let manifest = standalone_manifest(
+            &repo::root().join("crates/auth-kit/Cargo.toml"),
+            &repo::root().join("Cargo.toml"),
+        )
+        .unwrap();
+        assert!(!manifest.contains("workspace = true"), "{manifest}");
+        assert!(!manifest.contains("dev-dependencies"), "{manifest}");
+        let parsed: toml::Table = manifest.parse().unwrap();
+        assert_eq!(parsed["package"]["edition"].as_str(), Some("2024"));
+        assert_eq!(
+            parsed["dependencies"]["jsonwebtoken"]["default-features"].as_bool(),
+            Some(false)
+        );
+        assert!(
+            parsed["dependencies"]["utoipa"]["optional"]
+                .as_bool()
+                .unwrap()
+        );
+    }
+}

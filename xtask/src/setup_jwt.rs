@@ -1,0 +1,547 @@
+//! `cargo xtask setup-jwt [--env-file PATH] [--force] [--algorithm ALG]`
+//!
+//! Writes the signing settings into an env file (default `.env`):
+//! - HS256, HS384, HS512: a fresh SECRET_KEY of 256 bits from the operating
+//!   system (64 hex characters), ALGORITHM, ACCESS_TOKEN_EXPIRE_MINUTES;
+//! - RS256, ES256, EdDSA: a fresh key pair (PKCS#8 private key, SPKI public
+//!   key, PEM) in files next to the env file, checked to load with
+//!   `SigningKeys::from_pem`, and ALGORITHM, JWT_PRIVATE_KEY_FILE,
+//!   JWT_PUBLIC_KEY_FILE, ACCESS_TOKEN_EXPIRE_MINUTES.
+//!
+//! Every other line of the env file is kept byte for byte: settings are
+//! replaced in place and missing ones appended. An env file that already
+//! holds a signing key (SECRET_KEY or JWT_PRIVATE_KEY_FILE) is only changed
+//! with `--force`, since tokens signed with the old key stop working. Files
+//! are written atomically (a temporary file in the same folder, fsync,
+//! rename) with mode 0600. Keys are never printed.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use auth_kit::token::{SigningAlgorithm, SigningKeys};
+use p256::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, LineEnding};
+use zeroize::Zeroizing;
+
+/// Arguments of `cargo xtask setup-jwt`.
+#[derive(clap::Args, Debug)]
+pub struct SetupJwtArgs {
+    /// The env file to write; created (mode 0600) if missing.
+    #[arg(long, default_value = ".env")]
+    pub env_file: PathBuf,
+    /// Replace an existing signing key (SECRET_KEY, or the key files).
+    #[arg(long)]
+    pub force: bool,
+    /// HS256, HS384, HS512 (a SECRET_KEY), or RS256, ES256, EdDSA (a key pair).
+    #[arg(long, default_value = "HS256")]
+    pub algorithm: String,
+}
+
+/// The access-token lifetime written when the env file sets none (SPEC's default).
+const DEFAULT_EXPIRE_MINUTES: &str = "30";
+
+/// RSA modulus size: 3072 bits is 128-bit security (NIST SP 800-57).
+pub const RSA_BITS: usize = 3072;
+
+pub fn run(args: &SetupJwtArgs) -> Result<()> {
+    let algorithm = parse_algorithm(&args.algorithm)?;
+    let env_file = resolve_env_file(&args.env_file)?;
+    let display = args.env_file.display();
+    let text = match fs::read(&env_file) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("{display} is not UTF-8 text: fix or remove it"))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => bail!("cannot read {display}: {e}"),
+    };
+    let existing = signing_key_in(&text);
+    if let Some(variable) = existing
+        && !args.force
+    {
+        bail!(
+            "{display} already has a signing key ({variable} is set): left unchanged. Pass --force to replace it; tokens signed with the old key then stop working and every user must log in again"
+        );
+    }
+
+    let mut settings = Vec::new();
+    if algorithm.is_hmac() {
+        settings.push(Setting::replace(
+            "SECRET_KEY",
+            auth_kit::random::secret_hex(),
+        ));
+    } else {
+        let (private_name, public_name) = key_file_names(algorithm);
+        let folder = env_file.parent().unwrap_or(Path::new("."));
+        let (private_path, public_path) = (folder.join(&private_name), folder.join(&public_name));
+        for path in [&private_path, &public_path] {
+            if path.exists() && !args.force {
+                bail!(
+                    "{} already exists: left unchanged. Pass --force to replace it; tokens signed with the old key then stop working",
+                    path.display()
+                );
+            }
+        }
+        let pair = generate_key_pair(algorithm)?;
+        // Checked before anything is written: the service must be able to load it.
+        SigningKeys::from_pem(
+            algorithm,
+            pair.private_pem.as_bytes(),
+            pair.public_pem.as_bytes(),
+        )
+        .with_context(|| format!("the generated {algorithm} key pair does not load"))?;
+        write_private_file(&private_path, pair.private_pem.as_bytes())?;
+        write_private_file(&public_path, pair.public_pem.as_bytes())?;
+        // And once more from the files, exactly as the service will read them.
+        let private = Zeroizing::new(fs::read(&private_path)?);
+        let keys = SigningKeys::from_pem(algorithm, &private, &fs::read(&public_path)?)
+            .with_context(|| {
+                format!(
+                    "the key files {} and {} do not load",
+                    private_path.display(),
+                    public_path.display()
+                )
+            })?;
+        println!(
+            "Wrote a fresh {algorithm} key pair (mode 0600): {} and {} (kid {}).",
+            private_path.display(),
+            public_path.display(),
+            keys.kid().unwrap_or("-")
+        );
+        // Relative to the env file's folder, which is the service's working
+        // directory: it reads `./.env` from there.
+        settings.push(Setting::replace("JWT_PRIVATE_KEY_FILE", private_name));
+        settings.push(Setting::replace("JWT_PUBLIC_KEY_FILE", public_name));
+    }
+    settings.push(Setting::replace("ALGORITHM", algorithm.as_str()));
+    settings.push(Setting::keep(
+        "ACCESS_TOKEN_EXPIRE_MINUTES",
+        DEFAULT_EXPIRE_MINUTES,
+    ));
+
+    let (updated, outcomes) = apply(&text, &settings);
+    write_private_file(&env_file, updated.as_bytes())?;
+
+    for (setting, outcome) in settings.iter().zip(&outcomes) {
+        let shown = if setting.key == "SECRET_KEY" {
+            "a fresh 256-bit key from the operating system's random number generator (64 hex characters, not shown)".to_owned()
+        } else {
+            setting.value.to_string()
+        };
+        match outcome {
+            Outcome::Replaced => println!("{display}: {} replaced: {shown}", setting.key),
+            Outcome::Added => println!("{display}: {} added: {shown}", setting.key),
+            Outcome::Kept(value) => println!("{display}: {} kept: {value}", setting.key),
+        }
+    }
+    println!("{display} written atomically, mode 0600; every other line is unchanged.");
+    if let Some(variable) = existing {
+        println!(
+            "The signing key changed (it was {variable}): access tokens signed with the old key stop working at once, so every user must log in again (or refresh, where the client holds a refresh token)."
+        );
+    }
+    if !algorithm.is_hmac() && current_value(&updated, "SECRET_KEY").is_some_and(|v| !v.is_empty())
+    {
+        println!(
+            "SECRET_KEY is still set but {algorithm} does not use it: remove it from {display} (`cargo xtask validate` warns about it)."
+        );
+    }
+    if algorithm.is_hmac()
+        && (current_value(&updated, "JWT_PRIVATE_KEY_FILE").is_some_and(|v| !v.is_empty())
+            || current_value(&updated, "JWT_PUBLIC_KEY_FILE").is_some_and(|v| !v.is_empty()))
+    {
+        println!(
+            "JWT_PRIVATE_KEY_FILE / JWT_PUBLIC_KEY_FILE are still set but {algorithm} does not use them: remove them from {display}."
+        );
+    }
+    println!("Check it: cargo xtask validate --env-file {display}");
+    Ok(())
+}
+
+/// An algorithm name from the command line; case does not matter here, the
+/// env file gets the exact JOSE name.
+pub fn parse_algorithm(raw: &str) -> Result<SigningAlgorithm> {
+    SigningAlgorithm::ALL
+        .into_iter()
+        .find(|a| a.as_str().eq_ignore_ascii_case(raw.trim()))
+        .with_context(|| {
+            let names: Vec<&str> = SigningAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
+            format!(
+                "unsupported --algorithm '{}': use one of {}",
+                raw.chars().take(32).collect::<String>(),
+                names.join(", ")
+            )
+        })
+}
+
+/// The key files' names, next to the env file.
+pub fn key_file_names(algorithm: SigningAlgorithm) -> (String, String) {
+    let alg = algorithm.as_str().to_ascii_lowercase();
+    (
+        format!("jwt-{alg}-private.pem"),
+        format!("jwt-{alg}-public.pem"),
+    )
+}
+
+/// A PEM key pair: PKCS#8 private key, SPKI public key.
+pub struct KeyPair {
+    pub private_pem: Zeroizing<String>,
+    pub public_pem: String,
+}
+
+/// A fresh key pair for an asymmetric algorithm, from OS randomness.
+pub fn generate_key_pair(algorithm: SigningAlgorithm) -> Result<KeyPair> {
+    let encode_error =
+        |e: p256::pkcs8::Error| anyhow::anyhow!("cannot encode the {algorithm} private key: {e}");
+    let public_error = |e: p256::pkcs8::spki::Error| {
+        anyhow::anyhow!("cannot encode the {algorithm} public key: {e}")
+    };
+    match algorithm {
+        SigningAlgorithm::ES256 => {
+            // 256 random bits are a valid P-256 scalar except with probability
+            // about 2^-32; a draw outside the range is an error, not a loop.
+            let secret =
+                p256::SecretKey::from_slice(&auth_kit::random::bytes::<32>()).map_err(|_| {
+                    anyhow::anyhow!(
+                        "the random number generator gave an invalid P-256 scalar: run again"
+                    )
+                })?;
+            Ok(KeyPair {
+                private_pem: secret.to_pkcs8_pem(LineEnding::LF).map_err(encode_error)?,
+                public_pem: secret
+                    .public_key()
+                    .to_public_key_pem(LineEnding::LF)
+                    .map_err(public_error)?,
+            })
+        }
+        SigningAlgorithm::EdDSA => {
+            let secret = ed25519_dalek::SigningKey::from_bytes(&auth_kit::random::bytes::<32>());
+            Ok(KeyPair {
+                private_pem: secret.to_pkcs8_pem(LineEnding::LF).map_err(encode_error)?,
+                public_pem: secret
+                    .verifying_key()
+                    .to_public_key_pem(LineEnding::LF)
+                    .map_err(public_error)?,
+            })
+        }
+        SigningAlgorithm::RS256 => {
+            let secret =
+                rsa::PrivateKey::new(&mut OsRng, RSA_BITS).context("cannot generate an RSA key")?;
+            Ok(KeyPair {
+                private_pem: secret.to_pkcs8_pem(LineEnding::LF).map_err(encode_error)?,
+                public_pem: secret
+                    .to_public_key()
+                    .to_public_key_pem(LineEnding::LF)
+                    .map_err(public_error)?,
+            })
+        }
+        hmac => bail!("{hmac} uses SECRET_KEY, not a key pair"),
+    }
+}
+
+/// The operating system's random number generator for RSA's prime search,
+/// in the `rand_core` version the `rsa` crate speaks.
+struct OsRng;
+
+impl rsa::rand_core::TryRng for OsRng {
+    type Error = getrandom::Error;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        getrandom::u32()
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        getrandom::u64()
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
+        getrandom::fill(dest)
+    }
+}
+
+impl rsa::rand_core::TryCryptoRng for OsRng {}
+
+/// The env file's real path (through a symlink, so the link survives), its
+/// folder checked to exist.
+fn resolve_env_file(path: &Path) -> Result<PathBuf> {
+    if path.is_dir() {
+        bail!(
+            "{} is a folder: give the env file's path, e.g. --env-file {}/.env",
+            path.display(),
+            path.display()
+        );
+    }
+    if path.exists() {
+        return fs::canonicalize(path)
+            .with_context(|| format!("cannot resolve {}", path.display()));
+    }
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        bail!(
+            "the folder {} does not exist: create it first, or choose another --env-file",
+            folder.display()
+        );
+    }
+    Ok(path.to_owned())
+}
+
+/// Which signing key the env file holds already, if any.
+fn signing_key_in(text: &str) -> Option<&'static str> {
+    ["SECRET_KEY", "JWT_PRIVATE_KEY_FILE"]
+        .into_iter()
+        .find(|key| current_value(text, key).is_some_and(|v| !v.is_empty()))
+}
+
+/// One setting to write.
+struct Setting {
+    key: &'static str,
+    value: Zeroizing<String>,
+    /// Keep an existing non-empty value instead of replacing it.
+    keep_existing: bool,
+}
+
+impl Setting {
+    fn replace(key: &'static str, value: impl Into<String>) -> Self {
+        Self {
+            key,
+            value: Zeroizing::new(value.into()),
+            keep_existing: false,
+        }
+    }
+
+    fn keep(key: &'static str, value: impl Into<String>) -> Self {
+        Self {
+            key,
+            value: Zeroizing::new(value.into()),
+            keep_existing: true,
+        }
+    }
+}
+
+/// What happened to a setting.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Replaced,
+    Added,
+    Kept(String),
+}
+
+/// `text` with `settings` applied: active `KEY=` lines (also `export KEY=`)
+/// replaced in place, keeping their line ending; missing keys appended;
+/// comments (`# KEY=...`) and every other line untouched.
+fn apply(text: &str, settings: &[Setting]) -> (String, Vec<Outcome>) {
+    let mut outcomes: Vec<Option<Outcome>> = settings.iter().map(|_| None).collect();
+    let mut out = String::with_capacity(text.len() + 256);
+    for line in text.split_inclusive('\n') {
+        let found = assigned_key(line).and_then(|key| settings.iter().position(|s| s.key == key));
+        let Some(index) = found else {
+            out.push_str(line);
+            continue;
+        };
+        let setting = &settings[index];
+        let existing = line_value(line);
+        if setting.keep_existing && !existing.is_empty() {
+            outcomes[index] = Some(Outcome::Kept(existing));
+            out.push_str(line);
+            continue;
+        }
+        let (body, ending) = split_line_ending(line);
+        let export = if body.trim_start().starts_with("export ") {
+            "export "
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "{export}{}={}{ending}",
+            setting.key,
+            setting.value.as_str()
+        ));
+        outcomes[index].get_or_insert(Outcome::Replaced);
+    }
+    let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    for (setting, outcome) in settings.iter().zip(outcomes.iter_mut()) {
+        if outcome.is_none() {
+            if !out.is_empty() && !out.ends_with('\n') {
+                out.push_str(newline);
+            }
+            out.push_str(&format!(
+                "{}={}{newline}",
+                setting.key,
+                setting.value.as_str()
+            ));
+            *outcome = Some(Outcome::Added);
+        }
+    }
+    (
+        out,
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Outcome::Added))
+            .collect(),
+    )
+}
+
+/// The key an active assignment line sets (`KEY=...` or `export KEY=...`);
+/// `None` for comments, blank lines and anything else.
+fn assigned_key(line: &str) -> Option<&str> {
+    let line = line.trim_start();
+    let line = line.strip_prefix("export ").map_or(line, str::trim_start);
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim_end();
+    let valid = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    valid.then_some(key)
+}
+
+/// The value of an assignment line, unquoted, without a trailing ` # comment`.
+fn line_value(line: &str) -> String {
+    let value = line.split_once('=').map_or("", |(_, v)| v).trim();
+    for quote in ['"', '\''] {
+        if let Some(inner) = value.strip_prefix(quote).and_then(|v| v.split_once(quote)) {
+            return inner.0.to_owned();
+        }
+    }
+    let comment = if value.starts_with('#') {
+        Some(0)
+    } else {
+        value.find(" #")
+    };
+    value[..comment.unwrap_or(value.len())].trim().to_owned()
+}
+
+/// The value of the last active `key=` line (the one dotenv keeps).
+fn current_value(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .rev()
+        .find(|line| assigned_key(line) == Some(key))
+        .map(line_value)
+}
+
+fn split_line_ending(line: &str) -> (&str, &str) {
+    if let Some(body) = line.strip_suffix("\r\n") {
+        (body, "\r\n")
+    } else if let Some(body) = line.strip_suffix('\n') {
+        (body, "\n")
+    } else {
+        (line, "")
+    }
+}
+
+/// Writes `contents` to `path` atomically: a temporary file in the same
+/// folder (created 0600), fsync, rename over `path`, fsync the folder.
+pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<()> {
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut temp = tempfile::Builder::new()
+        .prefix(".setup-jwt-")
+        .tempfile_in(folder)
+        .with_context(|| format!("cannot write in {}", folder.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        // tempfile creates 0600 already; said explicitly because it matters.
+        temp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
+    temp.write_all(contents)?;
+    temp.as_file().sync_all()?;
+    temp.persist(path)
+        .map_err(|e| anyhow::anyhow!("cannot replace {}: {}", path.display(), e.error))?;
+    #[cfg(unix)]
+    if let Ok(dir) = fs::File::open(folder) {
+        // The rename itself survives a crash only once the folder is synced.
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(input: &str, settings: &[Setting], expected: &str, outcomes: &[Outcome]) {
+        let (out, got) = apply(input, settings);
+        assert_eq!(out, expected);
+        assert_eq!(got, outcomes);
+    }
+
+    #[test]
+    fn replaces_in_place_and_appends() {
+        use Outcome::*;
+        let settings = [
+            Setting::replace("SECRET_KEY", "new"),
+            Setting::keep("ACCESS_TOKEN_EXPIRE_MINUTES", "30"),
+        ];
+        check(
+            "",
+            &settings,
+            "SECRET_KEY=new\nACCESS_TOKEN_EXPIRE_MINUTES=30\n",
+            &[Added, Added],
+        );
+        check(
+            "# top\nA=1\n  SECRET_KEY = old # c\nB=2",
+            &settings,
+            "# top\nA=1\nSECRET_KEY=new\nB=2\nACCESS_TOKEN_EXPIRE_MINUTES=30\n",
+            &[Replaced, Added],
+        );
+        check(
+            "# SECRET_KEY=commented\r\nexport SECRET_KEY=old\r\nACCESS_TOKEN_EXPIRE_MINUTES=15\r\n",
+            &settings,
+            "# SECRET_KEY=commented\r\nexport SECRET_KEY=new\r\nACCESS_TOKEN_EXPIRE_MINUTES=15\r\n",
+            &[Replaced, Kept("15".to_owned())],
+        );
+        check(
+            "ACCESS_TOKEN_EXPIRE_MINUTES=\n",
+            &settings[1..],
+            "ACCESS_TOKEN_EXPIRE_MINUTES=30\n",
+            &[Replaced],
+        );
+    }
+
+    #[test]
+    fn reads_values_like_dotenv() {
+        assert_eq!(
+            current_value("SECRET_KEY=\"a b\"\n", "SECRET_KEY").as_deref(),
+            Some("a b")
+        );
+        assert_eq!(
+            current_value("SECRET_KEY=  # later\n", "SECRET_KEY").as_deref(),
+            Some("")
+        );
+        assert_eq!(current_value("# SECRET_KEY=x\n", "SECRET_KEY"), None);
+        assert_eq!(
+            current_value("SECRET_KEY=a\nSECRET_KEY=b\n", "SECRET_KEY").as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            signing_key_in("SECRET_KEY=\nJWT_PRIVATE_KEY_FILE=k.pem\n"),
+            Some("JWT_PRIVATE_KEY_FILE")
+        );
+        assert_eq!(signing_key_in("# SECRET_KEY=abc\n"), None);
+    }
+
+    #[test]
+    fn algorithms() {
+        assert_eq!(parse_algorithm("es256").unwrap(), SigningAlgorithm::ES256);
+        assert_eq!(parse_algorithm("EdDSA").unwrap(), SigningAlgorithm::EdDSA);
+        let e = parse_algorithm("none").unwrap_err().to_string();
+        assert!(
+            e.contains("HS256, HS384, HS512, RS256, ES256, EdDSA"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn generated_pairs_load() {
+        for alg in [SigningAlgorithm::ES256, SigningAlgorithm::EdDSA] {
+            let pair = generate_key_pair(alg).unwrap();
+            assert!(pair.private_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+            assert!(pair.public_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+            SigningKeys::from_pem(alg, pair.private_pem.as_bytes(), pair.public_pem.as_bytes())
+                .unwrap();
+        }
+    }
+}

@@ -1,0 +1,548 @@
+//! `cargo xtask validate [--env-file PATH] [--json]`: every configuration
+//! check, PASS / WARN / FAIL with the fix.
+//!
+//! `cargo xtask validate --url URL [--env-file PATH] [--username U --password P] [--json]`:
+//! probes a running service over HTTP against SPEC section 3 (see
+//! [`probe`]).
+//!
+//! The configuration checks are auth-kit's own ([`check_service`], and
+//! [`check_supabase`] when SUPABASE_URL is set), the very code the service
+//! runs at start-up, plus what needs I/O: the database answers, Supabase
+//! answers, and the env and key files are private. The env file is read as
+//! the service reads it: the process environment wins, and relative paths
+//! (SQLite files, key files) are relative to the env file's folder, which is
+//! the service's working directory (it reads `./.env`).
+//!
+//! Exit status 1 on any FAIL; an env file that is missing or cannot be
+//! parsed is one line and exit status 1.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use auth_kit::config::{Environment, Finding, Status, check_service, check_supabase, classify_key};
+use serde::Serialize;
+
+mod probe;
+
+/// Arguments of `cargo xtask validate`.
+#[derive(clap::Args, Debug)]
+pub struct ValidateArgs {
+    /// The service's env file (default: .env). The process environment
+    /// overrides it, as it does for the service.
+    #[arg(long)]
+    pub env_file: Option<PathBuf>,
+    /// Print the findings (or, with --url, the probes) as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Probe the running service at this base URL over HTTP (SPEC section 3)
+    /// instead of checking the configuration; --env-file then supplies the
+    /// key for forging test tokens.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// With --url: log in as this user (default: sign up a throwaway user).
+    #[arg(long, requires = "url", requires = "password")]
+    pub username: Option<String>,
+    /// With --url: the password of --username.
+    #[arg(long, requires = "url", requires = "username")]
+    pub password: Option<String>,
+}
+
+/// How long the database and Supabase get to answer.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub fn run(args: &ValidateArgs) -> Result<()> {
+    // reqwest is built with `rustls-no-provider`: *ring* becomes the process's
+    // rustls provider before any client exists, so https:// URLs work. Err
+    // only means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    auth_kit::token::install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match &args.url {
+        Some(url) => {
+            let env = match &args.env_file {
+                Some(path) => Some(load_env(path)?),
+                // Without --env-file the probes run without the service's key.
+                None if Path::new(".env").is_file() => Some(load_env(Path::new(".env"))?),
+                None => None,
+            };
+            let credentials = args.username.clone().zip(args.password.clone());
+            runtime.block_on(probe::run(url, env.as_ref(), credentials, args.json))
+        }
+        None => {
+            let env = load_env(args.env_file.as_deref().unwrap_or(Path::new(".env")))?;
+            runtime.block_on(check_configuration(&env, args.json))
+        }
+    }
+}
+
+/// An env file, read as the service reads it.
+pub struct LoadedEnv {
+    pub env: Environment,
+    /// The env file, absolute.
+    pub path: PathBuf,
+    /// The service's name: the package next to the env file, or its folder's name.
+    pub service_name: String,
+}
+
+/// Reads `path` over the process environment, and moves into its folder
+/// so relative paths resolve as they do for the service.
+fn load_env(path: &Path) -> Result<LoadedEnv> {
+    if path.is_dir() {
+        bail!(
+            "{} is a folder: pass the env file itself, e.g. --env-file {}/.env",
+            path.display(),
+            path.display()
+        );
+    }
+    if !path.exists() {
+        bail!(
+            "the env file {} does not exist: pass --env-file PATH, or create it with `cargo xtask setup-jwt --env-file {}`",
+            path.display(),
+            path.display()
+        );
+    }
+    let path = path
+        .canonicalize()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let env = Environment::load_with_file(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let folder = path.parent().unwrap_or(Path::new("/")).to_owned();
+    std::env::set_current_dir(&folder)
+        .with_context(|| format!("cannot enter {}", folder.display()))?;
+    Ok(LoadedEnv {
+        env,
+        service_name: service_name(&folder),
+        path,
+    })
+}
+
+/// A stamped project's name is its package's name (the default issuer,
+/// audience and SQLite file); otherwise the folder's name.
+fn service_name(folder: &Path) -> String {
+    let from_manifest = std::fs::read_to_string(folder.join("Cargo.toml"))
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|manifest| {
+            manifest
+                .get("package")?
+                .get("name")?
+                .as_str()
+                .map(str::to_owned)
+        });
+    from_manifest
+        .or_else(|| {
+            folder
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "service".to_owned())
+}
+
+/// Which service the configuration belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum ServiceKind {
+    /// The jwt and oauth2 templates: SECRET_KEY or a key pair.
+    Jwt,
+    /// The supabase template: SUPABASE_URL and SUPABASE_KEY, no signing key.
+    Supabase,
+}
+
+impl ServiceKind {
+    fn of(env: &Environment) -> Self {
+        let supabase = env.get("SUPABASE_URL").is_some() || env.get("SUPABASE_KEY").is_some();
+        let signs = env.get("SECRET_KEY").is_some() || env.get("JWT_PRIVATE_KEY_FILE").is_some();
+        if supabase && !signs {
+            ServiceKind::Supabase
+        } else {
+            ServiceKind::Jwt
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            ServiceKind::Jwt => "a jwt/oauth2 service",
+            ServiceKind::Supabase => "a supabase service",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ConfigReport<'a> {
+    env_file: &'a Path,
+    service: &'a str,
+    kind: ServiceKind,
+    findings: &'a [Finding],
+    pass: usize,
+    warn: usize,
+    fail: usize,
+}
+
+async fn check_configuration(loaded: &LoadedEnv, json: bool) -> Result<()> {
+    let env = &loaded.env;
+    let kind = ServiceKind::of(env);
+    let mut findings = match kind {
+        ServiceKind::Jwt => check_service(env, &loaded.service_name),
+        ServiceKind::Supabase => {
+            vec![
+                match auth_kit::config::database_url(env, &loaded.service_name) {
+                    Ok(url) => {
+                        Finding::pass("DATABASE_URL", auth_kit::config::describe_database(&url))
+                    }
+                    Err(e) => Finding::from(&e),
+                },
+            ]
+        }
+    };
+    if kind == ServiceKind::Supabase || env.get("SUPABASE_URL").is_some() {
+        for finding in check_supabase(env) {
+            // JWT_LEEWAY_SECONDS is checked by both: report it once.
+            if !findings.contains(&finding) {
+                findings.push(finding);
+            }
+        }
+    }
+    findings.extend(io_checks(loaded, &findings).await);
+
+    let count = |status| findings.iter().filter(|f| f.status == status).count();
+    let (pass, warn, fail) = (
+        count(Status::Pass),
+        count(Status::Warn),
+        count(Status::Fail),
+    );
+    if json {
+        let report = ConfigReport {
+            env_file: &loaded.path,
+            service: &loaded.service_name,
+            kind,
+            findings: &findings,
+            pass,
+            warn,
+            fail,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "Configuration of {} from {} ({}; the process environment overrides the file, as it does for the service)\n",
+            loaded.service_name,
+            loaded.path.display(),
+            kind.describe()
+        );
+        print!("{}", table(&findings));
+        println!(
+            "\n{} checks: {pass} PASS, {warn} WARN, {fail} FAIL",
+            findings.len()
+        );
+    }
+    if fail > 0 {
+        bail!(
+            "{fail} configuration check{} FAILED: fix the FAIL lines (each says how)",
+            if fail == 1 { "" } else { "s" }
+        );
+    }
+    Ok(())
+}
+
+/// The findings as an aligned table, the fix under each WARN and FAIL.
+fn table(findings: &[Finding]) -> String {
+    let width = findings
+        .iter()
+        .map(|f| f.subject.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut out = format!("{:<6}  {:<width$}  DETAIL\n", "STATUS", "WHAT");
+    for f in findings {
+        out.push_str(&format!(
+            "{:<6}  {:<width$}  {}\n",
+            f.status.to_string(),
+            f.subject,
+            f.message
+        ));
+        if f.status != Status::Pass && !f.fix.is_empty() {
+            out.push_str(&format!("{:<6}  {:<width$}  fix: {}\n", "", "", f.fix));
+        }
+    }
+    out
+}
+
+/// The checks that need I/O, for settings that passed the static checks.
+async fn io_checks(loaded: &LoadedEnv, static_findings: &[Finding]) -> Vec<Finding> {
+    let env = &loaded.env;
+    let failed = |subject: &str| {
+        static_findings
+            .iter()
+            .any(|f| f.subject == subject && f.status == Status::Fail)
+    };
+    let mut findings = Vec::new();
+    findings.extend(private_file("ENV_FILE", &loaded.path));
+    if let Some(key_file) = env.get("JWT_PRIVATE_KEY_FILE")
+        && !failed("JWT_PRIVATE_KEY_FILE")
+        && ServiceKind::of(env) == ServiceKind::Jwt
+    {
+        findings.extend(private_file(
+            "JWT_PRIVATE_KEY_FILE",
+            Path::new(key_file.trim()),
+        ));
+    }
+    if !failed("DATABASE_URL")
+        && let Ok(url) = auth_kit::config::database_url(env, &loaded.service_name)
+    {
+        findings.push(database_reachable(&url).await);
+    }
+    if let Some(url) = env.get("SUPABASE_URL")
+        && !failed("SUPABASE_URL")
+    {
+        let key = env
+            .get("SUPABASE_KEY")
+            .filter(|k| classify_key(k).is_public());
+        findings.push(supabase_reachable(url.trim().trim_end_matches('/'), key).await);
+    }
+    findings
+}
+
+/// A file holding secrets should be readable by its owner only.
+fn private_file(subject: &str, path: &Path) -> Option<Finding> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        Some(if mode & 0o077 == 0 {
+            Finding::pass(
+                subject,
+                format!("{} is private (mode {mode:04o})", path.display()),
+            )
+        } else {
+            Finding::warn(
+                subject,
+                format!(
+                    "{} can be read by other users (mode {mode:04o}) and holds a secret",
+                    path.display()
+                ),
+                format!("chmod 600 {}", path.display()),
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (subject, path);
+        None
+    }
+}
+
+/// DATABASE_URL answers `SELECT 1` within [`IO_TIMEOUT`]. A SQLite file
+/// that does not exist yet is not created here: the service creates it.
+async fn database_reachable(url: &str) -> Finding {
+    let seconds = IO_TIMEOUT.as_secs();
+    let described = auth_kit::config::describe_database(url);
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let file = location.strip_prefix("//").unwrap_or(location);
+        if file.is_empty() || file == ":memory:" {
+            return Finding::warn(
+                "DATABASE_URL",
+                "SQLite in memory: every restart loses all users, logins and items",
+                "use a file (sqlite://<name>.db?mode=rwc) or PostgreSQL outside tests",
+            );
+        }
+        let path = Path::new(file);
+        if !path.exists() {
+            let folder = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let creates = query.split('&').any(|p| p == "mode=rwc");
+            return if !folder.is_dir() {
+                Finding::fail(
+                    "DATABASE_URL",
+                    format!("the folder of the SQLite file {file} does not exist"),
+                    "create the folder, or point DATABASE_URL at an existing one",
+                )
+            } else if creates {
+                Finding::pass(
+                    "DATABASE_URL",
+                    format!(
+                        "{file} does not exist yet: the service creates it at start-up (mode=rwc)"
+                    ),
+                )
+            } else {
+                Finding::fail(
+                    "DATABASE_URL",
+                    format!(
+                        "the SQLite file {file} does not exist, and without mode=rwc the service will not create it"
+                    ),
+                    format!("add ?mode=rwc (sqlite://{file}?mode=rwc), or create the database"),
+                )
+            };
+        }
+        // SQLite reads a file's header lazily (even `SELECT 1` passes on a
+        // text file): check it here. An empty file is an empty database.
+        let mut header = [0u8; 16];
+        let read =
+            std::fs::File::open(path).and_then(|mut f| std::io::Read::read(&mut f, &mut header));
+        if let Ok(n) = read
+            && n > 0
+            && &header != b"SQLite format 3\0"
+        {
+            return Finding::fail(
+                "DATABASE_URL",
+                format!("unreachable: {file} is not a SQLite database"),
+                "point DATABASE_URL at the service's database file, or move this file away",
+            );
+        }
+    }
+    match auth_kit::store::check_database(url, IO_TIMEOUT).await {
+        Ok(_) => Finding::pass(
+            "DATABASE_URL",
+            format!("reachable: {described} answered SELECT 1 (timeout {seconds} s)"),
+        ),
+        Err(e) => Finding::fail(
+            "DATABASE_URL",
+            format!(
+                "unreachable: {described}: {} (timeout {seconds} s)",
+                redact_password(url, &e)
+            ),
+            "start the database, or fix the host, port, user, password or file in DATABASE_URL",
+        ),
+    }
+}
+
+/// `message` with the URL's password, should a driver quote it, masked.
+fn redact_password(url: &str, message: &str) -> String {
+    let password = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.rsplit_once('@'))
+        .and_then(|(credentials, _)| credentials.split_once(':'))
+        .map(|(_, password)| password)
+        .filter(|p| !p.is_empty());
+    match password {
+        Some(p) => message.replace(p, "***"),
+        None => message.to_owned(),
+    }
+}
+
+/// `GET <SUPABASE_URL>/auth/v1/health` answers 2xx within [`IO_TIMEOUT`].
+async fn supabase_reachable(url: &str, key: Option<&str>) -> Finding {
+    let seconds = IO_TIMEOUT.as_secs();
+    let health = format!("{url}/auth/v1/health");
+    let fix = "check SUPABASE_URL (the project URL, without a path) and the network; for offline development run `cargo run -p gotrue-stub` and use the URL it prints";
+    let client = match http_client() {
+        Ok(c) => c,
+        Err(e) => {
+            return Finding::fail(
+                "SUPABASE_URL",
+                format!("cannot build an HTTP client: {e}"),
+                fix,
+            );
+        }
+    };
+    let mut request = client.get(&health);
+    if let Some(key) = key {
+        // Hosted projects answer only requests carrying the project's public key.
+        request = request.header("apikey", key.trim());
+    }
+    match request.send().await {
+        Ok(answer) if answer.status().is_success() => Finding::pass(
+            "SUPABASE_URL",
+            format!(
+                "reachable: GET {health} answered {} (timeout {seconds} s)",
+                answer.status().as_u16()
+            ),
+        ),
+        Ok(answer) => Finding::fail(
+            "SUPABASE_URL",
+            format!(
+                "GET {health} answered {} (timeout {seconds} s): not a Supabase Auth server, or SUPABASE_KEY is refused",
+                answer.status()
+            ),
+            fix,
+        ),
+        Err(e) => Finding::fail(
+            "SUPABASE_URL",
+            format!(
+                "unreachable: GET {health} failed: {} (timeout {seconds} s)",
+                error_chain(&e)
+            ),
+            fix,
+        ),
+    }
+}
+
+/// The HTTP client of every check and probe: a timeout on each request, no
+/// redirects followed (a probe reports what the service itself answered).
+pub fn http_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(IO_TIMEOUT)
+        .timeout(IO_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!(
+            "auth-kit-xtask-validate/",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .build()
+}
+
+/// The innermost causes of an error, which say what actually happened.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = Vec::new();
+    let mut current = e.source();
+    while let Some(cause) = current {
+        parts.push(cause.to_string());
+        current = cause.source();
+    }
+    match parts.last() {
+        Some(last) => last.clone(),
+        None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_password("postgres://u:hunter2@db/app", "auth failed: hunter2"),
+            "auth failed: ***"
+        );
+        assert_eq!(
+            redact_password("sqlite://x.db", "no such file"),
+            "no such file"
+        );
+    }
+
+    #[test]
+    fn kinds() {
+        let env = |pairs: &[(&str, &str)]| Environment::from_pairs(pairs.iter().copied());
+        assert_eq!(
+            ServiceKind::of(&env(&[("SECRET_KEY", "x")])),
+            ServiceKind::Jwt
+        );
+        assert_eq!(
+            ServiceKind::of(&env(&[("SUPABASE_URL", "https://x.supabase.co")])),
+            ServiceKind::Supabase
+        );
+        assert_eq!(
+            ServiceKind::of(&env(&[("SUPABASE_URL", "https://x"), ("SECRET_KEY", "x")])),
+            ServiceKind::Jwt
+        );
+        assert_eq!(ServiceKind::of(&env(&[])), ServiceKind::Jwt);
+    }
+
+    #[test]
+    fn table_aligns_and_shows_fixes() {
+        let findings = [
+            Finding::pass("ALGORITHM", "HS256"),
+            Finding::fail("SECRET_KEY", "SECRET_KEY is not set", "run setup-jwt"),
+        ];
+        assert_eq!(
+            table(&findings),
+            "STATUS  WHAT        DETAIL\nPASS    ALGORITHM   HS256\nFAIL    SECRET_KEY  SECRET_KEY is not set\n                    fix: run setup-jwt\n"
+        );
+    }
+}
