@@ -94,15 +94,24 @@ pub fn run(args: &NewArgs) -> Result<PathBuf> {
         .unwrap_or_else(|| PathBuf::from(&args.name));
     let started = std::time::Instant::now();
     stamp(strategy, &args.name, &dest, args.force)?;
+    let run = match strategy {
+        Strategy::Supabase => format!(
+            "  cd {0} && cargo run -p gotrue-stub -- --env-file .env   # an offline Supabase Auth stand-in\n  cd {0} && cargo run     # in a second terminal; then open http://127.0.0.1:8000/docs",
+            dest.display()
+        ),
+        _ => format!(
+            "  cd {} && cargo run     # then open http://127.0.0.1:8000/docs",
+            dest.display()
+        ),
+    };
     // A closed pipe (`cargo xtask new ... | head`) is not an error worth a panic.
     let _ = writeln!(
         std::io::stdout(),
-        "Stamped the {} service '{}' into {} in {:.1}s.\n\n  cd {} && cargo run     # then open http://127.0.0.1:8000/docs\n  cargo test             # its own tests",
+        "Stamped the {} service '{}' into {} in {:.1}s.\n\n{run}\n  cargo test             # its own tests",
         strategy.name(),
         args.name,
         dest.display(),
         started.elapsed().as_secs_f64(),
-        dest.display()
     );
     Ok(dest)
 }

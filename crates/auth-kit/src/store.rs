@@ -3,10 +3,11 @@
 //! One schema (`migrations/sqlite` and `migrations/postgres` differ only in
 //! how identity columns are spelled) and one implementation of each query:
 //! every query below is written once and runs on whichever native sqlx pool
-//! [`Store::connect`] opened, through the `on_pool!` macro. (sqlx's `Any`
+//! [`Store::connect`] opened, through the `on_pool!` macro. sqlx's `Any`
 //! driver would also give one query text, but it cannot set SQLite's
-//! connection pragmas and converts every row through its own value type;
-//! `cargo bench -p auth-kit --bench store` measures the difference.)
+//! connection options (WAL, `synchronous`, busy timeout) and cannot even
+//! decode SQLite's `BOOLEAN`; for the same lookup it costs the same within
+//! noise (`cargo bench -p auth-kit --bench store`).
 //!
 //! Invariants the queries keep:
 //! - uniqueness (usernames and emails, ignoring case) is decided by unique
@@ -548,14 +549,11 @@ impl Store {
         login_id: Option<&str>,
     ) -> Result<Lookup<User>, StoreError> {
         let row = on_pool!(self, |pool| {
-            sqlx::query_as::<_, AccessRow>(&format!(
-                "SELECT {USER_COLUMNS_U}, l.id AS login_id, l.revoked_at FROM users u \
-                 LEFT JOIN logins l ON l.id = $2 AND l.user_id = u.id WHERE u.id = $1"
-            ))
-            .bind(user_id)
-            .bind(login_id)
-            .fetch_optional(pool)
-            .await
+            sqlx::query_as::<_, AccessRow>(ACCESS_LOOKUP_SQL)
+                .bind(user_id)
+                .bind(login_id)
+                .fetch_optional(pool)
+                .await
         })?;
         Ok(match row {
             None => Lookup::UnknownUser,
@@ -738,8 +736,12 @@ pub async fn check_database(url: &str, timeout: Duration) -> Result<Backend, Str
 
 const USER_COLUMNS: &str =
     "id, username, email, full_name, role, permissions, disabled, created_at";
-const USER_COLUMNS_U: &str =
-    "u.id, u.username, u.email, u.full_name, u.role, u.permissions, u.disabled, u.created_at";
+/// The per-request lookup: the token's user and its login, by primary keys
+/// (`$1` user id, `$2` login id or NULL). Public for the `store` benchmark.
+#[doc(hidden)]
+pub const ACCESS_LOOKUP_SQL: &str = "SELECT u.id, u.username, u.email, u.full_name, u.role, u.permissions, u.disabled, \
+     u.created_at, l.id AS login_id, l.revoked_at FROM users u \
+     LEFT JOIN logins l ON l.id = $2 AND l.user_id = u.id WHERE u.id = $1";
 
 #[derive(sqlx::FromRow)]
 struct UserRow {

@@ -569,3 +569,56 @@ async fn acknowledged_writes_survive_sigkill() {
         .expect("the acknowledged user survived SIGKILL");
     assert_eq!(user.username, "durable");
 }
+
+/// The per-request lookup is one query, answered from primary-key indexes:
+/// no table scan, however many users and logins there are.
+#[tokio::test]
+async fn access_lookup_uses_indexes_only() {
+    use auth_kit::store::ACCESS_LOOKUP_SQL;
+    let db = TestDatabase::sqlite();
+    Store::connect(db.url()).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(db.url()).await.unwrap();
+    let plan: Vec<(i64, i64, i64, String)> =
+        sqlx::query_as(&format!("EXPLAIN QUERY PLAN {ACCESS_LOOKUP_SQL}"))
+            .bind(1_i64)
+            .bind("login")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let steps: Vec<&str> = plan
+        .iter()
+        .map(|(_, _, _, detail)| detail.as_str())
+        .collect();
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert!(
+        steps
+            .iter()
+            .all(|s| s.starts_with("SEARCH") && !s.contains("SCAN")),
+        "{steps:?}"
+    );
+
+    if let Some(pg) = TestDatabase::postgres("access_lookup_uses_indexes_only").await {
+        Store::connect(pg.url()).await.unwrap();
+        let pool = sqlx::PgPool::connect(pg.url()).await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        // Small tables may be scanned by choice; forbid it to prove index paths exist.
+        sqlx::query("SET enable_seqscan = off")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {ACCESS_LOOKUP_SQL}"))
+            .bind(1_i64)
+            .bind("login")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        assert!(
+            plan.iter().all(|line| !line.contains("Seq Scan")),
+            "{plan:#?}"
+        );
+        assert!(
+            plan.iter().filter(|line| line.contains("Index")).count() >= 2,
+            "{plan:#?}"
+        );
+    }
+}

@@ -987,17 +987,34 @@ impl Prober<'_> {
     /// an HMAC service answers 404 (its secret is never published).
     async fn jwks(&mut self, session: Option<&Session>) -> Result<()> {
         const PROBE: &str = "GET /.well-known/jwks.json";
-        let alg = session.and_then(|s| s.header.get("alg").and_then(Value::as_str).map(str::to_owned));
+        let alg = session.and_then(|s| {
+            s.header
+                .get("alg")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
         let Some(alg) = alg else {
-            self.skip(PROBE, "200 with the token's kid, or 404 for HMAC", self.no_login.clone());
+            self.skip(
+                PROBE,
+                "200 with the token's kid, or 404 for HMAC",
+                self.no_login.clone(),
+            );
             return Ok(());
         };
         let answer = self
-            .send(self.client.get(self.url("/.well-known/jwks.json")), "GET /.well-known/jwks.json")
+            .send(
+                self.client.get(self.url("/.well-known/jwks.json")),
+                "GET /.well-known/jwks.json",
+            )
             .await?;
         if alg.starts_with("HS") {
             let got = answer.status.to_string();
-            self.record(answer.status == 404, PROBE, "404 (an HMAC secret is never published)", got);
+            self.record(
+                answer.status == 404,
+                PROBE,
+                "404 (an HMAC secret is never published)",
+                got,
+            );
             return Ok(());
         }
         let kid = session.and_then(|s| s.header.get("kid").and_then(Value::as_str));
@@ -1016,7 +1033,12 @@ impl Prober<'_> {
                 Some(_) => ", the token's kid NOT among them",
             }
         );
-        self.record(answer.status == 200 && listed, PROBE, "200 with the key of the token's kid", got);
+        self.record(
+            answer.status == 200 && listed,
+            PROBE,
+            "200 with the key of the token's kid",
+            got,
+        );
         Ok(())
     }
 
