@@ -177,7 +177,7 @@ pub fn stamp(strategy: Strategy, name: &str, dest: &Path, force: bool) -> Result
     )
     .context("cannot copy docs/troubleshooting.md")?;
     write_private_file(&project.join(".env"), &env_file(strategy, name))?;
-    move_into_place(&project, dest)
+    move_into_place(&project, dest, force)
     // `staging` (now empty) is removed when dropped, also on every error path above.
 }
 
@@ -315,12 +315,16 @@ fn check_destination(dest: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
-fn move_into_place(project: &Path, dest: &Path) -> Result<()> {
-    if !dest.exists() {
-        return fs::rename(project, dest)
-            .with_context(|| format!("cannot create {}", dest.display()));
+fn move_into_place(project: &Path, dest: &Path, force: bool) -> Result<()> {
+    if !force || !dest.exists() {
+        // rename(2) onto an existing folder succeeds only if it is empty, so a
+        // folder that gained files while we rendered is never replaced
+        // without --force.
+        return fs::rename(project, dest).with_context(|| {
+            format!("cannot create {} (if it now exists and is not empty, choose another --dest or pass --force)", dest.display())
+        });
     }
-    // Empty, or replaced under --force (checked above): swap it out, then delete it.
+    // --force on a non-empty folder (checked above): swap it out, then delete it.
     let replaced = dest.with_file_name(format!(
         ".{}.replaced-{}",
         dest.file_name()

@@ -207,6 +207,11 @@ pub enum OAuthError {
         /// Seconds until the lock ends.
         retry_after: u64,
     },
+    /// 413 `request_too_large`: the form is over the body limit.
+    RequestTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// 503 `temporarily_unavailable` with `Retry-After: 1`.
     Unavailable(Option<Arc<dyn std::error::Error + Send + Sync>>),
     /// 503 `supabase_unavailable` with `Retry-After: 1`: Supabase Auth
@@ -238,6 +243,7 @@ impl OAuthError {
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::TooManyRequests { .. } => "too_many_requests",
+            OAuthError::RequestTooLarge { .. } => "request_too_large",
             OAuthError::Unavailable(_) => "temporarily_unavailable",
             OAuthError::SupabaseUnavailable(_) => "supabase_unavailable",
         }
@@ -253,6 +259,9 @@ impl fmt::Display for OAuthError {
             | OAuthError::UnsupportedGrantType(d) => f.write_str(d),
             OAuthError::TooManyRequests { .. } => {
                 f.write_str("Too many failed logins; try again later")
+            }
+            OAuthError::RequestTooLarge { limit } => {
+                write!(f, "The request body exceeds {limit} bytes")
             }
             OAuthError::Unavailable(_) => f.write_str("The server is busy; retry shortly"),
             OAuthError::SupabaseUnavailable(_) => f.write_str(SUPABASE_UNAVAILABLE),
@@ -274,6 +283,7 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let status = match &self {
             OAuthError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            OAuthError::RequestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             OAuthError::Unavailable(_) | OAuthError::SupabaseUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

@@ -319,10 +319,19 @@ macro_rules! guarded_extractor {
 
 guarded_extractor!(
     /// An active user whose token carries every scope of `S`
-    /// (FastAPI's `Security(get_current_active_user, scopes=[...])`):
-    /// 403 `insufficient_scope` otherwise, naming all of them.
+    /// (FastAPI's `Security(get_current_active_user, scopes=[...])`), and
+    /// whose role still holds them (a demoted user's tokens lose the scopes
+    /// at once, not when they expire): 403 `insufficient_scope` otherwise,
+    /// naming all of them.
     RequireScopes<R: ScopeRequirement>,
-    |caller, _policy| if caller.access.has_scopes(R::SCOPES) { Ok(()) } else { Err(AuthError::InsufficientScope(R::SCOPES)) }
+    |caller, policy| {
+        let role = caller.user.role();
+        if caller.access.has_scopes(R::SCOPES) && R::SCOPES.iter().all(|s| policy.role_holds_scope(role, s)) {
+            Ok(())
+        } else {
+            Err(AuthError::InsufficientScope(R::SCOPES))
+        }
+    }
 );
 
 guarded_extractor!(

@@ -203,9 +203,10 @@ impl<S: Send + Sync> FromRequest<S> for TokenRequest {
                 "The token request must be an application/x-www-form-urlencoded form",
             )));
         }
-        let bytes = read_body(req)
-            .await
-            .map_err(|e| OAuthError::InvalidRequest(Cow::Owned(e.to_string())))?;
+        let bytes = read_body(req).await.map_err(|e| match e {
+            ApiError::PayloadTooLarge { limit } => OAuthError::RequestTooLarge { limit },
+            other => OAuthError::InvalidRequest(Cow::Owned(other.to_string())),
+        })?;
         Self::parse(&bytes)
     }
 }

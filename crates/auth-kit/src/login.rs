@@ -32,7 +32,9 @@ use crate::config::{AdminBootstrap, LoginLimits, is_valid_username};
 use crate::error::{ApiError, OAuthError, no_store_headers};
 use crate::http::TokenRequest;
 use crate::limiter::LoginLimiter;
-use crate::password::{PasswordError, PasswordHasher, Verification, check_new_password};
+use crate::password::{
+    MAX_PASSWORD_BYTES, PasswordError, PasswordHasher, Verification, check_new_password,
+};
 use crate::policy::{AccessPolicy, ScopeSet};
 use crate::store::{
     AdminBootstrapOutcome, EnsureAdminError, NewUser, RefreshTokenHash, Store, User,
@@ -49,10 +51,10 @@ pub enum ScopeMode {
     Unscoped,
 }
 
-/// Longest refresh token looked up (ours are 43 characters).
-const MAX_REFRESH_TOKEN_CHARS: usize = 512;
 /// Longest username looked up at login; longer ones cannot exist.
 const MAX_LOGIN_USERNAME_CHARS: usize = 256;
+/// Longest refresh token looked up (ours are 43 characters).
+const MAX_REFRESH_TOKEN_CHARS: usize = 512;
 
 /// The successful answer of `/token` (RFC 6749 section 5.1).
 #[derive(Clone, Serialize, Deserialize)]
@@ -280,10 +282,20 @@ impl LoginService {
                 "The username and password parameters are required",
             )));
         };
-        if let Some(retry_after) = inner.limiter.retry_after(username, client_ip) {
-            return Err(OAuthError::TooManyRequests { retry_after });
-        }
-        let found = if username.chars().count() <= MAX_LOGIN_USERNAME_CHARS {
+        // Reserve the attempt before any work: the limit holds even for
+        // concurrent guesses.
+        let attempt = inner
+            .limiter
+            .begin(username, client_ip)
+            .map_err(|retry_after| OAuthError::TooManyRequests { retry_after })?;
+        // An absurdly long username cannot exist, and a password over the
+        // signup limit cannot be right (and would make legacy hashes
+        // expensive): skip the lookup, spend the same dummy verification.
+        // (Usernames are not held to the signup rule here: users migrated
+        // from elsewhere may have other shapes.)
+        let plausible = username.chars().count() <= MAX_LOGIN_USERNAME_CHARS
+            && password.expose().len() <= MAX_PASSWORD_BYTES;
+        let found = if plausible {
             inner
                 .store
                 .credentials(username)
@@ -306,11 +318,11 @@ impl LoginService {
             // disabled user's right password counts as a failure too, so the
             // limiter cannot tell them apart either.
             _ => {
-                inner.limiter.record_failure(username, client_ip);
+                attempt.failed();
                 return Err(OAuthError::bad_credentials());
             }
         };
-        inner.limiter.record_success(username);
+        attempt.succeeded();
         if let Some(new_hash) = rehashed
             && let Err(e) = inner.store.set_password_hash(user.id, &new_hash).await
         {

@@ -61,6 +61,10 @@ const MAX_STORED_ARGON2_P: u32 = 16;
 const MAX_BCRYPT_COST: u32 = 14;
 /// Largest sha-crypt rounds verified (passlib's defaults are under 700 000).
 const MAX_SHA_CRYPT_ROUNDS: u32 = 1_000_000;
+/// Longest password verified against a sha-crypt hash: its work grows with
+/// the password's length times the rounds (and the length squared), so a
+/// long password against a migrated `$6$` hash would pin a worker.
+const MAX_SHA_CRYPT_PASSWORD_BYTES: usize = 256;
 
 /// The parameters of every new hash: argon2's defaults, which are OWASP's.
 fn current_params() -> Params {
@@ -294,6 +298,11 @@ impl Worker {
                         stored,
                     ))
                 })
+        } else if (stored.starts_with("$5$") || stored.starts_with("$6$"))
+            && password.len() > MAX_SHA_CRYPT_PASSWORD_BYTES
+        {
+            // sha-crypt's cost grows with length x rounds: refuse long inputs.
+            None
         } else if stored.starts_with("$5$") {
             sha_crypt_rounds(stored)
                 .map(|_| Upgrade::from(pwhash::sha256_crypt::verify(password, stored)))
@@ -531,6 +540,9 @@ mod tests {
         ] {
             check(stored, "password", "mismatch").await;
         }
+        // A long password never reaches sha-crypt (its cost is length x rounds).
+        let sha512 = "$6$rounds=10000$saltstring$t8jRkZue4ZqkvRTF6Ly63E8QTtoCevHn5vWVdXcomlAvhV8iTse.xlPFOmGov1eQRZLufNVYaEFrHVyRed8gC/";
+        check(sha512, &"p".repeat(257), "mismatch").await;
     }
 
     #[tokio::test]

@@ -331,6 +331,29 @@ async fn scopes_permissions_and_roles_get_403() {
         challenge.unwrap().contains(r#"scope="items items:write""#),
         "the challenge lists every scope the route needs"
     );
+    // A demoted user's token loses the scopes the new role lacks, at once.
+    f.store
+        .update_user(
+            bob.id,
+            &UserUpdate {
+                role: Some("guest".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.call("GET", "/items", Some(&items_only)).await.0, 403);
+    f.store
+        .update_user(
+            bob.id,
+            &UserUpdate {
+                role: Some("user".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.call("GET", "/items", Some(&items_only)).await.0, 200);
     // A token without any scope claim has no scopes.
     let no_claim = bearer(
         f.issuer
