@@ -211,7 +211,7 @@ pub fn render(strategy: Strategy, name: &str, into: &Path) -> Result<PathBuf> {
         "none",
         "--no-workspace",
     ];
-    let output = generate_command(&args)
+    let output = generate_command(&args)?
         .output()
         .context("cannot start the template renderer")?;
     if !output.status.success() {
@@ -236,10 +236,16 @@ pub fn render(strategy: Strategy, name: &str, into: &Path) -> Result<PathBuf> {
 /// `xtask generate ARGS`: cargo-generate's own CLI, run from this binary.
 /// cargo-generate insists on an author name from the environment even when
 /// a template does not use it: give it a neutral one when none is set.
-pub fn generate_command(args: &[&str]) -> std::process::Command {
-    let mut command = std::process::Command::new(
-        std::env::current_exe().unwrap_or_else(|_| PathBuf::from("xtask")),
-    );
+pub fn generate_command(args: &[&str]) -> Result<std::process::Command> {
+    let exe = std::env::current_exe().context("cannot find the xtask binary")?;
+    if !exe.exists() {
+        // Linux names a replaced executable "<path> (deleted)".
+        bail!(
+            "the xtask binary was rebuilt while it ran ({}); run the command again",
+            exe.display()
+        );
+    }
+    let mut command = std::process::Command::new(exe);
     command.args(args);
     let has_author = [
         "CARGO_NAME",
@@ -254,7 +260,7 @@ pub fn generate_command(args: &[&str]) -> std::process::Command {
     if !has_author {
         command.env("CARGO_NAME", "auth-kit");
     }
-    command
+    Ok(command)
 }
 
 /// The body of `xtask generate`: `cargo generate` with these arguments.
