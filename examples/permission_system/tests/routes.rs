@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use auth_kit::policy::AccessPolicy;
@@ -648,93 +647,20 @@ async fn unknown_routes_and_methods_answer_json() {
     );
 }
 
-/// Replaces `$NAME` with the saved values, longest names first.
-fn fill(text: &str, saved: &HashMap<&str, String>) -> String {
-    let mut names: Vec<&&str> = saved.keys().collect();
-    names.sort_by_key(|name| std::cmp::Reverse(name.len()));
-    let mut out = text.to_owned();
-    for name in names {
-        out = out.replace(&format!("${name}"), &saved[*name]);
-    }
-    assert!(
-        !out.contains('$'),
-        "{text} uses a variable no earlier call saved"
-    );
-    out
-}
-
 #[tokio::test]
 async fn the_printed_walkthrough_is_true() {
     let s = serve().await;
     let banner = walkthrough::banner(&s.base);
-    let mut saved: HashMap<&str, String> = HashMap::new();
-    for call in CALLS {
-        assert!(
-            banner.contains(&walkthrough::curl(&s.base, call)),
-            "{call:?} is printed"
-        );
-        let mut request = s.request(call.method, &fill(call.path, &saved));
-        if let Some(variable) = call.bearer {
-            request = request.bearer_auth(fill(&format!("${variable}"), &saved));
-        }
-        if let Some((content_type, text)) = call.body.content() {
-            request = request
-                .header("content-type", content_type)
-                .body(fill(&text, &saved));
-        }
-        let answer = s.send(request).await;
-        assert_eq!(answer.status, call.status, "{call:?}: {answer:?}");
-        assert_eq!(
-            answer.body["error"].as_str(),
-            call.error,
-            "{call:?}: {answer:?}"
-        );
-        if let Some((variable, field)) = call.saves {
-            let value = match &answer.body[field] {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            saved.insert(variable, value);
-        }
-    }
+    demo_walkthrough::replay(&s.base, CALLS, &banner)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn every_printed_command_names_an_existing_route() {
     let s = serve().await;
     let banner = walkthrough::banner(&s.base);
-    let mut commands = 0;
-    for line in banner.lines().filter(|l| l.contains("curl ")) {
-        commands += 1;
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let url = words
-            .iter()
-            .find(|w| w.starts_with(&s.base))
-            .unwrap_or_else(|| panic!("no URL in {line}"));
-        let method = match words.iter().position(|w| *w == "-X") {
-            Some(i) => words[i + 1],
-            None if words.contains(&"-d") => "POST",
-            None => "GET",
-        };
-        // Any id will do: the question is only whether the route exists.
-        let path: Vec<&str> = url[s.base.len()..]
-            .split('/')
-            .map(|segment| {
-                if segment.starts_with('$') {
-                    "1"
-                } else {
-                    segment
-                }
-            })
-            .collect();
-        let path = path.join("/");
-        let answer = s.call(method, &path, None).await;
-        assert_ne!(
-            answer.body,
-            error("not_found", "No route matches this path"),
-            "{line}"
-        );
-        assert_ne!(answer.status, 405, "{line}");
-    }
-    assert_eq!(commands, CALLS.len());
+    demo_walkthrough::check_routes_exist(&s.base, &banner, CALLS.len())
+        .await
+        .unwrap();
 }

@@ -27,7 +27,7 @@ use auth_kit::http::{ClientIp, JsonBody, TokenRequest};
 use auth_kit::login::{LoginServiceParts, TokenResponse};
 use auth_kit::password::{PasswordHasher, PoolSize};
 use auth_kit::policy::AccessPolicy;
-use auth_kit::store::{AdminUserView, Item, NewItem, NewUser, Store, User};
+use auth_kit::store::{AdminUserView, Item, NewItem, Store, User};
 use auth_kit::token::{AccessTokenVerifier, ClaimRules, Leeway, SigningKeys, TokenIssuer};
 use auth_kit::{
     ApiError, Authenticator, Clock, CurrentUser, LoginService, OAuthError, RequireRole,
@@ -129,16 +129,8 @@ async fn admin(
 
 // -- start-up on embedded defaults ---------------------------------------------
 
-/// A demo account created at start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DemoUser {
-    /// The username.
-    pub username: &'static str,
-    /// A password for this demo only, printed at start.
-    pub password: &'static str,
-    /// The role (see `auth_kit::policy::STANDARD`).
-    pub role: &'static str,
-}
+/// A demo account created at start (username, demo password, role).
+pub use demo_walkthrough::DemoUser;
 
 /// Role `guest`: may hold the scope `me` only.
 pub const GUEST: DemoUser = DemoUser {
@@ -197,22 +189,7 @@ impl Demo {
             .expect("could not create the demo database");
 
         let hasher = PasswordHasher::new(PoolSize::for_this_machine());
-        for demo in DEMO_USERS {
-            let password_hash = hasher
-                .hash(demo.password)
-                .await
-                .expect("the password hashing pool is running");
-            store
-                .create_user(&NewUser {
-                    username: demo.username,
-                    email: None,
-                    full_name: None,
-                    password_hash: &password_hash,
-                    role: demo.role,
-                })
-                .await
-                .expect("could not create a demo user");
-        }
+        demo_walkthrough::create_users(&store, &hasher, &DEMO_USERS).await;
 
         let keys = Arc::new(SigningKeys::random_hmac());
         let leeway = Leeway::seconds(30).expect("30 s is an allowed leeway");

@@ -4,107 +4,11 @@
 
 use std::fmt::Write as _;
 
+use demo_walkthrough::{Body, Call, call, login};
+
 use auth_kit::policy::AccessPolicy;
 
-use crate::{ADMIN, DEMO_USERS, DemoUser, GUEST, SERVICE, USER};
-
-/// One printed command and the answer it gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Call {
-    /// What the command shows (printed above it).
-    pub shows: &'static str,
-    /// The HTTP method.
-    pub method: &'static str,
-    /// The path; it may name shell variables saved by earlier calls.
-    pub path: &'static str,
-    /// The shell variable holding the bearer token sent, if any.
-    pub bearer: Option<&'static str>,
-    /// The request body.
-    pub body: Body,
-    /// The status the server answers.
-    pub status: u16,
-    /// The `error` code of a failure's body.
-    pub error: Option<&'static str>,
-    /// Saves a field of the JSON answer in a shell variable:
-    /// `(variable, field)`.
-    pub saves: Option<(&'static str, &'static str)>,
-}
-
-/// A request body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Body {
-    /// No body.
-    Empty,
-    /// An OAuth2 password grant for a demo user.
-    PasswordGrant(DemoUser),
-    /// A form (it may name shell variables).
-    Form(&'static str),
-    /// JSON.
-    Json(&'static str),
-}
-
-impl Body {
-    /// The `Content-Type` and the text sent, if there is a body.
-    pub fn content(&self) -> Option<(&'static str, String)> {
-        const FORM: &str = "application/x-www-form-urlencoded";
-        match self {
-            Body::Empty => None,
-            Body::PasswordGrant(user) => Some((
-                FORM,
-                format!(
-                    "grant_type=password&username={}&password={}",
-                    user.username, user.password
-                ),
-            )),
-            Body::Form(form) => Some((FORM, (*form).to_owned())),
-            Body::Json(json) => Some(("application/json", (*json).to_owned())),
-        }
-    }
-}
-
-const fn call(method: &'static str, path: &'static str, status: u16) -> Call {
-    Call {
-        shows: "",
-        method,
-        path,
-        bearer: None,
-        body: Body::Empty,
-        status,
-        error: None,
-        saves: None,
-    }
-}
-
-/// Logs `user` in and saves the access token in `variable`.
-const fn login(user: DemoUser, variable: &'static str, shows: &'static str) -> Call {
-    call("POST", "/token", 200)
-        .body(Body::PasswordGrant(user))
-        .saves(variable, "access_token")
-        .shows(shows)
-}
-
-impl Call {
-    const fn shows(mut self, text: &'static str) -> Self {
-        self.shows = text;
-        self
-    }
-    const fn bearer(mut self, variable: &'static str) -> Self {
-        self.bearer = Some(variable);
-        self
-    }
-    const fn body(mut self, body: Body) -> Self {
-        self.body = body;
-        self
-    }
-    const fn error(mut self, code: &'static str) -> Self {
-        self.error = Some(code);
-        self
-    }
-    const fn saves(mut self, variable: &'static str, field: &'static str) -> Self {
-        self.saves = Some((variable, field));
-        self
-    }
-}
+use crate::{ADMIN, DEMO_USERS, GUEST, SERVICE, USER};
 
 /// The session, in order: later calls use the variables earlier ones saved.
 pub const CALLS: &[Call] = &[
@@ -177,52 +81,6 @@ pub fn banner(base_url: &str) -> String {
     out.push_str(
         "\nTry it: paste these into a shell, in order (the tokens are saved in shell variables).\n",
     );
-    for call in CALLS {
-        let answer = match call.error {
-            Some(code) => format!("{} {code}", call.status),
-            None => call.status.to_string(),
-        };
-        let _ = write!(
-            out,
-            "\n# {} -> {answer}\n{}\n",
-            call.shows,
-            curl(base_url, call)
-        );
-    }
+    out.push_str(&demo_walkthrough::session(base_url, CALLS));
     out
-}
-
-/// One call as a curl command line.
-pub fn curl(base_url: &str, call: &Call) -> String {
-    let content = call.body.content();
-    let mut command = String::from(if call.saves.is_some() {
-        "curl -s"
-    } else {
-        "curl -i"
-    });
-    // curl sends GET, or POST when there is a body; anything else is named.
-    let implied = if content.is_some() { "POST" } else { "GET" };
-    if call.method != implied {
-        let _ = write!(command, " -X {}", call.method);
-    }
-    let _ = write!(command, " {base_url}{}", call.path);
-    if let Some(variable) = call.bearer {
-        let _ = write!(command, " -H \"Authorization: Bearer ${variable}\"");
-    }
-    match (call.body, content) {
-        (Body::Json(json), _) => {
-            let _ = write!(command, " -H 'Content-Type: application/json' -d '{json}'");
-        }
-        // curl sends -d as a form; double quotes let the shell fill in variables.
-        (_, Some((_, form))) => {
-            let _ = write!(command, " -d \"{form}\"");
-        }
-        (_, None) => {}
-    }
-    match call.saves {
-        Some((variable, field)) => {
-            format!("{variable}=$({command} | sed -E 's/.*\"{field}\":\"?([^\",}}]*).*/\\1/')")
-        }
-        None => command,
-    }
 }
