@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod browser;
 mod demo;
+mod fleet;
 mod new;
 mod repo;
 mod setup_jwt;
@@ -35,6 +36,8 @@ enum Command {
     Test,
     /// Stamp every template, then build (warnings denied), lint and test each.
     TestTemplates(test::TestTemplatesArgs),
+    /// Two instances of a stamped oauth2 service behind nginx, on one PostgreSQL and one Redis.
+    FleetTest(fleet::FleetTestArgs),
     /// Write a fresh signing key (SECRET_KEY, or a key pair) into an env file.
     SetupJwt(setup_jwt::SetupJwtArgs),
     /// Check a configuration (PASS/WARN/FAIL with the fix), or probe a running service with --url.
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Test => test::run_all(),
         Command::TestTemplates(args) => test::run_templates(&args),
+        Command::FleetTest(args) => fleet::run(&args),
         Command::SetupJwt(args) => setup_jwt::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Generate { args } => new::generate(&args),

@@ -23,13 +23,14 @@ pub struct TestTemplatesArgs {
     pub strategies: Vec<String>,
 }
 
-/// Every test: the templates', then the workspace's. In that order because
+/// Every test: the templates', the fleet test, then the workspace's. In that order because
 /// building the workspace's tests relinks this very binary (dev-dependency
 /// features unify into the build), and stamping re-runs this binary.
 pub fn run_all() -> Result<()> {
     run_templates(&TestTemplatesArgs {
         strategies: Vec::new(),
     })?;
+    crate::fleet::run(&crate::fleet::FleetTestArgs { keep: false })?;
     cargo(
         repo::root(),
         &["test", "--workspace", "--all-features"],
