@@ -87,16 +87,16 @@ pub fn run(args: &FleetTestArgs) -> Result<()> {
 }
 
 /// The programs and services the fleet test needs.
-struct Tools {
-    nginx: PathBuf,
-    redis_server: PathBuf,
-    database_url: String,
+pub(crate) struct Tools {
+    pub nginx: PathBuf,
+    pub redis_server: PathBuf,
+    pub database_url: String,
 }
 
 impl Tools {
     /// `None` (after saying why) when something is missing and the test is
     /// not required.
-    fn find() -> Result<Option<Self>> {
+    pub fn find() -> Result<Option<Self>> {
         let required = std::env::var("REQUIRE_FLEET_TEST").is_ok_and(|v| v == "1");
         let nginx = find_program("nginx", &["/usr/sbin/nginx"]);
         let redis_server = find_program("redis-server", &["/usr/bin/redis-server"]);
@@ -131,7 +131,7 @@ impl Tools {
     }
 }
 
-fn find_program(name: &str, fallbacks: &[&str]) -> Option<PathBuf> {
+pub(crate) fn find_program(name: &str, fallbacks: &[&str]) -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(name))
@@ -147,29 +147,39 @@ fn find_program(name: &str, fallbacks: &[&str]) -> Option<PathBuf> {
 
 /// Stamps the oauth2 template as `fleet-api` and builds it; returns the binary.
 fn build_service() -> Result<PathBuf> {
-    let name = "fleet-api";
+    build_stamped("fleet-api", false)
+}
+
+/// Stamps the oauth2 template as `name` under target/fleet-test and builds
+/// it (optimised when `release`); returns the binary.
+pub(crate) fn build_stamped(name: &str, release: bool) -> Result<PathBuf> {
     let dest = repo::root().join("target").join("fleet-test").join(name);
     new::stamp(Strategy::Oauth2, name, &dest, true)?;
-    println!("--> cargo build (in {})", dest.display());
+    let mut args = vec!["build", "--quiet"];
+    if release {
+        args.push("--release");
+    }
+    println!("--> cargo {} (in {})", args.join(" "), dest.display());
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
-        .args(["build", "--quiet"])
+        .args(&args)
         .current_dir(&dest)
         .env("CARGO_TARGET_DIR", repo::stamped_target_dir())
         .status()
         .context("cannot run cargo")?;
-    ensure!(status.success(), "building the stamped fleet-api failed");
-    Ok(repo::stamped_target_dir().join("debug").join(name))
+    ensure!(status.success(), "building the stamped {name} failed");
+    let profile = if release { "release" } else { "debug" };
+    Ok(repo::stamped_target_dir().join(profile).join(name))
 }
 
 /// A child process, killed (SIGKILL) when dropped.
-struct Process {
+pub(crate) struct Process {
     name: String,
     child: std::process::Child,
     log: PathBuf,
 }
 
 impl Process {
-    fn spawn(name: &str, mut command: Command, log: PathBuf) -> Result<Self> {
+    pub fn spawn(name: &str, mut command: Command, log: PathBuf) -> Result<Self> {
         let out =
             fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
         let err = out.try_clone()?;
@@ -186,8 +196,13 @@ impl Process {
         })
     }
 
+    /// The operating system's id of the process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Fails with the end of the log when the process has exited.
-    fn check_alive(&mut self) -> Result<()> {
+    pub fn check_alive(&mut self) -> Result<()> {
         if let Some(status) = self.child.try_wait()? {
             bail!(
                 "{} exited ({status}); its log ends:\n{}",
@@ -212,24 +227,24 @@ fn log_tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
 }
 
 /// A Redis server of our own, on a fixed port so it can come back there.
-struct Redis {
-    binary: PathBuf,
-    port: u16,
-    dir: PathBuf,
-    process: Option<Process>,
+pub(crate) struct Redis {
+    pub binary: PathBuf,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub process: Option<Process>,
 }
 
 impl Redis {
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    async fn start(&mut self) -> Result<()> {
+    pub async fn start(&mut self) -> Result<()> {
         let mut command = Command::new(&self.binary);
         command.args([
             "--port",
@@ -256,7 +271,7 @@ impl Redis {
         Ok(())
     }
 
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         self.process = None;
     }
 }
@@ -276,21 +291,21 @@ fn redis_answers(port: u16) -> bool {
 }
 
 /// One instance of the service.
-struct Instance {
-    name: String,
-    port: u16,
-    binary: PathBuf,
-    dir: PathBuf,
-    env: Vec<(String, String)>,
-    process: Option<Process>,
+pub(crate) struct Instance {
+    pub name: String,
+    pub port: u16,
+    pub binary: PathBuf,
+    pub dir: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub process: Option<Process>,
 }
 
 impl Instance {
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    async fn start(&mut self) -> Result<()> {
+    pub async fn start(&mut self) -> Result<()> {
         let mut command = Command::new(&self.binary);
         // Only the settings given here: nothing from this shell's environment
         // or a stray .env (the working directory is the scratch folder).
@@ -322,19 +337,19 @@ impl Instance {
     }
 
     /// SIGKILL: no graceful shutdown, nothing flushed.
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         self.process = None;
     }
 }
 
 /// nginx in front of the instances.
-struct Nginx {
-    port: u16,
+pub(crate) struct Nginx {
+    pub port: u16,
     _process: Process,
 }
 
 impl Nginx {
-    async fn start(binary: &Path, dir: &Path, upstreams: &[u16]) -> Result<Self> {
+    pub async fn start(binary: &Path, dir: &Path, upstreams: &[u16]) -> Result<Self> {
         let port = free_port()?;
         let conf = nginx_conf(dir, port, upstreams);
         let conf_path = dir.join("nginx.conf");
@@ -363,7 +378,7 @@ impl Nginx {
         })
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 }
@@ -422,14 +437,14 @@ http {{
 }
 
 /// A fresh PostgreSQL database, dropped when the test ends.
-struct Database {
+pub(crate) struct Database {
     admin_url: String,
-    name: String,
-    url: String,
+    pub name: String,
+    pub url: String,
 }
 
 impl Database {
-    async fn create(server_url: &str) -> Result<Self> {
+    pub async fn create(server_url: &str) -> Result<Self> {
         let name = format!(
             "fleet_{}_{}",
             std::process::id(),
@@ -461,7 +476,7 @@ impl Database {
         Ok(names.into_iter().collect())
     }
 
-    async fn drop_database(&self) {
+    pub async fn drop_database(&self) {
         if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
             let dropped = sqlx::query(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -945,7 +960,7 @@ impl Fleet {
 
 /// A client whose connections come from `source` (a loopback address),
 /// so nginx and the instances see it as its own client.
-fn client(source: Option<[u8; 4]>) -> Result<reqwest::Client> {
+pub(crate) fn client(source: Option<[u8; 4]>) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none());
@@ -955,13 +970,13 @@ fn client(source: Option<[u8; 4]>) -> Result<reqwest::Client> {
     builder.build().context("cannot build an HTTP client")
 }
 
-struct Answer {
-    status: u16,
-    body: Value,
-    retry_after: Option<String>,
+pub(crate) struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub retry_after: Option<String>,
 }
 
-async fn login(
+pub(crate) async fn login(
     client: &reqwest::Client,
     base: &str,
     username: &str,

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod browser;
 mod demo;
 mod fleet;
+mod load;
 mod new;
 mod repo;
 mod setup_jwt;
@@ -38,6 +39,8 @@ enum Command {
     TestTemplates(test::TestTemplatesArgs),
     /// Two instances of a stamped oauth2 service behind nginx, on one PostgreSQL and one Redis.
     FleetTest(fleet::FleetTestArgs),
+    /// Load figures (wrk): a stamped service alone or as a fleet, beside the FastAPI peer.
+    Load(load::LoadArgs),
     /// Write a fresh signing key (SECRET_KEY, or a key pair) into an env file.
     SetupJwt(setup_jwt::SetupJwtArgs),
     /// Check a configuration (PASS/WARN/FAIL with the fix), or probe a running service with --url.
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Test => test::run_all(),
         Command::TestTemplates(args) => test::run_templates(&args),
         Command::FleetTest(args) => fleet::run(&args),
+        Command::Load(args) => load::run(&args),
         Command::SetupJwt(args) => setup_jwt::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Generate { args } => new::generate(&args),
