@@ -59,8 +59,10 @@ mod api;
 mod config;
 mod errors;
 mod keys;
+mod mail;
 mod net;
 mod store;
+mod verify;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -76,11 +78,14 @@ use tokio::task::JoinHandle;
 
 pub use config::{RateLimit, Signing, StubConfig};
 pub use keys::Kid;
+pub use mail::{MailKind, SentMail};
 pub use net::{Fault, HTML_ERROR_BODY};
 
 use api::{Runtime, Shared, lock, read, write};
 use keys::KeyRing;
+use mail::Outbox;
 use net::{ConnInfo, StubListener};
+use verify::Redirects;
 
 /// Why the stub could not start or do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +118,18 @@ pub enum StubError {
     /// Metadata must be a JSON object.
     #[error("metadata must be a JSON object")]
     NotAnObject,
+    /// The outbox folder could not be created.
+    #[error("cannot create the outbox folder {path}: {source}")]
+    Outbox {
+        /// The folder asked for.
+        path: std::path::PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The site URL is not an absolute http(s) URL.
+    #[error("invalid {0}")]
+    SiteUrl(String),
 }
 
 /// A running stub. Dropping the handle stops the server.
@@ -141,6 +158,12 @@ impl fmt::Debug for StubHandle {
 /// Must be called inside a Tokio runtime.
 pub async fn spawn(config: StubConfig) -> Result<StubHandle, StubError> {
     let keys = KeyRing::new(&config.signing)?;
+    let redirects = Redirects::new(&config.site_url, config.redirect_allow_list.clone())
+        .map_err(StubError::SiteUrl)?;
+    let outbox = Outbox::new(config.outbox.clone()).map_err(|source| StubError::Outbox {
+        path: config.outbox.clone().unwrap_or_default(),
+        source,
+    })?;
     let wanted = SocketAddr::new(config.host, config.port);
     let socket = TcpListener::bind(wanted)
         .await
@@ -167,6 +190,10 @@ pub async fn spawn(config: StubConfig) -> Result<StubHandle, StubError> {
         password_min_length: config.password_min_length,
         access_token_ttl: config.access_token_ttl,
         token_rate_limit: config.token_rate_limit,
+        recover_rate_limit: config.recover_rate_limit,
+        otp_expiry: config.otp_expiry,
+        email_max_frequency: config.email_max_frequency,
+        email_rate_limit: config.email_rate_limit,
     };
     let hasher = PasswordHasher::new(PoolSize {
         workers: 2,
@@ -179,6 +206,8 @@ pub async fn spawn(config: StubConfig) -> Result<StubHandle, StubError> {
         anon_key,
         service_role_key,
         format!("{url}/auth/v1"),
+        outbox,
+        redirects,
     ));
     let (accepting, accepting_rx) = watch::channel(true);
     let (listening_tx, listening) = watch::channel(true);
@@ -300,6 +329,36 @@ impl StubHandle {
         write(&self.shared.runtime).token_rate_limit = limit;
     }
 
+    /// Sets (`Some`) or lifts (`None`) the per-IP limit on
+    /// `POST /auth/v1/recover`.
+    pub fn set_recover_rate_limit(&self, limit: Option<RateLimit>) {
+        write(&self.shared.runtime).recover_rate_limit = limit;
+    }
+
+    /// Sets (`Some`) or lifts (`None`) the project's mail quota (counted
+    /// only while autoconfirm is off, as upstream).
+    pub fn set_email_rate_limit(&self, limit: Option<RateLimit>) {
+        write(&self.shared.runtime).email_rate_limit = limit;
+    }
+
+    /// Every mail the stub wrote (the last 256), oldest first.
+    pub fn mails(&self) -> Vec<SentMail> {
+        self.shared.outbox.sent()
+    }
+
+    /// The newest mail to `email`, if any.
+    pub fn last_mail_to(&self, email: &str) -> Option<SentMail> {
+        self.mails()
+            .into_iter()
+            .rev()
+            .find(|m| m.to.eq_ignore_ascii_case(email))
+    }
+
+    /// The folder mails are written to, if any.
+    pub fn outbox_dir(&self) -> Option<&std::path::Path> {
+        self.shared.outbox.dir()
+    }
+
     /// Turns email autoconfirm on or off for later signups.
     pub fn set_autoconfirm(&self, autoconfirm: bool) {
         write(&self.shared.runtime).autoconfirm = autoconfirm;
@@ -327,6 +386,7 @@ impl StubHandle {
         if let Some(user) = store.user_mut(&id) {
             user.email_confirmed_at = Some(OffsetDateTime::now_utc());
         }
+        store.clear_one_time_tokens(&id);
         Ok(())
     }
 
