@@ -236,8 +236,7 @@ impl Shared {
         let now = OffsetDateTime::now_utc();
         let user = store.user_mut(user_id).ok_or_else(unexpected)?;
         user.last_sign_in_at = Some(now);
-        let (session, refresh_token) =
-            store.create_session(user_id, now.unix_timestamp(), method);
+        let (session, refresh_token) = store.create_session(user_id, now.unix_timestamp(), method);
         self.session_json(store, &session, refresh_token, weak_password)
     }
 }
@@ -367,7 +366,9 @@ pub(crate) async fn read_params<T: DeserializeOwned>(body: Body) -> Result<T, Go
 }
 
 /// Go leaves a field at its zero value for JSON `null`; so does this.
-pub(crate) fn nullable<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+pub(crate) fn nullable<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(
+    d: D,
+) -> Result<T, D::Error> {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 

@@ -303,7 +303,10 @@ mod tests {
         assert!(head.contains("\r\nTo: ann@example.com\r\n"), "{head}");
         assert!(head.contains("\r\nSubject: Reset your password\r\n"));
         assert!(head.contains("\r\nDate: Thu, 01 Jan 1970 00:00:00 +0000\r\n"));
-        assert!(text.split("\r\n").all(|l| !l.contains('\n') && l.len() < 998));
+        assert!(
+            text.split("\r\n")
+                .all(|l| !l.contains('\n') && l.len() < 998)
+        );
         assert!(body.contains("\r\ntoken: 012345\r\n"), "{body}");
         let mail = SentMail {
             to: "ann@example.com".into(),

@@ -285,7 +285,11 @@ impl Store {
     }
 
     /// The token stored for `token_hash`, if it is of one of `kinds`.
-    pub(crate) fn one_time_token(&self, token_hash: &str, kinds: &[OtpKind]) -> Option<&OneTimeToken> {
+    pub(crate) fn one_time_token(
+        &self,
+        token_hash: &str,
+        kinds: &[OtpKind],
+    ) -> Option<&OneTimeToken> {
         self.one_time_tokens
             .get(&token_key(token_hash))
             .filter(|t| kinds.contains(&t.kind))
@@ -435,6 +439,36 @@ mod tests {
         store.create_session(&id, 1, AuthMethod::Password);
         store.logout(&id, None, LogoutScope::Local);
         assert_eq!(store.session_count(&id), 0);
+    }
+
+    #[test]
+    fn one_time_tokens() {
+        let (mut store, id) = store_with_user();
+        let now = OffsetDateTime::now_utc();
+        store.put_one_time_token(&id, OtpKind::Recovery, "first", now);
+        store.put_one_time_token(&id, OtpKind::Confirmation, "confirm", now);
+        store.put_one_time_token(&id, OtpKind::Recovery, "second", now);
+        let recovery = [OtpKind::Recovery];
+        assert!(store.one_time_token("first", &recovery).is_none(), "voided");
+        assert!(store.one_time_token("second", &recovery).is_some());
+        assert!(
+            store.one_time_token("confirm", &recovery).is_none(),
+            "another kind"
+        );
+        assert!(
+            store
+                .one_time_token("confirm", &[OtpKind::Confirmation])
+                .is_some()
+        );
+        // Stored under SHA-256 of the hash, never the hash itself.
+        assert!(
+            store
+                .one_time_tokens
+                .keys()
+                .all(|k| k.as_slice() != b"second" && k.len() == 32)
+        );
+        store.clear_one_time_tokens(&id);
+        assert!(store.one_time_tokens.is_empty());
     }
 
     #[test]

@@ -23,8 +23,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use crate::api::{
-    AppState, Limited, Shared, lock, nullable, query_param, read_params, unexpected,
-    validate_email,
+    AppState, Limited, Shared, lock, nullable, query_param, read_params, unexpected, validate_email,
 };
 use crate::errors::GoTrueError;
 use crate::mail::{Letter, MailKind};
@@ -88,8 +87,7 @@ impl Redirects {
         let host = url.host_str().unwrap_or_default();
         if url.scheme() == site.scheme()
             && host == site.host_str().unwrap_or_default()
-            && (url.port_or_known_default() == site.port_or_known_default()
-                || host == "localhost")
+            && (url.port_or_known_default() == site.port_or_known_default() || host == "localhost")
         {
             return true;
         }
@@ -152,8 +150,8 @@ pub(crate) async fn send_mail(
         let user = store.user_mut(user_id).ok_or_else(unexpected)?;
         let email = user.email.clone();
         let sent_at = user.sent_at(kind);
-        let interval = time::Duration::try_from(runtime.email_max_frequency)
-            .unwrap_or(time::Duration::MAX);
+        let interval =
+            time::Duration::try_from(runtime.email_max_frequency).unwrap_or(time::Duration::MAX);
         if let Some(sent) = *sent_at
             && sent + interval > now
         {
@@ -256,7 +254,9 @@ pub(crate) async fn recover(
             "gotrue-stub does not support the PKCE flow",
         ));
     }
-    let user_id = lock(&state.store).user_by_email(&email).map(|u| u.id.clone());
+    let user_id = lock(&state.store)
+        .user_by_email(&email)
+        .map(|u| u.id.clone());
     if let Some(user_id) = user_id {
         send_mail(&state, &user_id, OtpKind::Recovery, &redirect_to).await?;
     }
@@ -381,18 +381,18 @@ pub(crate) async fn verify(
     let expiry = state.runtime().otp_expiry;
     let mut store = lock(&state.store);
     let (user_id, kind) = if params.token.is_empty() {
-        if !params.email.is_empty() || !params.phone.is_empty() || !params.redirect_to.is_empty()
-        {
-            return Err(validation("Only the token_hash and type should be provided"));
+        if !params.email.is_empty() || !params.phone.is_empty() || !params.redirect_to.is_empty() {
+            return Err(validation(
+                "Only the token_hash and type should be provided",
+            ));
         }
         find_by_token_hash(&store, &params.kind, &params.token_hash, expiry)?
     } else if !params.phone.is_empty() && params.email.is_empty() {
         // No stub user has a phone number.
         return Err(otp_expired(CODE_EXPIRED));
     } else if params.phone.is_empty() && !params.email.is_empty() {
-        params.email = validate_email(&params.email).map_err(|_| {
-            GoTrueError::unprocessable("validation_failed", "Invalid email format")
-        })?;
+        params.email = validate_email(&params.email)
+            .map_err(|_| GoTrueError::unprocessable("validation_failed", "Invalid email format"))?;
         let hash = token_hash(&params.email, &params.token);
         find_by_email_and_code(&store, &params.kind, &params.email, &hash, expiry)?
     } else {
@@ -498,10 +498,7 @@ mod tests {
         // crypto.GenerateTokenHash computes it.
         let hash = token_hash("ann@example.com", "123456");
         assert_eq!(hash.len(), 56);
-        assert_eq!(
-            hash,
-            hex::encode(Sha224::digest(b"ann@example.com123456"))
-        );
+        assert_eq!(hash, hex::encode(Sha224::digest(b"ann@example.com123456")));
     }
 
     #[test]
