@@ -201,7 +201,9 @@ impl StubConfig {
     }
 
     /// Also allow redirects to URLs starting with `prefix` (upstream's
-    /// `URI_ALLOW_LIST`, which takes glob patterns; the stub takes prefixes).
+    /// `URI_ALLOW_LIST`, which takes glob patterns; the stub takes
+    /// prefixes). End it with `/`: `https://app.example.com` would also
+    /// allow `https://app.example.com.evil.net`.
     #[must_use]
     pub fn allow_redirect(mut self, prefix: impl Into<String>) -> Self {
         self.redirect_allow_list.push(prefix.into());

@@ -36,7 +36,8 @@ struct Args {
     /// unless they name another allowed redirect_to.
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:3000")]
     site_url: String,
-    /// Also allow redirects to URLs starting with this (repeatable).
+    /// Also allow redirects to URLs starting with this (repeatable; end it
+    /// with a slash).
     #[arg(long = "allow-redirect", value_name = "URL_PREFIX")]
     allow_redirect: Vec<String>,
     /// How long a mailed token is valid, in seconds.

@@ -70,19 +70,24 @@ impl Redirects {
         [asked, header(REFERER.as_str())]
             .into_iter()
             .flatten()
-            .find(|url| self.allows(url))
+            .find_map(|url| self.allowed(&url))
             .unwrap_or_else(|| self.site_url.to_string())
     }
 
-    /// Upstream's `IsRedirectURLValid`: the site's scheme and host (any
-    /// port on localhost), a loopback IP, or an allow-list entry.
-    fn allows(&self, candidate: &str) -> bool {
+    /// `candidate`, normalised (ASCII, percent-encoded), if upstream's
+    /// `IsRedirectURLValid` would allow it.
+    fn allowed(&self, candidate: &str) -> Option<String> {
         if candidate.len() > MAX_REDIRECT_BYTES {
-            return false;
+            return None;
         }
-        let Ok(url) = Url::parse(candidate) else {
-            return false;
-        };
+        let url = Url::parse(candidate).ok()?;
+        (self.allows(candidate, &url) && url.as_str().len() <= MAX_REDIRECT_BYTES)
+            .then(|| url.to_string())
+    }
+
+    /// The site's scheme and host (any port on localhost), a loopback IP,
+    /// or an allow-list entry.
+    fn allows(&self, candidate: &str, url: &Url) -> bool {
         let site = &self.site_url;
         let host = url.host_str().unwrap_or_default();
         if url.scheme() == site.scheme()
@@ -509,7 +514,11 @@ mod tests {
         )
         .unwrap();
         let check = |candidate: &str, expected: bool| {
-            assert_eq!(redirects.allows(candidate), expected, "{candidate}");
+            assert_eq!(
+                redirects.allowed(candidate).is_some(),
+                expected,
+                "{candidate}"
+            );
         };
         check("https://app.example.com/reset", true);
         check("https://app.example.com:8443/reset", false);
@@ -519,6 +528,11 @@ mod tests {
         check("http://[::1]:5173/", true);
         check("myapp://callback/reset", true);
         check("not a url", false);
+        assert_eq!(
+            redirects.allowed("http://127.0.0.1/caf\u{e9}").as_deref(),
+            Some("http://127.0.0.1/caf%C3%A9"),
+            "normalised to ASCII: it goes into a Location header"
+        );
         assert!(Redirects::new("ftp://x", Vec::new()).is_err());
         assert!(Redirects::new("nope", Vec::new()).is_err());
         let headers = HeaderMap::new();
