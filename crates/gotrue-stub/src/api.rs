@@ -129,17 +129,28 @@ fn now_unix() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// Who the stub is to its clients: its API keys and its issuer.
+#[derive(Debug)]
+pub(crate) struct Project {
+    pub(crate) anon_key: String,
+    pub(crate) service_role_key: String,
+    pub(crate) issuer: String,
+}
+
 impl Shared {
     pub(crate) fn new(
         runtime: Runtime,
         keys: KeyRing,
         hasher: PasswordHasher,
-        anon_key: String,
-        service_role_key: String,
-        issuer: String,
+        project: Project,
         outbox: Outbox,
         redirects: Redirects,
     ) -> Self {
+        let Project {
+            anon_key,
+            service_role_key,
+            issuer,
+        } = project;
         Self {
             runtime: RwLock::new(runtime),
             keys: RwLock::new(keys),

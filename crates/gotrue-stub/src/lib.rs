@@ -118,7 +118,7 @@ pub use keys::Kid;
 pub use mail::{MailKind, SentMail};
 pub use net::{Fault, HTML_ERROR_BODY};
 
-use api::{Runtime, Shared, lock, read, write};
+use api::{Project, Runtime, Shared, lock, read, write};
 use keys::KeyRing;
 use mail::Outbox;
 use net::{ConnInfo, StubListener};
@@ -240,9 +240,11 @@ pub async fn spawn(config: StubConfig) -> Result<StubHandle, StubError> {
         runtime,
         keys,
         hasher,
-        anon_key,
-        service_role_key,
-        format!("{url}/auth/v1"),
+        Project {
+            anon_key,
+            service_role_key,
+            issuer: format!("{url}/auth/v1"),
+        },
         outbox,
         redirects,
     ));

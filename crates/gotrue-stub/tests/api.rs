@@ -880,11 +880,6 @@ async fn recover_answers_alike_and_writes_one_mail_for_a_known_address() {
         "{link}"
     );
     assert!(body.contains(link));
-    assert_eq!(
-        api.stub.user_id("ann@example.com").is_some(),
-        true,
-        "the user is untouched"
-    );
     let user = api
         .post(
             "/token?grant_type=password",
@@ -1031,7 +1026,7 @@ async fn a_new_token_voids_the_last_and_codes_need_their_address() {
     let answer = api
         .verify(json!({"type": "recovery", "email": "CY@example.com", "token": code}))
         .await;
-    assert_eq!(session_token(&answer).0.is_empty(), false);
+    assert!(!session_token(&answer).0.is_empty());
     api.verify(json!({"type": "recovery", "token_hash": hash}))
         .await
         .legacy_error(403, "otp_expired");
