@@ -145,6 +145,19 @@ async fn forgot_password_answers_alike_and_the_mailed_token_resets_the_password(
 async fn forgot_password_refusals() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path(), StubConfig::es256()).await;
+    let doc = s.get("/openapi.json", None).await.body;
+    let operation = &doc["paths"]["/auth/forgot-password"]["post"];
+    for status in ["202", "400", "403", "413", "415", "422", "429", "503"] {
+        assert!(
+            operation["responses"][status].is_object(),
+            "{status}: {operation}"
+        );
+    }
+    let schema = &operation["requestBody"]["content"]["application/json"]["schema"]["$ref"];
+    assert!(
+        schema.as_str().unwrap().ends_with("/ForgotPasswordRequest"),
+        "{operation}"
+    );
     for body in [
         json!({"email": "not-an-email"}),
         json!({"email": ""}),
