@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How the stub signs access tokens. There is no default: a test says which
@@ -28,8 +29,11 @@ impl fmt::Debug for Signing {
     }
 }
 
-/// A per-client-IP limit on `POST /auth/v1/token`: at most `requests` in
-/// each fixed window of `per`; beyond it, 429 `over_request_rate_limit`.
+/// A rate limit: at most `requests` in each fixed window of `per`.
+///
+/// Per client IP on `POST /auth/v1/token` and `POST /auth/v1/recover`
+/// (beyond it, 429 `over_request_rate_limit`); for the whole project on the
+/// mails it writes (429 `over_email_send_rate_limit`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
     /// Requests allowed per window.
@@ -43,8 +47,11 @@ pub struct RateLimit {
 /// defaults.
 ///
 /// Defaults: loopback on a random port, email autoconfirm on, signups
-/// allowed, minimum password length 6, access tokens valid 3600 s, no rate
-/// limit.
+/// allowed, minimum password length 6, access tokens valid 3600 s, no
+/// per-IP rate limit; mails kept in memory only (no outbox folder), site
+/// URL `http://127.0.0.1:3000`, one-time tokens valid 86400 s, at most one
+/// mail of a kind per address per 60 s, and (with autoconfirm off) at most
+/// 30 mails per hour for the project.
 #[derive(Debug, Clone)]
 pub struct StubConfig {
     pub(crate) signing: Signing,
@@ -57,6 +64,13 @@ pub struct StubConfig {
     pub(crate) access_token_ttl: Duration,
     pub(crate) token_rate_limit: Option<RateLimit>,
     pub(crate) anon_key: Option<String>,
+    pub(crate) outbox: Option<PathBuf>,
+    pub(crate) site_url: String,
+    pub(crate) redirect_allow_list: Vec<String>,
+    pub(crate) otp_expiry: Duration,
+    pub(crate) email_max_frequency: Duration,
+    pub(crate) email_rate_limit: Option<RateLimit>,
+    pub(crate) recover_rate_limit: Option<RateLimit>,
 }
 
 impl StubConfig {
@@ -73,6 +87,16 @@ impl StubConfig {
             access_token_ttl: Duration::from_secs(3600),
             token_rate_limit: None,
             anon_key: None,
+            outbox: None,
+            site_url: DEFAULT_SITE_URL.to_owned(),
+            redirect_allow_list: Vec::new(),
+            otp_expiry: Duration::from_secs(86_400),
+            email_max_frequency: Duration::from_secs(60),
+            email_rate_limit: Some(RateLimit {
+                requests: 30,
+                per: Duration::from_secs(3600),
+            }),
+            recover_rate_limit: None,
         }
     }
 
@@ -120,8 +144,9 @@ impl StubConfig {
     }
 
     /// Turn email autoconfirm off: signup answers with a user object
-    /// carrying `confirmation_sent_at`, and password sign-in fails with
-    /// `email_not_confirmed` until [`crate::StubHandle::confirm_email`].
+    /// carrying `confirmation_sent_at` and writes a confirmation mail, and
+    /// password sign-in fails with `email_not_confirmed` until the mail's
+    /// token is verified (or [`crate::StubHandle::confirm_email`]).
     #[must_use]
     pub fn require_email_confirmation(mut self) -> Self {
         self.autoconfirm = false;
@@ -156,4 +181,69 @@ impl StubConfig {
         self.token_rate_limit = Some(limit);
         self
     }
+
+    /// Also write every mail as an RFC 5322 `.eml` file into `dir` (created
+    /// at start if missing). Mails are kept in memory either way
+    /// ([`crate::StubHandle::mails`]); nothing is ever sent.
+    #[must_use]
+    pub fn outbox(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.outbox = Some(dir.into());
+        self
+    }
+
+    /// The app's URL (upstream's `SITE_URL`): where `GET /verify` redirects
+    /// when the link's `redirect_to` is missing or not allowed. Default
+    /// `http://127.0.0.1:3000`, the Supabase CLI's.
+    #[must_use]
+    pub fn site_url(mut self, url: impl Into<String>) -> Self {
+        self.site_url = url.into();
+        self
+    }
+
+    /// Also allow redirects to URLs starting with `prefix` (upstream's
+    /// `URI_ALLOW_LIST`, which takes glob patterns; the stub takes
+    /// prefixes). End it with `/`: `https://app.example.com` would also
+    /// allow `https://app.example.com.evil.net`.
+    #[must_use]
+    pub fn allow_redirect(mut self, prefix: impl Into<String>) -> Self {
+        self.redirect_allow_list.push(prefix.into());
+        self
+    }
+
+    /// How long a mailed one-time token stays valid (upstream's
+    /// `MAILER_OTP_EXP`, default 86400 s).
+    #[must_use]
+    pub fn otp_expiry(mut self, expiry: Duration) -> Self {
+        self.otp_expiry = expiry;
+        self
+    }
+
+    /// The shortest interval between two mails of one kind to one address
+    /// (upstream's `SMTP_MAX_FREQUENCY`, default 60 s); sooner, 429
+    /// `over_email_send_rate_limit`. Zero lifts it.
+    #[must_use]
+    pub fn email_max_frequency(mut self, interval: Duration) -> Self {
+        self.email_max_frequency = interval;
+        self
+    }
+
+    /// The project's mail quota (upstream's `RATE_LIMIT_EMAIL_SENT`,
+    /// default 30 per hour), applied like upstream only while autoconfirm
+    /// is off; `None` lifts it.
+    #[must_use]
+    pub fn email_rate_limit(mut self, limit: Option<RateLimit>) -> Self {
+        self.email_rate_limit = limit;
+        self
+    }
+
+    /// Rate-limit `POST /recover` per client IP (upstream's
+    /// `RATE_LIMIT_OTP`, which only applies behind its proxy).
+    #[must_use]
+    pub fn recover_rate_limit(mut self, limit: RateLimit) -> Self {
+        self.recover_rate_limit = Some(limit);
+        self
+    }
 }
+
+/// The Supabase CLI's default `site_url`.
+const DEFAULT_SITE_URL: &str = "http://127.0.0.1:3000";

@@ -62,6 +62,11 @@ impl GoTrueError {
         }
     }
 
+    /// Status, code and message (for an error carried in a redirect).
+    pub(crate) fn parts(&self) -> (StatusCode, &'static str, &str) {
+        (self.status, self.code, &self.message)
+    }
+
     fn legacy_body(&self) -> Value {
         let mut body = json!({
             "code": self.status.as_u16(),

@@ -3,18 +3,24 @@
 //! A small axum server that speaks the part of the Supabase Auth (GoTrue)
 //! API a service needs, with upstream's request and response shapes and
 //! error codes, so the supabase template's tests and offline development
-//! run without a Supabase project. It keeps everything in memory, sends no
-//! email and has no database; never put it in front of real users.
+//! run without a Supabase project. It keeps everything in memory, has no
+//! database and sends no email: its mails are kept in memory and, with an
+//! outbox folder, written there as `.eml` files. Never put it in front of
+//! real users.
 //!
 //! Routes, all under `/auth/v1` so that `SUPABASE_URL=<stub url>` works
 //! like a project URL:
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST /signup` | `{email, password, data?}`: a session (autoconfirm on) or a user with `confirmation_sent_at` |
-//! | `POST /token?grant_type=password` | `{email, password}`: a session |
+//! | `POST /signup` | `{email, password, data?}`: a session (autoconfirm on), or a user with `confirmation_sent_at` and a confirmation mail |
+//! | `POST /token?grant_type=password` | `{email, password}`: a session; 400 `email_not_confirmed` until the email is confirmed |
 //! | `POST /token?grant_type=refresh_token` | `{refresh_token}`: a new session; the old token is spent, reusing it ends the session |
+//! | `POST /recover` | `{email}`: `{}` whether or not the address is registered; a recovery mail when it is; 429 `over_email_send_rate_limit` within 60 s of the last one |
+//! | `POST /verify` | `{type, token_hash}` or `{type, email, token}` (`type`: `signup`, `recovery`, `email`, `magiclink`, `invite`): a session; 403 `otp_expired` for a token unknown, spent, expired or of another type |
+//! | `GET /verify?token=&type=&redirect_to=` | the mail's link: 303 to `redirect_to` (if allowed, else the site URL) with the session, or the error, in the fragment; no API key needed |
 //! | `GET /user` | bearer: the user |
+//! | `PUT /user` | bearer, `{password?, data?}`: the user; a new password ends the user's other sessions and voids mailed tokens |
 //! | `POST /logout?scope=global\|local\|others` | bearer: 204 |
 //! | `GET`, `PUT /admin/users/{id}` | service role key: read a user, merge `app_metadata` / `user_metadata` |
 //! | `GET /settings`, `GET /health` | public settings, `{"version","name":"GoTrue","description"}` |
@@ -24,6 +30,36 @@
 //! come in upstream's legacy shape `{"code":400,"error_code":"...","msg":"..."}`
 //! (with the `x-sb-error-code` header), or `{"code":"...","message":"..."}`
 //! when the request sends `X-Supabase-Api-Version: 2024-01-01`.
+//!
+//! Mails, as upstream's: a 6-digit code and its token hash (hex SHA-224 of
+//! the email and the code), single use, valid 86400 s (`otp_expiry`), a new
+//! one voiding the last of its kind, at most one per address and kind per
+//! 60 s (`email_max_frequency`), at most 30 per hour for the project while
+//! autoconfirm is off (`email_rate_limit`). The plain-text body carries the
+//! link and the lines `token: <code>` and `token_hash: <hash>`. The stub
+//! stores only the SHA-256 of each token hash.
+//!
+//! ## Where the stub differs from upstream
+//!
+//! - Passwords are hashed with Argon2id (upstream: bcrypt); the 72-byte
+//!   limit is kept.
+//! - No phone, SSO, OAuth providers, MFA, anonymous users, PKCE (`/recover`
+//!   with a `code_challenge` is refused with 400 `validation_failed`),
+//!   invitations, magic links or email changes: `PUT /user` changes only
+//!   `password` and `data` (a new email or phone is 422), and `/verify` of
+//!   a phone code is always 403 `otp_expired`.
+//! - A missing or wrong API key is answered by the stub in GoTrue's shape
+//!   (`no_api_key`, `invalid_api_key`); Supabase's gateway uses its own.
+//! - `GET /verify` redirects with 303 as upstream's code does (the API
+//!   description says 302); no cookies are set.
+//! - Redirect allow-list entries are URL prefixes, not globs.
+//! - Upstream's per-IP limits apply only behind its proxy; the stub's are
+//!   off unless configured (`token_rate_limit`, `recover_rate_limit`), and
+//!   `/verify` has none.
+//! - A confirmation does not add `email_verified` to `user_metadata`, and
+//!   users carry no `email`/`sub` there.
+//! - No `Retry-After` on 429s (upstream sends none either), no audit log,
+//!   no hooks, no password-changed notification mail.
 //!
 //! Tests start one in-process on a random loopback port and steer it
 //! through the [`StubHandle`]: rotate the signing key, count JWKS fetches,
@@ -51,7 +87,8 @@
 //! ```
 //!
 //! The binary (`cargo run -p gotrue-stub -- --port 9999`) serves the same
-//! API for local development.
+//! API for local development, writing its mails to `./gotrue-outbox`
+//! (`--outbox DIR`).
 
 #![warn(missing_docs)]
 
@@ -59,8 +96,10 @@ mod api;
 mod config;
 mod errors;
 mod keys;
+mod mail;
 mod net;
 mod store;
+mod verify;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -76,11 +115,14 @@ use tokio::task::JoinHandle;
 
 pub use config::{RateLimit, Signing, StubConfig};
 pub use keys::Kid;
+pub use mail::{MailKind, SentMail};
 pub use net::{Fault, HTML_ERROR_BODY};
 
-use api::{Runtime, Shared, lock, read, write};
+use api::{Project, Runtime, Shared, lock, read, write};
 use keys::KeyRing;
+use mail::Outbox;
 use net::{ConnInfo, StubListener};
+use verify::Redirects;
 
 /// Why the stub could not start or do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +155,18 @@ pub enum StubError {
     /// Metadata must be a JSON object.
     #[error("metadata must be a JSON object")]
     NotAnObject,
+    /// The outbox folder could not be created.
+    #[error("cannot create the outbox folder {path}: {source}")]
+    Outbox {
+        /// The folder asked for.
+        path: std::path::PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The site URL is not an absolute http(s) URL.
+    #[error("invalid {0}")]
+    SiteUrl(String),
 }
 
 /// A running stub. Dropping the handle stops the server.
@@ -141,6 +195,12 @@ impl fmt::Debug for StubHandle {
 /// Must be called inside a Tokio runtime.
 pub async fn spawn(config: StubConfig) -> Result<StubHandle, StubError> {
     let keys = KeyRing::new(&config.signing)?;
+    let redirects = Redirects::new(&config.site_url, config.redirect_allow_list.clone())
+        .map_err(StubError::SiteUrl)?;
+    let outbox = Outbox::new(config.outbox.clone()).map_err(|source| StubError::Outbox {
+        path: config.outbox.clone().unwrap_or_default(),
+        source,
+    })?;
     let wanted = SocketAddr::new(config.host, config.port);
     let socket = TcpListener::bind(wanted)
         .await
@@ -167,6 +227,10 @@ pub async fn spawn(config: StubConfig) -> Result<StubHandle, StubError> {
         password_min_length: config.password_min_length,
         access_token_ttl: config.access_token_ttl,
         token_rate_limit: config.token_rate_limit,
+        recover_rate_limit: config.recover_rate_limit,
+        otp_expiry: config.otp_expiry,
+        email_max_frequency: config.email_max_frequency,
+        email_rate_limit: config.email_rate_limit,
     };
     let hasher = PasswordHasher::new(PoolSize {
         workers: 2,
@@ -176,9 +240,13 @@ pub async fn spawn(config: StubConfig) -> Result<StubHandle, StubError> {
         runtime,
         keys,
         hasher,
-        anon_key,
-        service_role_key,
-        format!("{url}/auth/v1"),
+        Project {
+            anon_key,
+            service_role_key,
+            issuer: format!("{url}/auth/v1"),
+        },
+        outbox,
+        redirects,
     ));
     let (accepting, accepting_rx) = watch::channel(true);
     let (listening_tx, listening) = watch::channel(true);
@@ -300,6 +368,36 @@ impl StubHandle {
         write(&self.shared.runtime).token_rate_limit = limit;
     }
 
+    /// Sets (`Some`) or lifts (`None`) the per-IP limit on
+    /// `POST /auth/v1/recover`.
+    pub fn set_recover_rate_limit(&self, limit: Option<RateLimit>) {
+        write(&self.shared.runtime).recover_rate_limit = limit;
+    }
+
+    /// Sets (`Some`) or lifts (`None`) the project's mail quota (counted
+    /// only while autoconfirm is off, as upstream).
+    pub fn set_email_rate_limit(&self, limit: Option<RateLimit>) {
+        write(&self.shared.runtime).email_rate_limit = limit;
+    }
+
+    /// Every mail the stub wrote (the last 256), oldest first.
+    pub fn mails(&self) -> Vec<SentMail> {
+        self.shared.outbox.sent()
+    }
+
+    /// The newest mail to `email`, if any.
+    pub fn last_mail_to(&self, email: &str) -> Option<SentMail> {
+        self.mails()
+            .into_iter()
+            .rev()
+            .find(|m| m.to.eq_ignore_ascii_case(email))
+    }
+
+    /// The folder mails are written to, if any.
+    pub fn outbox_dir(&self) -> Option<&std::path::Path> {
+        self.shared.outbox.dir()
+    }
+
     /// Turns email autoconfirm on or off for later signups.
     pub fn set_autoconfirm(&self, autoconfirm: bool) {
         write(&self.shared.runtime).autoconfirm = autoconfirm;
@@ -327,6 +425,7 @@ impl StubHandle {
         if let Some(user) = store.user_mut(&id) {
             user.email_confirmed_at = Some(OffsetDateTime::now_utc());
         }
+        store.clear_one_time_tokens(&id);
         Ok(())
     }
 

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use gotrue_stub::{RateLimit, StubConfig};
+use gotrue_stub::{RateLimit, StubConfig, StubError};
 
 /// An offline stand-in for Supabase Auth (GoTrue), for development and
-/// tests. NOT Supabase: in memory, no email, no persistence.
+/// tests. NOT Supabase: in memory, no persistence; mails are written to a
+/// folder, never sent.
 #[derive(Debug, Parser)]
 #[command(name = "gotrue-stub", version)]
 struct Args {
@@ -23,10 +24,36 @@ struct Args {
     /// project, instead of a fresh ES256 key.
     #[arg(long, value_name = "SECRET")]
     hs256_secret: Option<String>,
-    /// Turn email autoconfirm off: signups must be confirmed before sign-in
-    /// (there is no email; nothing confirms them in the binary).
+    /// Turn email autoconfirm off: signups must be confirmed before sign-in,
+    /// with the token of the confirmation mail written to the outbox.
     #[arg(long)]
     no_autoconfirm: bool,
+    /// Folder the mails (signup confirmation, password recovery) are
+    /// written to, one RFC 5322 .eml file each. Nothing is ever sent.
+    #[arg(long, value_name = "DIR", default_value = "gotrue-outbox")]
+    outbox: std::path::PathBuf,
+    /// The app's URL: where the links in mails redirect after verifying,
+    /// unless they name another allowed redirect_to.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:3000")]
+    site_url: String,
+    /// Also allow redirects to URLs starting with this (repeatable; end it
+    /// with a slash).
+    #[arg(long = "allow-redirect", value_name = "URL_PREFIX")]
+    allow_redirect: Vec<String>,
+    /// How long a mailed token is valid, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    otp_exp: u64,
+    /// The shortest interval between two mails of one kind to one address,
+    /// in seconds (0: none).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    max_frequency: u64,
+    /// Project-wide mails per hour while autoconfirm is off (0: none).
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    email_rate_limit: u32,
+    /// Limit password recovery requests per client IP to this many per
+    /// 5 minutes.
+    #[arg(long, value_name = "N")]
+    recover_rate_limit: Option<u32>,
     /// Refuse every signup (422 signup_disabled).
     #[arg(long)]
     disable_signup: bool,
@@ -72,11 +99,14 @@ fn banner(stub: &gotrue_stub::StubHandle, args: &Args) -> String {
     format!(
         "{rule}
   gotrue-stub: a DEVELOPMENT STAND-IN for Supabase Auth. THIS IS NOT SUPABASE.
-  Users live in memory and vanish when it stops; no email is ever sent.
+  Users live in memory and vanish when it stops; no email is ever sent:
+  mails are written to the outbox folder instead.
   Never point real users or production services at it.
 {rule}
   signing:     {signing}
   autoconfirm: {autoconfirm}
+  outbox:      {outbox}
+  site URL:    {site_url}
 
   Configure the service under development with:
     SUPABASE_URL={url}
@@ -86,6 +116,10 @@ fn banner(stub: &gotrue_stub::StubHandle, args: &Args) -> String {
     service role key: {service}
 {rule}",
         autoconfirm = if args.no_autoconfirm { "off" } else { "on" },
+        outbox = stub
+            .outbox_dir()
+            .map_or_else(|| "-".to_owned(), |dir| dir.display().to_string()),
+        site_url = args.site_url,
         url = stub.url(),
         anon = stub.anon_key(),
         service = stub.service_role_key(),
@@ -109,7 +143,24 @@ async fn main() -> ExitCode {
     .host(args.host)
     .port(args.port)
     .password_min_length(args.password_min_length)
-    .access_token_ttl(Duration::from_secs(args.jwt_exp));
+    .access_token_ttl(Duration::from_secs(args.jwt_exp))
+    .outbox(args.outbox.clone())
+    .site_url(args.site_url.clone())
+    .otp_expiry(Duration::from_secs(args.otp_exp))
+    .email_max_frequency(Duration::from_secs(args.max_frequency))
+    .email_rate_limit((args.email_rate_limit > 0).then_some(RateLimit {
+        requests: args.email_rate_limit,
+        per: Duration::from_secs(3600),
+    }));
+    for prefix in &args.allow_redirect {
+        config = config.allow_redirect(prefix.clone());
+    }
+    if let Some(requests) = args.recover_rate_limit {
+        config = config.recover_rate_limit(RateLimit {
+            requests,
+            per: Duration::from_secs(300),
+        });
+    }
     if args.no_autoconfirm {
         config = config.require_email_confirmation();
     }
@@ -143,6 +194,10 @@ async fn main() -> ExitCode {
     }
     let stub = match gotrue_stub::spawn(config).await {
         Ok(stub) => stub,
+        Err(e @ (StubError::Outbox { .. } | StubError::SiteUrl(_))) => {
+            eprintln!("gotrue-stub: {e}; fix --outbox or --site-url");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("gotrue-stub: {e}");
             return ExitCode::FAILURE;

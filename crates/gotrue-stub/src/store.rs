@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
+use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -25,6 +26,7 @@ pub(crate) struct User {
     pub(crate) updated_at: OffsetDateTime,
     pub(crate) email_confirmed_at: Option<OffsetDateTime>,
     pub(crate) confirmation_sent_at: Option<OffsetDateTime>,
+    pub(crate) recovery_sent_at: Option<OffsetDateTime>,
     pub(crate) last_sign_in_at: Option<OffsetDateTime>,
     pub(crate) app_metadata: Map<String, Value>,
     pub(crate) user_metadata: Map<String, Value>,
@@ -45,6 +47,7 @@ impl User {
             updated_at: now,
             email_confirmed_at: None,
             confirmation_sent_at: None,
+            recovery_sent_at: None,
             last_sign_in_at: None,
             app_metadata,
             user_metadata: data,
@@ -54,6 +57,14 @@ impl User {
 
     pub(crate) fn is_confirmed(&self) -> bool {
         self.email_confirmed_at.is_some()
+    }
+
+    /// When the last mail of `kind` went out.
+    pub(crate) fn sent_at(&mut self, kind: OtpKind) -> &mut Option<OffsetDateTime> {
+        match kind {
+            OtpKind::Confirmation => &mut self.confirmation_sent_at,
+            OtpKind::Recovery => &mut self.recovery_sent_at,
+        }
     }
 
     /// The user object upstream answers with (`GET /user`, signup, the
@@ -95,6 +106,9 @@ impl User {
         }
         if let Some(t) = self.confirmation_sent_at {
             user["confirmation_sent_at"] = json!(timestamp(t));
+        }
+        if let Some(t) = self.recovery_sent_at {
+            user["recovery_sent_at"] = json!(timestamp(t));
         }
         if let Some(t) = self.last_sign_in_at {
             user["last_sign_in_at"] = json!(timestamp(t));
@@ -138,6 +152,23 @@ pub(crate) fn merge_metadata(target: &mut Map<String, Value>, patch: Map<String,
     }
 }
 
+/// How a session was started (the `amr` method).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthMethod {
+    Password,
+    /// A mailed one-time token (upstream's `otp`, for links and codes alike).
+    Otp,
+}
+
+impl AuthMethod {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Password => "password",
+            AuthMethod::Otp => "otp",
+        }
+    }
+}
+
 /// A login.
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
@@ -145,6 +176,28 @@ pub(crate) struct Session {
     pub(crate) user_id: String,
     /// When the login happened (the `amr` timestamp), Unix seconds.
     pub(crate) authenticated_at: i64,
+    pub(crate) method: AuthMethod,
+}
+
+/// What a mailed one-time token proves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OtpKind {
+    Confirmation,
+    Recovery,
+}
+
+/// A mailed one-time token, stored under the SHA-256 of its token hash.
+#[derive(Debug, Clone)]
+pub(crate) struct OneTimeToken {
+    pub(crate) user_id: String,
+    pub(crate) kind: OtpKind,
+    pub(crate) sent_at: OffsetDateTime,
+}
+
+/// The key a token hash is stored under: the store never holds a value
+/// that `/verify` would accept.
+fn token_key(token_hash: &str) -> [u8; 32] {
+    Sha256::digest(token_hash.as_bytes()).into()
 }
 
 #[derive(Debug, Clone)]
@@ -177,6 +230,7 @@ pub(crate) struct Store {
     by_email: HashMap<String, String>,
     sessions: HashMap<String, Session>,
     refresh_tokens: HashMap<String, RefreshToken>,
+    one_time_tokens: HashMap<[u8; 32], OneTimeToken>,
 }
 
 impl Store {
@@ -200,6 +254,54 @@ impl Store {
         self.users.insert(user.id.clone(), user);
     }
 
+    /// Forgets a user whose signup could not be completed.
+    pub(crate) fn remove_user(&mut self, id: &str) {
+        if let Some(user) = self.users.remove(id) {
+            self.by_email.remove(&user.email.to_lowercase());
+        }
+        self.clear_one_time_tokens(id);
+        self.logout(id, None, LogoutScope::Global);
+    }
+
+    /// Stores `token_hash` as the user's token of `kind`, voiding the one
+    /// before (upstream's `CreateOneTimeToken`).
+    pub(crate) fn put_one_time_token(
+        &mut self,
+        user_id: &str,
+        kind: OtpKind,
+        token_hash: &str,
+        sent_at: OffsetDateTime,
+    ) {
+        self.one_time_tokens
+            .retain(|_, t| !(t.user_id == user_id && t.kind == kind));
+        self.one_time_tokens.insert(
+            token_key(token_hash),
+            OneTimeToken {
+                user_id: user_id.to_owned(),
+                kind,
+                sent_at,
+            },
+        );
+    }
+
+    /// The token stored for `token_hash`, if it is of one of `kinds`.
+    pub(crate) fn one_time_token(
+        &self,
+        token_hash: &str,
+        kinds: &[OtpKind],
+    ) -> Option<&OneTimeToken> {
+        self.one_time_tokens
+            .get(&token_key(token_hash))
+            .filter(|t| kinds.contains(&t.kind))
+    }
+
+    /// Voids every token of the user (upstream's
+    /// `ClearAllOneTimeTokensForUser`: after a confirmation, a recovery or
+    /// a password change).
+    pub(crate) fn clear_one_time_tokens(&mut self, user_id: &str) {
+        self.one_time_tokens.retain(|_, t| t.user_id != user_id);
+    }
+
     pub(crate) fn session(&self, id: &str) -> Option<&Session> {
         self.sessions.get(id)
     }
@@ -213,11 +315,17 @@ impl Store {
     }
 
     /// A new login for `user_id` and its first refresh token.
-    pub(crate) fn create_session(&mut self, user_id: &str, now: i64) -> (Session, String) {
+    pub(crate) fn create_session(
+        &mut self,
+        user_id: &str,
+        now: i64,
+        method: AuthMethod,
+    ) -> (Session, String) {
         let session = Session {
             id: crate::uuid_v4(),
             user_id: user_id.to_owned(),
             authenticated_at: now,
+            method,
         };
         self.sessions.insert(session.id.clone(), session.clone());
         let token = self.new_refresh_token(&session.id);
@@ -301,7 +409,7 @@ mod tests {
     #[test]
     fn refresh_rotation_and_reuse() {
         let (mut store, id) = store_with_user();
-        let (session, first) = store.create_session(&id, 1);
+        let (session, first) = store.create_session(&id, 1, AuthMethod::Password);
         let (_, second) = store.refresh(&first).unwrap();
         assert_eq!(
             store.refresh(&first).unwrap_err(),
@@ -319,18 +427,48 @@ mod tests {
     #[test]
     fn logout_scopes() {
         let (mut store, id) = store_with_user();
-        let (a, _) = store.create_session(&id, 1);
-        let (b, _) = store.create_session(&id, 1);
-        let (c, _) = store.create_session(&id, 1);
+        let (a, _) = store.create_session(&id, 1, AuthMethod::Password);
+        let (b, _) = store.create_session(&id, 1, AuthMethod::Password);
+        let (c, _) = store.create_session(&id, 1, AuthMethod::Password);
         store.logout(&id, Some(&a.id), LogoutScope::Others);
         assert!(store.session(&a.id).is_some());
         assert!(store.session(&b.id).is_none() && store.session(&c.id).is_none());
         store.logout(&id, Some(&a.id), LogoutScope::Local);
         assert_eq!(store.session_count(&id), 0);
-        store.create_session(&id, 1);
-        store.create_session(&id, 1);
+        store.create_session(&id, 1, AuthMethod::Password);
+        store.create_session(&id, 1, AuthMethod::Password);
         store.logout(&id, None, LogoutScope::Local);
         assert_eq!(store.session_count(&id), 0);
+    }
+
+    #[test]
+    fn one_time_tokens() {
+        let (mut store, id) = store_with_user();
+        let now = OffsetDateTime::now_utc();
+        store.put_one_time_token(&id, OtpKind::Recovery, "first", now);
+        store.put_one_time_token(&id, OtpKind::Confirmation, "confirm", now);
+        store.put_one_time_token(&id, OtpKind::Recovery, "second", now);
+        let recovery = [OtpKind::Recovery];
+        assert!(store.one_time_token("first", &recovery).is_none(), "voided");
+        assert!(store.one_time_token("second", &recovery).is_some());
+        assert!(
+            store.one_time_token("confirm", &recovery).is_none(),
+            "another kind"
+        );
+        assert!(
+            store
+                .one_time_token("confirm", &[OtpKind::Confirmation])
+                .is_some()
+        );
+        // Stored under SHA-256 of the hash, never the hash itself.
+        assert!(
+            store
+                .one_time_tokens
+                .keys()
+                .all(|k| k.as_slice() != b"second" && k.len() == 32)
+        );
+        store.clear_one_time_tokens(&id);
+        assert!(store.one_time_tokens.is_empty());
     }
 
     #[test]

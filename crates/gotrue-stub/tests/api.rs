@@ -763,3 +763,450 @@ async fn fault_switches() {
     api.stub.set_fault(Fault::None).await;
     assert_eq!(get().await.unwrap().status(), 200);
 }
+
+// ---- Mailed one-time tokens: recover, verify, PUT /user -------------------
+
+/// A stub writing its mails to a fresh folder.
+async fn with_outbox(config: StubConfig) -> (Api, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api::start(config.outbox(dir.path().join("outbox"))).await;
+    (api, dir)
+}
+
+/// The `.eml` files in the stub's outbox folder, oldest first.
+fn eml_files(api: &Api) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(api.stub.outbox_dir().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+/// `(token, token_hash)` read from the newest `.eml` file.
+fn tokens_from_outbox(api: &Api) -> (String, String) {
+    let newest = eml_files(api).pop().expect("a mail in the outbox");
+    let text = std::fs::read_to_string(newest).unwrap();
+    let line = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in {text}"))
+            .to_owned()
+    };
+    (line("token: "), line("token_hash: "))
+}
+
+impl Api {
+    async fn recover(&self, email: &str) -> Answer {
+        self.post("/recover", json!({"email": email})).await
+    }
+
+    async fn verify(&self, body: Value) -> Answer {
+        self.post("/verify", body).await
+    }
+
+    async fn update_user(&self, token: Option<&str>, body: Value) -> Answer {
+        self.call(Method::PUT, "/user", Some(body), token, Shape::Legacy)
+            .await
+    }
+
+    /// `GET` of a mail's link, redirects not followed, no API key (a
+    /// browser has none).
+    async fn open_link(&self, link: &str) -> (StatusCode, String) {
+        let browser = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let response = browser.get(link).send().await.unwrap();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (response.status(), location)
+    }
+}
+
+#[tokio::test]
+async fn recover_answers_alike_and_writes_one_mail_for_a_known_address() {
+    let (api, _dir) = with_outbox(StubConfig::es256()).await;
+    session_token(&api.signup("ann@example.com").await);
+
+    let known = api.recover("Ann@Example.com").await;
+    let unknown = api.recover("nobody@example.com").await;
+    assert_eq!((known.status, &known.body), (StatusCode::OK, &json!({})));
+    assert_eq!((unknown.status, &unknown.body), (known.status, &known.body));
+
+    let mails = api.stub.mails();
+    assert_eq!(mails.len(), 1, "no mail for an unknown address");
+    let files = eml_files(&api);
+    assert_eq!(files.len(), 1, "one file, no temporary left: {files:?}");
+    assert_eq!(mails[0].path.as_deref(), Some(files[0].as_path()));
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert_eq!(text, mails[0].message);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the mail holds a live token");
+    }
+    // RFC 5322: CRLF headers, a blank line, the body.
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    for header in [
+        "From: ",
+        "To: ann@example.com",
+        "Subject: Reset your password",
+        "Date: ",
+        "Message-ID: <",
+    ] {
+        assert!(
+            head.split("\r\n").any(|l| l.starts_with(header)),
+            "{header:?} in {head}"
+        );
+    }
+    let (token, token_hash) = tokens_from_outbox(&api);
+    assert!(
+        token.len() == 6 && token.bytes().all(|b| b.is_ascii_digit()),
+        "{token}"
+    );
+    assert!(token_hash.len() == 56 && token_hash.bytes().all(|b| b.is_ascii_hexdigit()));
+    let link = mails[0].link().unwrap();
+    assert!(
+        link.starts_with(&format!(
+            "{}/verify?token={token_hash}&type=recovery&redirect_to=",
+            api.stub.issuer()
+        )),
+        "{link}"
+    );
+    assert!(body.contains(link));
+    let user = api
+        .post(
+            "/token?grant_type=password",
+            json!({"email": "ann@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert!(
+        user.body["user"]["recovery_sent_at"].is_string(),
+        "{}",
+        user.body
+    );
+
+    // Within a minute of the last mail: upstream's per-address interval.
+    let again = api.recover("ann@example.com").await;
+    again.legacy_error(429, "over_email_send_rate_limit");
+    assert!(
+        again.body["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("For security purposes")
+    );
+    api.call(
+        Method::POST,
+        "/recover",
+        Some(json!({"email": "ann@example.com"})),
+        None,
+        Shape::Versioned,
+    )
+    .await
+    .versioned_error(429, "over_email_send_rate_limit");
+    assert_eq!(api.stub.mails().len(), 1);
+
+    api.recover("not-an-email")
+        .await
+        .legacy_error(400, "validation_failed");
+    api.post("/recover", json!({}))
+        .await
+        .legacy_error(400, "validation_failed");
+    api.post(
+        "/recover",
+        json!({"email": "ann@example.com", "code_challenge": "x", "code_challenge_method": "s256"}),
+    )
+    .await
+    .legacy_error(400, "validation_failed");
+    let no_key = api
+        .http
+        .post(format!("{}/auth/v1/recover", api.stub.url()))
+        .json(&json!({"email": "ann@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_key.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_recovery_token_logs_in_once_then_put_user_sets_the_password() {
+    let (api, _dir) = with_outbox(StubConfig::es256()).await;
+    let (_, old_refresh) = session_token(&api.signup("bo@example.com").await);
+    api.recover("bo@example.com").await;
+    let (_, token_hash) = tokens_from_outbox(&api);
+
+    let verified = api
+        .verify(json!({"type": "recovery", "token_hash": token_hash}))
+        .await;
+    let (access, _) = session_token(&verified);
+    assert_eq!(verified.body["user"]["email"], "bo@example.com");
+    assert_eq!(decode_part(&access, 1)["amr"][0]["method"], "otp");
+    // Single use, in both error shapes.
+    api.verify(json!({"type": "recovery", "token_hash": token_hash}))
+        .await
+        .legacy_error(403, "otp_expired");
+    api.call(
+        Method::POST,
+        "/verify",
+        Some(json!({"type": "recovery", "token_hash": token_hash})),
+        None,
+        Shape::Versioned,
+    )
+    .await
+    .versioned_error(403, "otp_expired");
+
+    api.update_user(None, json!({"password": "a new password"}))
+        .await
+        .legacy_error(401, "no_authorization");
+    api.update_user(Some(&access), json!({"password": "abc"}))
+        .await
+        .legacy_error(422, "weak_password");
+    api.update_user(Some(&access), json!({"password": PASSWORD}))
+        .await
+        .legacy_error(422, "same_password");
+    api.update_user(Some(&access), json!({"app_metadata": {"role": "admin"}}))
+        .await
+        .legacy_error(403, "not_admin");
+    let updated = api
+        .update_user(
+            Some(&access),
+            json!({"password": "a new password", "data": {"theme": "dark"}}),
+        )
+        .await;
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    assert_eq!(updated.body["user_metadata"], json!({"theme": "dark"}));
+
+    // The other session is gone, the caller's stays, the old password fails.
+    api.refresh(&old_refresh)
+        .await
+        .legacy_error(400, "refresh_token_not_found");
+    assert_eq!(api.user(&access).await.status, 200);
+    api.login("bo@example.com", PASSWORD)
+        .await
+        .legacy_error(400, "invalid_credentials");
+    session_token(&api.login("bo@example.com", "a new password").await);
+    // The password change reset the mail interval.
+    assert_eq!(api.recover("bo@example.com").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_new_token_voids_the_last_and_codes_need_their_address() {
+    let config = StubConfig::es256().email_max_frequency(Duration::ZERO);
+    let (api, _dir) = with_outbox(config).await;
+    session_token(&api.signup("cy@example.com").await);
+    session_token(&api.signup("dee@example.com").await);
+
+    api.recover("cy@example.com").await;
+    let (first_code, first_hash) = tokens_from_outbox(&api);
+    api.recover("cy@example.com").await;
+    let (code, hash) = tokens_from_outbox(&api);
+    assert_ne!(hash, first_hash);
+    api.verify(json!({"type": "recovery", "token_hash": first_hash}))
+        .await
+        .legacy_error(403, "otp_expired");
+    api.verify(json!({"type": "recovery", "email": "cy@example.com", "token": first_code}))
+        .await
+        .legacy_error(403, "otp_expired");
+    // The code belongs to its address, and to its type.
+    api.verify(json!({"type": "recovery", "email": "dee@example.com", "token": code}))
+        .await
+        .legacy_error(403, "otp_expired");
+    api.verify(json!({"type": "recovery", "email": "nobody@example.com", "token": code}))
+        .await
+        .legacy_error(403, "otp_expired");
+    api.verify(json!({"type": "signup", "token_hash": hash}))
+        .await
+        .legacy_error(403, "otp_expired");
+    let answer = api
+        .verify(json!({"type": "recovery", "email": "CY@example.com", "token": code}))
+        .await;
+    assert!(!session_token(&answer).0.is_empty());
+    api.verify(json!({"type": "recovery", "token_hash": hash}))
+        .await
+        .legacy_error(403, "otp_expired");
+
+    // `email` accepts a recovery code too (as upstream, for email OTPs).
+    api.recover("cy@example.com").await;
+    let (code, _) = tokens_from_outbox(&api);
+    session_token(
+        &api.verify(json!({"type": "email", "email": "cy@example.com", "token": code}))
+            .await,
+    );
+
+    // Malformed requests.
+    for (body, status) in [
+        (json!({"token_hash": "x"}), 400),
+        (json!({"type": "recovery"}), 400),
+        (
+            json!({"type": "recovery", "token": "1", "token_hash": "x"}),
+            400,
+        ),
+        (
+            json!({"type": "recovery", "token_hash": "x", "email": "cy@example.com"}),
+            400,
+        ),
+        (json!({"type": "recovery", "token": "123456"}), 400),
+        (json!({"type": "bogus", "token_hash": "x"}), 400),
+        (
+            json!({"type": "recovery", "token": "123456", "email": "nope"}),
+            422,
+        ),
+    ] {
+        api.verify(body.clone())
+            .await
+            .legacy_error(status, "validation_failed");
+    }
+    api.verify(json!({"type": "sms", "token": "123456", "phone": "+15555550100"}))
+        .await
+        .legacy_error(403, "otp_expired");
+    let bad_json = api
+        .http
+        .post(format!("{}/auth/v1/verify", api.stub.url()))
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_json.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn mailed_tokens_expire() {
+    let (api, _dir) = with_outbox(StubConfig::es256().otp_expiry(Duration::ZERO)).await;
+    session_token(&api.signup("eve@example.com").await);
+    api.recover("eve@example.com").await;
+    let (code, hash) = tokens_from_outbox(&api);
+    api.verify(json!({"type": "recovery", "token_hash": hash}))
+        .await
+        .legacy_error(403, "otp_expired");
+    api.verify(json!({"type": "recovery", "email": "eve@example.com", "token": code}))
+        .await
+        .legacy_error(403, "otp_expired");
+}
+
+#[tokio::test]
+async fn signup_confirmation_by_the_mailed_link() {
+    let config = StubConfig::es256()
+        .require_email_confirmation()
+        .site_url("https://app.example.com");
+    let (api, _dir) = with_outbox(config).await;
+    // A redirect to a foreign site is not honoured: the link goes home.
+    let created = api
+        .post(
+            "/signup?redirect_to=https%3A%2F%2Fevil.example.net%2F",
+            json!({"email": "fay@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert!(created.body.get("access_token").is_none());
+    api.login("fay@example.com", PASSWORD)
+        .await
+        .legacy_error(400, "email_not_confirmed");
+    let mail = api.stub.last_mail_to("fay@example.com").unwrap();
+    assert_eq!(mail.kind, gotrue_stub::MailKind::Confirmation);
+    assert!(
+        mail.message
+            .contains("\r\nSubject: Confirm your email address\r\n")
+    );
+    let link = mail.link().unwrap();
+    assert!(
+        link.ends_with("&type=signup&redirect_to=https%3A%2F%2Fapp.example.com%2F"),
+        "{link}"
+    );
+
+    let (status, location) = api.open_link(link).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (target, fragment) = location.split_once('#').unwrap();
+    assert_eq!(target, "https://app.example.com/");
+    let fields: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(fragment.as_bytes())
+            .into_owned()
+            .collect();
+    assert_eq!(fields["type"], "signup");
+    assert_eq!(fields["token_type"], "bearer");
+    let user = api.user(&fields["access_token"]).await;
+    assert!(user.body["email_confirmed_at"].is_string(), "{}", user.body);
+    session_token(&api.login("fay@example.com", PASSWORD).await);
+
+    // Used once: the second click lands with the error in the fragment.
+    let (status, location) = api.open_link(link).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        location,
+        "https://app.example.com/#error=access_denied&error_code=otp_expired&error_description=Email+link+is+invalid+or+has+expired&sb="
+    );
+    // Parameters missing: a JSON error, no redirect.
+    let (status, _) = api
+        .open_link(&format!("{}/verify?token=abc", api.stub.issuer()))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // An allowed redirect (loopback, any port) is kept.
+    api.post(
+        "/signup?redirect_to=http%3A%2F%2F127.0.0.1%3A5173%2Fwelcome",
+        json!({"email": "gus@example.com", "password": PASSWORD}),
+    )
+    .await;
+    let link = api.stub.last_mail_to("gus@example.com").unwrap();
+    let (_, location) = api.open_link(link.link().unwrap()).await;
+    assert!(
+        location.starts_with("http://127.0.0.1:5173/welcome#access_token="),
+        "{location}"
+    );
+}
+
+#[tokio::test]
+async fn mail_quota_and_write_failures() {
+    let config = StubConfig::es256()
+        .require_email_confirmation()
+        .email_rate_limit(Some(RateLimit {
+            requests: 1,
+            per: Duration::from_secs(3600),
+        }));
+    let (api, dir) = with_outbox(config).await;
+    assert_eq!(api.signup("hal@example.com").await.status, 200);
+    let refused = api.signup("ida@example.com").await;
+    refused.legacy_error(429, "over_email_send_rate_limit");
+    assert_eq!(refused.body["msg"], "email rate limit exceeded");
+    assert!(
+        api.stub.user_id("ida@example.com").is_none(),
+        "the signup was undone"
+    );
+    api.stub.set_email_rate_limit(None);
+    assert_eq!(api.signup("ida@example.com").await.status, 200);
+
+    // The outbox folder vanishes: upstream's 500, and nothing changes.
+    api.stub.confirm_email("hal@example.com").unwrap();
+    std::fs::remove_dir_all(dir.path().join("outbox")).unwrap();
+    api.recover("hal@example.com")
+        .await
+        .legacy_error(500, "unexpected_failure");
+    std::fs::create_dir(dir.path().join("outbox")).unwrap();
+    assert_eq!(
+        api.recover("hal@example.com").await.status,
+        200,
+        "the failed mail did not count against the interval"
+    );
+}
+
+#[tokio::test]
+async fn recover_rate_limit_per_ip() {
+    let api = Api::start(StubConfig::es256().recover_rate_limit(RateLimit {
+        requests: 2,
+        per: Duration::from_secs(60),
+    }))
+    .await;
+    for _ in 0..2 {
+        assert_eq!(api.recover("x@example.com").await.status, 200);
+    }
+    api.recover("x@example.com")
+        .await
+        .legacy_error(429, "over_request_rate_limit");
+    api.stub.set_recover_rate_limit(None);
+    assert_eq!(api.recover("x@example.com").await.status, 200);
+}

@@ -24,6 +24,15 @@ const MAX_ANSWER_BYTES: usize = 1 << 20;
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// bcrypt's limit, which Supabase Auth enforces for every password.
 const MAX_PASSWORD_BYTES: usize = 72;
+/// Supabase Auth's limit on an email address.
+const MAX_EMAIL_BYTES: usize = 255;
+/// Why Supabase Auth may decline to mail a registered address: its mail
+/// limits and address checks, which it only reaches for registered ones.
+const MAIL_DECLINED_CODES: &[&str] = &[
+    "over_email_send_rate_limit",
+    "email_address_not_authorized",
+    "email_address_invalid",
+];
 
 /// The client could not be built (TLS setup): a start-up error.
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +40,8 @@ const MAX_PASSWORD_BYTES: usize = 72;
 pub struct ClientBuildError(String);
 
 /// A Supabase Auth client for one project: signup, password sign-in,
-/// refresh, get user, logout (and the JWKS, for the verifier). Cheap to
-/// clone.
+/// refresh, get user, logout, password recovery (and the JWKS, for the
+/// verifier). Cheap to clone.
 ///
 /// - TLS: rustls with the *ring* provider, configured explicitly (no
 ///   process-wide default provider is needed or consulted), and the
@@ -43,8 +52,8 @@ pub struct ClientBuildError(String);
 /// - Every call ends within the configured timeout (SUPABASE_TIMEOUT_SECONDS):
 ///   it covers connecting, the answer and, for the idempotent calls
 ///   (`GET /user`, the JWKS), their single retry after a short pause on a
-///   refused or dropped connection or a 502/503/504. Token, signup and
-///   logout calls are never retried.
+///   refused or dropped connection or a 502/503/504. Token, signup,
+///   logout and recovery calls are never retried.
 /// - Answers are read up to 1 MiB, their Content-Type is checked before
 ///   parsing, and errors are classified by code in both of upstream's
 ///   shapes (see [`SupabaseError`]).
@@ -247,6 +256,7 @@ enum Call {
     GetUser,
     Logout,
     Jwks,
+    Recover,
 }
 
 impl Call {
@@ -433,6 +443,39 @@ impl SupabaseClient {
         parse_success(Call::GetUser, reply)
     }
 
+    /// `POST /auth/v1/recover` with `{email}`: Supabase mails a password
+    /// recovery link when the address is registered, and answers alike when
+    /// it is not. The email's shape is checked here first.
+    ///
+    /// `Ok(())` also when Supabase declines to mail because of its mail
+    /// limits or address checks (`over_email_send_rate_limit`,
+    /// `email_address_not_authorized`, `email_address_invalid`): it only
+    /// reaches those for a registered address, so passing them on would tell
+    /// the caller that the address has an account. They are logged instead.
+    /// A per-client rate limit (`over_request_rate_limit`, applied before
+    /// any lookup) is [`SupabaseError::RateLimited`].
+    pub async fn recover(&self, email: &str) -> Result<(), SupabaseError> {
+        if email.len() > MAX_EMAIL_BYTES || !email_address::EmailAddress::is_valid(email) {
+            return Err(SupabaseError::Validation {
+                field: "email".into(),
+                message: "is not a valid email address".into(),
+            });
+        }
+        let body = json!({ "email": email });
+        let url = format!("{}/recover", self.inner.auth_url);
+        let reply = self
+            .execute(Call::Recover, || self.inner.http.post(&url).json(&body))
+            .await?;
+        if let Some(code) = mail_declined(&reply) {
+            tracing::warn!(
+                code = %code,
+                "Supabase Auth did not send a recovery mail; answering as if it had, so the answer does not reveal the address"
+            );
+            return Ok(());
+        }
+        parse_success::<Value>(Call::Recover, reply).map(drop)
+    }
+
     /// `POST /auth/v1/logout?scope=...` with the user's access token.
     pub async fn logout(
         &self,
@@ -544,6 +587,16 @@ impl SupabaseClient {
             body,
         })
     }
+}
+
+/// The code of a 4xx JSON answer by which Supabase declined to mail a
+/// registered address (see [`SupabaseClient::recover`]).
+fn mail_declined(reply: &Reply) -> Option<String> {
+    if !reply.status.is_client_error() || !is_json(&reply.headers) {
+        return None;
+    }
+    let body = serde_json::from_slice::<Value>(&reply.body).ok()?;
+    error_code(&body).filter(|code| MAIL_DECLINED_CODES.contains(&code.as_str()))
 }
 
 /// A token that cannot be sent in a header is not worth a round trip.
@@ -945,6 +998,38 @@ mod tests {
         assert!(
             parse_success::<Value>(Call::GetUser, reply(200, Some("text/plain"), "OK"))
                 .is_err_and(|e| e.is_unavailable())
+        );
+    }
+
+    #[test]
+    fn recovery_mail_refusals_that_would_reveal_an_account() {
+        let declined = |status, ct, body: &str| mail_declined(&reply(status, ct, body));
+        for code in MAIL_DECLINED_CODES {
+            let versioned = format!(r#"{{"code":"{code}","message":"x"}}"#);
+            let legacy = format!(r#"{{"code":429,"error_code":"{code}","msg":"x"}}"#);
+            assert_eq!(declined(429, JSON, &versioned).as_deref(), Some(*code));
+            assert_eq!(declined(400, JSON, &legacy).as_deref(), Some(*code));
+        }
+        // A per-client limit says nothing about the address: passed on.
+        assert_eq!(
+            declined(
+                429,
+                JSON,
+                r#"{"code":"over_request_rate_limit","message":"x"}"#
+            ),
+            None
+        );
+        assert_eq!(
+            declined(400, JSON, r#"{"code":"validation_failed","message":"x"}"#),
+            None
+        );
+        assert_eq!(
+            declined(500, JSON, r#"{"code":"over_email_send_rate_limit"}"#),
+            None
+        );
+        assert_eq!(
+            declined(429, Some("text/html"), "over_email_send_rate_limit"),
+            None
         );
     }
 

@@ -6,7 +6,8 @@
 //!   client): SUPABASE_URL, SUPABASE_KEY, SUPABASE_JWT_SECRET,
 //!   SUPABASE_VERIFY, SUPABASE_TIMEOUT_SECONDS.
 //! - [`SupabaseClient`]: signup, password sign-in, refresh, get user,
-//!   logout; bounded by the timeout, retried only when idempotent.
+//!   logout, password recovery; bounded by the timeout, retried only when
+//!   idempotent.
 //! - [`SupabaseError`]: every failure classified by upstream's error code,
 //!   and mapped to the contract through [`crate::ApiError`],
 //!   [`crate::OAuthError`] and [`crate::AuthError`] (`From` impls); an

@@ -1,7 +1,8 @@
-//! Signup, the token endpoint and logout, proxied to Supabase Auth. Its
-//! errors are mapped by their code: email taken 409, weak password 422 with
-//! the reasons, rate limited 429, bad credentials 400 `invalid_grant`, and
-//! Supabase unreachable, slow or broken 503 `supabase_unavailable`.
+//! Signup, the token endpoint, logout and forgot-password, proxied to
+//! Supabase Auth. Its errors are mapped by their code: email taken 409,
+//! weak password 422 with the reasons, rate limited 429, bad credentials
+//! 400 `invalid_grant`, and Supabase unreachable, slow or broken 503
+//! `supabase_unavailable`.
 
 use auth_kit::extract::BearerToken;
 use auth_kit::http::{JsonBody, TokenRequest};
@@ -9,7 +10,7 @@ use auth_kit::login::TokenResponse;
 use auth_kit::openapi::TokenForm;
 use auth_kit::supabase::{
     CurrentSupabaseUser, LogoutScope, SignUpOutcome, SupabaseAuth, SupabaseClaims, SupabaseClient,
-    SupabaseProfile, SupabaseUser,
+    SupabaseError, SupabaseProfile, SupabaseUser,
 };
 use auth_kit::{ApiError, ErrorBody, OAuthError};
 use axum::Json;
@@ -109,4 +110,53 @@ pub async fn logout(
 ) -> Result<StatusCode, ApiError> {
     supabase.logout(&token, LogoutScope::Local).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A password reset request.
+#[derive(Deserialize, ToSchema)]
+pub struct ForgotPasswordRequest {
+    #[schema(format = Email)]
+    email: String,
+}
+
+/// The one answer to every well-formed request.
+#[derive(Serialize, ToSchema)]
+pub struct ForgotPasswordAnswer {
+    message: &'static str,
+}
+
+const RESET_LINK_MAYBE_SENT: &str =
+    "If an account exists for this email address, a password reset link is on its way.";
+
+/// Asks Supabase Auth to mail a password reset link. The answer is the
+/// same whether or not the address has an account, so it reveals nothing.
+/// The link leads to Supabase, which signs the user in so they can set a
+/// new password (`PUT /auth/v1/user`).
+#[utoipa::path(post, path = "/auth/forgot-password", tag = "auth", request_body = ForgotPasswordRequest, responses(
+    (status = 202, description = "Accepted, whether or not the address has an account", body = ForgotPasswordAnswer),
+    (status = 400, description = "Malformed JSON", body = ErrorBody),
+    (status = 403, description = "The project has email sign-in disabled", body = ErrorBody),
+    (status = 413, description = "The body is too large", body = ErrorBody),
+    (status = 415, description = "The body is not application/json", body = ErrorBody),
+    (status = 422, description = "The email is missing or malformed", body = ErrorBody),
+    (status = 429, description = "Too many requests; Retry-After says when to try again", body = ErrorBody),
+    (status = 503, description = "supabase_unavailable", body = ErrorBody),
+))]
+pub async fn forgot_password(
+    State(supabase): State<SupabaseClient>,
+    JsonBody(request): JsonBody<ForgotPasswordRequest>,
+) -> Result<(StatusCode, Json<ForgotPasswordAnswer>), ApiError> {
+    supabase
+        .recover(&request.email)
+        .await
+        .map_err(|e| match e {
+            SupabaseError::SignupDisabled => {
+                ApiError::Forbidden("Email sign-in is disabled for this project".into())
+            }
+            other => other.into(),
+        })?;
+    let answer = ForgotPasswordAnswer {
+        message: RESET_LINK_MAYBE_SENT,
+    };
+    Ok((StatusCode::ACCEPTED, Json(answer)))
 }

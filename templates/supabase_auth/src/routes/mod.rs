@@ -22,6 +22,7 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(auth::signup))
         .routes(routes!(auth::token))
         .routes(routes!(auth::logout))
+        .routes(routes!(auth::forgot_password))
         .routes(routes!(users::me))
         .routes(routes!(users::admin))
         .routes(routes!(items::my_items))
