@@ -304,44 +304,121 @@ impl Store {
         Ok(rows.into_iter().map(User::from).collect())
     }
 
-    /// Applies `update` in one statement; `None` when there is no such user.
-    /// Absent fields are left as they are; `permissions` replaces the grants.
+    /// Applies `update`; `None` when there is no such user. Absent fields are
+    /// left as they are; `permissions` replaces the grants.
+    ///
+    /// A change that would leave no enabled admin (demoting or disabling the
+    /// last one) is [`UserChangeError::LastAdmin`], decided by the database:
+    /// see [`Store::delete_user`] for how it holds under concurrent changes.
     pub async fn update_user(
         &self,
         id: i64,
         update: &UserUpdate,
-    ) -> Result<Option<User>, StoreError> {
+    ) -> Result<Option<User>, UserChangeError> {
         let permissions = update.permissions.as_ref().map(|p| {
             let mut p = p.clone();
             p.sort();
             p.dedup();
             p.join(" ")
         });
-        let row = on_pool!(self, |pool| {
-            sqlx::query_as::<_, UserRow>(&format!(
+        let may_remove_an_admin = update.role.as_deref().is_some_and(|r| r != ADMIN_ROLE)
+            || update.disabled == Some(true);
+        let lock = self.admin_lock().filter(|_| may_remove_an_admin);
+        let (row, exists) = on_pool!(self, |pool| async {
+            let mut tx = pool.begin().await?;
+            if let Some(lock) = lock {
+                sqlx::query(lock).bind(ADMIN_ROLE).execute(&mut *tx).await?;
+            }
+            // The row changes unless it is an enabled admin that would stop
+            // being one while no other enabled admin exists.
+            let row = sqlx::query_as::<_, UserRow>(&format!(
                 "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), \
-                 permissions = COALESCE($4, permissions) WHERE id = $1 RETURNING {USER_COLUMNS}"
+                 permissions = COALESCE($4, permissions) \
+                 WHERE id = $1 AND (role <> $5 OR disabled \
+                 OR (COALESCE($2, role) = $5 AND NOT COALESCE($3, disabled)) \
+                 OR {ANOTHER_ENABLED_ADMIN}) \
+                 RETURNING {USER_COLUMNS}"
             ))
             .bind(id)
             .bind(&update.role)
             .bind(update.disabled)
             .bind(&permissions)
-            .fetch_optional(pool)
-            .await
-        })?;
-        Ok(row.map(User::from))
+            .bind(ADMIN_ROLE)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let exists = match row {
+                Some(_) => true,
+                None => {
+                    sqlx::query_scalar::<_, bool>(USER_EXISTS)
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?
+                }
+            };
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>((row, exists))
+        }
+        .await)
+        .map_err(StoreError::from)?;
+        match (row, exists) {
+            (Some(row), _) => Ok(Some(User::from(row))),
+            (None, true) => Err(UserChangeError::LastAdmin),
+            (None, false) => Ok(None),
+        }
     }
 
-    /// Deletes a user with their items and logins (foreign keys cascade).
-    pub async fn delete_user(&self, id: i64) -> Result<bool, StoreError> {
-        let result = on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM users WHERE id = $1")
-                .bind(id)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        Ok(result > 0)
+    /// Deletes a user with their items and logins (foreign keys cascade);
+    /// `false` when there was no such user.
+    ///
+    /// Deleting the last enabled admin is [`UserChangeError::LastAdmin`].
+    /// The rule is decided by the database, so two admins demoting, disabling
+    /// or deleting each other at the same moment cannot both succeed: SQLite
+    /// runs one writer at a time, and on PostgreSQL the transaction first
+    /// locks every enabled admin's row (under READ COMMITTED both would
+    /// otherwise still see the other enabled: write skew).
+    pub async fn delete_user(&self, id: i64) -> Result<bool, UserChangeError> {
+        let lock = self.admin_lock();
+        let (deleted, exists) = on_pool!(self, |pool| async {
+            let mut tx = pool.begin().await?;
+            if let Some(lock) = lock {
+                sqlx::query(lock).bind(ADMIN_ROLE).execute(&mut *tx).await?;
+            }
+            let deleted = sqlx::query(&format!(
+                "DELETE FROM users WHERE id = $1 AND (role <> $2 OR disabled OR {ANOTHER_ENABLED_ADMIN})"
+            ))
+            .bind(id)
+            .bind(ADMIN_ROLE)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            let exists = !deleted
+                && sqlx::query_scalar::<_, bool>(USER_EXISTS)
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>((deleted, exists))
+        }
+        .await)
+        .map_err(StoreError::from)?;
+        if exists {
+            return Err(UserChangeError::LastAdmin);
+        }
+        Ok(deleted)
+    }
+
+    /// The statement that serialises changes to the set of enabled admins
+    /// (`$1` the admin role): on PostgreSQL, lock their rows, in id order so
+    /// two such transactions cannot deadlock. SQLite's single writer
+    /// serialises them already.
+    fn admin_lock(&self) -> Option<&'static str> {
+        match self.backend() {
+            Backend::Postgres => {
+                Some("SELECT id FROM users WHERE role = $1 AND NOT disabled ORDER BY id FOR UPDATE")
+            }
+            Backend::Sqlite => None,
+        }
     }
 
     /// Creates the bootstrap admin unless a user of that name exists (an
@@ -369,7 +446,7 @@ impl Store {
             email: None,
             full_name: None,
             password_hash: &password_hash,
-            role: "admin",
+            role: ADMIN_ROLE,
         };
         match self.create_user(&new).await {
             Ok(_) => Ok(AdminBootstrapOutcome::Created),
@@ -734,6 +811,13 @@ pub async fn check_database(url: &str, timeout: Duration) -> Result<Backend, Str
         .unwrap_or_else(|_| Err(format!("no answer within {}s", timeout.as_secs())))
 }
 
+/// The role the last-admin rule protects (and admin bootstrap creates).
+const ADMIN_ROLE: &str = "admin";
+/// In a statement on `users`: another enabled user holds the row's role
+/// (it guards only rows whose role is the admin role).
+const ANOTHER_ENABLED_ADMIN: &str = "EXISTS (SELECT 1 FROM users other WHERE other.role = users.role \
+     AND NOT other.disabled AND other.id <> users.id)";
+const USER_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)";
 const USER_COLUMNS: &str =
     "id, username, email, full_name, role, permissions, disabled, created_at";
 /// The per-request lookup: the token's user and its login, by primary keys
@@ -900,6 +984,30 @@ impl From<CreateUserError> for ApiError {
                 description: "That email is already taken".into(),
             },
             CreateUserError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Why an admin's change to a user was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UserChangeError {
+    /// The change would leave no enabled admin (409 `last_admin`).
+    #[error("the last enabled admin cannot be demoted, disabled or deleted")]
+    LastAdmin,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<UserChangeError> for ApiError {
+    fn from(e: UserChangeError) -> Self {
+        match e {
+            UserChangeError::LastAdmin => ApiError::Conflict {
+                code: "last_admin",
+                description: "The last enabled admin cannot be demoted, disabled or deleted; make another user an admin first".into(),
+            },
+            UserChangeError::Store(e) => e.into(),
         }
     }
 }

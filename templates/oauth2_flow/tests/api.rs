@@ -593,3 +593,55 @@ async fn administration() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_last_admin_stays() {
+    for s in servers("the_last_admin_stays").await {
+        let doc = s.get("/openapi.json", None).await.body;
+        for method in ["patch", "delete"] {
+            assert!(
+                doc["paths"]["/users/{id}"][method]["responses"]
+                    .get("409")
+                    .is_some(),
+                "{method} /users/{{id}} documents 409 last_admin"
+            );
+        }
+        let admin = s.admin_token().await;
+        let root = s.get("/users/me", Some(&admin)).await.body["id"]
+            .as_i64()
+            .unwrap();
+        let root_path = format!("/users/{root}");
+        let last = error(
+            "last_admin",
+            "The last enabled admin cannot be demoted, disabled or deleted; make another user an admin first",
+        );
+        for body in [json!({"role": "user"}), json!({"disabled": true})] {
+            let reply = s.json("PATCH", &root_path, Some(&admin), body).await;
+            assert_eq!((reply.status, &reply.body), (409, &last), "{}", s.backend);
+        }
+        let reply = s.delete(&root_path, Some(&admin)).await;
+        assert_eq!((reply.status, &reply.body), (409, &last));
+        assert_eq!(s.get("/users", Some(&admin)).await.status, 200);
+
+        // With a second admin, the first may step down; the second is then the last.
+        let kim = s.signup("kim").await;
+        let kim_path = format!("/users/{kim}");
+        let promoted = s
+            .json("PATCH", &kim_path, Some(&admin), json!({"role": "admin"}))
+            .await;
+        assert_eq!(promoted.status, 200, "{promoted:?}");
+        let stepped_down = s
+            .json("PATCH", &root_path, Some(&admin), json!({"role": "user"}))
+            .await;
+        assert_eq!(
+            (stepped_down.status, &stepped_down.body["role"]),
+            (200, &json!("user"))
+        );
+        let kim_token = s.token("kim", &password_of("kim"), None).await;
+        let reply = s
+            .json("PATCH", &kim_path, Some(&kim_token), json!({"disabled": true}))
+            .await;
+        assert_eq!((reply.status, &reply.body), (409, &last));
+        assert_eq!(s.delete(&root_path, Some(&kim_token)).await.status, 204);
+    }
+}
