@@ -29,6 +29,7 @@ use std::time::Duration;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::refresh::ReuseWindow;
 use crate::token::{KeyError, Leeway, MIN_SECRET_BYTES, SigningAlgorithm, SigningKeys};
 
 // The Supabase settings live in their own file but use this module's
@@ -366,6 +367,9 @@ pub struct ServiceSettings {
     pub access_token_ttl: Duration,
     /// Refresh-token lifetime (REFRESH_TOKEN_EXPIRE_DAYS).
     pub refresh_token_ttl: Duration,
+    /// How long a rotated refresh token still gets its successor
+    /// (REFRESH_TOKEN_REUSE_SECONDS).
+    pub refresh_reuse: ReuseWindow,
     /// `iss` (JWT_ISSUER).
     pub issuer: String,
     /// `aud` (JWT_AUDIENCE).
@@ -595,6 +599,19 @@ fn read_service(
     let refresh_days = report.take(integer(env, "REFRESH_TOKEN_EXPIRE_DAYS", 14, 1, 365), |d| {
         Finding::pass("REFRESH_TOKEN_EXPIRE_DAYS", format!("{d} days"))
     });
+    let refresh_reuse = report.take(refresh_reuse(env), |w| {
+        Finding::pass(
+            "REFRESH_TOKEN_REUSE_SECONDS",
+            if w.is_disabled() {
+                "0: off; presenting a used refresh token again always revokes its login".to_owned()
+            } else {
+                format!(
+                    "{} seconds: a refresh token presented again that soon after its use gets the same successor",
+                    w.as_secs()
+                )
+            },
+        )
+    });
     let leeway = report.take(leeway(env), |l| {
         Finding::pass("JWT_LEEWAY_SECONDS", format!("{} seconds", l.as_secs()))
     });
@@ -637,6 +654,7 @@ fn read_service(
         keys: keys?,
         access_token_ttl: Duration::from_secs(access_minutes? * 60),
         refresh_token_ttl: Duration::from_secs(refresh_days? * 86_400),
+        refresh_reuse: refresh_reuse?,
         issuer,
         audience,
         leeway: leeway?,
@@ -649,6 +667,25 @@ fn read_service(
             max_failures_per_ip: LoginLimits::STANDARD.max_failures_per_ip,
             lockout: Duration::from_secs(lockout?),
         },
+    })
+}
+
+/// REFRESH_TOKEN_REUSE_SECONDS: 0 (off) to 60, default 10.
+fn refresh_reuse(env: &Environment) -> Result<ReuseWindow, ConfigError> {
+    let seconds = integer(
+        env,
+        "REFRESH_TOKEN_REUSE_SECONDS",
+        ReuseWindow::STANDARD.as_secs(),
+        0,
+        ReuseWindow::MAX_SECONDS,
+    )?;
+    ReuseWindow::seconds(seconds).ok_or_else(|| {
+        ConfigError::new(
+            "REFRESH_TOKEN_REUSE_SECONDS",
+            ConfigErrorKind::OutOfRange,
+            "REFRESH_TOKEN_REUSE_SECONDS is out of range",
+            "set it from 0 (off) to 60",
+        )
     })
 }
 
@@ -1043,6 +1080,16 @@ mod tests {
             "not a whole number",
         );
         check_refused(
+            &[("SECRET_KEY", GOOD_KEY), ("REFRESH_TOKEN_REUSE_SECONDS", "61")],
+            "REFRESH_TOKEN_REUSE_SECONDS",
+            "out of range",
+        );
+        check_refused(
+            &[("SECRET_KEY", GOOD_KEY), ("REFRESH_TOKEN_REUSE_SECONDS", "-1")],
+            "REFRESH_TOKEN_REUSE_SECONDS",
+            "not a whole number",
+        );
+        check_refused(
             &[("SECRET_KEY", GOOD_KEY), ("JWT_LEEWAY_SECONDS", "61")],
             "JWT_LEEWAY_SECONDS",
             "out of range",
@@ -1102,6 +1149,8 @@ mod tests {
         assert_eq!(s.keys.algorithm(), SigningAlgorithm::HS256);
         assert_eq!(s.access_token_ttl, Duration::from_secs(30 * 60));
         assert_eq!(s.refresh_token_ttl, Duration::from_secs(14 * 86_400));
+        assert_eq!(s.refresh_reuse, ReuseWindow::STANDARD);
+        assert_eq!(s.refresh_reuse.as_secs(), 10);
         assert_eq!(
             (s.issuer.as_str(), s.audience.as_str()),
             ("my-api", "my-api")

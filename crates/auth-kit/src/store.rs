@@ -13,7 +13,13 @@
 //! - uniqueness (usernames and emails, ignoring case) is decided by unique
 //!   indexes, never by check-then-insert, so it holds under races;
 //! - rotating a refresh token is one conditional `UPDATE`: of two
-//!   concurrent rotations of the same token at most one succeeds;
+//!   concurrent rotations of the same token at most one succeeds, and the
+//!   others, in the same transaction, find the winner's successor (the
+//!   reuse window) or nothing;
+//! - the database never holds a usable refresh token: tokens are stored as
+//!   SHA-256, successors only sealed under a key derived from their parent;
+//! - the last enabled admin is never demoted, disabled or deleted, also
+//!   when two admins change each other at once;
 //! - the per-request lookup of a token's user and login is one indexed query.
 
 use std::fmt;
@@ -28,6 +34,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use crate::clock::{Clock, rfc3339};
 use crate::error::ApiError;
 use crate::extract::{Account, Lookup, LookupError, UserDirectory};
+use crate::refresh::{ReuseWindow, SealedSuccessor};
 use crate::token::VerifiedAccess;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -516,33 +523,49 @@ impl Store {
         Ok(row)
     }
 
-    /// Spends `old` and stores `new` in the same login, atomically: the
-    /// conditional `UPDATE` lets exactly one of several concurrent
-    /// rotations through. `false` when `old` was already spent, expired, or
-    /// its login revoked (nothing is stored then).
+    /// Spends `old` and stores its successor `new` in the same login, in one
+    /// transaction: the conditional `UPDATE` lets exactly one of several
+    /// concurrent rotations through, and records the successor's hash and
+    /// `sealed` (the successor sealed under a key only `old`'s holder can
+    /// derive) on `old`'s row.
+    ///
+    /// When `old` is already spent, the same transaction asks whether it
+    /// was rotated within `window` and its successor is still unspent (and
+    /// the login live): then the answer is that successor, still sealed, for
+    /// the caller to open with the presented token. Concurrent rotations on
+    /// any number of instances agree: the losers' `UPDATE` waits for the
+    /// winner's commit (a row lock on PostgreSQL, the single writer on
+    /// SQLite), and the lookup that follows, a new statement under READ
+    /// COMMITTED, sees the winner's successor.
     pub async fn rotate_refresh_token(
         &self,
         old: &RefreshTokenHash,
         new: &RefreshTokenHash,
+        sealed: &SealedSuccessor,
         login_id: &str,
         ttl: Duration,
-    ) -> Result<bool, StoreError> {
+        window: ReuseWindow,
+    ) -> Result<Rotation, StoreError> {
         let now = self.clock.now();
         let expires_at = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
-        let rotated = on_pool!(self, |pool| {
+        let window_start = now.saturating_sub(i64::try_from(window.as_secs()).unwrap_or(0));
+        let (spent, replay) = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let spent = sqlx::query(
-                "UPDATE refresh_tokens SET spent_at = $1 \
+                "UPDATE refresh_tokens SET spent_at = $1, successor_hash = $4, successor_sealed = $5 \
                  WHERE token_hash = $2 AND login_id = $3 AND spent_at IS NULL AND expires_at > $1 \
                  AND EXISTS (SELECT 1 FROM logins WHERE id = $3 AND revoked_at IS NULL)",
             )
             .bind(now)
             .bind(&old.0)
             .bind(login_id)
+            .bind(&new.0)
+            .bind(sealed.as_str())
             .execute(&mut *tx)
             .await?
-            .rows_affected();
-            if spent == 1 {
+            .rows_affected()
+                == 1;
+            let replay = if spent {
                 sqlx::query(
                     "INSERT INTO refresh_tokens (token_hash, login_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)",
                 )
@@ -552,11 +575,36 @@ impl Store {
                 .bind(expires_at)
                 .execute(&mut *tx)
                 .await?;
-            }
+                None
+            } else if window.is_disabled() {
+                None
+            } else {
+                sqlx::query_as::<_, (String, String)>(
+                    "SELECT r.successor_hash, r.successor_sealed FROM refresh_tokens r \
+                     JOIN refresh_tokens s ON s.token_hash = r.successor_hash \
+                     JOIN logins l ON l.id = r.login_id \
+                     WHERE r.token_hash = $1 AND r.login_id = $2 AND r.spent_at >= $3 \
+                     AND r.successor_sealed IS NOT NULL \
+                     AND s.spent_at IS NULL AND s.expires_at > $4 AND l.revoked_at IS NULL",
+                )
+                .bind(&old.0)
+                .bind(login_id)
+                .bind(window_start)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?
+            };
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(spent == 1)
+            Ok::<_, sqlx::Error>((spent, replay))
         })?;
-        Ok(rotated)
+        Ok(match (spent, replay) {
+            (true, _) => Rotation::Rotated,
+            (false, Some((successor, sealed))) => Rotation::AlreadyRotated {
+                successor: RefreshTokenHash(successor),
+                sealed: SealedSuccessor::from_stored(sealed),
+            },
+            (false, None) => Rotation::Refused,
+        })
     }
 
     /// Revokes a login: its refresh tokens stop working, and so, at once, do
@@ -1086,12 +1134,36 @@ impl RefreshTokenHash {
     pub fn of(token: &str) -> Self {
         Self(hex::encode(Sha256::digest(token.as_bytes())))
     }
+
+    /// The hash, hex (what the database stores).
+    pub fn as_hex(&self) -> &str {
+        &self.0
+    }
 }
 
 impl fmt::Debug for RefreshTokenHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("RefreshTokenHash(..)")
     }
+}
+
+/// What [`Store::rotate_refresh_token`] decided for a presented token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// It was spent now and its successor stored.
+    Rotated,
+    /// It was spent already, within the reuse window, and its successor is
+    /// unspent: that successor, sealed under a key derived from the
+    /// presented token.
+    AlreadyRotated {
+        /// The successor's hash (part of the seal's binding).
+        successor: RefreshTokenHash,
+        /// The successor, sealed.
+        sealed: SealedSuccessor,
+    },
+    /// Spent outside the window (or its successor used), expired, or its
+    /// login revoked: reuse.
+    Refused,
 }
 
 /// A stored refresh token and its login.

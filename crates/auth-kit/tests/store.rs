@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use auth_kit::extract::Lookup;
+use auth_kit::refresh::{ReuseWindow, SealedSuccessor, SuccessorBinding};
 use auth_kit::store::{
-    AdminBootstrapOutcome, Backend, CreateUserError, NewItem, NewUser, RefreshTokenHash, Store,
-    TakenField, UserChangeError, UserUpdate,
+    AdminBootstrapOutcome, Backend, CreateUserError, NewItem, NewUser, RefreshTokenHash, Rotation,
+    Store, TakenField, UserChangeError, UserUpdate,
 };
 use auth_kit::testing::TestDatabase;
 
@@ -94,60 +95,121 @@ async fn concurrent_signups_of_one_name_give_one_user() {
     }
 }
 
+/// Rotates `parent` (a token, not a hash) to `next` in `login`.
+async fn rotate(
+    store: &Store,
+    parent: &str,
+    next: &str,
+    login: &str,
+    window: ReuseWindow,
+) -> Rotation {
+    let (parent_hash, next_hash) = (RefreshTokenHash::of(parent), RefreshTokenHash::of(next));
+    let sealed = SealedSuccessor::seal(
+        parent,
+        next,
+        &SuccessorBinding {
+            parent: &parent_hash,
+            successor: &next_hash,
+            login_id: login,
+        },
+    );
+    store
+        .rotate_refresh_token(
+            &parent_hash,
+            &next_hash,
+            &sealed,
+            login,
+            Duration::from_secs(60),
+            window,
+        )
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn refresh_rotation_is_atomic() {
     for (db, store) in stores("refresh_rotation_is_atomic").await {
         let user = store.create_user(&new_user("rot", None)).await.unwrap();
-        let first = RefreshTokenHash::of("first");
         let login = store
-            .start_login(user.id, "me", &first, Duration::from_secs(60))
+            .start_login(
+                user.id,
+                "me",
+                &RefreshTokenHash::of("first"),
+                Duration::from_secs(60),
+            )
             .await
             .unwrap()
             .unwrap();
-        let second = RefreshTokenHash::of("second");
+        let window = ReuseWindow::STANDARD;
+        assert_eq!(
+            rotate(&store, "first", "second", &login, window).await,
+            Rotation::Rotated
+        );
+        let spent = store
+            .find_refresh_token(&RefreshTokenHash::of("first"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(spent.spent_at.is_some(), "{db:?}");
+        // Again, within the window: the first successor, never a second one.
+        match rotate(&store, "first", "x", &login, window).await {
+            Rotation::AlreadyRotated { successor, .. } => {
+                assert_eq!(successor, RefreshTokenHash::of("second"), "{db:?}")
+            }
+            other => panic!("{db:?}: {other:?}"),
+        }
         assert!(
             store
-                .rotate_refresh_token(&first, &second, &login, Duration::from_secs(60))
+                .find_refresh_token(&RefreshTokenHash::of("x"))
                 .await
                 .unwrap()
+                .is_none(),
+            "nothing stored for the loser"
         );
-        assert!(
-            !store
-                .rotate_refresh_token(
-                    &first,
-                    &RefreshTokenHash::of("x"),
-                    &login,
-                    Duration::from_secs(60)
-                )
-                .await
-                .unwrap()
+        assert_eq!(
+            rotate(&store, "first", "x", &login, ReuseWindow::DISABLED).await,
+            Rotation::Refused,
+            "{db:?}: no window, no successor"
         );
-        let spent = store.find_refresh_token(&first).await.unwrap().unwrap();
-        assert!(spent.spent_at.is_some(), "{db:?}");
 
-        // 20 concurrent rotations of one token: at most one wins.
+        // 20 concurrent rotations of one token: exactly one wins, and every
+        // other one gets the winner's successor.
         let racers: Vec<_> = (0..20)
             .map(|i| {
-                let (store, login, second) = (store.clone(), login.clone(), second.clone());
+                let (store, login) = (store.clone(), login.clone());
                 tokio::spawn(async move {
-                    store
-                        .rotate_refresh_token(
-                            &second,
-                            &RefreshTokenHash::of(&format!("next-{i}")),
-                            &login,
-                            Duration::from_secs(60),
-                        )
-                        .await
+                    rotate(&store, "second", &format!("next-{i}"), &login, window).await
                 })
             })
             .collect();
-        let mut wins = 0;
-        for r in racers {
-            if r.await.unwrap().unwrap() {
-                wins += 1;
+        let mut winners = Vec::new();
+        let mut successors = std::collections::BTreeSet::new();
+        for (i, r) in racers.into_iter().enumerate() {
+            match r.await.unwrap() {
+                Rotation::Rotated => winners.push(i),
+                Rotation::AlreadyRotated { successor, .. } => {
+                    successors.insert(successor.as_hex().to_owned());
+                }
+                Rotation::Refused => panic!("{db:?}: a racer was refused"),
             }
         }
-        assert_eq!(wins, 1, "{db:?}");
+        assert_eq!(winners.len(), 1, "{db:?}");
+        let winner = RefreshTokenHash::of(&format!("next-{}", winners[0]));
+        assert_eq!(
+            successors.into_iter().collect::<Vec<_>>(),
+            [winner.as_hex().to_owned()],
+            "{db:?}"
+        );
+        // Once the successor is used, its parent gets nothing.
+        assert_eq!(
+            rotate(&store, &format!("next-{}", winners[0]), "third", &login, window).await,
+            Rotation::Rotated
+        );
+        assert_eq!(
+            rotate(&store, "second", "y", &login, window).await,
+            Rotation::Refused,
+            "{db:?}"
+        );
     }
 }
 
