@@ -130,9 +130,7 @@ impl SealedSuccessor {
     /// `binding` its row; `None` otherwise (or when the stored text is not
     /// a sealed successor at all).
     pub fn open(&self, parent: &str, binding: &SuccessorBinding<'_>) -> Option<Zeroizing<String>> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(self.0.strip_prefix(FORMAT)?)
-            .ok()?;
+        let bytes = URL_SAFE_NO_PAD.decode(self.0.strip_prefix(FORMAT)?).ok()?;
         if bytes.len() <= NONCE_BYTES {
             return None;
         }
@@ -223,8 +221,16 @@ mod tests {
         );
         let other = RefreshTokenHash::of("other");
         assert!(sealed.open("other", &binding(&p, &s, "login")).is_none());
-        assert!(sealed.open(&parent, &binding(&other, &s, "login")).is_none());
-        assert!(sealed.open(&parent, &binding(&p, &other, "login")).is_none());
+        assert!(
+            sealed
+                .open(&parent, &binding(&other, &s, "login"))
+                .is_none()
+        );
+        assert!(
+            sealed
+                .open(&parent, &binding(&p, &other, "login"))
+                .is_none()
+        );
         assert!(sealed.open(&parent, &binding(&p, &s, "login2")).is_none());
         // Fresh nonce each time.
         assert_ne!(
@@ -233,11 +239,7 @@ mod tests {
         );
         for garbage in ["", "v1.", "v1.AAAA", "v2.xyz", "v1.!!!", sealed.as_str()] {
             let tampered = SealedSuccessor::from_stored(garbage.replace("v1.", "v1.A"));
-            assert!(
-                tampered
-                    .open(&parent, &binding(&p, &s, "login"))
-                    .is_none()
-            );
+            assert!(tampered.open(&parent, &binding(&p, &s, "login")).is_none());
         }
     }
 }

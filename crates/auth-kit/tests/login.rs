@@ -18,9 +18,7 @@ use auth_kit::token::AccessTokenVerifier;
 use auth_kit::{ApiError, OAuthError};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use common::{
-    REFRESH_TTL, harness, harness_with_reuse, password_grant, refresh_grant, signup,
-};
+use common::{REFRESH_TTL, harness, harness_with_reuse, password_grant, refresh_grant, signup};
 
 fn code(e: &OAuthError) -> &'static str {
     e.code()
@@ -345,7 +343,10 @@ async fn concurrent_refreshes_all_get_the_one_successor() {
         assert_ne!(successor, pair.refresh_token);
         // Nothing was revoked: every access token works, and the successor rotates.
         for answer in &answers {
-            let access = h.verifier.verify(&answer.as_ref().unwrap().access_token).unwrap();
+            let access = h
+                .verifier
+                .verify(&answer.as_ref().unwrap().access_token)
+                .unwrap();
             assert!(matches!(
                 h.store
                     .user_for_access(access.user_id, access.login_id())
@@ -543,7 +544,10 @@ async fn the_successor_cannot_be_read_from_the_database() {
             .find(|r| r.0 == RefreshTokenHash::of(&first.refresh_token).as_hex())
             .unwrap();
         let (successor_hash, sealed) = (parent.1.clone().unwrap(), parent.2.clone().unwrap());
-        assert_eq!(successor_hash, RefreshTokenHash::of(&second.refresh_token).as_hex());
+        assert_eq!(
+            successor_hash,
+            RefreshTokenHash::of(&second.refresh_token).as_hex()
+        );
 
         // No stored value is, contains or encodes either token.
         let stored: Vec<&str> = rows
@@ -551,13 +555,14 @@ async fn the_successor_cannot_be_read_from_the_database() {
             .flat_map(|r| [Some(r.0.as_str()), r.1.as_deref(), r.2.as_deref()])
             .flatten()
             .collect();
-        let sealed_bytes = B64
-            .decode(sealed.strip_prefix("v1.").unwrap())
-            .unwrap();
+        let sealed_bytes = B64.decode(sealed.strip_prefix("v1.").unwrap()).unwrap();
         for token in [&first.refresh_token, &second.refresh_token] {
             let raw = B64.decode(token).unwrap();
             for value in &stored {
-                assert!(!value.contains(token.as_str()), "{db:?}: a token in the database");
+                assert!(
+                    !value.contains(token.as_str()),
+                    "{db:?}: a token in the database"
+                );
             }
             assert!(
                 !sealed_bytes.windows(raw.len()).any(|w| w == raw.as_slice())
@@ -587,7 +592,11 @@ async fn the_successor_cannot_be_read_from_the_database() {
             login_id: &login,
         };
         let sealed = SealedSuccessor::from_stored(sealed);
-        for guess in stored.iter().copied().chain([second.refresh_token.as_str(), "x"]) {
+        for guess in stored
+            .iter()
+            .copied()
+            .chain([second.refresh_token.as_str(), "x"])
+        {
             assert!(sealed.open(guess, &binding).is_none(), "{db:?}");
         }
         assert_eq!(

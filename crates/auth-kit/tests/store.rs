@@ -202,7 +202,14 @@ async fn refresh_rotation_is_atomic() {
         );
         // Once the successor is used, its parent gets nothing.
         assert_eq!(
-            rotate(&store, &format!("next-{}", winners[0]), "third", &login, window).await,
+            rotate(
+                &store,
+                &format!("next-{}", winners[0]),
+                "third",
+                &login,
+                window
+            )
+            .await,
             Rotation::Rotated
         );
         assert_eq!(
