@@ -1244,17 +1244,13 @@ impl Prober<'_> {
             .is_some_and(|s| s.refresh.as_ref().map(|r| r.as_str()) == next_refresh);
         let refused = again.status == 400 && again.error_code() == Some("invalid_grant");
         let newest = if same_successor {
-            self.record(
-                true,
-                WINDOW,
-                window_expected,
-                "200 with the same new refresh token and a fresh access token".to_owned(),
-            );
+            let window_got = "200 with the same new refresh token and a fresh access token";
             // Use the successor; the old token is then reuse, window or not.
             let spent = self.refresh_with(next_refresh.unwrap_or_default()).await?;
             let Some(newest) = session_of(&spent) else {
                 let got = format!("the new refresh token was refused: {}", spent.describe());
                 self.record(false, ROTATION, rotation_expected, got);
+                self.record(true, WINDOW, window_expected, window_got.to_owned());
                 self.skip(REUSE_REFRESH, reuse_expected, "the refresh failed");
                 self.skip(REUSE_ACCESS, INVALID_TOKEN, "the refresh failed");
                 return Ok(());
@@ -1270,6 +1266,7 @@ impl Prober<'_> {
                 rotation_expected,
                 got,
             );
+            self.record(true, WINDOW, window_expected, window_got.to_owned());
             newest
         } else if refused {
             let got = format!(
