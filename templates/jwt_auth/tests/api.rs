@@ -647,7 +647,7 @@ async fn the_last_admin_stays() {
                 doc["paths"]["/users/{id}"][method]["responses"]
                     .get("409")
                     .is_some(),
-                "{method} /users/{{id}} documents 409 last_admin"
+                "{method} on a user documents 409 last_admin"
             );
         }
         let admin = s.admin_token().await;
