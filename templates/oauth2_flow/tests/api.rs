@@ -693,7 +693,12 @@ async fn the_last_admin_stays() {
         );
         let kim_token = s.token("kim", &password_of("kim"), None).await;
         let reply = s
-            .json("PATCH", &kim_path, Some(&kim_token), json!({"disabled": true}))
+            .json(
+                "PATCH",
+                &kim_path,
+                Some(&kim_token),
+                json!({"disabled": true}),
+            )
             .await;
         assert_eq!((reply.status, &reply.body), (409, &last));
         assert_eq!(s.delete(&root_path, Some(&kim_token)).await.status, 204);
