@@ -498,7 +498,7 @@ pub fn env_file(strategy: Strategy, name: &str) -> String {
             &auth_kit::random::secret_hex()[..32]
         ),
         Strategy::Jwt | Strategy::Oauth2 => format!(
-            "{header}# 256 bits from the operating system's random number generator.\nSECRET_KEY={}\n# ALGORITHM=HS256\n# JWT_PRIVATE_KEY_FILE=  (RS256, ES256, EdDSA)\n# JWT_PUBLIC_KEY_FILE=\n# ACCESS_TOKEN_EXPIRE_MINUTES=30\n# REFRESH_TOKEN_EXPIRE_DAYS=14\n# JWT_ISSUER={name}\n# JWT_AUDIENCE={name}\n# JWT_LEEWAY_SECONDS=30\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n# ADMIN_USERNAME=\n# ADMIN_PASSWORD=\n# LOGIN_MAX_FAILURES=5\n# LOGIN_LOCKOUT_SECONDS=300\n",
+            "{header}# 256 bits from the operating system's random number generator.\nSECRET_KEY={}\n# ALGORITHM=HS256\n# JWT_PRIVATE_KEY_FILE=  (RS256, ES256, EdDSA)\n# JWT_PUBLIC_KEY_FILE=\n# ACCESS_TOKEN_EXPIRE_MINUTES=30\n# REFRESH_TOKEN_EXPIRE_DAYS=14\n# Seconds a used refresh token still gets the same new one (0 to 60, 0 off):\n# REFRESH_TOKEN_REUSE_SECONDS=10\n# Written by `cargo xtask setup-jwt --rotate`: the key before the last rotation,\n# which verifies but never signs, and when it was retired:\n# SECRET_KEY_PREVIOUS=\n# JWT_PREVIOUS_PUBLIC_KEY_FILES=  (RS256, ES256, EdDSA; comma-separated)\n# JWT_KEY_ROTATED_AT=\n# JWT_ISSUER={name}\n# JWT_AUDIENCE={name}\n# JWT_LEEWAY_SECONDS=30\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n# ADMIN_USERNAME=\n# ADMIN_PASSWORD=\n# LOGIN_MAX_FAILURES=5\n# LOGIN_LOCKOUT_SECONDS=300\n",
             auth_kit::random::secret_hex()
         ),
     }
@@ -552,6 +552,15 @@ mod tests {
             .unwrap();
         assert_eq!(key.len(), 64);
         assert!(auth_kit::config::secret_key(Some(key)).is_ok());
+        // Every setting is listed, commented out, and the file as written is accepted.
+        for setting in [
+            "REFRESH_TOKEN_REUSE_SECONDS=10",
+            "SECRET_KEY_PREVIOUS=",
+            "JWT_PREVIOUS_PUBLIC_KEY_FILES=",
+            "JWT_KEY_ROTATED_AT=",
+        ] {
+            assert!(a.contains(&format!("\n# {setting}")), "{setting}");
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
 //! `cargo xtask setup-jwt [--env-file PATH] [--force] [--algorithm ALG]`
+//! `cargo xtask setup-jwt --rotate [--env-file PATH] [--force]`
 //!
 //! Writes the signing settings into an env file (default `.env`):
 //! - HS256, HS384, HS512: a fresh SECRET_KEY of 256 bits from the operating
@@ -14,6 +15,17 @@
 //! with `--force`, since tokens signed with the old key stop working. Files
 //! are written atomically (a temporary file in the same folder, fsync,
 //! rename) with mode 0600. Keys are never printed.
+//!
+//! `--rotate` changes the key without logging anyone out: the current key
+//! moves to the previous slot, where it still verifies but never signs
+//! (SECRET_KEY_PREVIOUS; for key pairs, the public key file goes to
+//! JWT_PREVIOUS_PUBLIC_KEY_FILES and the fresh pair gets new, dated file
+//! names, so no file the running service reads is overwritten), a fresh
+//! current key is written, and JWT_KEY_ROTATED_AT records when, so
+//! `cargo xtask validate` can say when the previous key may be dropped
+//! (once every token it signed has expired). The env file changes in one
+//! atomic rename. A previous key that may still verify live tokens is only
+//! dropped by a second rotation with `--force`.
 
 use std::fs;
 use std::io::Write as _;
@@ -30,13 +42,25 @@ pub struct SetupJwtArgs {
     /// The env file to write; created (mode 0600) if missing.
     #[arg(long, default_value = ".env")]
     pub env_file: PathBuf,
-    /// Replace an existing signing key (SECRET_KEY, or the key files).
+    /// Replace an existing signing key (SECRET_KEY, or the key files); with
+    /// --rotate, drop a previous key that may still verify live tokens.
     #[arg(long)]
     pub force: bool,
-    /// HS256, HS384, HS512 (a SECRET_KEY), or RS256, ES256, EdDSA (a key pair).
-    #[arg(long, default_value = "HS256")]
-    pub algorithm: String,
+    /// HS256, HS384, HS512 (a SECRET_KEY), or RS256, ES256, EdDSA (a key
+    /// pair). Default HS256; with --rotate, the env file's ALGORITHM.
+    #[arg(long)]
+    pub algorithm: Option<String>,
+    /// Rotate: the current key moves to the previous slot (it keeps
+    /// verifying the tokens it signed, never signs again) and a fresh key
+    /// signs from the next restart on. Nobody is logged out.
+    #[arg(long)]
+    pub rotate: bool,
 }
+
+/// The variables holding a retired key, and when it was retired.
+const PREVIOUS_SECRET: &str = "SECRET_KEY_PREVIOUS";
+const PREVIOUS_PUBLIC_KEYS: &str = "JWT_PREVIOUS_PUBLIC_KEY_FILES";
+const ROTATED_AT: &str = "JWT_KEY_ROTATED_AT";
 
 /// The access-token lifetime written when the env file sets none (SPEC's default).
 const DEFAULT_EXPIRE_MINUTES: &str = "30";
@@ -45,7 +69,10 @@ const DEFAULT_EXPIRE_MINUTES: &str = "30";
 pub const RSA_BITS: usize = 3072;
 
 pub fn run(args: &SetupJwtArgs) -> Result<()> {
-    let algorithm = parse_algorithm(&args.algorithm)?;
+    if args.rotate {
+        return rotate(args);
+    }
+    let algorithm = parse_algorithm(args.algorithm.as_deref().unwrap_or("HS256"))?;
     let env_file = resolve_env_file(&args.env_file)?;
     let display = args.env_file.display();
     let text = match fs::read(&env_file) {
@@ -105,7 +132,7 @@ pub fn run(args: &SetupJwtArgs) -> Result<()> {
             "Wrote a fresh {algorithm} key pair (mode 0600): {} and {} (kid {}).",
             private_path.display(),
             public_path.display(),
-            keys.kid().unwrap_or("-")
+            keys.kid()
         );
         // Relative to the env file's folder, which is the service's working
         // directory: it reads `./.env` from there.
@@ -117,23 +144,24 @@ pub fn run(args: &SetupJwtArgs) -> Result<()> {
         "ACCESS_TOKEN_EXPIRE_MINUTES",
         DEFAULT_EXPIRE_MINUTES,
     ));
+    // A retired key of the other kind cannot verify this algorithm's
+    // tokens, and the service refuses it: cleared (the line stays, empty).
+    let other_kind = if algorithm.is_hmac() {
+        PREVIOUS_PUBLIC_KEYS
+    } else {
+        PREVIOUS_SECRET
+    };
+    if is_set(&text, other_kind) {
+        settings.push(Setting::replace(other_kind, ""));
+        if !is_set(&text, PREVIOUS_SECRET) || !is_set(&text, PREVIOUS_PUBLIC_KEYS) {
+            settings.push(Setting::replace(ROTATED_AT, ""));
+        }
+    }
 
     let (updated, outcomes) = apply(&text, &settings);
     write_private_file(&env_file, updated.as_bytes())?;
 
-    for (setting, outcome) in settings.iter().zip(&outcomes) {
-        let shown = if setting.key == "SECRET_KEY" {
-            "a fresh 256-bit key from the operating system's random number generator (64 hex characters, not shown)".to_owned()
-        } else {
-            setting.value.to_string()
-        };
-        match outcome {
-            Outcome::Replaced => println!("{display}: {} replaced: {shown}", setting.key),
-            Outcome::Added => println!("{display}: {} added: {shown}", setting.key),
-            Outcome::Kept(value) => println!("{display}: {} kept: {value}", setting.key),
-        }
-    }
-    println!("{display} written atomically, mode 0600; every other line is unchanged.");
+    report(&display.to_string(), &settings, &outcomes);
     if let Some(variable) = existing {
         println!(
             "The signing key changed (it was {variable}): access tokens signed with the old key stop working at once, so every user must log in again (or refresh, where the client holds a refresh token)."
@@ -155,6 +183,200 @@ pub fn run(args: &SetupJwtArgs) -> Result<()> {
     }
     println!("Check it: cargo xtask validate --env-file {display}");
     Ok(())
+}
+
+/// What happened to each setting, secrets never shown.
+fn report(display: &str, settings: &[Setting], outcomes: &[Outcome]) {
+    for (setting, outcome) in settings.iter().zip(outcomes) {
+        let shown = match setting.key {
+            "SECRET_KEY" => "a fresh 256-bit key from the operating system's random number generator (64 hex characters, not shown)".to_owned(),
+            PREVIOUS_SECRET if !setting.value.is_empty() => "the key SECRET_KEY had until now (not shown)".to_owned(),
+            _ if setting.value.is_empty() => "(cleared)".to_owned(),
+            _ => setting.value.to_string(),
+        };
+        match outcome {
+            Outcome::Replaced => println!("{display}: {} replaced: {shown}", setting.key),
+            Outcome::Added => println!("{display}: {} added: {shown}", setting.key),
+            Outcome::Kept(value) => println!("{display}: {} kept: {value}", setting.key),
+        }
+    }
+    println!("{display} written atomically, mode 0600; every other line is unchanged.");
+}
+
+/// `--rotate`: a fresh current key; the current one verifies on as the
+/// previous key; nobody is logged out.
+fn rotate(args: &SetupJwtArgs) -> Result<()> {
+    let env_file = resolve_env_file(&args.env_file)?;
+    let display = args.env_file.display();
+    let text = match fs::read(&env_file) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("{display} is not UTF-8 text: fix or remove it"))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "{display} does not exist, so there is no key to rotate: write one with `cargo xtask setup-jwt --env-file {display}`"
+        ),
+        Err(e) => bail!("cannot read {display}: {e}"),
+    };
+    let configured = match current_value(&text, "ALGORITHM").filter(|a| !a.is_empty()) {
+        Some(name) => name.parse::<SigningAlgorithm>().map_err(|_| {
+            anyhow::anyhow!(
+                "{display} sets ALGORITHM={} which the service refuses: fix it before rotating",
+                name.chars().take(32).collect::<String>()
+            )
+        })?,
+        None => SigningAlgorithm::HS256,
+    };
+    if let Some(asked) = &args.algorithm {
+        let asked = parse_algorithm(asked)?;
+        if asked != configured {
+            bail!(
+                "--rotate keeps the algorithm ({configured}): a token is only verified with its own algorithm, so moving to {asked} logs everyone out; do that with `cargo xtask setup-jwt --algorithm {asked} --force`"
+            );
+        }
+    }
+    let now = auth_kit::Clock::System.now();
+    check_previous_key_expired(&text, &display.to_string(), now, args.force)?;
+
+    let folder = env_file.parent().unwrap_or(Path::new(".")).to_owned();
+    let rotated_at = auth_kit::clock::rfc3339(now);
+    let mut settings = Vec::new();
+    let (old_kid, new_kid) = if configured.is_hmac() {
+        let current = current_value(&text, "SECRET_KEY").filter(|v| !v.is_empty()).with_context(|| {
+            format!("{display} has no SECRET_KEY to rotate: write one with `cargo xtask setup-jwt --env-file {display}`")
+        })?;
+        let current = Zeroizing::new(current);
+        if let Err(e) = auth_kit::config::secret_key(Some(&current)) {
+            bail!(
+                "{display}: {}, and a weak key must not keep verifying tokens: replace it with `cargo xtask setup-jwt --env-file {display} --force` instead (everyone logs in again)",
+                e.problem()
+            );
+        }
+        let fresh = Zeroizing::new(auth_kit::random::secret_hex());
+        let keys = SigningKeys::hmac(configured, fresh.as_bytes())?
+            .with_previous_hmac(current.as_bytes())
+            .context("the fresh key does not combine with the current one")?;
+        settings.push(Setting::replace(PREVIOUS_SECRET, current.as_str()));
+        settings.push(Setting::replace("SECRET_KEY", fresh.as_str()));
+        let old_kid = keys.previous_kids().next().unwrap_or("-").to_owned();
+        (old_kid, keys.kid().to_owned())
+    } else {
+        let setting = |var: &str| {
+            current_value(&text, var).filter(|v| !v.is_empty()).with_context(|| {
+                format!("{display} has no {var} to rotate: write a key pair with `cargo xtask setup-jwt --env-file {display} --algorithm {configured}`")
+            })
+        };
+        let (private_file, public_file) = (
+            setting("JWT_PRIVATE_KEY_FILE")?,
+            setting("JWT_PUBLIC_KEY_FILE")?,
+        );
+        let read = |file: &str| {
+            fs::read(folder.join(file))
+                .with_context(|| format!("cannot read {file} (named in {display})"))
+        };
+        let (private, public) = (Zeroizing::new(read(&private_file)?), read(&public_file)?);
+        let current = SigningKeys::from_pem(configured, &private, &public).with_context(|| {
+            format!("{private_file} and {public_file} are not a working {configured} key pair: fix them before rotating")
+        })?;
+        let stamp: String = rotated_at
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let alg = configured.as_str().to_ascii_lowercase();
+        let (new_private, new_public) = (
+            format!("jwt-{alg}-{stamp}-private.pem"),
+            format!("jwt-{alg}-{stamp}-public.pem"),
+        );
+        for name in [&new_private, &new_public] {
+            if folder.join(name).exists() {
+                bail!(
+                    "{} already exists: left unchanged; rotate again in a second",
+                    folder.join(name).display()
+                );
+            }
+        }
+        let pair = generate_key_pair(configured)?;
+        let keys = SigningKeys::from_pem(
+            configured,
+            pair.private_pem.as_bytes(),
+            pair.public_pem.as_bytes(),
+        )
+        .and_then(|k| k.with_previous_public_pem(&public))
+        .with_context(|| format!("the generated {configured} key pair does not load"))?;
+        write_private_file(&folder.join(&new_private), pair.private_pem.as_bytes())?;
+        write_private_file(&folder.join(&new_public), pair.public_pem.as_bytes())?;
+        println!(
+            "Wrote a fresh {configured} key pair (mode 0600): {} and {} (kid {}).",
+            folder.join(&new_private).display(),
+            folder.join(&new_public).display(),
+            keys.kid()
+        );
+        settings.push(Setting::replace("JWT_PRIVATE_KEY_FILE", new_private));
+        settings.push(Setting::replace("JWT_PUBLIC_KEY_FILE", new_public));
+        settings.push(Setting::replace(PREVIOUS_PUBLIC_KEYS, public_file));
+        println!(
+            "{private_file} no longer signs anything: delete it once the new configuration runs everywhere."
+        );
+        (current.kid().to_owned(), keys.kid().to_owned())
+    };
+    settings.push(Setting::replace(ROTATED_AT, rotated_at.as_str()));
+    settings.push(Setting::replace("ALGORITHM", configured.as_str()));
+    let (updated, outcomes) = apply(&text, &settings);
+    write_private_file(&env_file, updated.as_bytes())?;
+    report(&display.to_string(), &settings, &outcomes);
+
+    let lifetime = token_lifetime(&updated);
+    println!(
+        "Rotated {configured}: kid {old_kid} now only verifies, kid {new_kid} signs from the next restart. Restart every instance with this configuration: nobody is logged out, tokens signed with the old key keep working until they expire."
+    );
+    println!(
+        "Drop the previous key after {} (the access-token lifetime and leeway after the last instance restarted); `cargo xtask validate --env-file {display}` says when.",
+        auth_kit::clock::rfc3339(now.saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX)))
+    );
+    Ok(())
+}
+
+/// Refuses (without `force`) to push out a previous key that may still
+/// verify live tokens: one retired less than a token lifetime ago, or at
+/// an unknown time.
+fn check_previous_key_expired(text: &str, display: &str, now: i64, force: bool) -> Result<()> {
+    let Some(previous) = [PREVIOUS_SECRET, PREVIOUS_PUBLIC_KEYS]
+        .into_iter()
+        .find(|v| is_set(text, v))
+    else {
+        return Ok(());
+    };
+    if force {
+        return Ok(());
+    }
+    let rotated_at =
+        current_value(text, ROTATED_AT).and_then(|v| auth_kit::clock::parse_rfc3339(&v));
+    let lifetime = i64::try_from(token_lifetime(text)).unwrap_or(i64::MAX);
+    match rotated_at {
+        Some(at) if now >= at.saturating_add(lifetime) => Ok(()),
+        Some(at) => bail!(
+            "{display}: {previous} was retired at {} and may verify live tokens until {}; rotating again now drops it and logs those users out. Wait until then, or pass --force",
+            auth_kit::clock::rfc3339(at),
+            auth_kit::clock::rfc3339(at.saturating_add(lifetime))
+        ),
+        None => bail!(
+            "{display}: {previous} is set but {ROTATED_AT} is not, so it may still verify live tokens; rotating drops it. Pass --force once every token it signed has expired"
+        ),
+    }
+}
+
+/// The longest an access token of this configuration lives, leeway
+/// included, in seconds (the service's defaults where unset).
+fn token_lifetime(text: &str) -> u64 {
+    let number = |var: &str, default: u64| {
+        current_value(text, var)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(default)
+    };
+    number("ACCESS_TOKEN_EXPIRE_MINUTES", 30) * 60 + number("JWT_LEEWAY_SECONDS", 30)
+}
+
+/// Whether `key` has an active, non-empty value.
+fn is_set(text: &str, key: &str) -> bool {
+    current_value(text, key).is_some_and(|v| !v.is_empty())
 }
 
 /// An algorithm name from the command line; case does not matter here, the

@@ -258,3 +258,205 @@ fn key_pairs_load_and_validate() {
         );
     }
 }
+
+/// The service's settings from an env file, as the service reads them
+/// (paths relative to the env file's folder).
+fn settings_of(env_file: &Path) -> auth_kit::config::ServiceSettings {
+    let text = fs::read_to_string(env_file).unwrap();
+    let folder = env_file.parent().unwrap();
+    let pairs: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| !k.starts_with('#'))
+        .map(|(k, v)| {
+            let v = if k.ends_with("_FILE") || k.ends_with("_FILES") {
+                v.split(',')
+                    .map(|p| folder.join(p.trim()).display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            } else {
+                v.to_owned()
+            };
+            (k.to_owned(), v)
+        })
+        .collect();
+    auth_kit::config::ServiceSettings::from_env(
+        &auth_kit::config::Environment::from_pairs(pairs),
+        "svc",
+    )
+    .unwrap()
+}
+
+/// A token signed by `settings`' current key, verified by `later`'s keys.
+fn verifies_later(
+    settings: &auth_kit::config::ServiceSettings,
+    later: &auth_kit::config::ServiceSettings,
+) -> Result<(), auth_kit::token::InvalidToken> {
+    use auth_kit::token::{AccessGrant, AccessTokenVerifier, ClaimRules, Leeway, TokenIssuer};
+    let rules = ClaimRules::new("svc", "svc", Leeway::seconds(30).unwrap());
+    let token = TokenIssuer::new(
+        std::sync::Arc::new(settings.keys.clone()),
+        rules.clone(),
+        std::time::Duration::from_secs(600),
+        auth_kit::Clock::System,
+    )
+    .issue(&AccessGrant {
+        user_id: 1,
+        scope: None,
+        login_id: None,
+    })
+    .unwrap();
+    AccessTokenVerifier::new(&later.keys, rules)
+        .verify(token.as_str())
+        .map(|_| ())
+}
+
+#[test]
+fn rotating_an_hmac_key_keeps_the_old_one_verifying() {
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join(".env");
+    let first = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let original = format!("# mine\nSECRET_KEY={first}\nPORT=8001\n# the end\n");
+    fs::write(&env_file, &original).unwrap();
+    let before = settings_of(&env_file);
+
+    let output = setup(&env_file, &["--rotate"]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let text = fs::read_to_string(&env_file).unwrap();
+    assert_eq!(value(&text, "SECRET_KEY_PREVIOUS").as_deref(), Some(first));
+    let fresh = value(&text, "SECRET_KEY").unwrap();
+    assert_ne!(fresh, first);
+    check_fresh_key(&text, &output);
+    assert!(!stdout(&output).contains(first), "no key is printed");
+    let rotated_at = value(&text, "JWT_KEY_ROTATED_AT").unwrap();
+    let at = auth_kit::clock::parse_rfc3339(&rotated_at).unwrap();
+    assert!((auth_kit::Clock::System.now() - at).abs() < 60);
+    // Every other line kept, in place; the new settings appended.
+    assert!(text.starts_with("# mine\nSECRET_KEY="), "{text}");
+    assert!(text.contains("\nPORT=8001\n# the end\n"), "{text}");
+    #[cfg(unix)]
+    assert_eq!(common::mode(&env_file), 0o600);
+
+    // A token signed before the rotation verifies after it.
+    let after = settings_of(&env_file);
+    verifies_later(&before, &after).unwrap();
+    assert_eq!(after.keys.previous_kids().next(), Some(before.keys.kid()));
+    let (check, _) = run(&["validate", "--env-file", env_file.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", stdout(&check));
+    assert!(stdout(&check).contains("SECRET_KEY_PREVIOUS"));
+    assert!(
+        stdout(&check).contains("keep it until"),
+        "{}",
+        stdout(&check)
+    );
+
+    // Rotating again at once would drop a key that still verifies live tokens.
+    let again = setup(&env_file, &["--rotate"]);
+    assert_one_line_error(&again, "--force");
+    assert_eq!(fs::read_to_string(&env_file).unwrap(), text, "untouched");
+    let forced = setup(&env_file, &["--rotate", "--force"]);
+    assert!(forced.status.success(), "{}", common::stderr(&forced));
+    let third = settings_of(&env_file);
+    verifies_later(&after, &third).unwrap();
+    assert!(
+        verifies_later(&before, &third).is_err(),
+        "two rotations ago: neither current nor previous"
+    );
+}
+
+#[test]
+fn rotating_a_key_pair_keeps_the_old_public_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join(".env");
+    fs::write(&env_file, "HOST=127.0.0.1\n").unwrap();
+    assert!(setup(&env_file, &["--algorithm", "ES256"]).status.success());
+    let before_text = fs::read_to_string(&env_file).unwrap();
+    let old_private = dir.path().join("jwt-es256-private.pem");
+    let old_private_pem = fs::read(&old_private).unwrap();
+    let before = settings_of(&env_file);
+
+    let output = setup(&env_file, &["--rotate"]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let text = fs::read_to_string(&env_file).unwrap();
+    assert_eq!(
+        value(&text, "JWT_PREVIOUS_PUBLIC_KEY_FILES").as_deref(),
+        Some("jwt-es256-public.pem")
+    );
+    let new_private = value(&text, "JWT_PRIVATE_KEY_FILE").unwrap();
+    assert!(
+        new_private.starts_with("jwt-es256-") && new_private.ends_with("-private.pem"),
+        "{new_private}"
+    );
+    assert_ne!(new_private, "jwt-es256-private.pem");
+    assert_eq!(
+        fs::read(&old_private).unwrap(),
+        old_private_pem,
+        "untouched"
+    );
+    #[cfg(unix)]
+    assert_eq!(common::mode(&dir.path().join(&new_private)), 0o600);
+    assert_eq!(other_lines(&text)[0], other_lines(&before_text)[0]);
+    let after = settings_of(&env_file);
+    verifies_later(&before, &after).unwrap();
+    assert_eq!(after.keys.jwks().unwrap().keys.len(), 2);
+    let (check, _) = run(&["validate", "--env-file", env_file.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", stdout(&check));
+    assert!(stdout(&check).contains("JWT_PREVIOUS_PUBLIC_KEY_FILES"));
+}
+
+#[test]
+fn rotation_refuses_what_it_cannot_do_safely() {
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join(".env");
+    assert_one_line_error(&setup(&env_file, &["--rotate"]), "no key to rotate");
+    for (text, fragment) in [
+        ("PORT=8000\n", "no SECRET_KEY to rotate"),
+        (
+            "SECRET_KEY=changeme\n",
+            "a weak key must not keep verifying",
+        ),
+        (
+            "SECRET_KEY=0123456789abcdef0123456789abcdef0123456789abcdef\nSECRET_KEY_PREVIOUS=fedcba9876543210fedcba9876543210fedcba98\n",
+            "JWT_KEY_ROTATED_AT is not",
+        ),
+        ("ALGORITHM=ES256\n", "no JWT_PRIVATE_KEY_FILE to rotate"),
+        ("ALGORITHM=none\n", "fix it before rotating"),
+    ] {
+        fs::write(&env_file, text).unwrap();
+        assert_one_line_error(&setup(&env_file, &["--rotate"]), fragment);
+        assert_eq!(fs::read_to_string(&env_file).unwrap(), text, "untouched");
+    }
+    fs::write(
+        &env_file,
+        "SECRET_KEY=0123456789abcdef0123456789abcdef0123456789abcdef\n",
+    )
+    .unwrap();
+    assert_one_line_error(
+        &setup(&env_file, &["--rotate", "--algorithm", "ES256"]),
+        "logs everyone out",
+    );
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "nothing else written"
+    );
+}
+
+#[test]
+fn a_new_key_of_another_kind_clears_the_previous_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join(".env");
+    fs::write(
+        &env_file,
+        "SECRET_KEY=0123456789abcdef0123456789abcdef0123456789abcdef\n",
+    )
+    .unwrap();
+    assert!(setup(&env_file, &["--rotate"]).status.success());
+    let output = setup(&env_file, &["--algorithm", "EdDSA", "--force"]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let text = fs::read_to_string(&env_file).unwrap();
+    assert_eq!(value(&text, "SECRET_KEY_PREVIOUS").as_deref(), Some(""));
+    assert_eq!(value(&text, "JWT_KEY_ROTATED_AT").as_deref(), Some(""));
+    let (check, _) = run(&["validate", "--env-file", env_file.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", stdout(&check));
+}

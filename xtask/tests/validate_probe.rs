@@ -144,6 +144,7 @@ fn a_stamped_oauth2_service_passes_every_probe() {
         "missing scope",
         "scope the user does not hold",
         "refresh rotation",
+        "refresh again within the reuse window",
         "refresh reuse: the newer refresh token",
         "POST /auth/logout",
         "after logout: the access token",
@@ -336,4 +337,52 @@ fn unreachable_urls_are_one_line() {
         "did not answer within 5 s",
         Duration::from_secs(12),
     );
+}
+
+#[test]
+fn a_service_without_a_reuse_window_skips_that_probe() {
+    let secret = auth_kit::random::secret_hex();
+    let dir = tempfile::tempdir().unwrap();
+    let url = mini_service(
+        &secret,
+        Flaws {
+            no_reuse_window: true,
+            ..Flaws::default()
+        },
+    );
+    let (output, out) = probe(&url, &env_file(dir.path(), &secret));
+    assert_eq!(output.status.code(), Some(0), "optional: no FAIL\n{out}");
+    assert_eq!(
+        status_of(&out, "refresh again within the reuse window"),
+        "SKIP"
+    );
+    assert!(out.contains("no reuse window"), "{out}");
+    for name in [
+        "refresh rotation",
+        "refresh reuse: the newer refresh token",
+        "refresh reuse: the login's access token",
+    ] {
+        assert_eq!(status_of(&out, name), "PASS", "{name}\n{out}");
+    }
+}
+
+#[test]
+fn two_successors_of_one_refresh_token_fail() {
+    let secret = auth_kit::random::secret_hex();
+    let dir = tempfile::tempdir().unwrap();
+    let url = mini_service(
+        &secret,
+        Flaws {
+            second_successor: true,
+            ..Flaws::default()
+        },
+    );
+    let (output, out) = probe(&url, &env_file(dir.path(), &secret));
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert_eq!(
+        status_of(&out, "refresh again within the reuse window"),
+        "FAIL"
+    );
+    assert_eq!(status_of(&out, "refresh rotation"), "FAIL");
+    assert!(out.contains("two live successors"), "{out}");
 }

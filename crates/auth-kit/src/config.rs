@@ -29,6 +29,7 @@ use std::time::Duration;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::refresh::ReuseWindow;
 use crate::token::{KeyError, Leeway, MIN_SECRET_BYTES, SigningAlgorithm, SigningKeys};
 
 // The Supabase settings live in their own file but use this module's
@@ -366,6 +367,9 @@ pub struct ServiceSettings {
     pub access_token_ttl: Duration,
     /// Refresh-token lifetime (REFRESH_TOKEN_EXPIRE_DAYS).
     pub refresh_token_ttl: Duration,
+    /// How long a rotated refresh token still gets its successor
+    /// (REFRESH_TOKEN_REUSE_SECONDS).
+    pub refresh_reuse: ReuseWindow,
     /// `iss` (JWT_ISSUER).
     pub issuer: String,
     /// `aud` (JWT_AUDIENCE).
@@ -388,16 +392,18 @@ impl ServiceSettings {
     /// Reads and checks every setting; the first refused one is the error.
     pub fn from_env(env: &Environment, service_name: &str) -> Result<Self, ConfigError> {
         let mut report = Report::default();
-        match read_service(env, service_name, &mut report) {
-            Some(settings) => Ok(settings),
-            None => Err(report.first_error.unwrap_or_else(|| {
-                ConfigError::new(
-                    "configuration",
-                    ConfigErrorKind::Invalid,
-                    "the configuration is invalid",
-                    "run `cargo xtask validate`",
-                )
-            })),
+        let settings = read_service(env, service_name, &mut report);
+        // Any refused setting refuses the whole, also one that reading
+        // could go on without.
+        match (settings, report.first_error) {
+            (_, Some(e)) => Err(e),
+            (Some(settings), None) => Ok(settings),
+            (None, None) => Err(ConfigError::new(
+                "configuration",
+                ConfigErrorKind::Invalid,
+                "the configuration is invalid",
+                "run `cargo xtask validate`",
+            )),
         }
     }
 
@@ -443,6 +449,12 @@ impl Report {
 
     fn push(&mut self, finding: Finding) {
         self.findings.push(finding);
+    }
+
+    /// Records a refused setting that has no value to pass on.
+    fn refuse(&mut self, e: ConfigError) {
+        self.findings.push(Finding::from(&e));
+        self.first_error.get_or_insert(e);
     }
 }
 
@@ -556,10 +568,54 @@ fn read_service(
                     SECRET_KEY_FIX,
                 ));
             }
-            secret.and_then(|_| {
+            if env.get("JWT_PREVIOUS_PUBLIC_KEY_FILES").is_some() {
+                report.refuse(ConfigError::new(
+                    "JWT_PREVIOUS_PUBLIC_KEY_FILES",
+                    ConfigErrorKind::Invalid,
+                    format!(
+                        "JWT_PREVIOUS_PUBLIC_KEY_FILES is set but ALGORITHM={alg} verifies with SECRET_KEY and SECRET_KEY_PREVIOUS"
+                    ),
+                    "remove JWT_PREVIOUS_PUBLIC_KEY_FILES: keys rotate within one algorithm (changing the algorithm logs everyone out)",
+                ));
+            }
+            let current = secret.and_then(|_| {
                 let raw = env.get("SECRET_KEY").unwrap_or_default();
                 SigningKeys::hmac(alg, raw.as_bytes()).ok()
-            })
+            });
+            match env.get("SECRET_KEY_PREVIOUS") {
+                None => current,
+                Some(raw) => {
+                    // Held to SECRET_KEY's rules, then added to the current keys.
+                    let checked =
+                        check_secret("SECRET_KEY_PREVIOUS", Some(raw)).and_then(|strength| {
+                            match current {
+                                Some(keys) => keys
+                                    .with_previous_hmac(raw.as_bytes())
+                                    .map(|keys| (strength, Some(keys)))
+                                    .map_err(|e| {
+                                        previous_key_error("SECRET_KEY_PREVIOUS", "SECRET_KEY", &e)
+                                    }),
+                                None => Ok((strength, None)),
+                            }
+                        });
+                    report
+                        .take(checked, |(strength, keys)| {
+                            let kid = keys
+                                .as_ref()
+                                .and_then(|k| k.previous_kids().next())
+                                .map(|kid| format!(", kid {kid}"))
+                                .unwrap_or_default();
+                            Finding::pass(
+                                "SECRET_KEY_PREVIOUS",
+                                format!(
+                                    "{} bytes, about {} bits of entropy{kid}: verifies tokens signed before the rotation, never signs",
+                                    strength.bytes, strength.entropy_bits
+                                ),
+                            )
+                        })
+                        .and_then(|(_, keys)| keys)
+                }
+            }
         }
         Some(alg) => {
             if env.get("SECRET_KEY").is_some() {
@@ -569,12 +625,38 @@ fn read_service(
                     "remove SECRET_KEY, so nobody mistakes it for the signing key",
                 ));
             }
-            report.take(key_files(env, alg), |k| {
+            if env.get("SECRET_KEY_PREVIOUS").is_some() {
+                report.refuse(ConfigError::new(
+                    "SECRET_KEY_PREVIOUS",
+                    ConfigErrorKind::Invalid,
+                    format!(
+                        "SECRET_KEY_PREVIOUS is set but ALGORITHM={alg} verifies with public keys (JWT_PREVIOUS_PUBLIC_KEY_FILES)"
+                    ),
+                    "remove SECRET_KEY_PREVIOUS: keys rotate within one algorithm (changing the algorithm logs everyone out)",
+                ));
+            }
+            let keys = report.take(key_files(env, alg), |k| {
                 Finding::pass(
                     "JWT_PRIVATE_KEY_FILE",
-                    format!("{alg} key pair, kid {}", k.kid().unwrap_or("-")),
+                    format!("{alg} key pair, kid {}", k.kid()),
                 )
-            })
+            });
+            match env.get("JWT_PREVIOUS_PUBLIC_KEY_FILES") {
+                Some(files) => keys.and_then(|keys| {
+                    report.take(previous_key_files(keys, alg, files), |k| {
+                        let kids: Vec<&str> = k.previous_kids().collect();
+                        Finding::pass(
+                            "JWT_PREVIOUS_PUBLIC_KEY_FILES",
+                            format!(
+                                "{} previous {alg} public key(s), kid {}: verify tokens signed before the rotation, never sign; published in the JWKS",
+                                kids.len(),
+                                kids.join(", ")
+                            ),
+                        )
+                    })
+                }),
+                None => keys,
+            }
         }
         None => None,
     };
@@ -595,9 +677,28 @@ fn read_service(
     let refresh_days = report.take(integer(env, "REFRESH_TOKEN_EXPIRE_DAYS", 14, 1, 365), |d| {
         Finding::pass("REFRESH_TOKEN_EXPIRE_DAYS", format!("{d} days"))
     });
+    let refresh_reuse = report.take(refresh_reuse(env), |w| {
+        Finding::pass(
+            "REFRESH_TOKEN_REUSE_SECONDS",
+            if w.is_disabled() {
+                "0: off; presenting a used refresh token again always revokes its login".to_owned()
+            } else {
+                format!(
+                    "{} seconds: a refresh token presented again that soon after its use gets the same successor",
+                    w.as_secs()
+                )
+            },
+        )
+    });
     let leeway = report.take(leeway(env), |l| {
         Finding::pass("JWT_LEEWAY_SECONDS", format!("{} seconds", l.as_secs()))
     });
+    if let (Some(a), Some(l)) = (access_minutes, leeway) {
+        let lifetime = Duration::from_secs(a * 60 + l.as_secs());
+        if let Err(e) = check_key_rotation(env, report, lifetime, crate::Clock::System.now()) {
+            report.refuse(e);
+        }
+    }
     let issuer = env
         .get("JWT_ISSUER")
         .unwrap_or(service_name)
@@ -637,6 +738,7 @@ fn read_service(
         keys: keys?,
         access_token_ttl: Duration::from_secs(access_minutes? * 60),
         refresh_token_ttl: Duration::from_secs(refresh_days? * 86_400),
+        refresh_reuse: refresh_reuse?,
         issuer,
         audience,
         leeway: leeway?,
@@ -649,6 +751,25 @@ fn read_service(
             max_failures_per_ip: LoginLimits::STANDARD.max_failures_per_ip,
             lockout: Duration::from_secs(lockout?),
         },
+    })
+}
+
+/// REFRESH_TOKEN_REUSE_SECONDS: 0 (off) to 60, default 10.
+fn refresh_reuse(env: &Environment) -> Result<ReuseWindow, ConfigError> {
+    let seconds = integer(
+        env,
+        "REFRESH_TOKEN_REUSE_SECONDS",
+        ReuseWindow::STANDARD.as_secs(),
+        0,
+        ReuseWindow::MAX_SECONDS,
+    )?;
+    ReuseWindow::seconds(seconds).ok_or_else(|| {
+        ConfigError::new(
+            "REFRESH_TOKEN_REUSE_SECONDS",
+            ConfigErrorKind::OutOfRange,
+            "REFRESH_TOKEN_REUSE_SECONDS is out of range",
+            "set it from 0 (off) to 60",
+        )
     })
 }
 
@@ -692,41 +813,45 @@ pub struct SecretStrength {
 
 /// SPEC section 9's rules for SECRET_KEY, which is used as its UTF-8 bytes.
 pub fn secret_key(raw: Option<&str>) -> Result<SecretStrength, ConfigError> {
-    let weak = |problem: String| {
-        ConfigError::new(
-            "SECRET_KEY",
-            ConfigErrorKind::WeakSecret,
-            problem,
-            SECRET_KEY_FIX,
-        )
+    check_secret("SECRET_KEY", raw)
+}
+
+/// The rules for an HMAC secret in `var` (SECRET_KEY, or the retired key in
+/// SECRET_KEY_PREVIOUS: a weak key must not verify tokens either).
+fn check_secret(var: &str, raw: Option<&str>) -> Result<SecretStrength, ConfigError> {
+    let fix = if var == "SECRET_KEY" {
+        SECRET_KEY_FIX
+    } else {
+        PREVIOUS_SECRET_FIX
     };
+    let weak = |problem: String| ConfigError::new(var, ConfigErrorKind::WeakSecret, problem, fix);
     let Some(raw) = raw else {
         return Err(ConfigError::new(
-            "SECRET_KEY",
+            var,
             ConfigErrorKind::Missing,
-            "SECRET_KEY is not set",
-            SECRET_KEY_FIX,
+            format!("{var} is not set"),
+            fix,
         ));
     };
     let normalized = raw.trim().to_ascii_lowercase();
     if PLACEHOLDER_SECRETS.contains(&normalized.as_str()) {
-        return Err(weak("SECRET_KEY is a known placeholder value".to_owned()));
+        return Err(weak(format!("{var} is a known placeholder value")));
     }
     if let Some((_, source)) = PUBLISHED_SECRETS.iter().find(|(key, _)| *key == normalized) {
         return Err(weak(format!(
-            "SECRET_KEY is {source}: it is published, so anyone can sign tokens with it"
+            "{var} is {source}: it is published, so anyone can sign tokens with it"
         )));
     }
     if raw.len() < MIN_SECRET_BYTES {
         return Err(weak(format!(
-            "SECRET_KEY is only {} bytes, at least {MIN_SECRET_BYTES} are required",
+            "{var} is only {} bytes, at least {MIN_SECRET_BYTES} are required",
             raw.len()
         )));
     }
     let distinct: BTreeSet<char> = raw.chars().collect();
     if distinct.len() < MIN_SECRET_DISTINCT_CHARS {
         return Err(weak(format!(
-            "SECRET_KEY has only {} distinct characters, at least {MIN_SECRET_DISTINCT_CHARS} are required",
+            "{var} has only {} distinct characters, at least {MIN_SECRET_DISTINCT_CHARS} are required",
             distinct.len()
         )));
     }
@@ -740,6 +865,128 @@ pub fn secret_key(raw: Option<&str>) -> Result<SecretStrength, ConfigError> {
         bytes: raw.len(),
         entropy_bits,
     })
+}
+
+/// How to fix a refused SECRET_KEY_PREVIOUS.
+const PREVIOUS_SECRET_FIX: &str = "SECRET_KEY_PREVIOUS is the key SECRET_KEY had before `cargo xtask setup-jwt --rotate`; a weak key must not verify tokens either: remove SECRET_KEY_PREVIOUS (tokens it signed stop working, their users log in again)";
+
+/// A previous key refused by [`SigningKeys`], as the variable's error.
+fn previous_key_error(var: &str, current: &str, e: &KeyError) -> ConfigError {
+    let problem = match e {
+        KeyError::SameAsCurrent => format!("{var} is the current key ({current})"),
+        KeyError::DuplicatePrevious => format!("{var} lists the same key twice"),
+        other => format!("{var}: {other}"),
+    };
+    ConfigError::new(
+        var,
+        ConfigErrorKind::KeyFile,
+        problem,
+        format!(
+            "{var} holds the key {current} had before `cargo xtask setup-jwt --rotate`: remove it, or set it to the retired key"
+        ),
+    )
+}
+
+/// Adds the public keys listed in JWT_PREVIOUS_PUBLIC_KEY_FILES (comma-separated PEM files).
+fn previous_key_files(
+    mut keys: SigningKeys,
+    alg: SigningAlgorithm,
+    files: &str,
+) -> Result<SigningKeys, ConfigError> {
+    const VAR: &str = "JWT_PREVIOUS_PUBLIC_KEY_FILES";
+    let fix = format!(
+        "list the {alg} public key files retired by `cargo xtask setup-jwt --rotate`, comma-separated, or remove {VAR}"
+    );
+    for path in files.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let pem = std::fs::read(path).map_err(|e| {
+            ConfigError::new(
+                VAR,
+                ConfigErrorKind::KeyFile,
+                format!("{VAR}: {path} cannot be read ({e})"),
+                fix.clone(),
+            )
+        })?;
+        keys = keys.with_previous_public_pem(&pem).map_err(|e| match e {
+            KeyError::SameAsCurrent | KeyError::DuplicatePrevious => {
+                let mut error = previous_key_error(VAR, "JWT_PUBLIC_KEY_FILE", &e);
+                error.problem = format!("{VAR}: {path} is the current public key or listed twice");
+                error
+            }
+            other => ConfigError::new(
+                VAR,
+                ConfigErrorKind::KeyFile,
+                format!("{VAR}: {path}: {other}"),
+                fix.clone(),
+            ),
+        })?;
+    }
+    Ok(keys)
+}
+
+/// JWT_KEY_ROTATED_AT, written by `cargo xtask setup-jwt --rotate`: when
+/// the previous key stopped signing. With it, the report says when the
+/// previous key may be dropped: once every token it signed has expired,
+/// `lifetime` (the access-token lifetime and the leeway) after the rotation.
+fn check_key_rotation(
+    env: &Environment,
+    report: &mut Report,
+    lifetime: Duration,
+    now: i64,
+) -> Result<(), ConfigError> {
+    const VAR: &str = "JWT_KEY_ROTATED_AT";
+    let previous = ["SECRET_KEY_PREVIOUS", "JWT_PREVIOUS_PUBLIC_KEY_FILES"]
+        .into_iter()
+        .find(|v| env.get(v).is_some());
+    let rotated_at = match env.get(VAR) {
+        None => None,
+        Some(raw) => Some(crate::clock::parse_rfc3339(raw.trim()).ok_or_else(|| {
+            ConfigError::new(
+                VAR,
+                ConfigErrorKind::Invalid,
+                format!("{VAR}={:?} is not an RFC 3339 time", truncate(raw)),
+                "set it to when the key was rotated, e.g. 2026-12-01T10:00:00Z (`cargo xtask setup-jwt --rotate` writes it), or remove it",
+            )
+        })?),
+    };
+    let minutes = lifetime.as_secs().div_ceil(60);
+    match (previous, rotated_at) {
+        (None, None) => {}
+        (None, Some(_)) => report.push(Finding::warn(
+            VAR,
+            "set, but no previous key is (SECRET_KEY_PREVIOUS, JWT_PREVIOUS_PUBLIC_KEY_FILES)",
+            format!("remove {VAR}: it dates the previous key, which is gone"),
+        )),
+        (Some(var), None) => report.push(Finding::warn(
+            var,
+            format!("when the key was retired is unknown ({VAR} unset): validate cannot tell when {var} may be dropped"),
+            format!(
+                "drop {var} once every token it signed has expired: {minutes} minutes (the access-token lifetime and leeway) after every instance runs the new key; set {VAR} to that moment, as `cargo xtask setup-jwt --rotate` does"
+            ),
+        )),
+        (Some(var), Some(at)) => {
+            let until = at.saturating_add(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX));
+            if now >= until {
+                report.push(Finding::warn(
+                    var,
+                    format!(
+                        "can be dropped: retired at {} ({VAR}), more than the access-token lifetime and leeway ({minutes} minutes) ago, so every token it signed has expired (if every instance has run the new key since then)",
+                        crate::clock::rfc3339(at)
+                    ),
+                    format!("remove {var} and {VAR} from the configuration, then restart"),
+                ));
+            } else {
+                report.push(Finding::pass(
+                    VAR,
+                    format!(
+                        "{var} retired at {}; the tokens it signed expire by {}: keep it until then",
+                        crate::clock::rfc3339(at),
+                        crate::clock::rfc3339(until)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads and checks JWT_PRIVATE_KEY_FILE / JWT_PUBLIC_KEY_FILE for `alg`.
@@ -1043,6 +1290,22 @@ mod tests {
             "not a whole number",
         );
         check_refused(
+            &[
+                ("SECRET_KEY", GOOD_KEY),
+                ("REFRESH_TOKEN_REUSE_SECONDS", "61"),
+            ],
+            "REFRESH_TOKEN_REUSE_SECONDS",
+            "out of range",
+        );
+        check_refused(
+            &[
+                ("SECRET_KEY", GOOD_KEY),
+                ("REFRESH_TOKEN_REUSE_SECONDS", "-1"),
+            ],
+            "REFRESH_TOKEN_REUSE_SECONDS",
+            "not a whole number",
+        );
+        check_refused(
             &[("SECRET_KEY", GOOD_KEY), ("JWT_LEEWAY_SECONDS", "61")],
             "JWT_LEEWAY_SECONDS",
             "out of range",
@@ -1078,6 +1341,191 @@ mod tests {
         );
     }
 
+    fn fixture(name: &str) -> String {
+        format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    const OLD_KEY: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+
+    #[test]
+    fn previous_keys_are_refused_when_wrong() {
+        let (es_private, es_public) = (fixture("es256-private.pem"), fixture("es256-public.pem"));
+        let es256 = [
+            ("ALGORITHM", "ES256"),
+            ("JWT_PRIVATE_KEY_FILE", es_private.as_str()),
+            ("JWT_PUBLIC_KEY_FILE", es_public.as_str()),
+        ];
+        fn with(base: &[(&str, &str)], extra: &[(&str, &str)]) -> Vec<(String, String)> {
+            base.iter()
+                .chain(extra)
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        }
+        fn borrowed(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect()
+        }
+        let refused = |pairs: Vec<(String, String)>, variable: &str, fragment: &str| {
+            check_refused(&borrowed(&pairs), variable, fragment);
+        };
+        let hs = [("SECRET_KEY", GOOD_KEY)];
+        refused(
+            with(&hs, &[("SECRET_KEY_PREVIOUS", GOOD_KEY)]),
+            "SECRET_KEY_PREVIOUS",
+            "is the current key",
+        );
+        refused(
+            with(&hs, &[("SECRET_KEY_PREVIOUS", "changeme")]),
+            "SECRET_KEY_PREVIOUS",
+            "placeholder",
+        );
+        refused(
+            with(&hs, &[("SECRET_KEY_PREVIOUS", "0123456789")]),
+            "SECRET_KEY_PREVIOUS",
+            "only 10 bytes",
+        );
+        refused(
+            with(&hs, &[("JWT_PREVIOUS_PUBLIC_KEY_FILES", &es_public)]),
+            "JWT_PREVIOUS_PUBLIC_KEY_FILES",
+            "ALGORITHM=HS256",
+        );
+        refused(
+            with(&es256, &[("SECRET_KEY_PREVIOUS", OLD_KEY)]),
+            "SECRET_KEY_PREVIOUS",
+            "ALGORITHM=ES256",
+        );
+        refused(
+            with(&es256, &[("JWT_PREVIOUS_PUBLIC_KEY_FILES", &es_public)]),
+            "JWT_PREVIOUS_PUBLIC_KEY_FILES",
+            "is the current public key",
+        );
+        refused(
+            with(
+                &es256,
+                &[(
+                    "JWT_PREVIOUS_PUBLIC_KEY_FILES",
+                    &fixture("eddsa-public.pem"),
+                )],
+            ),
+            "JWT_PREVIOUS_PUBLIC_KEY_FILES",
+            "not a PEM ES256 public key",
+        );
+        refused(
+            with(
+                &es256,
+                &[("JWT_PREVIOUS_PUBLIC_KEY_FILES", "/nonexistent/old.pem")],
+            ),
+            "JWT_PREVIOUS_PUBLIC_KEY_FILES",
+            "cannot be read",
+        );
+        refused(
+            with(
+                &hs,
+                &[
+                    ("SECRET_KEY_PREVIOUS", OLD_KEY),
+                    ("JWT_KEY_ROTATED_AT", "last week"),
+                ],
+            ),
+            "JWT_KEY_ROTATED_AT",
+            "not an RFC 3339 time",
+        );
+
+        // And accepted when right: a previous key of each kind.
+        let s = ServiceSettings::from_env(
+            &env(&[("SECRET_KEY", GOOD_KEY), ("SECRET_KEY_PREVIOUS", OLD_KEY)]),
+            "svc",
+        )
+        .unwrap();
+        assert_eq!(s.keys.previous_kids().count(), 1);
+        let other = fixture("es256-other-public.pem");
+        let pairs = with(
+            &es256,
+            &[("JWT_PREVIOUS_PUBLIC_KEY_FILES", &format!("{other}, "))],
+        );
+        let s = ServiceSettings::from_env(&env(&borrowed(&pairs)), "svc").unwrap();
+        assert_eq!(s.keys.jwks().unwrap().keys.len(), 2);
+    }
+
+    #[test]
+    fn validate_says_when_the_previous_key_can_go() {
+        let now = crate::Clock::System.now();
+        let status_of = |pairs: &[(&str, &str)], subject: &str| -> Vec<(Status, String)> {
+            check_service(&env(pairs), "svc")
+                .into_iter()
+                .filter(|f| f.subject == subject)
+                .map(|f| (f.status, f.message))
+                .collect()
+        };
+        let recent = crate::clock::rfc3339(now - 60);
+        let found = status_of(
+            &[
+                ("SECRET_KEY", GOOD_KEY),
+                ("SECRET_KEY_PREVIOUS", OLD_KEY),
+                ("JWT_KEY_ROTATED_AT", &recent),
+            ],
+            "JWT_KEY_ROTATED_AT",
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, Status::Pass);
+        assert!(found[0].1.contains("keep it until"), "{found:?}");
+        // 30 minutes of tokens and 30 s of leeway: 31 minutes later it can go.
+        let old = crate::clock::rfc3339(now - 31 * 60);
+        let found = status_of(
+            &[
+                ("SECRET_KEY", GOOD_KEY),
+                ("SECRET_KEY_PREVIOUS", OLD_KEY),
+                ("JWT_KEY_ROTATED_AT", &old),
+            ],
+            "SECRET_KEY_PREVIOUS",
+        );
+        assert!(
+            found
+                .iter()
+                .any(|(s, m)| *s == Status::Warn && m.starts_with("can be dropped")),
+            "{found:?}"
+        );
+        // A longer token lifetime keeps it needed.
+        let found = status_of(
+            &[
+                ("SECRET_KEY", GOOD_KEY),
+                ("SECRET_KEY_PREVIOUS", OLD_KEY),
+                ("JWT_KEY_ROTATED_AT", &old),
+                ("ACCESS_TOKEN_EXPIRE_MINUTES", "60"),
+            ],
+            "JWT_KEY_ROTATED_AT",
+        );
+        assert_eq!(found[0].0, Status::Pass, "{found:?}");
+        let unknown = status_of(
+            &[("SECRET_KEY", GOOD_KEY), ("SECRET_KEY_PREVIOUS", OLD_KEY)],
+            "SECRET_KEY_PREVIOUS",
+        );
+        assert!(
+            unknown
+                .iter()
+                .any(|(s, m)| *s == Status::Warn && m.contains("unknown")),
+            "{unknown:?}"
+        );
+        let leftover = status_of(
+            &[("SECRET_KEY", GOOD_KEY), ("JWT_KEY_ROTATED_AT", &old)],
+            "JWT_KEY_ROTATED_AT",
+        );
+        assert_eq!(leftover[0].0, Status::Warn, "{leftover:?}");
+        // Warnings never stop the service.
+        assert!(
+            ServiceSettings::from_env(
+                &env(&[
+                    ("SECRET_KEY", GOOD_KEY),
+                    ("SECRET_KEY_PREVIOUS", OLD_KEY),
+                    ("JWT_KEY_ROTATED_AT", &old),
+                ]),
+                "svc"
+            )
+            .is_ok()
+        );
+    }
+
     #[test]
     fn every_secret_error_names_the_fix() {
         for key in ["", "short", "secret", &"a".repeat(40)] {
@@ -1102,6 +1550,8 @@ mod tests {
         assert_eq!(s.keys.algorithm(), SigningAlgorithm::HS256);
         assert_eq!(s.access_token_ttl, Duration::from_secs(30 * 60));
         assert_eq!(s.refresh_token_ttl, Duration::from_secs(14 * 86_400));
+        assert_eq!(s.refresh_reuse, ReuseWindow::STANDARD);
+        assert_eq!(s.refresh_reuse.as_secs(), 10);
         assert_eq!(
             (s.issuer.as_str(), s.audience.as_str()),
             ("my-api", "my-api")

@@ -326,7 +326,7 @@ pub enum ApiError {
     NotFound(Cow<'static, str>),
     /// 405 `method_not_allowed`.
     MethodNotAllowed,
-    /// 409 with a specific code (`username_taken`, `email_taken`).
+    /// 409 with a specific code (`username_taken`, `email_taken`, `last_admin`).
     Conflict {
         /// The error code.
         code: &'static str,

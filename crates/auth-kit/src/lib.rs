@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod password;
 pub mod policy;
 pub mod random;
+pub mod refresh;
 pub mod store;
 #[cfg(feature = "supabase")]
 pub mod supabase;

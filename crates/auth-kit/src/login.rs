@@ -15,8 +15,11 @@
 //!    the access token carries the login's id as `sid`.
 //!
 //! The refresh grant spends the presented token and issues the next in the
-//! same login; presenting a spent token revokes the whole login (RFC 9700
-//! reuse detection), as does losing a race with a concurrent use of it.
+//! same login. Presenting a spent token again within the reuse window
+//! ([`crate::refresh`]) of its rotation, while its successor is unspent,
+//! answers with that same successor and a fresh access token (two tabs, or
+//! a retry, refreshing at once); any other reuse revokes the whole login
+//! (RFC 9700 reuse detection).
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -36,8 +39,9 @@ use crate::password::{
     MAX_PASSWORD_BYTES, PasswordError, PasswordHasher, Verification, check_new_password,
 };
 use crate::policy::{AccessPolicy, ScopeSet};
+use crate::refresh::{ReuseWindow, SealedSuccessor, SuccessorBinding};
 use crate::store::{
-    AdminBootstrapOutcome, EnsureAdminError, NewUser, RefreshTokenHash, Store, User,
+    AdminBootstrapOutcome, EnsureAdminError, NewUser, RefreshTokenHash, Rotation, Store, User,
 };
 use crate::token::{AccessGrant, TokenIssuer, VerifiedAccess};
 
@@ -163,6 +167,7 @@ struct Inner {
     policy: AccessPolicy,
     scopes: ScopeMode,
     refresh_ttl: Duration,
+    refresh_reuse: ReuseWindow,
     clock: Clock,
 }
 
@@ -181,6 +186,9 @@ pub struct LoginServiceParts {
     pub scopes: ScopeMode,
     /// REFRESH_TOKEN_EXPIRE_DAYS.
     pub refresh_ttl: Duration,
+    /// REFRESH_TOKEN_REUSE_SECONDS: how long a rotated refresh token still
+    /// gets its successor instead of revoking the login.
+    pub refresh_reuse: ReuseWindow,
     /// Failed-login limits.
     pub limits: LoginLimits,
     /// The clock for refresh-token expiry and the limiter (the store and
@@ -201,6 +209,7 @@ impl LoginService {
                 policy: parts.policy,
                 scopes: parts.scopes,
                 refresh_ttl: parts.refresh_ttl,
+                refresh_reuse: parts.refresh_reuse,
                 clock: parts.clock,
             }),
         }
@@ -379,14 +388,20 @@ impl LoginService {
         let Some(record) = record.filter(|r| r.revoked_at.is_none()) else {
             return Err(OAuthError::bad_refresh_token());
         };
-        if record.spent_at.is_some() {
-            self.revoke_for_reuse(&record.login_id).await;
-            return Err(OAuthError::bad_refresh_token());
-        }
-        if record.expires_at <= inner.clock.now() {
-            return Err(OAuthError::InvalidGrant(Cow::Borrowed(
-                "The refresh token expired",
-            )));
+        let now = inner.clock.now();
+        match record.spent_at {
+            // Spent before the window: reuse, whatever the database says now.
+            Some(spent_at) if now.saturating_sub(spent_at) > reuse_seconds(inner.refresh_reuse) => {
+                self.revoke_for_reuse(&record.login_id).await;
+                return Err(OAuthError::bad_refresh_token());
+            }
+            Some(_) => {}
+            None if record.expires_at <= now => {
+                return Err(OAuthError::InvalidGrant(Cow::Borrowed(
+                    "The refresh token expired",
+                )));
+            }
+            None => {}
         }
         let user = inner
             .store
@@ -412,23 +427,53 @@ impl LoginService {
             .intersect(&wanted, &inner.policy.scopes_of_role(&user.role))
             .to_string();
         let next = new_refresh_token();
-        let rotated = inner
+        let next_hash = RefreshTokenHash::of(&next);
+        let sealed = SealedSuccessor::seal(
+            presented.expose(),
+            &next,
+            &SuccessorBinding {
+                parent: &old,
+                successor: &next_hash,
+                login_id: &record.login_id,
+            },
+        );
+        let rotation = inner
             .store
             .rotate_refresh_token(
                 &old,
-                &RefreshTokenHash::of(&next),
+                &next_hash,
+                &sealed,
                 &record.login_id,
                 inner.refresh_ttl,
+                inner.refresh_reuse,
             )
             .await
             .map_err(OAuthError::unavailable)?;
-        if !rotated {
-            // Spent by a concurrent request, expired, or revoked meanwhile:
-            // treated as reuse, like a spent token.
-            self.revoke_for_reuse(&record.login_id).await;
-            return Err(OAuthError::bad_refresh_token());
-        }
-        self.respond(user.id, &granted, &record.login_id, next)
+        let successor = match rotation {
+            Rotation::Rotated => next,
+            Rotation::AlreadyRotated { successor, sealed } => {
+                let binding = SuccessorBinding {
+                    parent: &old,
+                    successor: &successor,
+                    login_id: &record.login_id,
+                };
+                let Some(opened) = sealed.open(presented.expose(), &binding) else {
+                    // Only a changed row can get here: treated as reuse.
+                    tracing::error!(login_id = %record.login_id, "a stored refresh-token successor does not open with its parent");
+                    self.revoke_for_reuse(&record.login_id).await;
+                    return Err(OAuthError::bad_refresh_token());
+                };
+                tracing::info!(login_id = %record.login_id, "a refresh token was presented again within the reuse window; answered with its successor");
+                opened.to_string()
+            }
+            Rotation::Refused => {
+                // Spent by a concurrent request whose successor is used, or
+                // outside the window, expired, or revoked meanwhile: reuse.
+                self.revoke_for_reuse(&record.login_id).await;
+                return Err(OAuthError::bad_refresh_token());
+            }
+        };
+        self.respond(user.id, &granted, &record.login_id, successor)
     }
 
     async fn revoke_for_reuse(&self, login_id: &str) {
@@ -510,6 +555,16 @@ impl LoginService {
             }
         }
         Ok(outcome)
+    }
+}
+
+/// The reuse window in the clock's seconds; a disabled window lets
+/// nothing through (not even a reuse within the same second).
+fn reuse_seconds(window: ReuseWindow) -> i64 {
+    if window.is_disabled() {
+        -1
+    } else {
+        i64::try_from(window.as_secs()).unwrap_or(i64::MAX)
     }
 }
 

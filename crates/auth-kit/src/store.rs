@@ -13,7 +13,13 @@
 //! - uniqueness (usernames and emails, ignoring case) is decided by unique
 //!   indexes, never by check-then-insert, so it holds under races;
 //! - rotating a refresh token is one conditional `UPDATE`: of two
-//!   concurrent rotations of the same token at most one succeeds;
+//!   concurrent rotations of the same token at most one succeeds, and the
+//!   others, in the same transaction, find the winner's successor (the
+//!   reuse window) or nothing;
+//! - the database never holds a usable refresh token: tokens are stored as
+//!   SHA-256, successors only sealed under a key derived from their parent;
+//! - the last enabled admin is never demoted, disabled or deleted, also
+//!   when two admins change each other at once;
 //! - the per-request lookup of a token's user and login is one indexed query.
 
 use std::fmt;
@@ -28,6 +34,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use crate::clock::{Clock, rfc3339};
 use crate::error::ApiError;
 use crate::extract::{Account, Lookup, LookupError, UserDirectory};
+use crate::refresh::{ReuseWindow, SealedSuccessor};
 use crate::token::VerifiedAccess;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -304,44 +311,121 @@ impl Store {
         Ok(rows.into_iter().map(User::from).collect())
     }
 
-    /// Applies `update` in one statement; `None` when there is no such user.
-    /// Absent fields are left as they are; `permissions` replaces the grants.
+    /// Applies `update`; `None` when there is no such user. Absent fields are
+    /// left as they are; `permissions` replaces the grants.
+    ///
+    /// A change that would leave no enabled admin (demoting or disabling the
+    /// last one) is [`UserChangeError::LastAdmin`], decided by the database:
+    /// see [`Store::delete_user`] for how it holds under concurrent changes.
     pub async fn update_user(
         &self,
         id: i64,
         update: &UserUpdate,
-    ) -> Result<Option<User>, StoreError> {
+    ) -> Result<Option<User>, UserChangeError> {
         let permissions = update.permissions.as_ref().map(|p| {
             let mut p = p.clone();
             p.sort();
             p.dedup();
             p.join(" ")
         });
-        let row = on_pool!(self, |pool| {
-            sqlx::query_as::<_, UserRow>(&format!(
+        let may_remove_an_admin = update.role.as_deref().is_some_and(|r| r != ADMIN_ROLE)
+            || update.disabled == Some(true);
+        let lock = self.admin_lock().filter(|_| may_remove_an_admin);
+        let (row, exists) = on_pool!(self, |pool| async {
+            let mut tx = pool.begin().await?;
+            if let Some(lock) = lock {
+                sqlx::query(lock).bind(ADMIN_ROLE).execute(&mut *tx).await?;
+            }
+            // The row changes unless it is an enabled admin that would stop
+            // being one while no other enabled admin exists.
+            let row = sqlx::query_as::<_, UserRow>(&format!(
                 "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), \
-                 permissions = COALESCE($4, permissions) WHERE id = $1 RETURNING {USER_COLUMNS}"
+                 permissions = COALESCE($4, permissions) \
+                 WHERE id = $1 AND (role <> $5 OR disabled \
+                 OR (COALESCE($2, role) = $5 AND NOT COALESCE($3, disabled)) \
+                 OR {ANOTHER_ENABLED_ADMIN}) \
+                 RETURNING {USER_COLUMNS}"
             ))
             .bind(id)
             .bind(&update.role)
             .bind(update.disabled)
             .bind(&permissions)
-            .fetch_optional(pool)
-            .await
-        })?;
-        Ok(row.map(User::from))
+            .bind(ADMIN_ROLE)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let exists = match row {
+                Some(_) => true,
+                None => {
+                    sqlx::query_scalar::<_, bool>(USER_EXISTS)
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?
+                }
+            };
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>((row, exists))
+        }
+        .await)
+        .map_err(StoreError::from)?;
+        match (row, exists) {
+            (Some(row), _) => Ok(Some(User::from(row))),
+            (None, true) => Err(UserChangeError::LastAdmin),
+            (None, false) => Ok(None),
+        }
     }
 
-    /// Deletes a user with their items and logins (foreign keys cascade).
-    pub async fn delete_user(&self, id: i64) -> Result<bool, StoreError> {
-        let result = on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM users WHERE id = $1")
-                .bind(id)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        Ok(result > 0)
+    /// Deletes a user with their items and logins (foreign keys cascade);
+    /// `false` when there was no such user.
+    ///
+    /// Deleting the last enabled admin is [`UserChangeError::LastAdmin`].
+    /// The rule is decided by the database, so two admins demoting, disabling
+    /// or deleting each other at the same moment cannot both succeed: SQLite
+    /// runs one writer at a time, and on PostgreSQL the transaction first
+    /// locks every enabled admin's row (under READ COMMITTED both would
+    /// otherwise still see the other enabled: write skew).
+    pub async fn delete_user(&self, id: i64) -> Result<bool, UserChangeError> {
+        let lock = self.admin_lock();
+        let (deleted, exists) = on_pool!(self, |pool| async {
+            let mut tx = pool.begin().await?;
+            if let Some(lock) = lock {
+                sqlx::query(lock).bind(ADMIN_ROLE).execute(&mut *tx).await?;
+            }
+            let deleted = sqlx::query(&format!(
+                "DELETE FROM users WHERE id = $1 AND (role <> $2 OR disabled OR {ANOTHER_ENABLED_ADMIN})"
+            ))
+            .bind(id)
+            .bind(ADMIN_ROLE)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            let exists = !deleted
+                && sqlx::query_scalar::<_, bool>(USER_EXISTS)
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>((deleted, exists))
+        }
+        .await)
+        .map_err(StoreError::from)?;
+        if exists {
+            return Err(UserChangeError::LastAdmin);
+        }
+        Ok(deleted)
+    }
+
+    /// The statement that serialises changes to the set of enabled admins
+    /// (`$1` the admin role): on PostgreSQL, lock their rows, in id order so
+    /// two such transactions cannot deadlock. SQLite's single writer
+    /// serialises them already.
+    fn admin_lock(&self) -> Option<&'static str> {
+        match self.backend() {
+            Backend::Postgres => {
+                Some("SELECT id FROM users WHERE role = $1 AND NOT disabled ORDER BY id FOR UPDATE")
+            }
+            Backend::Sqlite => None,
+        }
     }
 
     /// Creates the bootstrap admin unless a user of that name exists (an
@@ -369,7 +453,7 @@ impl Store {
             email: None,
             full_name: None,
             password_hash: &password_hash,
-            role: "admin",
+            role: ADMIN_ROLE,
         };
         match self.create_user(&new).await {
             Ok(_) => Ok(AdminBootstrapOutcome::Created),
@@ -439,33 +523,49 @@ impl Store {
         Ok(row)
     }
 
-    /// Spends `old` and stores `new` in the same login, atomically: the
-    /// conditional `UPDATE` lets exactly one of several concurrent
-    /// rotations through. `false` when `old` was already spent, expired, or
-    /// its login revoked (nothing is stored then).
+    /// Spends `old` and stores its successor `new` in the same login, in one
+    /// transaction: the conditional `UPDATE` lets exactly one of several
+    /// concurrent rotations through, and records the successor's hash and
+    /// `sealed` (the successor sealed under a key only `old`'s holder can
+    /// derive) on `old`'s row.
+    ///
+    /// When `old` is already spent, the same transaction asks whether it
+    /// was rotated within `window` and its successor is still unspent (and
+    /// the login live): then the answer is that successor, still sealed, for
+    /// the caller to open with the presented token. Concurrent rotations on
+    /// any number of instances agree: the losers' `UPDATE` waits for the
+    /// winner's commit (a row lock on PostgreSQL, the single writer on
+    /// SQLite), and the lookup that follows, a new statement under READ
+    /// COMMITTED, sees the winner's successor.
     pub async fn rotate_refresh_token(
         &self,
         old: &RefreshTokenHash,
         new: &RefreshTokenHash,
+        sealed: &SealedSuccessor,
         login_id: &str,
         ttl: Duration,
-    ) -> Result<bool, StoreError> {
+        window: ReuseWindow,
+    ) -> Result<Rotation, StoreError> {
         let now = self.clock.now();
         let expires_at = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
-        let rotated = on_pool!(self, |pool| {
+        let window_start = now.saturating_sub(i64::try_from(window.as_secs()).unwrap_or(0));
+        let (spent, replay) = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let spent = sqlx::query(
-                "UPDATE refresh_tokens SET spent_at = $1 \
+                "UPDATE refresh_tokens SET spent_at = $1, successor_hash = $4, successor_sealed = $5 \
                  WHERE token_hash = $2 AND login_id = $3 AND spent_at IS NULL AND expires_at > $1 \
                  AND EXISTS (SELECT 1 FROM logins WHERE id = $3 AND revoked_at IS NULL)",
             )
             .bind(now)
             .bind(&old.0)
             .bind(login_id)
+            .bind(&new.0)
+            .bind(sealed.as_str())
             .execute(&mut *tx)
             .await?
-            .rows_affected();
-            if spent == 1 {
+            .rows_affected()
+                == 1;
+            let replay = if spent {
                 sqlx::query(
                     "INSERT INTO refresh_tokens (token_hash, login_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)",
                 )
@@ -475,11 +575,36 @@ impl Store {
                 .bind(expires_at)
                 .execute(&mut *tx)
                 .await?;
-            }
+                None
+            } else if window.is_disabled() {
+                None
+            } else {
+                sqlx::query_as::<_, (String, String)>(
+                    "SELECT r.successor_hash, r.successor_sealed FROM refresh_tokens r \
+                     JOIN refresh_tokens s ON s.token_hash = r.successor_hash \
+                     JOIN logins l ON l.id = r.login_id \
+                     WHERE r.token_hash = $1 AND r.login_id = $2 AND r.spent_at >= $3 \
+                     AND r.successor_sealed IS NOT NULL \
+                     AND s.spent_at IS NULL AND s.expires_at > $4 AND l.revoked_at IS NULL",
+                )
+                .bind(&old.0)
+                .bind(login_id)
+                .bind(window_start)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?
+            };
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(spent == 1)
+            Ok::<_, sqlx::Error>((spent, replay))
         })?;
-        Ok(rotated)
+        Ok(match (spent, replay) {
+            (true, _) => Rotation::Rotated,
+            (false, Some((successor, sealed))) => Rotation::AlreadyRotated {
+                successor: RefreshTokenHash(successor),
+                sealed: SealedSuccessor::from_stored(sealed),
+            },
+            (false, None) => Rotation::Refused,
+        })
     }
 
     /// Revokes a login: its refresh tokens stop working, and so, at once, do
@@ -734,6 +859,13 @@ pub async fn check_database(url: &str, timeout: Duration) -> Result<Backend, Str
         .unwrap_or_else(|_| Err(format!("no answer within {}s", timeout.as_secs())))
 }
 
+/// The role the last-admin rule protects (and admin bootstrap creates).
+const ADMIN_ROLE: &str = "admin";
+/// In a statement on `users`: another enabled user holds the row's role
+/// (it guards only rows whose role is the admin role).
+const ANOTHER_ENABLED_ADMIN: &str = "EXISTS (SELECT 1 FROM users other WHERE other.role = users.role \
+     AND NOT other.disabled AND other.id <> users.id)";
+const USER_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)";
 const USER_COLUMNS: &str =
     "id, username, email, full_name, role, permissions, disabled, created_at";
 /// The per-request lookup: the token's user and its login, by primary keys
@@ -904,6 +1036,30 @@ impl From<CreateUserError> for ApiError {
     }
 }
 
+/// Why an admin's change to a user was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UserChangeError {
+    /// The change would leave no enabled admin (409 `last_admin`).
+    #[error("the last enabled admin cannot be demoted, disabled or deleted")]
+    LastAdmin,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<UserChangeError> for ApiError {
+    fn from(e: UserChangeError) -> Self {
+        match e {
+            UserChangeError::LastAdmin => ApiError::Conflict {
+                code: "last_admin",
+                description: "The last enabled admin cannot be demoted, disabled or deleted; make another user an admin first".into(),
+            },
+            UserChangeError::Store(e) => e.into(),
+        }
+    }
+}
+
 /// What admin bootstrap did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdminBootstrapOutcome {
@@ -978,12 +1134,36 @@ impl RefreshTokenHash {
     pub fn of(token: &str) -> Self {
         Self(hex::encode(Sha256::digest(token.as_bytes())))
     }
+
+    /// The hash, hex (what the database stores).
+    pub fn as_hex(&self) -> &str {
+        &self.0
+    }
 }
 
 impl fmt::Debug for RefreshTokenHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("RefreshTokenHash(..)")
     }
+}
+
+/// What [`Store::rotate_refresh_token`] decided for a presented token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// It was spent now and its successor stored.
+    Rotated,
+    /// It was spent already, within the reuse window, and its successor is
+    /// unspent: that successor, sealed under a key derived from the
+    /// presented token.
+    AlreadyRotated {
+        /// The successor's hash (part of the seal's binding).
+        successor: RefreshTokenHash,
+        /// The successor, sealed.
+        sealed: SealedSuccessor,
+    },
+    /// Spent outside the window (or its successor used), expired, or its
+    /// login revoked: reuse.
+    Refused,
 }
 
 /// A stored refresh token and its login.

@@ -178,15 +178,49 @@ pub enum KeyError {
     /// The EC key is not on P-256.
     #[error("ES256 needs a P-256 key")]
     WrongCurve,
+    /// A previous (verify-only) key is the current key.
+    #[error("the previous key is the current key")]
+    SameAsCurrent,
+    /// The same previous key was given twice.
+    #[error("the same previous key is listed twice")]
+    DuplicatePrevious,
 }
 
 /// The key material of a service: how it signs and how it verifies.
 ///
-/// Its `Debug` output names the algorithm and `kid`, never key bytes.
+/// One current key signs; previous keys (after a key rotation) only verify,
+/// so the tokens they signed keep working until they expire. Every key has
+/// a `kid`, which tokens carry in their header: for asymmetric keys the
+/// RFC 7638 thumbprint of the public key, published in the JWKS; for HMAC
+/// secrets an identifier derived with HKDF-SHA256, which reveals nothing
+/// about the secret. Its `Debug` output names the algorithm and kids, never
+/// key bytes.
+///
+/// ```
+/// use auth_kit::token::{SigningAlgorithm, SigningKeys};
+///
+/// let retired = b"the-retired-secret-key-0123456789abcdef";
+/// let keys = SigningKeys::hmac(SigningAlgorithm::HS256, b"the-current-secret-key-0123456789abcdef")
+///     .unwrap()
+///     .with_previous_hmac(retired)
+///     .unwrap();
+/// assert_eq!(keys.previous_kids().count(), 1);
+/// assert_ne!(keys.kid(), keys.previous_kids().next().unwrap());
+/// // The same key cannot be both.
+/// assert!(SigningKeys::hmac(SigningAlgorithm::HS256, retired).unwrap().with_previous_hmac(retired).is_err());
+/// ```
 #[derive(Clone)]
 pub struct SigningKeys {
     algorithm: SigningAlgorithm,
     encoding: EncodingKey,
+    current: VerificationKey,
+    previous: Vec<VerificationKey>,
+}
+
+/// A key that verifies: its id, the key, and (asymmetric) its public JWK.
+#[derive(Clone)]
+struct VerificationKey {
+    kid: String,
     decoding: DecodingKey,
     public_jwk: Option<Jwk>,
 }
@@ -196,6 +230,7 @@ impl fmt::Debug for SigningKeys {
         f.debug_struct("SigningKeys")
             .field("algorithm", &self.algorithm)
             .field("kid", &self.kid())
+            .field("previous_kids", &self.previous_kids().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -210,20 +245,14 @@ impl SigningKeys {
         if !algorithm.is_hmac() {
             return Err(KeyError::WrongKind(algorithm));
         }
-        if secret.len() < MIN_SECRET_BYTES {
-            return Err(KeyError::SecretTooShort(secret.len()));
-        }
-        let (Ok(encoding), Ok(decoding)) = (
-            EncodingKey::from_secret(secret),
-            DecodingKey::from_secret(secret),
-        ) else {
-            return Err(KeyError::SecretTooShort(secret.len()));
-        };
+        let current = hmac_verification_key(secret)?;
+        let encoding =
+            EncodingKey::from_secret(secret).map_err(|_| KeyError::SecretTooShort(secret.len()))?;
         Ok(Self {
             algorithm,
             encoding,
-            decoding,
-            public_jwk: None,
+            current,
+            previous: Vec::new(),
         })
     }
 
@@ -245,59 +274,64 @@ impl SigningKeys {
         public_pem: &[u8],
     ) -> Result<Self, KeyError> {
         install_crypto_provider();
-        let (encoding, decoding) = match algorithm {
-            SigningAlgorithm::RS256 => (
-                EncodingKey::from_rsa_pem(private_pem),
-                DecodingKey::from_rsa_pem(public_pem),
-            ),
-            SigningAlgorithm::ES256 => (
-                EncodingKey::from_ec_pem(private_pem),
-                DecodingKey::from_ec_pem(public_pem),
-            ),
-            SigningAlgorithm::EdDSA => (
-                EncodingKey::from_ed_pem(private_pem),
-                DecodingKey::from_ed_pem(public_pem),
-            ),
+        let encoding = match algorithm {
+            SigningAlgorithm::RS256 => EncodingKey::from_rsa_pem(private_pem),
+            SigningAlgorithm::ES256 => EncodingKey::from_ec_pem(private_pem),
+            SigningAlgorithm::EdDSA => EncodingKey::from_ed_pem(private_pem),
             hmac => return Err(KeyError::WrongKind(hmac)),
-        };
-        let encoding = encoding.map_err(|_| KeyError::PrivateKey(algorithm))?;
-        let decoding = decoding.map_err(|_| KeyError::PublicKey(algorithm))?;
-        let mut jwk = Jwk::from_decoding_key(&decoding, Some(algorithm.jwt()))
-            .map_err(|_| KeyError::PublicKey(algorithm))?;
-        match &jwk.algorithm {
-            jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) => {
-                let bits = base64_len(&rsa.n) * 8;
-                if bits < 2048 {
-                    return Err(KeyError::RsaTooSmall(bits));
-                }
-            }
-            jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(ec)
-                if ec.curve != jsonwebtoken::jwk::EllipticCurve::P256 =>
-            {
-                return Err(KeyError::WrongCurve);
-            }
-            _ => {}
         }
+        .map_err(|_| KeyError::PrivateKey(algorithm))?;
+        let current = public_verification_key(algorithm, public_pem)?;
         // The probe: a signature by the private key must verify with the public key.
         let probe = b"auth-kit key pair probe";
         let signature = jsonwebtoken::crypto::sign(probe, &encoding, algorithm.jwt())
             .map_err(|_| KeyError::PrivateKey(algorithm))?;
-        if !jsonwebtoken::crypto::verify(&signature, probe, &decoding, algorithm.jwt())
+        if !jsonwebtoken::crypto::verify(&signature, probe, &current.decoding, algorithm.jwt())
             .unwrap_or(false)
         {
             return Err(KeyError::Mismatch);
         }
-        let kid = jwk
-            .thumbprint(ThumbprintHash::SHA256)
-            .map_err(|_| KeyError::PublicKey(algorithm))?;
-        jwk.common.key_id = Some(kid);
-        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
         Ok(Self {
             algorithm,
             encoding,
-            decoding,
-            public_jwk: Some(jwk),
+            current,
+            previous: Vec::new(),
         })
+    }
+
+    /// Adds a retired HMAC secret (SECRET_KEY_PREVIOUS) that verifies tokens
+    /// but never signs. The same rules as for the current secret apply; the
+    /// current secret itself, or one added already, is refused.
+    pub fn with_previous_hmac(self, secret: &[u8]) -> Result<Self, KeyError> {
+        if !self.algorithm.is_hmac() {
+            return Err(KeyError::WrongKind(self.algorithm));
+        }
+        let key = hmac_verification_key(secret)?;
+        self.with_previous(key)
+    }
+
+    /// Adds a retired public key (one of JWT_PREVIOUS_PUBLIC_KEY_FILES, PEM)
+    /// that verifies tokens but never signs, and is published in the JWKS.
+    /// It must be a key for the configured algorithm, held to the same rules
+    /// as the current one (RSA 2048 bits or more, ES256 on P-256), and not
+    /// the current key.
+    pub fn with_previous_public_pem(self, public_pem: &[u8]) -> Result<Self, KeyError> {
+        if self.algorithm.is_hmac() {
+            return Err(KeyError::WrongKind(self.algorithm));
+        }
+        let key = public_verification_key(self.algorithm, public_pem)?;
+        self.with_previous(key)
+    }
+
+    fn with_previous(mut self, key: VerificationKey) -> Result<Self, KeyError> {
+        if key.kid == self.current.kid {
+            return Err(KeyError::SameAsCurrent);
+        }
+        if self.previous.iter().any(|p| p.kid == key.kid) {
+            return Err(KeyError::DuplicatePrevious);
+        }
+        self.previous.push(key);
+        Ok(self)
     }
 
     /// The configured algorithm.
@@ -305,20 +339,100 @@ impl SigningKeys {
         self.algorithm
     }
 
-    /// The RFC 7638 thumbprint of the public key; `None` for HMAC.
-    pub fn kid(&self) -> Option<&str> {
-        self.public_jwk
-            .as_ref()
-            .and_then(|j| j.common.key_id.as_deref())
+    /// The current (signing) key's id: the RFC 7638 thumbprint of the
+    /// public key, or for HMAC an identifier derived from the secret.
+    pub fn kid(&self) -> &str {
+        &self.current.kid
+    }
+
+    /// The previous (verify-only) keys' ids.
+    pub fn previous_kids(&self) -> impl Iterator<Item = &str> {
+        self.previous.iter().map(|k| k.kid.as_str())
     }
 
     /// The JWKS document a service publishes at `/.well-known/jwks.json`:
-    /// the public key only. `None` for HMAC (the secret is never published).
+    /// the current public key, then the previous ones. `None` for HMAC (a
+    /// secret is never published).
     pub fn jwks(&self) -> Option<JwkSet> {
-        self.public_jwk.as_ref().map(|jwk| JwkSet {
-            keys: vec![jwk.clone()],
-        })
+        let keys: Vec<Jwk> = std::iter::once(&self.current)
+            .chain(&self.previous)
+            .filter_map(|k| k.public_jwk.clone())
+            .collect();
+        (!keys.is_empty()).then_some(JwkSet { keys })
     }
+
+    /// Every key that verifies, the current one first.
+    fn verification_keys(&self) -> impl Iterator<Item = &VerificationKey> {
+        std::iter::once(&self.current).chain(&self.previous)
+    }
+}
+
+/// A verify-only HMAC key: at least 32 bytes, with its derived `kid`.
+fn hmac_verification_key(secret: &[u8]) -> Result<VerificationKey, KeyError> {
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(KeyError::SecretTooShort(secret.len()));
+    }
+    let decoding =
+        DecodingKey::from_secret(secret).map_err(|_| KeyError::SecretTooShort(secret.len()))?;
+    Ok(VerificationKey {
+        kid: hmac_kid(secret),
+        decoding,
+        public_jwk: None,
+    })
+}
+
+/// The `kid` of an HMAC secret: 128 bits of HKDF-SHA256 output under a
+/// label of its own, base64url. A one-way function of the secret, so it
+/// names the key without revealing anything about it (a token's own HMAC
+/// already says more), and the same secret always gets the same id.
+fn hmac_kid(secret: &[u8]) -> String {
+    use base64::Engine as _;
+    let mut id = [0u8; 16];
+    hkdf::Hkdf::<sha2::Sha256>::new(Some(b"auth-kit hmac key id"), secret)
+        .expand(b"v1", &mut id)
+        .expect("16 bytes is a valid HKDF-SHA256 output length");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
+}
+
+/// A public key for `algorithm` from PEM, checked like a signing key's
+/// (RSA size, curve), with its JWK and RFC 7638 thumbprint as `kid`.
+fn public_verification_key(
+    algorithm: SigningAlgorithm,
+    public_pem: &[u8],
+) -> Result<VerificationKey, KeyError> {
+    let decoding = match algorithm {
+        SigningAlgorithm::RS256 => DecodingKey::from_rsa_pem(public_pem),
+        SigningAlgorithm::ES256 => DecodingKey::from_ec_pem(public_pem),
+        SigningAlgorithm::EdDSA => DecodingKey::from_ed_pem(public_pem),
+        hmac => return Err(KeyError::WrongKind(hmac)),
+    }
+    .map_err(|_| KeyError::PublicKey(algorithm))?;
+    let mut jwk = Jwk::from_decoding_key(&decoding, Some(algorithm.jwt()))
+        .map_err(|_| KeyError::PublicKey(algorithm))?;
+    match &jwk.algorithm {
+        jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) => {
+            let bits = base64_len(&rsa.n) * 8;
+            if bits < 2048 {
+                return Err(KeyError::RsaTooSmall(bits));
+            }
+        }
+        jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(ec)
+            if ec.curve != jsonwebtoken::jwk::EllipticCurve::P256 =>
+        {
+            return Err(KeyError::WrongCurve);
+        }
+        _ => {}
+    }
+    let kid = jwk
+        .thumbprint(ThumbprintHash::SHA256)
+        .map_err(|_| KeyError::PublicKey(algorithm))?;
+    jwk.common.key_id = Some(kid.clone());
+    jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+    Ok(VerificationKey {
+        kid,
+        decoding,
+        public_jwk: Some(jwk),
+    })
 }
 
 /// Decoded length of an unpadded base64url string.
@@ -569,7 +683,7 @@ impl TokenIssuer {
     pub fn new(keys: Arc<SigningKeys>, rules: ClaimRules, ttl: Duration, clock: Clock) -> Self {
         let mut header = Header::new(keys.algorithm.jwt());
         header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
-        header.kid = keys.kid().map(str::to_owned);
+        header.kid = Some(keys.kid().to_owned());
         Self {
             keys,
             header,
@@ -635,10 +749,16 @@ impl VerifiedAccess {
     }
 }
 
-/// Verifies our access tokens: one key, one algorithm, fixed claim rules.
+/// Verifies our access tokens: one algorithm, fixed claim rules, and the
+/// key the token's `kid` names (the current key, or a previous one after a
+/// rotation). A token without `kid`, as issued before tokens carried one,
+/// is verified with the current key; a `kid` we do not know is refused
+/// without trying any key.
 #[derive(Clone)]
 pub struct AccessTokenVerifier {
-    key: DecodingKey,
+    algorithm: Algorithm,
+    /// `(kid, key)`, the current key first.
+    keys: Vec<(String, DecodingKey)>,
     validation: Validation,
 }
 
@@ -646,23 +766,50 @@ impl fmt::Debug for AccessTokenVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccessTokenVerifier")
             .field("algorithms", &self.validation.algorithms)
+            .field(
+                "kids",
+                &self.keys.iter().map(|(kid, _)| kid).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
 
 impl AccessTokenVerifier {
-    /// A verifier pinned to `keys`' algorithm.
+    /// A verifier pinned to `keys`' algorithm, with its current and previous keys.
     pub fn new(keys: &SigningKeys, rules: ClaimRules) -> Self {
         install_crypto_provider();
         Self {
-            key: keys.decoding.clone(),
+            algorithm: keys.algorithm.jwt(),
+            keys: keys
+                .verification_keys()
+                .map(|k| (k.kid.clone(), k.decoding.clone()))
+                .collect(),
             validation: rules.validation(keys.algorithm.jwt()),
         }
     }
 
     /// Verifies signature, algorithm, type and claims.
     pub fn verify(&self, token: &str) -> Result<VerifiedAccess, InvalidToken> {
-        let (header, claims) = decode_checked::<AccessClaims>(token, &self.key, &self.validation)?;
+        if token.is_empty() {
+            return Err(InvalidToken::Malformed);
+        }
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(InvalidToken::TooLong);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|e| classify(token, e.kind()))?;
+        if header.alg != self.algorithm {
+            return Err(InvalidToken::WrongAlgorithm);
+        }
+        let key = match header.kid.as_deref() {
+            None => &self.keys[0].1,
+            Some(kid) => self
+                .keys
+                .iter()
+                .find(|(k, _)| k == kid)
+                .map(|(_, key)| key)
+                .ok_or(InvalidToken::UnknownKey)?,
+        };
+        let (header, claims) = decode_checked::<AccessClaims>(token, key, &self.validation)?;
         if !header.typ.as_deref().is_some_and(is_access_token_type) {
             return Err(InvalidToken::WrongType);
         }

@@ -262,8 +262,9 @@ async fn unauthenticated_and_invalid_tokens_get_401() {
             "The access token has been revoked",
         ),
         (
+            // Another service's key: its kid names no key of ours.
             bearer(&signed_with_another_key(ann.id)),
-            "The access token signature is invalid",
+            "The access token was signed with an unknown key",
         ),
     ] {
         let (status, challenge, body) = f.call("GET", "/me", Some(&auth)).await;

@@ -5,15 +5,20 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use auth_kit::config::LoginLimits;
 use auth_kit::extract::Lookup;
-use auth_kit::login::ScopeMode;
-use auth_kit::store::UserUpdate;
+use auth_kit::login::{LoginService, ScopeMode, TokenResponse};
+use auth_kit::refresh::{ReuseWindow, SealedSuccessor, SuccessorBinding};
+use auth_kit::store::{RefreshTokenHash, UserUpdate};
 use auth_kit::testing::TestDatabase;
+use auth_kit::token::AccessTokenVerifier;
 use auth_kit::{ApiError, OAuthError};
-use common::{REFRESH_TTL, harness, password_grant, refresh_grant, signup};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use common::{REFRESH_TTL, harness, harness_with_reuse, password_grant, refresh_grant, signup};
 
 fn code(e: &OAuthError) -> &'static str {
     e.code()
@@ -274,9 +279,54 @@ async fn refresh_rotates_and_reuse_revokes_the_login() {
     }
 }
 
-#[tokio::test]
-async fn concurrent_refreshes_give_at_most_one_pair() {
-    for db in TestDatabase::all("concurrent_refreshes_give_at_most_one_pair").await {
+/// Refreshes `token` `n` times at once, spread over `services`; every answer.
+async fn refresh_concurrently(
+    services: &[&LoginService],
+    token: &str,
+    n: usize,
+) -> Vec<Result<TokenResponse, OAuthError>> {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (logins, token) = (services[i % services.len()].clone(), token.to_owned());
+            tokio::spawn(async move { logins.token(refresh_grant(&token, None), None).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    answers
+}
+
+/// The one successor every answer carries, checking each is a 200 whose
+/// access token belongs to `login`.
+fn one_successor(
+    db: &TestDatabase,
+    answers: &[Result<TokenResponse, OAuthError>],
+    verifiers: &[&AccessTokenVerifier],
+    login: &str,
+) -> String {
+    let mut successors = BTreeSet::new();
+    for answer in answers {
+        let pair = answer
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{db:?}: a refresh was refused: {e}"));
+        let sid = verifiers
+            .iter()
+            .find_map(|v| v.verify(&pair.access_token).ok())
+            .unwrap()
+            .login_id()
+            .map(str::to_owned);
+        assert_eq!(sid.as_deref(), Some(login), "{db:?}: the same login");
+        successors.insert(pair.refresh_token.clone());
+    }
+    assert_eq!(successors.len(), 1, "{db:?}: {successors:?}");
+    successors.into_iter().next().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_refreshes_all_get_the_one_successor() {
+    for db in TestDatabase::all("concurrent_refreshes_all_get_the_one_successor").await {
         let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
         h.logins
             .signup(&signup("racer", "correct horse"))
@@ -287,23 +337,320 @@ async fn concurrent_refreshes_give_at_most_one_pair() {
             .token(password_grant("racer", "correct+horse", None), None)
             .await
             .unwrap();
-        let tasks: Vec<_> = (0..20)
-            .map(|_| {
-                let (logins, token) = (h.logins.clone(), pair.refresh_token.clone());
-                tokio::spawn(async move { logins.token(refresh_grant(&token, None), None).await })
-            })
-            .collect();
-        let mut successes = 0;
-        for t in tasks {
-            if t.await.unwrap().is_ok() {
-                successes += 1;
-            }
+        let login = sid_of(&h, &pair.access_token);
+        let answers = refresh_concurrently(&[&h.logins], &pair.refresh_token, 20).await;
+        let successor = one_successor(&db, &answers, &[&h.verifier], &login);
+        assert_ne!(successor, pair.refresh_token);
+        // Nothing was revoked: every access token works, and the successor rotates.
+        for answer in &answers {
+            let access = h
+                .verifier
+                .verify(&answer.as_ref().unwrap().access_token)
+                .unwrap();
+            assert!(matches!(
+                h.store
+                    .user_for_access(access.user_id, access.login_id())
+                    .await
+                    .unwrap(),
+                Lookup::Found(_)
+            ));
         }
-        assert!(
-            successes <= 1,
-            "{db:?}: {successes} new pairs from one refresh token"
+        let next = h
+            .logins
+            .token(refresh_grant(&successor, None), None)
+            .await
+            .unwrap();
+        assert_ne!(next.refresh_token, successor, "{db:?}");
+    }
+}
+
+/// Two independently built services on one database: concurrent refreshes
+/// of one token on both agree on one successor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_database_agree() {
+    for db in TestDatabase::all("two_instances_on_one_database_agree").await {
+        let a = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
+        let b = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
+        a.logins
+            .signup(&signup("twins", "correct horse"))
+            .await
+            .unwrap();
+        for round in 0..5 {
+            let pair = b
+                .logins
+                .token(password_grant("twins", "correct+horse", None), None)
+                .await
+                .unwrap();
+            let login = sid_of(&b, &pair.access_token);
+            let answers =
+                refresh_concurrently(&[&a.logins, &b.logins], &pair.refresh_token, 20).await;
+            let successor = one_successor(&db, &answers, &[&a.verifier, &b.verifier], &login);
+            assert!(
+                a.logins
+                    .token(refresh_grant(&successor, None), None)
+                    .await
+                    .is_ok(),
+                "{db:?} round {round}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn reuse_outside_the_window_revokes_the_login() {
+    for db in TestDatabase::all("reuse_outside_the_window_revokes_the_login").await {
+        let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
+        h.logins
+            .signup(&signup("late", "correct horse"))
+            .await
+            .unwrap();
+        let first = h
+            .logins
+            .token(password_grant("late", "correct+horse", None), None)
+            .await
+            .unwrap();
+        let second = h
+            .logins
+            .token(refresh_grant(&first.refresh_token, None), None)
+            .await
+            .unwrap();
+        // The last second of the window still answers with the successor...
+        h.clock.advance(ReuseWindow::STANDARD.as_secs() as i64);
+        let again = h
+            .logins
+            .token(refresh_grant(&first.refresh_token, None), None)
+            .await
+            .unwrap();
+        assert_eq!(again.refresh_token, second.refresh_token, "{db:?}");
+        // ...the next one is reuse: the login goes, access tokens included.
+        h.clock.advance(1);
+        let reuse = h
+            .logins
+            .token(refresh_grant(&first.refresh_token, None), None)
+            .await
+            .unwrap_err();
+        assert_eq!(code(&reuse), "invalid_grant");
+        assert_revoked(&h, &db, &second).await;
+        assert_revoked(&h, &db, &again).await;
+    }
+}
+
+#[tokio::test]
+async fn reuse_after_the_successor_was_used_revokes_the_login() {
+    for db in TestDatabase::all("reuse_after_the_successor_was_used_revokes_the_login").await {
+        let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
+        h.logins
+            .signup(&signup("used", "correct horse"))
+            .await
+            .unwrap();
+        let first = h
+            .logins
+            .token(password_grant("used", "correct+horse", None), None)
+            .await
+            .unwrap();
+        let second = h
+            .logins
+            .token(refresh_grant(&first.refresh_token, None), None)
+            .await
+            .unwrap();
+        let third = h
+            .logins
+            .token(refresh_grant(&second.refresh_token, None), None)
+            .await
+            .unwrap();
+        // Within the window, but the successor is spent: reuse.
+        let reuse = h
+            .logins
+            .token(refresh_grant(&first.refresh_token, None), None)
+            .await
+            .unwrap_err();
+        assert_eq!(code(&reuse), "invalid_grant", "{db:?}");
+        assert_revoked(&h, &db, &third).await;
+    }
+}
+
+#[tokio::test]
+async fn without_a_window_any_reuse_revokes() {
+    for db in TestDatabase::all("without_a_window_any_reuse_revokes").await {
+        let h = harness_with_reuse(
+            db.url(),
+            ScopeMode::Scoped,
+            LoginLimits::STANDARD,
+            ReuseWindow::DISABLED,
+        )
+        .await;
+        h.logins
+            .signup(&signup("strict", "correct horse"))
+            .await
+            .unwrap();
+        let first = h
+            .logins
+            .token(password_grant("strict", "correct+horse", None), None)
+            .await
+            .unwrap();
+        let second = h
+            .logins
+            .token(refresh_grant(&first.refresh_token, None), None)
+            .await
+            .unwrap();
+        let reuse = h
+            .logins
+            .token(refresh_grant(&first.refresh_token, None), None)
+            .await
+            .unwrap_err();
+        assert_eq!(code(&reuse), "invalid_grant", "{db:?}");
+        assert_revoked(&h, &db, &second).await;
+
+        // And of 20 concurrent refreshes at most one succeeds, its pair revoked.
+        let pair = h
+            .logins
+            .token(password_grant("strict", "correct+horse", None), None)
+            .await
+            .unwrap();
+        let answers = refresh_concurrently(&[&h.logins], &pair.refresh_token, 20).await;
+        let won: Vec<_> = answers.iter().filter_map(|a| a.as_ref().ok()).collect();
+        assert!(won.len() <= 1, "{db:?}: {} pairs", won.len());
+        for pair in won {
+            assert_revoked(&h, &db, pair).await;
+        }
+    }
+}
+
+/// The database alone never yields a usable refresh token: read every
+/// stored value after a rotation and try them.
+#[tokio::test]
+async fn the_successor_cannot_be_read_from_the_database() {
+    for db in TestDatabase::all("the_successor_cannot_be_read_from_the_database").await {
+        let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
+        h.logins
+            .signup(&signup("sealed", "correct horse"))
+            .await
+            .unwrap();
+        let first = h
+            .logins
+            .token(password_grant("sealed", "correct+horse", None), None)
+            .await
+            .unwrap();
+        let second = h
+            .logins
+            .token(refresh_grant(&first.refresh_token, None), None)
+            .await
+            .unwrap();
+        let login = sid_of(&h, &first.access_token);
+        let rows = refresh_token_rows(&db).await;
+        assert_eq!(rows.len(), 2, "{db:?}");
+        let parent = rows
+            .iter()
+            .find(|r| r.0 == RefreshTokenHash::of(&first.refresh_token).as_hex())
+            .unwrap();
+        let (successor_hash, sealed) = (parent.1.clone().unwrap(), parent.2.clone().unwrap());
+        assert_eq!(
+            successor_hash,
+            RefreshTokenHash::of(&second.refresh_token).as_hex()
+        );
+
+        // No stored value is, contains or encodes either token.
+        let stored: Vec<&str> = rows
+            .iter()
+            .flat_map(|r| [Some(r.0.as_str()), r.1.as_deref(), r.2.as_deref()])
+            .flatten()
+            .collect();
+        let sealed_bytes = B64.decode(sealed.strip_prefix("v1.").unwrap()).unwrap();
+        for token in [&first.refresh_token, &second.refresh_token] {
+            let raw = B64.decode(token).unwrap();
+            for value in &stored {
+                assert!(
+                    !value.contains(token.as_str()),
+                    "{db:?}: a token in the database"
+                );
+            }
+            assert!(
+                !sealed_bytes.windows(raw.len()).any(|w| w == raw.as_slice())
+                    && !sealed_bytes
+                        .windows(token.len())
+                        .any(|w| w == token.as_bytes()),
+                "{db:?}: the sealed successor shows it"
+            );
+        }
+        // Every stored value presented as a refresh token is refused.
+        for value in &stored {
+            assert!(
+                h.logins
+                    .token(refresh_grant(value, None), None)
+                    .await
+                    .is_err(),
+                "{db:?}"
+            );
+        }
+        // Opening the seal needs the parent: with anything else it fails,
+        // with the parent it gives exactly the successor.
+        let parent_hash = RefreshTokenHash::of(&first.refresh_token);
+        let successor = RefreshTokenHash::of(&second.refresh_token);
+        let binding = SuccessorBinding {
+            parent: &parent_hash,
+            successor: &successor,
+            login_id: &login,
+        };
+        let sealed = SealedSuccessor::from_stored(sealed);
+        for guess in stored
+            .iter()
+            .copied()
+            .chain([second.refresh_token.as_str(), "x"])
+        {
+            assert!(sealed.open(guess, &binding).is_none(), "{db:?}");
+        }
+        assert_eq!(
+            sealed
+                .open(&first.refresh_token, &binding)
+                .as_deref()
+                .map(String::as_str),
+            Some(second.refresh_token.as_str())
         );
     }
+}
+
+/// `(token_hash, successor_hash, successor_sealed)` of every refresh token,
+/// read straight from the database.
+async fn refresh_token_rows(db: &TestDatabase) -> Vec<(String, Option<String>, Option<String>)> {
+    let sql = "SELECT token_hash, successor_hash, successor_sealed FROM refresh_tokens";
+    match db.backend_name() {
+        "sqlite" => {
+            let pool = sqlx::SqlitePool::connect(db.url()).await.unwrap();
+            sqlx::query_as(sql).fetch_all(&pool).await.unwrap()
+        }
+        _ => {
+            let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+            sqlx::query_as(sql).fetch_all(&pool).await.unwrap()
+        }
+    }
+}
+
+fn sid_of(h: &common::Harness, access_token: &str) -> String {
+    h.verifier
+        .verify(access_token)
+        .unwrap()
+        .login_id()
+        .unwrap()
+        .to_owned()
+}
+
+/// The pair's login is revoked: its refresh token refused, its access token too.
+async fn assert_revoked(h: &common::Harness, db: &TestDatabase, pair: &TokenResponse) {
+    let refused = h
+        .logins
+        .token(refresh_grant(&pair.refresh_token, None), None)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&refused), "invalid_grant", "{db:?}");
+    let access = h.verifier.verify(&pair.access_token).unwrap();
+    assert_eq!(
+        h.store
+            .user_for_access(access.user_id, access.login_id())
+            .await
+            .unwrap(),
+        Lookup::RevokedLogin,
+        "{db:?}"
+    );
 }
 
 #[tokio::test]

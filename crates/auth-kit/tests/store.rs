@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use auth_kit::extract::Lookup;
+use auth_kit::refresh::{ReuseWindow, SealedSuccessor, SuccessorBinding};
 use auth_kit::store::{
-    AdminBootstrapOutcome, Backend, CreateUserError, NewItem, NewUser, RefreshTokenHash, Store,
-    TakenField, UserUpdate,
+    AdminBootstrapOutcome, Backend, CreateUserError, NewItem, NewUser, RefreshTokenHash, Rotation,
+    Store, TakenField, UserChangeError, UserUpdate,
 };
 use auth_kit::testing::TestDatabase;
 
@@ -94,60 +95,128 @@ async fn concurrent_signups_of_one_name_give_one_user() {
     }
 }
 
+/// Rotates `parent` (a token, not a hash) to `next` in `login`.
+async fn rotate(
+    store: &Store,
+    parent: &str,
+    next: &str,
+    login: &str,
+    window: ReuseWindow,
+) -> Rotation {
+    let (parent_hash, next_hash) = (RefreshTokenHash::of(parent), RefreshTokenHash::of(next));
+    let sealed = SealedSuccessor::seal(
+        parent,
+        next,
+        &SuccessorBinding {
+            parent: &parent_hash,
+            successor: &next_hash,
+            login_id: login,
+        },
+    );
+    store
+        .rotate_refresh_token(
+            &parent_hash,
+            &next_hash,
+            &sealed,
+            login,
+            Duration::from_secs(60),
+            window,
+        )
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn refresh_rotation_is_atomic() {
     for (db, store) in stores("refresh_rotation_is_atomic").await {
         let user = store.create_user(&new_user("rot", None)).await.unwrap();
-        let first = RefreshTokenHash::of("first");
         let login = store
-            .start_login(user.id, "me", &first, Duration::from_secs(60))
+            .start_login(
+                user.id,
+                "me",
+                &RefreshTokenHash::of("first"),
+                Duration::from_secs(60),
+            )
             .await
             .unwrap()
             .unwrap();
-        let second = RefreshTokenHash::of("second");
+        let window = ReuseWindow::STANDARD;
+        assert_eq!(
+            rotate(&store, "first", "second", &login, window).await,
+            Rotation::Rotated
+        );
+        let spent = store
+            .find_refresh_token(&RefreshTokenHash::of("first"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(spent.spent_at.is_some(), "{db:?}");
+        // Again, within the window: the first successor, never a second one.
+        match rotate(&store, "first", "x", &login, window).await {
+            Rotation::AlreadyRotated { successor, .. } => {
+                assert_eq!(successor, RefreshTokenHash::of("second"), "{db:?}")
+            }
+            other => panic!("{db:?}: {other:?}"),
+        }
         assert!(
             store
-                .rotate_refresh_token(&first, &second, &login, Duration::from_secs(60))
+                .find_refresh_token(&RefreshTokenHash::of("x"))
                 .await
                 .unwrap()
+                .is_none(),
+            "nothing stored for the loser"
         );
-        assert!(
-            !store
-                .rotate_refresh_token(
-                    &first,
-                    &RefreshTokenHash::of("x"),
-                    &login,
-                    Duration::from_secs(60)
-                )
-                .await
-                .unwrap()
+        assert_eq!(
+            rotate(&store, "first", "x", &login, ReuseWindow::DISABLED).await,
+            Rotation::Refused,
+            "{db:?}: no window, no successor"
         );
-        let spent = store.find_refresh_token(&first).await.unwrap().unwrap();
-        assert!(spent.spent_at.is_some(), "{db:?}");
 
-        // 20 concurrent rotations of one token: at most one wins.
+        // 20 concurrent rotations of one token: exactly one wins, and every
+        // other one gets the winner's successor.
         let racers: Vec<_> = (0..20)
             .map(|i| {
-                let (store, login, second) = (store.clone(), login.clone(), second.clone());
+                let (store, login) = (store.clone(), login.clone());
                 tokio::spawn(async move {
-                    store
-                        .rotate_refresh_token(
-                            &second,
-                            &RefreshTokenHash::of(&format!("next-{i}")),
-                            &login,
-                            Duration::from_secs(60),
-                        )
-                        .await
+                    rotate(&store, "second", &format!("next-{i}"), &login, window).await
                 })
             })
             .collect();
-        let mut wins = 0;
-        for r in racers {
-            if r.await.unwrap().unwrap() {
-                wins += 1;
+        let mut winners = Vec::new();
+        let mut successors = std::collections::BTreeSet::new();
+        for (i, r) in racers.into_iter().enumerate() {
+            match r.await.unwrap() {
+                Rotation::Rotated => winners.push(i),
+                Rotation::AlreadyRotated { successor, .. } => {
+                    successors.insert(successor.as_hex().to_owned());
+                }
+                Rotation::Refused => panic!("{db:?}: a racer was refused"),
             }
         }
-        assert_eq!(wins, 1, "{db:?}");
+        assert_eq!(winners.len(), 1, "{db:?}");
+        let winner = RefreshTokenHash::of(&format!("next-{}", winners[0]));
+        assert_eq!(
+            successors.into_iter().collect::<Vec<_>>(),
+            [winner.as_hex().to_owned()],
+            "{db:?}"
+        );
+        // Once the successor is used, its parent gets nothing.
+        assert_eq!(
+            rotate(
+                &store,
+                &format!("next-{}", winners[0]),
+                "third",
+                &login,
+                window
+            )
+            .await,
+            Rotation::Rotated
+        );
+        assert_eq!(
+            rotate(&store, "second", "y", &login, window).await,
+            Rotation::Refused,
+            "{db:?}"
+        );
     }
 }
 
@@ -320,6 +389,158 @@ async fn admin_updates() {
                 .is_none()
         );
         assert_eq!(store.list_users().await.unwrap().len(), 1);
+    }
+}
+
+fn admin(username: &str) -> NewUser<'_> {
+    NewUser {
+        role: "admin",
+        ..new_user(username, None)
+    }
+}
+
+fn set_role(role: &str) -> UserUpdate {
+    UserUpdate {
+        role: Some(role.into()),
+        ..Default::default()
+    }
+}
+
+fn set_disabled(disabled: bool) -> UserUpdate {
+    UserUpdate {
+        disabled: Some(disabled),
+        ..Default::default()
+    }
+}
+
+async fn enabled_admins(store: &Store) -> Vec<i64> {
+    let users = store.list_users().await.unwrap();
+    users
+        .into_iter()
+        .filter(|u| u.role == "admin" && !u.disabled)
+        .map(|u| u.id)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_last_enabled_admin_stays() {
+    for (db, store) in stores("the_last_enabled_admin_stays").await {
+        let root = store.create_user(&admin("root")).await.unwrap();
+        for refused in [set_role("user"), set_role("guest"), set_disabled(true)] {
+            let e = store.update_user(root.id, &refused).await.unwrap_err();
+            assert!(matches!(e, UserChangeError::LastAdmin), "{db:?}: {e:?}");
+        }
+        let both = UserUpdate {
+            role: Some("admin".into()),
+            disabled: Some(true),
+            ..Default::default()
+        };
+        assert!(matches!(
+            store.update_user(root.id, &both).await,
+            Err(UserChangeError::LastAdmin)
+        ));
+        assert!(matches!(
+            store.delete_user(root.id).await,
+            Err(UserChangeError::LastAdmin)
+        ));
+        assert_eq!(enabled_admins(&store).await, [root.id], "{db:?}: unchanged");
+        // Changes that keep it an enabled admin go through.
+        let kept = UserUpdate {
+            role: Some("admin".into()),
+            disabled: Some(false),
+            permissions: Some(vec!["items:delete".into()]),
+        };
+        let same = store.update_user(root.id, &kept).await.unwrap().unwrap();
+        assert_eq!(same.permissions, ["items:delete"]);
+
+        // A disabled admin does not count; a second enabled one does.
+        let dormant = store.create_user(&admin("dormant")).await.unwrap();
+        store
+            .update_user(dormant.id, &set_disabled(true))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            store.update_user(root.id, &set_role("user")).await,
+            Err(UserChangeError::LastAdmin)
+        ));
+        store
+            .update_user(dormant.id, &set_disabled(false))
+            .await
+            .unwrap()
+            .unwrap();
+        let demoted = store
+            .update_user(root.id, &set_role("user"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(demoted.role, "user", "{db:?}");
+        assert!(matches!(
+            store.delete_user(dormant.id).await,
+            Err(UserChangeError::LastAdmin)
+        ));
+        // Users who are not enabled admins are never held back.
+        assert!(store.delete_user(root.id).await.unwrap());
+        assert!(!store.delete_user(root.id).await.unwrap(), "gone already");
+        assert!(
+            store
+                .update_user(root.id, &set_role("user"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(enabled_admins(&store).await, [dormant.id]);
+    }
+}
+
+/// Two admins demoting, disabling or deleting each other at the same
+/// moment: exactly one change goes through. Looped, because on PostgreSQL
+/// the write skew this guards against needs the two transactions to
+/// overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_removing_each_other_concurrently_leave_one() {
+    for (db, store) in stores("admins_removing_each_other_concurrently_leave_one").await {
+        let rounds = match db.backend_name() {
+            "postgres" => 150,
+            _ => 40,
+        };
+        let mut survivor: Option<i64> = None;
+        for round in 0..rounds {
+            let a = store
+                .create_user(&admin(&format!("a{round}")))
+                .await
+                .unwrap();
+            let b = store
+                .create_user(&admin(&format!("b{round}")))
+                .await
+                .unwrap();
+            if let Some(previous) = survivor {
+                store.delete_user(previous).await.unwrap();
+            }
+            let change = |store: Store, id: i64, how: u32| async move {
+                match how {
+                    0 => store.update_user(id, &set_role("user")).await.map(|_| ()),
+                    1 => store.update_user(id, &set_disabled(true)).await.map(|_| ()),
+                    _ => store.delete_user(id).await.map(|_| ()),
+                }
+            };
+            let (first, second) = tokio::join!(
+                tokio::spawn(change(store.clone(), a.id, round % 3)),
+                tokio::spawn(change(store.clone(), b.id, (round / 3) % 3)),
+            );
+            let outcomes = [first.unwrap(), second.unwrap()];
+            let refused = outcomes
+                .iter()
+                .filter(|o| matches!(o, Err(UserChangeError::LastAdmin)))
+                .count();
+            let left = enabled_admins(&store).await;
+            assert_eq!(
+                (left.len(), refused),
+                (1, 1),
+                "{db:?} round {round}: {outcomes:?}"
+            );
+            survivor = Some(left[0]);
+        }
     }
 }
 

@@ -450,9 +450,12 @@ async fn key_rotation_needs_exactly_one_refetch() {
     verifier.verify(&old).await.unwrap();
     assert_eq!(p.stub.jwks_fetches(), 2);
 
-    // After 10 minutes the cache expires and is fetched once more.
+    // After 10 minutes the cache is stale: still used, and refreshed once
+    // in the background.
     clock.advance(600);
     verifier.verify(&new).await.unwrap();
+    verifier.verify(&new).await.unwrap();
+    wait_for_fetches(&verifier, &p.stub, 3).await;
     verifier.verify(&new).await.unwrap();
     assert_eq!(p.stub.jwks_fetches(), 3);
 }
@@ -546,15 +549,67 @@ async fn a_failed_refetch_keeps_the_last_good_keys() {
     assert_eq!(verifier.prefetch_keys().await.unwrap(), 1);
     let s = p.session("kay@example.com").await;
     p.stub.set_fault(Fault::RefuseConnections).await;
-    clock.advance(700); // the cache is stale: a refetch is due and fails
+    clock.advance(700); // the cache is stale: a refetch is due and fails (in the background)
     let claims = verifier.verify(&token(&s)).await.unwrap();
     assert_eq!(claims.sub, s.user.id);
+    verifier.settle_key_refresh().await;
     p.stub.set_fault(Fault::None).await;
     verifier.verify(&token(&s)).await.unwrap();
     assert_eq!(p.stub.jwks_fetches(), 1, "no new attempt within 30 s");
     clock.advance(31);
     verifier.verify(&token(&s)).await.unwrap();
-    assert_eq!(p.stub.jwks_fetches(), 2);
+    wait_for_fetches(&verifier, &p.stub, 2).await;
+}
+
+/// Waits for the background refresh of a stale key set, then checks the
+/// stub has answered `n` JWKS fetches.
+async fn wait_for_fetches(verifier: &SupabaseVerifier, stub: &StubHandle, n: u64) {
+    verifier.settle_key_refresh().await;
+    assert_eq!(stub.jwks_fetches(), n);
+}
+
+/// Stale-while-revalidate: while the key set is stale and Supabase answers
+/// slowly, tokens with a known kid are verified from the cached set at once;
+/// one background refresh goes out, and only a kid never seen waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_kids_do_not_wait_for_a_slow_refresh() {
+    let p = Project::es256().await;
+    let clock = Clock::manual(Clock::System.now());
+    let verifier = p.verifier(&clock);
+    let s = p.session("lou@example.com").await;
+    let known = token(&s);
+    verifier.verify(&known).await.unwrap();
+    assert_eq!(p.stub.jwks_fetches(), 1);
+    let new_kid = p.stub.rotate_signing_key().unwrap();
+    let unseen = token(
+        &p.client
+            .refresh_session(s.refresh_token.expose())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(header_of(&unseen)["kid"], new_kid.as_str());
+
+    // Ten minutes on, the cached set is stale; Supabase now takes 3 s.
+    p.stub.set_fault(Fault::Slow(Duration::from_secs(3))).await;
+    clock.advance(601);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (verifier, known) = (verifier.clone(), known.clone());
+        tasks.spawn(async move {
+            tokio::time::timeout(Duration::from_secs(1), verifier.verify(&known)).await
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        let verified = result.unwrap().expect("a known kid waited for the refresh");
+        assert_eq!(verified.unwrap().sub, s.user.id);
+    }
+    // The never-seen kid waits for that one refresh, which brings its key.
+    let claims = verifier.verify(&unseen).await.unwrap();
+    assert_eq!(claims.sub, s.user.id);
+    wait_for_fetches(&verifier, &p.stub, 2).await;
+    p.stub.set_fault(Fault::None).await;
+    verifier.verify(&unseen).await.unwrap();
+    assert_eq!(p.stub.jwks_fetches(), 2, "one refresh for all of them");
 }
 
 #[tokio::test]

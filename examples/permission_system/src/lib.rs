@@ -28,6 +28,7 @@ use auth_kit::http::{ClientIp, JsonBody, ResourceId, TokenRequest};
 use auth_kit::login::{LoginServiceParts, TokenResponse};
 use auth_kit::password::{PasswordHasher, PoolSize};
 use auth_kit::policy::{AccessPolicy, PolicySpec, RoleSpec};
+use auth_kit::refresh::ReuseWindow;
 use auth_kit::store::{AdminUserView, Item, NewItem, Store, User, UserUpdate};
 use auth_kit::token::{AccessTokenVerifier, ClaimRules, Leeway, SigningKeys, TokenIssuer};
 use auth_kit::{
@@ -376,6 +377,7 @@ impl Demo {
             // snapshot into each token instead.
             scopes: ScopeMode::Unscoped,
             refresh_ttl: REFRESH_TOKEN_TTL,
+            refresh_reuse: ReuseWindow::STANDARD,
             limits: LoginLimits::STANDARD,
             clock: Clock::System,
         });

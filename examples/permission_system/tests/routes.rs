@@ -230,6 +230,12 @@ async fn tokens_carry_no_scope() {
         .token_form(&format!("grant_type=refresh_token&refresh_token={refresh}"))
         .await;
     assert_eq!(answer.status, 200);
+    let next = answer.body["refresh_token"].as_str().unwrap().to_owned();
+    let answer = s
+        .token_form(&format!("grant_type=refresh_token&refresh_token={next}"))
+        .await;
+    assert_eq!(answer.status, 200);
+    // Its successor used, the first refresh token is reuse.
     let answer = s
         .token_form(&format!("grant_type=refresh_token&refresh_token={refresh}"))
         .await;

@@ -27,6 +27,7 @@ use auth_kit::http::{ClientIp, JsonBody, TokenRequest};
 use auth_kit::login::{LoginServiceParts, TokenResponse};
 use auth_kit::password::{PasswordHasher, PoolSize};
 use auth_kit::policy::AccessPolicy;
+use auth_kit::refresh::ReuseWindow;
 use auth_kit::store::{AdminUserView, Item, NewItem, Store, User};
 use auth_kit::token::{AccessTokenVerifier, ClaimRules, Leeway, SigningKeys, TokenIssuer};
 use auth_kit::{
@@ -202,6 +203,7 @@ impl Demo {
             // Tokens carry the granted scopes; RequireScopes checks them.
             scopes: ScopeMode::Scoped,
             refresh_ttl: REFRESH_TOKEN_TTL,
+            refresh_reuse: ReuseWindow::STANDARD,
             limits: LoginLimits::STANDARD,
             clock: Clock::System,
         });

@@ -53,13 +53,26 @@ pub const CALLS: &[Call] = &[
         .body(Body::Form(
             "grant_type=refresh_token&refresh_token=$REFRESH_TOKEN",
         ))
+        .saves("NEW_REFRESH_TOKEN", "refresh_token")
         .shows("Trade the refresh token for a new pair (refresh grant)"),
+    call("POST", "/token", 200)
+        .body(Body::Form(
+            "grant_type=refresh_token&refresh_token=$REFRESH_TOKEN",
+        ))
+        .shows(
+            "The same refresh token again within 10 s (a second tab): the same new refresh token",
+        ),
+    call("POST", "/token", 200)
+        .body(Body::Form(
+            "grant_type=refresh_token&refresh_token=$NEW_REFRESH_TOKEN",
+        ))
+        .shows("Use the new refresh token"),
     call("POST", "/token", 400)
         .body(Body::Form(
             "grant_type=refresh_token&refresh_token=$REFRESH_TOKEN",
         ))
         .error("invalid_grant")
-        .shows("A spent refresh token is refused, and its login revoked"),
+        .shows("Its successor used, the old refresh token is refused, and its login revoked"),
 ];
 
 /// What the server prints at start: the demo users and [`CALLS`] as curl

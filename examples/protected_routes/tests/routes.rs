@@ -281,13 +281,27 @@ async fn the_refresh_grant_rotates_and_detects_reuse() {
         200
     );
 
-    // Reusing the spent token is refused and revokes the whole login.
+    // Presented again at once (a second tab): the same new refresh token.
+    let again = s.token_form(&refresh(first_refresh)).await;
+    assert_eq!(again.status, 200, "{again:?}");
+    assert_eq!(again.body["refresh_token"], json!(second_refresh));
+
+    // Once the new one was used, reusing the spent token is refused and
+    // revokes the whole login.
+    let third = s.token_form(&refresh(second_refresh)).await;
+    assert_eq!(third.status, 200, "{third:?}");
+    let third_access = third.body["access_token"].as_str().unwrap();
+    let third_refresh = third.body["refresh_token"].as_str().unwrap();
     let invalid = error("invalid_grant", "The refresh token is invalid");
     let reuse = s.token_form(&refresh(first_refresh)).await;
     assert_eq!((reuse.status, &reuse.body), (400, &invalid));
-    let after = s.token_form(&refresh(second_refresh)).await;
+    let after = s.token_form(&refresh(third_refresh)).await;
     assert_eq!((after.status, &after.body), (400, &invalid));
-    let revoked = s.call("GET", "/users/me", Some(second_access)).await;
+    assert_eq!(
+        s.call("GET", "/users/me", Some(second_access)).await.status,
+        401
+    );
+    let revoked = s.call("GET", "/users/me", Some(third_access)).await;
     assert_eq!(revoked.status, 401);
     assert_eq!(
         revoked.body,

@@ -73,6 +73,7 @@ impl App {
             policy: policy.clone(),
             scopes: SCOPES,
             refresh_ttl: settings.refresh_token_ttl,
+            refresh_reuse: settings.refresh_reuse,
             limits: settings.login_limits,
             clock: Clock::System,
         });

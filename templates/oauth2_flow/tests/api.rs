@@ -386,20 +386,31 @@ async fn refresh_rotation_reuse_and_logout() {
             200
         );
 
-        // Reusing the spent token revokes the whole login, at once.
+        // Presented again at once (a second tab, a retry): the same successor
+        // and a fresh access token of the same login.
+        let again = s.form("/token", &refresh(&first["refresh_token"])).await;
+        assert_eq!(again.status, 200, "{}: {again:?}", s.backend);
+        assert_eq!(again.body["refresh_token"], second["refresh_token"]);
+        assert_ne!(again.body["access_token"], second["access_token"]);
+
+        // Once the successor is used, reusing the spent token revokes the
+        // whole login, at once.
+        let third = s.form("/token", &refresh(&second["refresh_token"])).await;
+        assert_eq!(third.status, 200, "{third:?}");
+        let third = third.body;
         let reuse = s.form("/token", &refresh(&first["refresh_token"])).await;
         assert_eq!(
             reuse.body,
             error("invalid_grant", "The refresh token is invalid")
         );
         assert_eq!(
-            s.form("/token", &refresh(&second["refresh_token"]))
+            s.form("/token", &refresh(&third["refresh_token"]))
                 .await
                 .error()
                 .0,
             "invalid_grant"
         );
-        let revoked = s.get("/users/me", second["access_token"].as_str()).await;
+        let revoked = s.get("/users/me", third["access_token"].as_str()).await;
         assert_challenge(
             &revoked,
             401,
@@ -443,6 +454,49 @@ async fn refresh_rotation_reuse_and_logout() {
                 .0,
             "invalid_grant"
         );
+    }
+}
+
+/// Twenty clients refreshing one token at the same moment all stay logged
+/// in, with one successor between them.
+#[tokio::test]
+async fn concurrent_refreshes_share_one_successor() {
+    for s in servers("concurrent_refreshes_share_one_successor").await {
+        s.signup("tabs").await;
+        let pair = s.login("tabs", &password_of("tabs"), None).await.body;
+        let form = format!(
+            "grant_type=refresh_token&refresh_token={}",
+            pair["refresh_token"].as_str().unwrap()
+        );
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (url, form) = (format!("{}/token", s.base), form.clone());
+                tokio::spawn(async move {
+                    let reply = reqwest::Client::new()
+                        .post(url)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(form)
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = reply.status().as_u16();
+                    (status, reply.json::<Value>().await.unwrap())
+                })
+            })
+            .collect();
+        let mut successors = std::collections::BTreeSet::new();
+        for task in tasks {
+            let (status, body) = task.await.unwrap();
+            assert_eq!(status, 200, "{}: {body}", s.backend);
+            successors.insert(body["refresh_token"].as_str().unwrap().to_owned());
+            assert_eq!(
+                s.get("/users/me", body["access_token"].as_str())
+                    .await
+                    .status,
+                200
+            );
+        }
+        assert_eq!(successors.len(), 1, "{}: {successors:?}", s.backend);
     }
 }
 
@@ -591,5 +645,62 @@ async fn administration() {
             s.login(ADMIN, ADMIN_PASSWORD, Some("admin")).await.body["scope"],
             json!("admin")
         );
+    }
+}
+
+#[tokio::test]
+async fn the_last_admin_stays() {
+    for s in servers("the_last_admin_stays").await {
+        let doc = s.get("/openapi.json", None).await.body;
+        for method in ["patch", "delete"] {
+            assert!(
+                doc["paths"]["/users/{id}"][method]["responses"]
+                    .get("409")
+                    .is_some(),
+                "{method} on a user documents 409 last_admin"
+            );
+        }
+        let admin = s.admin_token().await;
+        let root = s.get("/users/me", Some(&admin)).await.body["id"]
+            .as_i64()
+            .unwrap();
+        let root_path = format!("/users/{root}");
+        let last = error(
+            "last_admin",
+            "The last enabled admin cannot be demoted, disabled or deleted; make another user an admin first",
+        );
+        for body in [json!({"role": "user"}), json!({"disabled": true})] {
+            let reply = s.json("PATCH", &root_path, Some(&admin), body).await;
+            assert_eq!((reply.status, &reply.body), (409, &last), "{}", s.backend);
+        }
+        let reply = s.delete(&root_path, Some(&admin)).await;
+        assert_eq!((reply.status, &reply.body), (409, &last));
+        assert_eq!(s.get("/users", Some(&admin)).await.status, 200);
+
+        // With a second admin, the first may step down; the second is then the last.
+        let kim = s.signup("kim").await;
+        let kim_path = format!("/users/{kim}");
+        let promoted = s
+            .json("PATCH", &kim_path, Some(&admin), json!({"role": "admin"}))
+            .await;
+        assert_eq!(promoted.status, 200, "{promoted:?}");
+        let stepped_down = s
+            .json("PATCH", &root_path, Some(&admin), json!({"role": "user"}))
+            .await;
+        assert_eq!(
+            (stepped_down.status, &stepped_down.body["role"]),
+            (200, &json!("user"))
+        );
+        let kim_token = s.token("kim", &password_of("kim"), None).await;
+        let reply = s
+            .json(
+                "PATCH",
+                &kim_path,
+                Some(&kim_token),
+                json!({"disabled": true}),
+            )
+            .await;
+        assert_eq!((reply.status, &reply.body), (409, &last));
+        assert_eq!(s.delete(&root_path, Some(&kim_token)).await.status, 204);
     }
 }

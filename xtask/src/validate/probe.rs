@@ -1187,16 +1187,23 @@ impl Prober<'_> {
         Ok(())
     }
 
+    /// Rotation, the optional reuse window, and reuse detection. A service
+    /// with a reuse window answers a second use of a just-rotated token
+    /// with the same successor; one without answers 400 (and revokes the
+    /// login). Either way, once the successor was used, the old token is
+    /// reuse: 400, and the login's tokens die.
     async fn refresh(&mut self, session: Option<&Session>) -> Result<()> {
         const ROTATION: &str = "refresh rotation (old refresh token spent)";
+        const WINDOW: &str = "refresh again within the reuse window";
         const REUSE_REFRESH: &str = "refresh reuse: the newer refresh token";
         const REUSE_ACCESS: &str = "refresh reuse: the login's access token";
-        let rotation_expected =
-            "200 with a new pair, then 400 invalid_grant for the old refresh token";
+        let rotation_expected = "200 with a new pair, then 400 invalid_grant for the old refresh token (once its successor was used)";
+        let window_expected = "200 with the same new refresh token (optional; a service without a window answers 400)";
         let reuse_expected = "400, error \"invalid_grant\" (reuse revokes the login)";
         let Some(old) = session.and_then(|s| s.refresh.as_ref()) else {
             for (probe, expected) in [
                 (ROTATION, rotation_expected),
+                (WINDOW, window_expected),
                 (REUSE_REFRESH, reuse_expected),
                 (REUSE_ACCESS, INVALID_TOKEN),
             ] {
@@ -1218,19 +1225,84 @@ impl Prober<'_> {
                 rotated.describe()
             };
             self.record(false, ROTATION, rotation_expected, got);
-            self.skip(REUSE_REFRESH, reuse_expected, "the refresh failed");
-            self.skip(REUSE_ACCESS, INVALID_TOKEN, "the refresh failed");
+            for (probe, expected) in [
+                (WINDOW, window_expected),
+                (REUSE_REFRESH, reuse_expected),
+                (REUSE_ACCESS, INVALID_TOKEN),
+            ] {
+                self.skip(probe, expected, "the refresh failed");
+            }
             return Ok(());
         };
-        let reused = self.refresh_with(old).await?;
-        let spent = reused.status == 400 && reused.error_code() == Some("invalid_grant");
-        let got = format!(
-            "200 with a new pair; the old refresh token then: {}",
-            reused.describe()
-        );
-        self.record(spent, ROTATION, rotation_expected, got);
+        let next_refresh = next.refresh.as_ref().map(|r| r.as_str());
 
-        let Some(newer) = &next.refresh else {
+        // At once, the same token again: a second tab, or a retry.
+        let again = self.refresh_with(old).await?;
+        let replayed = session_of(&again);
+        let same_successor = replayed
+            .as_ref()
+            .is_some_and(|s| s.refresh.as_ref().map(|r| r.as_str()) == next_refresh);
+        let refused = again.status == 400 && again.error_code() == Some("invalid_grant");
+        let newest = if same_successor {
+            let window_got = "200 with the same new refresh token and a fresh access token";
+            // Use the successor; the old token is then reuse, window or not.
+            let spent = self.refresh_with(next_refresh.unwrap_or_default()).await?;
+            let Some(newest) = session_of(&spent) else {
+                let got = format!("the new refresh token was refused: {}", spent.describe());
+                self.record(false, ROTATION, rotation_expected, got);
+                self.record(true, WINDOW, window_expected, window_got.to_owned());
+                self.skip(REUSE_REFRESH, reuse_expected, "the refresh failed");
+                self.skip(REUSE_ACCESS, INVALID_TOKEN, "the refresh failed");
+                return Ok(());
+            };
+            let reused = self.refresh_with(old).await?;
+            let got = format!(
+                "200 with a new pair; the old refresh token, once the new one was used: {}",
+                reused.describe()
+            );
+            self.record(
+                reused.status == 400 && reused.error_code() == Some("invalid_grant"),
+                ROTATION,
+                rotation_expected,
+                got,
+            );
+            self.record(true, WINDOW, window_expected, window_got.to_owned());
+            newest
+        } else if refused {
+            let got = format!(
+                "200 with a new pair; the old refresh token then: {}",
+                again.describe()
+            );
+            self.record(true, ROTATION, rotation_expected, got);
+            self.skip(
+                WINDOW,
+                window_expected,
+                "400 invalid_grant at once: the service has no reuse window (it is optional)",
+            );
+            next
+        } else {
+            let got = if replayed.is_some() {
+                "200 with ANOTHER new refresh token: one token gave two live successors".to_owned()
+            } else {
+                again.describe()
+            };
+            let rotation_got = format!("200 with a new pair; the old refresh token then: {got}");
+            self.record(false, ROTATION, rotation_expected, rotation_got);
+            self.record(false, WINDOW, window_expected, got);
+            self.skip(
+                REUSE_REFRESH,
+                reuse_expected,
+                "the old refresh token was not refused",
+            );
+            self.skip(
+                REUSE_ACCESS,
+                INVALID_TOKEN,
+                "the old refresh token was not refused",
+            );
+            return Ok(());
+        };
+
+        let Some(newer) = &newest.refresh else {
             return Ok(());
         };
         let after = self.refresh_with(newer).await?;
@@ -1240,7 +1312,7 @@ impl Prober<'_> {
             reuse_expected,
             after.describe(),
         );
-        let access = self.me(&next.access).await?;
+        let access = self.me(&newest.access).await?;
         self.record(
             access.is_invalid_token(),
             REUSE_ACCESS,

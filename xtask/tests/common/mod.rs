@@ -118,6 +118,12 @@ pub struct Flaws {
     pub no_challenge: bool,
     /// Grants any known scope asked for, held or not.
     pub grants_unheld_scopes: bool,
+    /// Answers a second use of a just-rotated refresh token with another
+    /// new pair: two live successors.
+    pub second_successor: bool,
+    /// Has no reuse window: a second use of a refresh token always revokes
+    /// its login. Allowed by the contract (the probe says SKIP).
+    pub no_reuse_window: bool,
 }
 
 /// The scopes a signed-up user holds, and every scope there is.
@@ -125,9 +131,9 @@ const HELD: [&str; 3] = ["me", "items", "items:write"];
 const KNOWN: [&str; 4] = ["me", "items", "items:write", "admin"];
 const NAME: &str = "mini";
 
-/// A small service written from SPEC section 3 alone (not auth-kit): HS256
-/// tokens signed with `secret`, signup, the token endpoint with rotation and
-/// reuse detection, logout, two scoped routes. With `flaws`, it breaks
+/// A small service written from the contract alone (not auth-kit): HS256
+/// tokens signed with `secret`, signup, the token endpoint with rotation, a
+/// reuse window and reuse detection, logout, two scoped routes. With `flaws`, it breaks
 /// exactly those rules.
 pub fn mini_service(secret: &str, flaws: Flaws) -> String {
     auth_kit::token::install_crypto_provider();
@@ -160,6 +166,8 @@ struct Inner {
     users: HashMap<String, (u64, String)>,
     /// refresh token -> (login id, user id, scope, spent)
     refresh: HashMap<String, (String, u64, String, bool)>,
+    /// rotated refresh token -> its successor
+    successors: HashMap<String, String>,
     revoked_logins: Vec<String>,
     counter: u64,
 }
@@ -204,13 +212,24 @@ async fn signup(State(s): State<Mini>, Json(body): Json<Value>) -> Response {
 }
 
 impl Mini {
-    fn issue(&self, inner: &mut Inner, user: u64, scope: &str, login: &str) -> Response {
+    /// A new pair; with `successor`, that refresh token instead of a new one.
+    fn issue(
+        &self,
+        inner: &mut Inner,
+        user: u64,
+        scope: &str,
+        login: &str,
+        successor: Option<String>,
+    ) -> (Response, String) {
         let n = inner.next();
-        let refresh = format!("refresh-{n}-{}", auth_kit::random::secret_hex());
-        inner.refresh.insert(
-            refresh.clone(),
-            (login.to_owned(), user, scope.to_owned(), false),
-        );
+        let refresh = successor.unwrap_or_else(|| {
+            let refresh = format!("refresh-{n}-{}", auth_kit::random::secret_hex());
+            inner.refresh.insert(
+                refresh.clone(),
+                (login.to_owned(), user, scope.to_owned(), false),
+            );
+            refresh
+        });
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some("at+jwt".to_owned());
         let now = now();
@@ -223,7 +242,10 @@ impl Mini {
         )
         .unwrap();
         let body = json!({"access_token": access, "token_type": "bearer", "expires_in": 900, "refresh_token": refresh, "scope": scope});
-        ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+        (
+            ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response(),
+            refresh,
+        )
     }
 
     /// The caller's claims, or the contract's 401/403 (bent by the flaws).
@@ -324,7 +346,7 @@ async fn token(State(s): State<Mini>, Form(form): Form<HashMap<String, String>>)
                 requested.join(" ")
             };
             let login = format!("login-{}", inner.next());
-            s.issue(&mut inner, id, &scope, &login)
+            s.issue(&mut inner, id, &scope, &login, None).0
         }
         Some("refresh_token") => {
             let Some(presented) = form.get("refresh_token") else {
@@ -333,18 +355,33 @@ async fn token(State(s): State<Mini>, Form(form): Form<HashMap<String, String>>)
             let Some((login, user, scope, spent)) = inner.refresh.get(presented).cloned() else {
                 return bad("invalid_grant");
             };
-            if spent {
-                // Reuse: the whole login goes.
-                inner.revoked_logins.push(login);
+            if inner.revoked_logins.contains(&login) {
                 return bad("invalid_grant");
             }
-            if inner.revoked_logins.contains(&login) {
+            if spent {
+                if s.flaws.second_successor {
+                    return s.issue(&mut inner, user, &scope, &login, None).0;
+                }
+                // The reuse window (no clock here: the probe's second use
+                // follows at once), while the successor is unspent.
+                let successor = inner.successors.get(presented).cloned();
+                let unspent = successor
+                    .as_ref()
+                    .and_then(|n| inner.refresh.get(n))
+                    .is_some_and(|entry| !entry.3);
+                if unspent && !s.flaws.no_reuse_window {
+                    return s.issue(&mut inner, user, &scope, &login, successor).0;
+                }
+                // Reuse: the whole login goes.
+                inner.revoked_logins.push(login);
                 return bad("invalid_grant");
             }
             if let Some(entry) = inner.refresh.get_mut(presented) {
                 entry.3 = true;
             }
-            s.issue(&mut inner, user, &scope, &login)
+            let (answer, successor) = s.issue(&mut inner, user, &scope, &login, None);
+            inner.successors.insert(presented.to_owned(), successor);
+            answer
         }
         _ => bad("unsupported_grant_type"),
     }

@@ -66,10 +66,13 @@ fn secs(d: Duration) -> i64 {
 /// - ES256 / RS256 tokens against the project's JWKS through
 ///   [`crate::token::KeySet`] (each key pinned to its algorithm). The key
 ///   set is cached for at most 10 minutes (less if the JWKS answer's
-///   `Cache-Control` says so); a token naming an unknown `kid` triggers a
-///   refetch at most once per 30 s; only one fetch is ever in flight while
-///   other requests wait for its result; a failed refetch keeps the last
-///   good key set.
+///   `Cache-Control` says so). Once it is stale, requests are still
+///   answered from it at once while one background task refreshes it
+///   (stale-while-revalidate), so a slow or unreachable Supabase delays no
+///   request whose key is known. Only a token naming a `kid` the set lacks
+///   (or a verifier without any set yet) waits for a fetch: at most one per
+///   30 s, one in flight at a time. A failed refetch keeps the last good
+///   key set.
 /// - HS256 tokens with SUPABASE_JWT_SECRET through
 ///   [`crate::token::verify_hs256`]. Without the secret, an HS256 project
 ///   (its JWKS lists no keys) is asked with `GET /auth/v1/user`; in a
@@ -91,7 +94,7 @@ struct Inner {
     rules: ClaimRules,
     mode: VerifyMode,
     secret: Option<Zeroizing<Vec<u8>>>,
-    jwks: JwksCache,
+    jwks: Arc<JwksCache>,
 }
 
 impl fmt::Debug for SupabaseVerifier {
@@ -132,12 +135,12 @@ impl SupabaseVerifier {
                     .jwt_secret
                     .as_ref()
                     .map(|s| Zeroizing::new(s.expose().as_bytes().to_vec())),
-                jwks: JwksCache {
+                jwks: Arc::new(JwksCache {
                     state: Mutex::new(CacheState::default()),
-                    fetch: tokio::sync::Mutex::new(()),
+                    fetch: Arc::new(tokio::sync::Mutex::new(())),
                     timing,
                     clock,
-                },
+                }),
             }),
         }
     }
@@ -155,6 +158,12 @@ impl SupabaseVerifier {
             .keys(None, &self.inner.client)
             .await
             .map(|k| k.len())
+    }
+
+    /// Returns once no JWKS fetch is in flight, the background refresh of
+    /// a stale key set included (tests use it to observe the refresh).
+    pub async fn settle_key_refresh(&self) {
+        drop(self.inner.jwks.fetch.lock().await);
     }
 
     /// Verifies `token` and returns its claims.
@@ -217,11 +226,16 @@ struct CacheState {
 }
 
 impl CacheState {
-    /// The cached keys, if fresh and (when a `kid` is given) holding it.
-    fn usable(&self, kid: Option<&str>, now: i64) -> Option<Arc<KeySet>> {
+    /// The cached keys, if they hold `kid` (any key set when `kid` is
+    /// `None`), fresh or not.
+    fn known(&self, kid: Option<&str>) -> Option<Arc<KeySet>> {
         let keys = self.keys.as_ref()?;
-        let fresh = now.saturating_sub(self.fetched_at) < self.max_age;
-        (fresh && kid.is_none_or(|k| keys.contains(k))).then(|| keys.clone())
+        kid.is_none_or(|k| keys.contains(k)).then(|| keys.clone())
+    }
+
+    /// Whether the cached keys are past their age.
+    fn is_stale(&self, now: i64) -> bool {
+        now.saturating_sub(self.fetched_at) >= self.max_age
     }
 
     /// Whether a fetch may start now.
@@ -240,8 +254,9 @@ impl CacheState {
 
 struct JwksCache {
     state: Mutex<CacheState>,
-    /// Held while a fetch is in flight: one at a time, the others wait.
-    fetch: tokio::sync::Mutex<()>,
+    /// Held while a fetch is in flight (by the request that fetches, or
+    /// by the background refresh): one at a time.
+    fetch: Arc<tokio::sync::Mutex<()>>,
     timing: JwksTiming,
     clock: Clock,
 }
@@ -252,23 +267,42 @@ impl JwksCache {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A key set to verify with: the cached one when it is fresh and knows
-    /// `kid`, else the result of a refetch when one is due, else the last
-    /// good one.
+    /// A key set to verify with. The cached one whenever it knows `kid`,
+    /// even stale (then a refresh starts in the background, when one is
+    /// due and none is in flight). Otherwise this request waits: for the
+    /// fetch in flight, or for one of its own when one is due; failing
+    /// that, the last good set.
     async fn keys(
-        &self,
+        self: &Arc<Self>,
         kid: Option<&str>,
         client: &SupabaseClient,
     ) -> Result<Arc<KeySet>, AuthError> {
-        if let Some(keys) = self.state().usable(kid, self.clock.now()) {
-            return Ok(keys);
+        let now = self.clock.now();
+        {
+            let mut state = self.state();
+            if let Some(keys) = state.known(kid) {
+                if state.is_stale(now)
+                    && state.may_fetch(now, &self.timing)
+                    && let Ok(in_flight) = self.fetch.clone().try_lock_owned()
+                {
+                    state.last_attempt = Some(now);
+                    drop(state);
+                    let (cache, client) = (self.clone(), client.clone());
+                    tokio::spawn(async move {
+                        let _in_flight = in_flight;
+                        // A failure is logged and the cached set kept.
+                        let _ = cache.fetch(&client, now).await;
+                    });
+                }
+                return Ok(keys);
+            }
         }
         let _in_flight = self.fetch.lock().await;
         let now = self.clock.now();
         {
             let state = self.state();
             // Fetched while this request waited?
-            if let Some(keys) = state.usable(kid, now) {
+            if let Some(keys) = state.known(kid) {
                 return Ok(keys);
             }
             if !state.may_fetch(now, &self.timing) {
@@ -280,6 +314,12 @@ impl JwksCache {
             }
         }
         self.state().last_attempt = Some(now);
+        self.fetch(client, now).await
+    }
+
+    /// Fetches the JWKS and caches it; on failure, the last good set. The
+    /// caller holds `self.fetch`.
+    async fn fetch(&self, client: &SupabaseClient, now: i64) -> Result<Arc<KeySet>, AuthError> {
         match client.fetch_jwks().await {
             Ok(fetched) => {
                 let keys = Arc::new(KeySet::from_jwks(&fetched.keys, &JWKS_ALGORITHMS));

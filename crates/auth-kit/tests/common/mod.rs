@@ -9,6 +9,7 @@ use auth_kit::config::LoginLimits;
 use auth_kit::login::{LoginService, LoginServiceParts, ScopeMode};
 use auth_kit::password::{PasswordHasher, PoolSize};
 use auth_kit::policy::AccessPolicy;
+use auth_kit::refresh::ReuseWindow;
 use auth_kit::store::Store;
 use auth_kit::token::{AccessTokenVerifier, ClaimRules, Leeway, SigningKeys, TokenIssuer};
 
@@ -22,6 +23,15 @@ pub struct Harness {
 pub const REFRESH_TTL: Duration = Duration::from_secs(14 * 86_400);
 
 pub async fn harness(url: &str, scopes: ScopeMode, limits: LoginLimits) -> Harness {
+    harness_with_reuse(url, scopes, limits, ReuseWindow::STANDARD).await
+}
+
+pub async fn harness_with_reuse(
+    url: &str,
+    scopes: ScopeMode,
+    limits: LoginLimits,
+    reuse: ReuseWindow,
+) -> Harness {
     let clock = Clock::manual(Clock::System.now());
     let store = Store::connect(url).await.unwrap().with_clock(clock.clone());
     let keys = Arc::new(SigningKeys::random_hmac());
@@ -42,6 +52,7 @@ pub async fn harness(url: &str, scopes: ScopeMode, limits: LoginLimits) -> Harne
         policy: AccessPolicy::standard(),
         scopes,
         refresh_ttl: REFRESH_TTL,
+        refresh_reuse: reuse,
         limits,
         clock: clock.clone(),
     });

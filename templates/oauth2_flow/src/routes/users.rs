@@ -34,7 +34,8 @@ pub async fn list_users(
 
 /// Changes a user's role, disabled flag or per-user permissions (role
 /// `admin`). Absent or null fields are left alone; `permissions` replaces
-/// the grants (`[]` revokes them all).
+/// the grants (`[]` revokes them all). The last enabled admin cannot be
+/// demoted or disabled (409 `last_admin`), so the service always keeps one.
 #[utoipa::path(patch, path = "/users/{id}", tag = "users", security(("oauth2" = [])),
     params(("id" = i64, Path, description = "The user's id")),
     request_body = UserUpdate,
@@ -43,6 +44,7 @@ pub async fn list_users(
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 409, description = "`last_admin`: the change would leave no enabled admin", body = ErrorBody),
         (status = 422, description = "Unknown role or permission", body = ErrorBody),
     ))]
 pub async fn update_user(
@@ -61,7 +63,8 @@ pub async fn update_user(
     Ok(Json(AdminUserView::from(user)))
 }
 
-/// Deletes a user with their items and logins (role `admin`).
+/// Deletes a user with their items and logins (role `admin`); never the
+/// last enabled admin (409 `last_admin`).
 #[utoipa::path(delete, path = "/users/{id}", tag = "users", security(("oauth2" = [])),
     params(("id" = i64, Path, description = "The user's id")),
     responses(
@@ -69,6 +72,7 @@ pub async fn update_user(
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 409, description = "`last_admin`: the last enabled admin cannot be deleted", body = ErrorBody),
     ))]
 pub async fn delete_user(
     _: RequireRole<Admin>,
