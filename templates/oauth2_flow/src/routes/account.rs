@@ -7,9 +7,9 @@ use auth_kit::account::{
     Accepted, AccountError, AccountService, ChangePasswordRequest, EmailRequest,
     ResetPasswordRequest, VerifyEmailRequest,
 };
+use auth_kit::extract::standard::ReadMe;
 use auth_kit::http::{ClientIp, JsonBody};
 use auth_kit::store::User;
-use auth_kit::extract::standard::ReadMe;
 use auth_kit::{ApiError, ErrorBody, RequireScopes};
 use axum::Json;
 use axum::extract::State;
