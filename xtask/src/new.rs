@@ -5,7 +5,8 @@
 //! 2. The project is completed into a standalone workspace: a copy of
 //!    auth-kit (and gotrue-stub for supabase) with its manifest made
 //!    self-contained, this repository's Cargo.lock, the troubleshooting
-//!    guide, and a `.env` with a fresh SECRET_KEY.
+//!    guide (and, for jwt and oauth2, the account-lifecycle guide), and a
+//!    `.env` with a fresh SECRET_KEY.
 //! 3. Everything happens in a staging folder next to the destination, which
 //!    is moved into place only when complete: a failure leaves nothing
 //!    half-written, and an existing folder is only replaced with `--force`.
@@ -176,6 +177,13 @@ pub fn stamp(strategy: Strategy, name: &str, dest: &Path, force: bool) -> Result
         project.join("docs/troubleshooting.md"),
     )
     .context("cannot copy docs/troubleshooting.md")?;
+    if strategy != Strategy::Supabase {
+        fs::copy(
+            repo::root().join("docs/account-lifecycle.md"),
+            project.join("docs/account-lifecycle.md"),
+        )
+        .context("cannot copy docs/account-lifecycle.md")?;
+    }
     write_private_file(&project.join(".env"), &env_file(strategy, name))?;
     move_into_place(&project, dest, force)
     // `staging` (now empty) is removed when dropped, also on every error path above.
