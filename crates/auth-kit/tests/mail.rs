@@ -179,6 +179,20 @@ async fn delivers_through_a_real_smtp_conversation() {
     );
     assert!(message.data.contains("\ntoken: tok-1\n"));
     assert!(check_smtp(smtp, Duration::from_secs(5)).await.is_ok());
+
+    // STARTTLS required (any host but loopback, or ?tls=required): a server
+    // that does not offer it gets nothing, rather than the mail in clear.
+    let settings = transport(&format!("smtp://ann:p%40ss@localhost:{port}?tls=required"));
+    let MailTransportSettings::Smtp(required) = &settings else {
+        panic!("{settings:?}");
+    };
+    assert_eq!(required.security, SmtpSecurity::StartTls);
+    let before = sink.received().len();
+    let mailer = Mailer::new(&settings, "no-reply@example.com").unwrap();
+    let refused = mailer.send(&mail("bob@example.com", "tok-2")).await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(check_smtp(required, Duration::from_secs(5)).await.is_err());
+    assert_eq!(sink.received().len(), before, "nothing was sent in clear");
 }
 
 #[tokio::test]
