@@ -428,8 +428,14 @@ async fn smtp_reachable(smtp: &SmtpSettings) -> Finding {
     match auth_kit::mail::check_smtp(smtp, IO_TIMEOUT).await {
         Ok(()) => Finding::pass(
             "MAIL_URL",
-            format!("reachable: mail is {described}; the server accepted the connection{} (timeout {seconds} s)",
-                if smtp.credentials.is_some() { " and the credentials" } else { "" }),
+            format!(
+                "reachable: mail is {described}; the server accepted the connection{} (timeout {seconds} s)",
+                if smtp.credentials.is_some() {
+                    " and the credentials"
+                } else {
+                    ""
+                }
+            ),
         ),
         Err(e) => {
             let e = match &smtp.credentials {
@@ -460,7 +466,10 @@ fn outbox_usable(dir: &Path) -> Option<Finding> {
     } else {
         Finding::pass(
             "MAIL_URL",
-            format!("the outbox {} does not exist yet: the service creates it at start-up (mode 0700)", dir.display()),
+            format!(
+                "the outbox {} does not exist yet: the service creates it at start-up (mode 0700)",
+                dir.display()
+            ),
         )
     })
 }

@@ -372,17 +372,30 @@ fn mail_problems() {
     assert!(!out.contains("hunter2"), "{out}");
     let port = closed_port();
     let out = check(
-        &format!("SECRET_KEY={key}\nMAIL_URL=smtp://mail:hunter2@127.0.0.1:{port}\nMAIL_FROM=a@example.com\n"),
+        &format!(
+            "SECRET_KEY={key}\nMAIL_URL=smtp://mail:hunter2@127.0.0.1:{port}\nMAIL_FROM=a@example.com\n"
+        ),
         1,
-        &[("FAIL", "MAIL_URL", "unreachable: mail is sent over SMTP to 127.0.0.1")],
+        &[(
+            "FAIL",
+            "MAIL_URL",
+            "unreachable: mail is sent over SMTP to 127.0.0.1",
+        )],
     );
-    assert!(out.contains("(timeout 5 s)"), "the timeout is stated: {out}");
+    assert!(
+        out.contains("(timeout 5 s)"),
+        "the timeout is stated: {out}"
+    );
     assert!(!out.contains("hunter2"), "{out}");
     let port = smtp_greeter();
     check(
         &format!("SECRET_KEY={key}\nMAIL_URL=smtp://127.0.0.1:{port}\nMAIL_FROM=a@example.com\n"),
         0,
-        &[("PASS", "MAIL_URL", "reachable: mail is sent over SMTP to 127.0.0.1")],
+        &[(
+            "PASS",
+            "MAIL_URL",
+            "reachable: mail is sent over SMTP to 127.0.0.1",
+        )],
     );
     check(
         &format!("SECRET_KEY={key}\nMAIL_URL=smtps://mail.example.com\n"),
@@ -393,7 +406,9 @@ fn mail_problems() {
         ],
     );
     check(
-        &format!("SECRET_KEY={key}\nPUBLIC_URL=http://api.example.com\nRESET_TOKEN_EXPIRE_MINUTES=0\nREQUIRE_VERIFIED_EMAIL=maybe\n"),
+        &format!(
+            "SECRET_KEY={key}\nPUBLIC_URL=http://api.example.com\nRESET_TOKEN_EXPIRE_MINUTES=0\nREQUIRE_VERIFIED_EMAIL=maybe\n"
+        ),
         1,
         &[
             ("WARN", "PUBLIC_URL", "plain http outside loopback"),

@@ -384,7 +384,8 @@ async fn me(State(s): State<Mini>, headers: HeaderMap) -> Response {
                 .iter()
                 .find(|(_, (uid, _))| *uid == id)
                 .map(|(n, _)| n.clone());
-            Json(json!({"id": id, "username": name, "email": inner.emails.get(&id)})).into_response()
+            Json(json!({"id": id, "username": name, "email": inner.emails.get(&id)}))
+                .into_response()
         }
         Err(r) => r,
     }
