@@ -568,6 +568,28 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_full_queue_drops_instead_of_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let transport = MailTransportSettings::Outbox {
+            dir: dir.path().to_owned(),
+        };
+        let mailer = Mailer::new(&transport, "no-reply@example.com").unwrap();
+        let queue = MailQueue::start(mailer, RetryPolicy::STANDARD);
+        // Jobs that never finish hold every delivery slot, then fill the queue.
+        let mut accepted = 0;
+        while queue.submit("stuck", std::future::pending()) {
+            accepted += 1;
+            assert!(accepted <= QUEUE_CAPACITY + CONCURRENT_DELIVERIES + 1);
+            tokio::task::yield_now().await;
+        }
+        assert!(accepted >= QUEUE_CAPACITY, "{accepted}");
+        assert!(
+            !queue.submit("more", async { None }),
+            "still full, answered at once"
+        );
+    }
+
     #[test]
     fn outbox_files_are_whole_and_private() {
         let dir = tempfile::tempdir().unwrap();

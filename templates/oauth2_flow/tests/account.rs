@@ -498,3 +498,54 @@ async fn change_password_needs_the_me_scope() {
         );
     }
 }
+
+#[tokio::test]
+async fn lifecycle_routes_are_documented() {
+    let s = &servers("lifecycle_routes_are_documented").await[0];
+    let doc = s.get("/openapi.json", None).await.body;
+    for (path, statuses, schema) in [
+        (
+            "/auth/forgot-password",
+            &["202", "400", "413", "415", "422", "429"][..],
+            "EmailRequest",
+        ),
+        (
+            "/auth/reset-password",
+            &["204", "400", "413", "415", "422", "503"][..],
+            "ResetPasswordRequest",
+        ),
+        (
+            "/auth/request-verify",
+            &["202", "400", "413", "415", "422", "429"][..],
+            "EmailRequest",
+        ),
+        (
+            "/auth/verify",
+            &["200", "400", "413", "415", "422", "503"][..],
+            "VerifyEmailRequest",
+        ),
+        (
+            "/users/me/password",
+            &[
+                "204", "400", "401", "403", "413", "415", "422", "429", "503",
+            ][..],
+            "ChangePasswordRequest",
+        ),
+    ] {
+        let operation = &doc["paths"][path]["post"];
+        let documented: Vec<&str> = operation["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(documented, statuses, "{path}");
+        assert_eq!(
+            operation["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            json!(format!("#/components/schemas/{schema}")),
+            "{path}"
+        );
+    }
+    let user = &doc["components"]["schemas"]["User"]["properties"];
+    assert_eq!(user["email_verified"]["type"], json!("boolean"));
+}
