@@ -5,7 +5,8 @@
 //! 2. The project is completed into a standalone workspace: a copy of
 //!    auth-kit (and gotrue-stub for supabase) with its manifest made
 //!    self-contained, this repository's Cargo.lock, the troubleshooting
-//!    guide, and a `.env` with a fresh SECRET_KEY.
+//!    guide (and, for jwt and oauth2, the account-lifecycle guide), and a
+//!    `.env` with a fresh SECRET_KEY.
 //! 3. Everything happens in a staging folder next to the destination, which
 //!    is moved into place only when complete: a failure leaves nothing
 //!    half-written, and an existing folder is only replaced with `--force`.
@@ -176,6 +177,13 @@ pub fn stamp(strategy: Strategy, name: &str, dest: &Path, force: bool) -> Result
         project.join("docs/troubleshooting.md"),
     )
     .context("cannot copy docs/troubleshooting.md")?;
+    if strategy != Strategy::Supabase {
+        fs::copy(
+            repo::root().join("docs/account-lifecycle.md"),
+            project.join("docs/account-lifecycle.md"),
+        )
+        .context("cannot copy docs/account-lifecycle.md")?;
+    }
     write_private_file(&project.join(".env"), &env_file(strategy, name))?;
     move_into_place(&project, dest, force)
     // `staging` (now empty) is removed when dropped, also on every error path above.
@@ -498,7 +506,7 @@ pub fn env_file(strategy: Strategy, name: &str) -> String {
             &auth_kit::random::secret_hex()[..32]
         ),
         Strategy::Jwt | Strategy::Oauth2 => format!(
-            "{header}# 256 bits from the operating system's random number generator.\nSECRET_KEY={}\n# ALGORITHM=HS256\n# JWT_PRIVATE_KEY_FILE=  (RS256, ES256, EdDSA)\n# JWT_PUBLIC_KEY_FILE=\n# ACCESS_TOKEN_EXPIRE_MINUTES=30\n# REFRESH_TOKEN_EXPIRE_DAYS=14\n# Seconds a used refresh token still gets the same new one (0 to 60, 0 off):\n# REFRESH_TOKEN_REUSE_SECONDS=10\n# Written by `cargo xtask setup-jwt --rotate`: the key before the last rotation,\n# which verifies but never signs, and when it was retired:\n# SECRET_KEY_PREVIOUS=\n# JWT_PREVIOUS_PUBLIC_KEY_FILES=  (RS256, ES256, EdDSA; comma-separated)\n# JWT_KEY_ROTATED_AT=\n# JWT_ISSUER={name}\n# JWT_AUDIENCE={name}\n# JWT_LEEWAY_SECONDS=30\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n# ADMIN_USERNAME=\n# ADMIN_PASSWORD=\n# LOGIN_MAX_FAILURES=5\n# LOGIN_LOCKOUT_SECONDS=300\n",
+            "{header}# 256 bits from the operating system's random number generator.\nSECRET_KEY={}\n# ALGORITHM=HS256\n# JWT_PRIVATE_KEY_FILE=  (RS256, ES256, EdDSA)\n# JWT_PUBLIC_KEY_FILE=\n# ACCESS_TOKEN_EXPIRE_MINUTES=30\n# REFRESH_TOKEN_EXPIRE_DAYS=14\n# Seconds a used refresh token still gets the same new one (0 to 60, 0 off):\n# REFRESH_TOKEN_REUSE_SECONDS=10\n# Written by `cargo xtask setup-jwt --rotate`: the key before the last rotation,\n# which verifies but never signs, and when it was retired:\n# SECRET_KEY_PREVIOUS=\n# JWT_PREVIOUS_PUBLIC_KEY_FILES=  (RS256, ES256, EdDSA; comma-separated)\n# JWT_KEY_ROTATED_AT=\n# JWT_ISSUER={name}\n# JWT_AUDIENCE={name}\n# JWT_LEEWAY_SECONDS=30\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n# ADMIN_USERNAME=\n# ADMIN_PASSWORD=\n# LOGIN_MAX_FAILURES=5\n# LOGIN_LOCKOUT_SECONDS=300\n# Mail (password-reset and verification links). file://DIR writes each mail as\n# an .eml file into DIR; smtp://user:password@host:587 (STARTTLS) or\n# smtps://user:password@host:465 (TLS) sends it. Percent-encode special characters.\n# MAIL_URL=file://./outbox\n# MAIL_FROM=no-reply@localhost\n# The address users open: links are PUBLIC_URL/reset-password?token=... and\n# PUBLIC_URL/verify?token=... (https outside loopback). Default http://HOST:PORT.\n# PUBLIC_URL=http://127.0.0.1:8000\n# RESET_TOKEN_EXPIRE_MINUTES=30\n# VERIFY_TOKEN_EXPIRE_HOURS=48\n# true: logins need a verified email (and signup an email).\n# REQUIRE_VERIFIED_EMAIL=false\n# Reset and verification mails per address, and requests per client IP, per hour.\n# MAIL_MAX_PER_ADDRESS=5\n# MAIL_MAX_PER_IP=30\n",
             auth_kit::random::secret_hex()
         ),
     }
@@ -561,6 +569,35 @@ mod tests {
         ] {
             assert!(a.contains(&format!("\n# {setting}")), "{setting}");
         }
+    }
+
+    #[test]
+    fn env_files_list_every_setting() {
+        let env = env_file(Strategy::Jwt, "x");
+        for setting in [
+            "MAIL_URL=file://./outbox",
+            "MAIL_FROM=no-reply@localhost",
+            "PUBLIC_URL=",
+            "RESET_TOKEN_EXPIRE_MINUTES=30",
+            "VERIFY_TOKEN_EXPIRE_HOURS=48",
+            "REQUIRE_VERIFIED_EMAIL=false",
+            "MAIL_MAX_PER_ADDRESS=5",
+            "MAIL_MAX_PER_IP=30",
+        ] {
+            assert!(env.contains(&format!("\n# {setting}")), "{setting}");
+        }
+        // Uncommented, the defaults are accepted as they are.
+        let uncommented: Vec<(String, String)> = env
+            .lines()
+            .filter_map(|l| l.strip_prefix("# ").unwrap_or(l).split_once('='))
+            .filter(|(k, v)| !v.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let settings = auth_kit::config::ServiceSettings::from_env(
+            &auth_kit::config::Environment::from_pairs(uncommented),
+            "x",
+        );
+        assert!(settings.is_ok(), "{settings:?}");
     }
 
     #[test]

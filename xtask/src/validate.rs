@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use auth_kit::config::{Environment, Finding, Status, check_service, check_supabase, classify_key};
+use auth_kit::mail::{MailTransportSettings, SmtpSettings};
 use serde::Serialize;
 
 mod probe;
@@ -294,6 +295,13 @@ async fn io_checks(loaded: &LoadedEnv, static_findings: &[Finding]) -> Vec<Findi
     {
         findings.push(database_reachable(&url).await);
     }
+    if ServiceKind::of(env) == ServiceKind::Jwt && !failed("MAIL_URL") {
+        match auth_kit::config::mail_transport(env) {
+            Ok(MailTransportSettings::Smtp(smtp)) => findings.push(smtp_reachable(&smtp).await),
+            Ok(MailTransportSettings::Outbox { dir }) => findings.extend(outbox_usable(&dir)),
+            Err(_) => {}
+        }
+    }
     if let Some(url) = env.get("SUPABASE_URL")
         && !failed("SUPABASE_URL")
     {
@@ -409,6 +417,61 @@ async fn database_reachable(url: &str) -> Finding {
             "start the database, or fix the host, port, user, password or file in DATABASE_URL",
         ),
     }
+}
+
+/// The SMTP server of MAIL_URL answers, speaks TLS as configured and
+/// accepts the credentials, within [`IO_TIMEOUT`]: what the service does
+/// before each mail, without sending one.
+async fn smtp_reachable(smtp: &SmtpSettings) -> Finding {
+    let seconds = IO_TIMEOUT.as_secs();
+    let described = smtp.describe();
+    match auth_kit::mail::check_smtp(smtp, IO_TIMEOUT).await {
+        Ok(()) => Finding::pass(
+            "MAIL_URL",
+            format!(
+                "reachable: mail is {described}; the server accepted the connection{} (timeout {seconds} s)",
+                if smtp.credentials.is_some() {
+                    " and the credentials"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        Err(e) => {
+            let e = match &smtp.credentials {
+                Some(c) => e.replace(c.password.as_str(), "***"),
+                None => e,
+            };
+            Finding::fail(
+                "MAIL_URL",
+                format!("unreachable: mail is {described}: {e} (timeout {seconds} s)"),
+                "check the host, port, TLS mode (smtp:// is STARTTLS, smtps:// is TLS), user and password in MAIL_URL, and that the server lets this machine in",
+            )
+        }
+    }
+}
+
+/// The outbox folder of a `file://` MAIL_URL can be used (the service
+/// creates it when missing).
+fn outbox_usable(dir: &Path) -> Option<Finding> {
+    if dir.is_dir() {
+        return None;
+    }
+    Some(if dir.exists() {
+        Finding::fail(
+            "MAIL_URL",
+            format!("the outbox {} exists and is not a folder", dir.display()),
+            "point MAIL_URL at a folder (file://./outbox), or move that file away",
+        )
+    } else {
+        Finding::pass(
+            "MAIL_URL",
+            format!(
+                "the outbox {} does not exist yet: the service creates it at start-up (mode 0700)",
+                dir.display()
+            ),
+        )
+    })
 }
 
 /// `message` with the URL's password, should a driver quote it, masked.

@@ -49,6 +49,7 @@ fn is_addition(path: &str) -> bool {
         || path == "Cargo.lock"
         || path == ".env"
         || path == "docs/troubleshooting.md"
+        || path == "docs/account-lifecycle.md"
 }
 
 /// The templates are real cargo-generate templates: rendering one through
@@ -137,6 +138,11 @@ fn new_renders_what_cargo_generate_renders() {
                 "{strategy}: {added} is missing"
             );
         }
+        assert_eq!(
+            stamped_tree.contains_key("docs/account-lifecycle.md"),
+            strategy != "supabase",
+            "{strategy}: the account-lifecycle guide comes with the services that have those routes"
+        );
         assert_eq!(
             stamped_tree["Cargo.lock"],
             std::fs::read(repo().join("Cargo.lock")).unwrap(),

@@ -334,6 +334,104 @@ fn database_problems() {
     );
 }
 
+/// An SMTP server on loopback that greets, answers EHLO and NOOP, and says
+/// goodbye: enough for the reachability check. Its port.
+fn smtp_greeter() -> u16 {
+    use std::io::{BufRead as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let _ = stream.write_all(b"220 greeter ESMTP\r\n");
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                let reply: &[u8] = match line.trim().to_ascii_uppercase().as_str() {
+                    l if l.starts_with("EHLO") => b"250 greeter\r\n",
+                    "QUIT" => b"221 bye\r\n",
+                    _ => b"250 ok\r\n",
+                };
+                let _ = stream.write_all(reply);
+                line.clear();
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn mail_problems() {
+    let key = good_key();
+    let out = check(
+        &format!("SECRET_KEY={key}\nMAIL_URL=ftp://mail:hunter2@example.com\n"),
+        1,
+        &[("FAIL", "MAIL_URL", "not a file://, smtp:// or smtps:// URL")],
+    );
+    assert!(out.contains("fix: use file://./outbox"), "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+    let port = closed_port();
+    let out = check(
+        &format!(
+            "SECRET_KEY={key}\nMAIL_URL=smtp://mail:hunter2@127.0.0.1:{port}\nMAIL_FROM=a@example.com\n"
+        ),
+        1,
+        &[(
+            "FAIL",
+            "MAIL_URL",
+            "unreachable: mail is sent over SMTP to 127.0.0.1",
+        )],
+    );
+    assert!(
+        out.contains("(timeout 5 s)"),
+        "the timeout is stated: {out}"
+    );
+    assert!(!out.contains("hunter2"), "{out}");
+    let port = smtp_greeter();
+    check(
+        &format!("SECRET_KEY={key}\nMAIL_URL=smtp://127.0.0.1:{port}\nMAIL_FROM=a@example.com\n"),
+        0,
+        &[(
+            "PASS",
+            "MAIL_URL",
+            "reachable: mail is sent over SMTP to 127.0.0.1",
+        )],
+    );
+    check(
+        &format!("SECRET_KEY={key}\nMAIL_URL=smtps://mail.example.com\n"),
+        1,
+        &[
+            ("PASS", "MAIL_URL", "(TLS, without credentials)"),
+            ("WARN", "MAIL_FROM", "not an address of a real domain"),
+        ],
+    );
+    check(
+        &format!(
+            "SECRET_KEY={key}\nPUBLIC_URL=http://api.example.com\nRESET_TOKEN_EXPIRE_MINUTES=0\nREQUIRE_VERIFIED_EMAIL=maybe\n"
+        ),
+        1,
+        &[
+            ("WARN", "PUBLIC_URL", "plain http outside loopback"),
+            ("FAIL", "RESET_TOKEN_EXPIRE_MINUTES", "out of range"),
+            ("FAIL", "REQUIRE_VERIFIED_EMAIL", "neither true nor false"),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    check_in(
+        dir.path(),
+        &format!("SECRET_KEY={key}\n"),
+        0,
+        &[("PASS", "MAIL_URL", "the outbox ./outbox does not exist yet")],
+    );
+    fs::write(dir.path().join("outbox"), "a file").unwrap();
+    check_in(
+        dir.path(),
+        &format!("SECRET_KEY={key}\n"),
+        1,
+        &[("FAIL", "MAIL_URL", "exists and is not a folder")],
+    );
+}
+
 #[test]
 fn supabase_problems() {
     let publishable = "sb_publishable_abc123";

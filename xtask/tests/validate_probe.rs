@@ -146,6 +146,7 @@ fn a_stamped_oauth2_service_passes_every_probe() {
         "refresh rotation",
         "refresh again within the reuse window",
         "refresh reuse: the newer refresh token",
+        "forgot-password: known vs unknown address",
         "POST /auth/logout",
         "after logout: the access token",
     ] {
@@ -190,6 +191,34 @@ fn a_service_written_from_the_contract_passes() {
     let (output, out) = probe(&url, &env_file(dir.path(), &secret));
     assert_eq!(output.status.code(), Some(0), "{out}");
     assert!(probe_lines(&out).iter().all(|(s, _)| *s == "PASS"), "{out}");
+}
+
+#[test]
+fn forgot_password_revealing_unknown_addresses_fails() {
+    let secret = auth_kit::random::secret_hex();
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_file(dir.path(), &secret);
+    let revealing = Flaws {
+        reveals_unknown_emails: true,
+        ..Flaws::default()
+    };
+    let (output, out) = probe(&mini_service(&secret, revealing), &env);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert_eq!(
+        status_of(&out, "forgot-password: known vs unknown address"),
+        "FAIL"
+    );
+    assert!(out.contains("known: 202; unknown: 404"), "{out}");
+    let absent = Flaws {
+        no_forgot_password: true,
+        ..Flaws::default()
+    };
+    let (output, out) = probe(&mini_service(&secret, absent), &env);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert_eq!(
+        status_of(&out, "forgot-password: known vs unknown address"),
+        "SKIP"
+    );
 }
 
 #[test]

@@ -48,9 +48,13 @@ fn lookups(c: &mut Criterion) {
             .unwrap();
         // The Any driver cannot decode SQLite's BOOLEAN ("Any driver does not
         // support the SQLite type Bool"): one of the reasons the store uses the
-        // native pools. Cast that one column so its cost can be measured at all.
-        let any_sql =
-            ACCESS_LOOKUP_SQL.replace("u.disabled,", "CAST(u.disabled AS INTEGER) AS disabled,");
+        // native pools. Cast those columns so its cost can be measured at all.
+        let any_sql = ACCESS_LOOKUP_SQL
+            .replace("u.disabled,", "CAST(u.disabled AS INTEGER) AS disabled,")
+            .replace(
+                "u.email_verified,",
+                "CAST(u.email_verified AS INTEGER) AS email_verified,",
+            );
         group.bench_function(format!("{backend}_any_driver"), |b| {
             b.to_async(&rt).iter(|| async {
                 let row = sqlx::query(&any_sql)

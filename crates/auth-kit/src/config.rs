@@ -40,6 +40,13 @@ pub use supabase::{
     JwtSecret, KeyKind, SupabaseKey, SupabaseSettings, VerifyMode, check_supabase, classify_key,
 };
 
+// Mail, links and tokens of the account lifecycle (reset, verification).
+mod account;
+pub use account::{
+    AccountSettings, DEFAULT_MAIL_FROM, DEFAULT_MAIL_URL, EmailVerification, MailLimits,
+    mail_transport,
+};
+
 /// Placeholders refused as SECRET_KEY (SPEC section 9), compared ignoring
 /// case and surrounding space.
 pub const PLACEHOLDER_SECRETS: &[&str] = &[
@@ -386,6 +393,8 @@ pub struct ServiceSettings {
     pub admin: Option<AdminBootstrap>,
     /// Failed-login limits.
     pub login_limits: LoginLimits,
+    /// Mail, links, reset and verification tokens.
+    pub account: AccountSettings,
 }
 
 impl ServiceSettings {
@@ -732,6 +741,7 @@ fn read_service(
     let lockout = report.take(integer(env, "LOGIN_LOCKOUT_SECONDS", 300, 1, 86_400), |s| {
         Finding::pass("LOGIN_LOCKOUT_SECONDS", format!("{s} seconds"))
     });
+    let account = account::read_account(env, server.as_ref().map(|s| (s.host, s.port)), report);
 
     Some(ServiceSettings {
         service_name: service_name.to_owned(),
@@ -751,6 +761,7 @@ fn read_service(
             max_failures_per_ip: LoginLimits::STANDARD.max_failures_per_ip,
             lockout: Duration::from_secs(lockout?),
         },
+        account: account?,
     })
 }
 
@@ -1143,6 +1154,12 @@ pub fn is_valid_username(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// An email address as signup and the account routes accept it: at most
+/// 254 bytes, RFC 5321 syntax, and a dot (no bare `user@host`).
+pub fn is_valid_email(email: &str) -> bool {
+    email.len() <= 254 && email_address::EmailAddress::is_valid(email) && email.contains('.')
 }
 
 fn admin(env: &Environment) -> Result<Option<AdminBootstrap>, ConfigError> {
@@ -1581,7 +1598,11 @@ mod tests {
             .filter(|f| f.status == Status::Warn)
             .map(|f| f.subject)
             .collect();
-        assert_eq!(warned, ["ACCESS_TOKEN_EXPIRE_MINUTES", "HOST"]);
+        // HOST=0.0.0.0 also leaves the default PUBLIC_URL unusable in mails.
+        assert_eq!(
+            warned,
+            ["ACCESS_TOKEN_EXPIRE_MINUTES", "HOST", "PUBLIC_URL"]
+        );
     }
 
     #[test]

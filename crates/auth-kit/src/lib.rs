@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod account;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -8,6 +9,7 @@ pub mod extract;
 pub mod http;
 pub mod limiter;
 pub mod login;
+pub mod mail;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod password;

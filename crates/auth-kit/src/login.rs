@@ -9,9 +9,12 @@
 //!    dummy verification, so unknown user, wrong password and disabled user
 //!    take the same time and get the same `invalid_grant`.
 //! 4. An obsolete hash is replaced (verify-and-update).
-//! 5. Requested scopes the user does not hold: `invalid_scope`. None
+//! 5. With REQUIRE_VERIFIED_EMAIL, a user whose email is not verified gets
+//!    `invalid_grant` "email not verified": only now, once the password
+//!    checked out, so the answer tells a guesser nothing.
+//! 6. Requested scopes the user does not hold: `invalid_scope`. None
 //!    requested: everything the role holds.
-//! 6. A login is stored with its first refresh token (only its SHA-256), and
+//! 7. A login is stored with its first refresh token (only its SHA-256), and
 //!    the access token carries the login's id as `sid`.
 //!
 //! The refresh grant spends the presented token and issues the next in the
@@ -31,7 +34,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::config::{AdminBootstrap, LoginLimits, is_valid_username};
+use crate::config::{
+    AdminBootstrap, EmailVerification, LoginLimits, is_valid_email, is_valid_username,
+};
 use crate::error::{ApiError, OAuthError, no_store_headers};
 use crate::http::TokenRequest;
 use crate::limiter::LoginLimiter;
@@ -129,9 +134,7 @@ impl SignupRequest {
         }
         check_new_password(&self.password).map_err(|m| ApiError::validation("password", m))?;
         if let Some(email) = &self.email
-            && (email.len() > 254
-                || !email_address::EmailAddress::is_valid(email)
-                || !email.contains('.'))
+            && !is_valid_email(email)
         {
             return Err(ApiError::validation(
                 "email",
@@ -169,6 +172,7 @@ struct Inner {
     refresh_ttl: Duration,
     refresh_reuse: ReuseWindow,
     clock: Clock,
+    email_verification: EmailVerification,
 }
 
 /// The parts a [`LoginService`] is built from. Every field is required.
@@ -194,6 +198,9 @@ pub struct LoginServiceParts {
     /// The clock for refresh-token expiry and the limiter (the store and
     /// issuer should share it).
     pub clock: Clock,
+    /// Whether the password grant refuses users whose email is not
+    /// verified (REQUIRE_VERIFIED_EMAIL).
+    pub email_verification: EmailVerification,
 }
 
 impl LoginService {
@@ -211,6 +218,7 @@ impl LoginService {
                 refresh_ttl: parts.refresh_ttl,
                 refresh_reuse: parts.refresh_reuse,
                 clock: parts.clock,
+                email_verification: parts.email_verification,
             }),
         }
     }
@@ -218,6 +226,22 @@ impl LoginService {
     /// The store behind the service.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The hashing pool (the account lifecycle hashes new passwords on it).
+    pub(crate) fn hasher(&self) -> &PasswordHasher {
+        &self.inner.hasher
+    }
+
+    /// The failed-login limiter: a wrong current password at a password
+    /// change counts against the same budget as a failed `/token`.
+    pub(crate) fn limiter(&self) -> &LoginLimiter {
+        &self.inner.limiter
+    }
+
+    /// Whether logins need a verified email.
+    pub(crate) fn email_verification(&self) -> EmailVerification {
+        self.inner.email_verification
     }
 
     /// Creates a user with the signup role.
@@ -337,6 +361,16 @@ impl LoginService {
         {
             // The login still succeeds; the upgrade is retried next time.
             tracing::warn!(user_id = user.id, error = %e, "could not store the upgraded password hash");
+        }
+        // Only a caller who knows the password learns that the email is not
+        // verified: a guesser gets the same answer as for any wrong password.
+        if inner.email_verification == EmailVerification::Required
+            && user.email.is_some()
+            && !user.email_verified
+        {
+            return Err(OAuthError::InvalidGrant(Cow::Borrowed(
+                "email not verified",
+            )));
         }
         let held = inner.policy.scopes_of_role(&user.role);
         let granted = match requested {

@@ -17,3 +17,10 @@ pub fn bytes<const N: usize>() -> [u8; N] {
 pub fn secret_hex() -> String {
     hex::encode(bytes::<32>())
 }
+
+/// 256 bits of OS randomness, base64url without padding (43 characters):
+/// an opaque token safe in URLs (reset and verification links).
+pub fn url_token() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes::<32>())
+}

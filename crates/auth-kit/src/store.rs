@@ -61,6 +61,11 @@ macro_rules! on_pool {
     };
 }
 
+// Reset and verification tokens: their queries use `on_pool!`, so the
+// module is declared after it.
+mod account_tokens;
+pub use account_tokens::{AccountTokenHash, PasswordReset, TokenPurpose};
+
 /// Which database a store is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -240,6 +245,7 @@ impl Store {
                 full_name: new.full_name.map(str::to_owned),
                 role: new.role.to_owned(),
                 disabled: false,
+                email_verified: false,
                 created_at: rfc3339(now),
                 permissions: Vec::new(),
             }),
@@ -650,7 +656,7 @@ impl Store {
         Ok(purged)
     }
 
-    /// Purges expired refresh tokens every `every`, in the background, for
+    /// Purges expired refresh tokens (and reset and verification tokens) every `every`, in the background, for
     /// as long as the runtime lives.
     pub fn spawn_purge_task(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
@@ -661,6 +667,9 @@ impl Store {
                 ticks.tick().await;
                 if let Err(e) = store.purge_expired().await {
                     tracing::warn!(error = %e, "purging expired refresh tokens failed; will retry");
+                }
+                if let Err(e) = store.purge_expired_account_tokens().await {
+                    tracing::warn!(error = %e, "purging expired reset and verification tokens failed; will retry");
                 }
             }
         })
@@ -867,12 +876,12 @@ const ANOTHER_ENABLED_ADMIN: &str = "EXISTS (SELECT 1 FROM users other WHERE oth
      AND NOT other.disabled AND other.id <> users.id)";
 const USER_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)";
 const USER_COLUMNS: &str =
-    "id, username, email, full_name, role, permissions, disabled, created_at";
+    "id, username, email, full_name, role, permissions, disabled, email_verified, created_at";
 /// The per-request lookup: the token's user and its login, by primary keys
 /// (`$1` user id, `$2` login id or NULL). Public for the `store` benchmark.
 #[doc(hidden)]
 pub const ACCESS_LOOKUP_SQL: &str = "SELECT u.id, u.username, u.email, u.full_name, u.role, u.permissions, u.disabled, \
-     u.created_at, l.id AS login_id, l.revoked_at FROM users u \
+     u.email_verified, u.created_at, l.id AS login_id, l.revoked_at FROM users u \
      LEFT JOIN logins l ON l.id = $2 AND l.user_id = u.id WHERE u.id = $1";
 
 #[derive(sqlx::FromRow)]
@@ -884,6 +893,7 @@ struct UserRow {
     role: String,
     permissions: String,
     disabled: bool,
+    email_verified: bool,
     created_at: i64,
 }
 
@@ -918,6 +928,9 @@ pub struct User {
     pub role: String,
     /// Disabled users cannot log in or use their tokens.
     pub disabled: bool,
+    /// Whether the user proved they receive mail at `email` (a verification
+    /// or password-reset link was used).
+    pub email_verified: bool,
     /// RFC 3339 UTC.
     pub created_at: String,
     /// Per-user permission grants (shown only in admin answers).
@@ -934,6 +947,7 @@ impl From<UserRow> for User {
             full_name: r.full_name,
             role: r.role,
             disabled: r.disabled,
+            email_verified: r.email_verified,
             created_at: rfc3339(r.created_at),
             permissions: r
                 .permissions

@@ -722,6 +722,7 @@ async fn schema_parity() {
         assert_eq!(
             by_table.keys().collect::<Vec<_>>(),
             [
+                "account_tokens",
                 "items",
                 "logins",
                 "refresh_tokens",

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_kit::config::LoginLimits;
+use auth_kit::config::{EmailVerification, LoginLimits};
 use auth_kit::extract::standard::Admin;
 use auth_kit::extract::{PermissionRequirement, check_permission};
 use auth_kit::http::{ClientIp, JsonBody, ResourceId, TokenRequest};
@@ -380,6 +380,7 @@ impl Demo {
             refresh_reuse: ReuseWindow::STANDARD,
             limits: LoginLimits::STANDARD,
             clock: Clock::System,
+            email_verification: EmailVerification::Optional,
         });
         let auth = Authenticator::new(
             AccessTokenVerifier::new(&keys, rules),

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_kit::config::LoginLimits;
+use auth_kit::config::{EmailVerification, LoginLimits};
 use auth_kit::extract::standard::{Admin, ReadItems, WriteItems};
 use auth_kit::http::{ClientIp, JsonBody, TokenRequest};
 use auth_kit::login::{LoginServiceParts, TokenResponse};
@@ -206,6 +206,7 @@ impl Demo {
             refresh_reuse: ReuseWindow::STANDARD,
             limits: LoginLimits::STANDARD,
             clock: Clock::System,
+            email_verification: EmailVerification::Optional,
         });
         let auth = Authenticator::new(
             AccessTokenVerifier::new(&keys, rules),

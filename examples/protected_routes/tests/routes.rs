@@ -354,6 +354,7 @@ async fn users_me_needs_any_valid_token() {
                 "created_at",
                 "disabled",
                 "email",
+                "email_verified",
                 "full_name",
                 "id",
                 "role",

@@ -67,6 +67,10 @@ async fn public_routes_and_documentation() {
             "/.well-known/jwks.json",
             "/auth/signup",
             "/token",
+            "/auth/forgot-password",
+            "/auth/reset-password",
+            "/auth/request-verify",
+            "/auth/verify",
         ];
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, operation) in item.as_object().unwrap() {
@@ -109,6 +113,7 @@ async fn signup() {
                 "created_at",
                 "disabled",
                 "email",
+                "email_verified",
                 "full_name",
                 "id",
                 "role",

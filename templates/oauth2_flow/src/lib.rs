@@ -2,16 +2,19 @@
 //! lives in auth-kit (`crates/auth-kit`); this crate wires it to routes.
 //!
 //! Reading order: this file, then `routes/mod.rs` (the route table),
-//! `routes/auth.rs`, `routes/users.rs`, `routes/items.rs`, `main.rs`.
+//! `routes/auth.rs`, `routes/account.rs`, `routes/users.rs`,
+//! `routes/items.rs`, `main.rs`.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use auth_kit::Clock;
+use auth_kit::account::AccountService;
 use auth_kit::config::ServiceSettings;
 use auth_kit::extract::Authenticator;
 use auth_kit::login::{LoginService, LoginServiceParts, ScopeMode};
+use auth_kit::mail::MailerError;
 use auth_kit::password::{PasswordHasher, PoolSize};
 use auth_kit::policy::AccessPolicy;
 use auth_kit::store::{OpenError, Store, User};
@@ -36,6 +39,8 @@ pub struct AppState {
     pub auth: Authenticator<User>,
     /// Signup, the token endpoint, logout.
     pub logins: LoginService,
+    /// Email verification, password reset and change, and their mails.
+    pub accounts: AccountService,
     /// Users and items.
     pub store: Store,
     /// The public key set, for asymmetric algorithms only.
@@ -75,7 +80,11 @@ impl App {
             refresh_reuse: settings.refresh_reuse,
             limits: settings.login_limits,
             clock: Clock::System,
+            email_verification: settings.account.email_verification,
         });
+        let accounts =
+            AccountService::start(logins.clone(), &settings.account).map_err(StartupError::Mail)?;
+        tracing::info!("mail is {}", settings.account.mail.describe());
         if let Some(admin) = &settings.admin {
             logins
                 .bootstrap_admin(admin)
@@ -90,6 +99,7 @@ impl App {
                 policy,
             ),
             logins,
+            accounts,
             store: store.clone(),
             jwks: keys.jwks().map(Arc::new),
         };
@@ -107,6 +117,8 @@ pub enum StartupError {
     Database(OpenError),
     /// The bootstrap admin could not be created.
     Admin(String),
+    /// The mail outbox or the SMTP client could not be set up.
+    Mail(MailerError),
 }
 
 impl fmt::Display for StartupError {
@@ -117,6 +129,10 @@ impl fmt::Display for StartupError {
                 "{e}; check DATABASE_URL (`cargo xtask validate` tests it)"
             ),
             StartupError::Admin(e) => write!(f, "the bootstrap admin could not be created: {e}"),
+            StartupError::Mail(e) => write!(
+                f,
+                "{e}; check MAIL_URL and MAIL_FROM (`cargo xtask validate` tests them)"
+            ),
         }
     }
 }

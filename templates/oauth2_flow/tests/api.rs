@@ -70,6 +70,10 @@ async fn public_routes_and_documentation() {
             "/.well-known/jwks.json",
             "/auth/signup",
             "/token",
+            "/auth/forgot-password",
+            "/auth/reset-password",
+            "/auth/request-verify",
+            "/auth/verify",
         ];
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, operation) in item.as_object().unwrap() {
@@ -112,6 +116,7 @@ async fn signup() {
                 "created_at",
                 "disabled",
                 "email",
+                "email_verified",
                 "full_name",
                 "id",
                 "role",

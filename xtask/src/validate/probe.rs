@@ -486,6 +486,8 @@ impl Prober<'_> {
             .await?;
         self.missing_scope(session, credentials.as_ref()).await?;
         self.unheld_scope(session, credentials.as_ref()).await?;
+        // Before the refresh probes, which end this login.
+        self.forgot_password(session).await?;
         self.refresh(session).await?;
         self.logout(credentials.as_ref()).await
     }
@@ -641,7 +643,9 @@ impl Prober<'_> {
         const PROBE: &str = "POST /auth/signup (a throwaway user)";
         let username = format!("validate-{}", &auth_kit::random::secret_hex()[..10]);
         let password = Zeroizing::new(auth_kit::random::secret_hex()[..24].to_owned());
-        let body = json!({"username": username, "password": password.as_str()});
+        // An address at a reserved domain (RFC 2606), so the forgot-password
+        // probe has a known address; its verification mail goes nowhere.
+        let body = json!({"username": username, "password": password.as_str(), "email": format!("{username}@example.com")});
         let answer = self
             .send(
                 self.client.post(self.url("/auth/signup")).json(&body),
@@ -691,6 +695,9 @@ impl Prober<'_> {
                 self.no_login = "no login: the login failed".to_owned();
                 let got = match answer.status {
                     200 => format!("{got} ({})", problems.join("; ")),
+                    400 if answer.body["error_description"] == "email not verified" => format!(
+                        "{got}: the service requires verified emails; pass --username and --password of a verified user"
+                    ),
                     400 => format!("{got}; check --username and --password"),
                     _ => got,
                 };
@@ -1319,6 +1326,70 @@ impl Prober<'_> {
             INVALID_TOKEN,
             access.describe(),
         );
+        Ok(())
+    }
+
+    /// POST /auth/forgot-password answers a known and an unknown address
+    /// alike (status and body), so it cannot tell who has an account. The
+    /// known address is the logged-in user's (GET /users/me); the unknown
+    /// one is random at a reserved domain. SKIP when there is no such route.
+    async fn forgot_password(&mut self, session: Option<&Session>) -> Result<()> {
+        const PROBE: &str = "forgot-password: known vs unknown address";
+        let expected = "202 and the same body for both";
+        let forgot = async |email: &str| {
+            self.send(
+                self.client
+                    .post(self.url("/auth/forgot-password"))
+                    .json(&json!({ "email": email })),
+                "POST /auth/forgot-password",
+            )
+            .await
+        };
+        let known_address = match session {
+            Some(session) => self
+                .me(&session.access)
+                .await?
+                .body
+                .get("email")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            None => None,
+        };
+        let Some(known_address) = known_address else {
+            let reason = match session {
+                Some(_) => "the probe's user has no email address".to_owned(),
+                None => self.no_login.clone(),
+            };
+            self.skip(PROBE, expected, reason);
+            return Ok(());
+        };
+        // The known address first: a 404 for it means there is no such
+        // route; a 404 for the unknown one alone is the leak probed for.
+        let known = forgot(&known_address).await?;
+        if matches!(known.status, 404 | 405) {
+            let reason = format!("no forgot-password route here ({})", known.status);
+            self.skip(PROBE, expected, reason);
+            return Ok(());
+        }
+        let unknown_address = format!(
+            "validate-{}@example.com",
+            &auth_kit::random::secret_hex()[..12]
+        );
+        let unknown = forgot(&unknown_address).await?;
+        let alike = known.status == unknown.status && known.body == unknown.body;
+        // Statuses and codes only: the bodies are compared, never printed.
+        let got = if alike {
+            format!("{} for both, the same body", known.status)
+        } else if known.status == unknown.status {
+            format!("{} for both, but different bodies", known.status)
+        } else {
+            format!(
+                "known: {}; unknown: {}",
+                known.describe(),
+                unknown.describe()
+            )
+        };
+        self.record(alike && known.status == 202, PROBE, expected, got);
         Ok(())
     }
 

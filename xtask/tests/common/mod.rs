@@ -124,6 +124,10 @@ pub struct Flaws {
     /// Has no reuse window: a second use of a refresh token always revokes
     /// its login. Allowed by the contract (the probe says SKIP).
     pub no_reuse_window: bool,
+    /// Answers forgot-password differently for an address nobody has.
+    pub reveals_unknown_emails: bool,
+    /// Has no forgot-password route at all.
+    pub no_forgot_password: bool,
 }
 
 /// The scopes a signed-up user holds, and every scope there is.
@@ -148,9 +152,13 @@ pub fn mini_service(secret: &str, flaws: Flaws) -> String {
         .route("/token", post(token))
         .route("/auth/logout", post(logout))
         .route("/users/me", get(me))
-        .route("/users/me/items", get(items))
-        .with_state(state);
-    serve(router)
+        .route("/users/me/items", get(items));
+    let router = if flaws.no_forgot_password {
+        router
+    } else {
+        router.route("/auth/forgot-password", post(forgot_password))
+    };
+    serve(router.with_state(state))
 }
 
 #[derive(Clone)]
@@ -164,6 +172,8 @@ struct Mini {
 struct Inner {
     /// username -> (id, password)
     users: HashMap<String, (u64, String)>,
+    /// user id -> email
+    emails: HashMap<u64, String>,
     /// refresh token -> (login id, user id, scope, spent)
     refresh: HashMap<String, (String, u64, String, bool)>,
     /// rotated refresh token -> its successor
@@ -204,6 +214,9 @@ async fn signup(State(s): State<Mini>, Json(body): Json<Value>) -> Response {
     inner
         .users
         .insert(username.to_owned(), (id, password.to_owned()));
+    if let Some(email) = body["email"].as_str() {
+        inner.emails.insert(id, email.to_owned());
+    }
     (
         StatusCode::CREATED,
         Json(json!({"id": id, "username": username})),
@@ -408,7 +421,8 @@ async fn me(State(s): State<Mini>, headers: HeaderMap) -> Response {
                 .iter()
                 .find(|(_, (uid, _))| *uid == id)
                 .map(|(n, _)| n.clone());
-            Json(json!({"id": id, "username": name})).into_response()
+            Json(json!({"id": id, "username": name, "email": inner.emails.get(&id)}))
+                .into_response()
         }
         Err(r) => r,
     }
@@ -419,4 +433,13 @@ async fn items(State(s): State<Mini>, headers: HeaderMap) -> Response {
         Ok(_) => Json(json!([])).into_response(),
         Err(r) => r,
     }
+}
+
+async fn forgot_password(State(s): State<Mini>, Json(body): Json<Value>) -> Response {
+    let email = body["email"].as_str().unwrap_or_default();
+    let known = s.inner.lock().unwrap().emails.values().any(|e| e == email);
+    if s.flaws.reveals_unknown_emails && !known {
+        return error(StatusCode::NOT_FOUND, "unknown_email", None);
+    }
+    (StatusCode::ACCEPTED, Json(json!({"status": "accepted"}))).into_response()
 }

@@ -8,6 +8,7 @@ use utoipa_axum::routes;
 
 use crate::{AppState, SCOPES, SERVICE_NAME};
 
+pub mod account;
 pub mod auth;
 pub mod items;
 pub mod meta;
@@ -22,6 +23,11 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(auth::signup))
         .routes(routes!(auth::token))
         .routes(routes!(auth::logout))
+        .routes(routes!(account::forgot_password))
+        .routes(routes!(account::reset_password))
+        .routes(routes!(account::request_verification))
+        .routes(routes!(account::verify_email))
+        .routes(routes!(account::change_password))
         .routes(routes!(users::me))
         .routes(routes!(users::list_users))
         .routes(routes!(users::update_user, users::delete_user))

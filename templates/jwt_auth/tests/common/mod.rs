@@ -11,11 +11,13 @@ use serde_json::{Value, json};
 pub const ADMIN: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
 
-/// A running service backed by its own fresh database.
+/// A running service backed by its own fresh database, writing its mails
+/// into its own outbox folder.
 pub struct TestServer {
     pub base: String,
     pub backend: &'static str,
     client: reqwest::Client,
+    outbox: tempfile::TempDir,
     _db: TestDatabase,
 }
 
@@ -44,13 +46,23 @@ impl Reply {
 impl TestServer {
     /// Starts the service on 127.0.0.1, on a free port, with an admin.
     pub async fn start(db: TestDatabase) -> Self {
+        Self::start_with(db, &[]).await
+    }
+
+    /// The same with more settings.
+    pub async fn start_with(db: TestDatabase, settings: &[(&str, &str)]) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let env = Environment::from_pairs([
+        let outbox = tempfile::tempdir().unwrap();
+        let mut pairs = vec![
             ("SECRET_KEY", auth_kit::random::secret_hex()),
             ("DATABASE_URL", db.url().to_owned()),
             ("ADMIN_USERNAME", ADMIN.to_owned()),
             ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
-        ]);
+            ("MAIL_URL", format!("file://{}", outbox.path().display())),
+            ("PUBLIC_URL", "https://app.example.com".to_owned()),
+        ];
+        pairs.extend(settings.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        let env = Environment::from_pairs(pairs);
         let settings = ServiceSettings::from_env(&env, service::SERVICE_NAME).unwrap();
         let app = service::App::start(&settings).await.unwrap();
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -65,8 +77,38 @@ impl TestServer {
             base,
             backend: db.backend_name(),
             client: reqwest::Client::new(),
+            outbox,
             _db: db,
         }
+    }
+
+    /// Every mail to `to` so far, oldest first (the outbox's file names
+    /// sort by time).
+    pub fn mails_to(&self, to: &str) -> Vec<String> {
+        let mut files: Vec<_> = std::fs::read_dir(self.outbox.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        files.sort();
+        let header = format!("To: {to}");
+        files
+            .into_iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .filter(|m| m.lines().any(|l| l.eq_ignore_ascii_case(&header)))
+            .collect()
+    }
+
+    /// Waits (up to 10 s) for the `n`-th mail to `to` (mail is sent off
+    /// the request path) and returns it.
+    pub async fn mail(&self, to: &str, n: usize) -> String {
+        for _ in 0..200 {
+            if let Some(mail) = self.mails_to(to).get(n - 1) {
+                return mail.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{}: no mail #{n} to {to} within 10 s", self.backend);
     }
 
     pub async fn send(
@@ -177,9 +219,23 @@ pub fn password_of(username: &str) -> String {
 
 /// Every backend this run can test: SQLite, and PostgreSQL when configured.
 pub async fn servers(test: &str) -> Vec<TestServer> {
+    servers_with(test, &[]).await
+}
+
+/// The same with more settings.
+pub async fn servers_with(test: &str, settings: &[(&str, &str)]) -> Vec<TestServer> {
     let mut servers = Vec::new();
     for db in TestDatabase::all(test).await {
-        servers.push(TestServer::start(db).await);
+        servers.push(TestServer::start_with(db, settings).await);
     }
     servers
+}
+
+/// The value of a mail's `token: ...` line.
+pub fn token_in(mail: &str) -> String {
+    mail.lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .unwrap_or_else(|| panic!("no token line in {mail}"))
+        .trim()
+        .to_owned()
 }

@@ -2,6 +2,7 @@
 //! checks, the failed-login limiter, refresh rotation and reuse detection)
 //! is auth-kit's `LoginService`.
 
+use auth_kit::account::AccountService;
 use auth_kit::http::{ClientIp, JsonBody, TokenRequest};
 use auth_kit::login::{LoginService, SignupRequest, TokenResponse};
 use auth_kit::openapi::TokenForm;
@@ -11,7 +12,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-/// Creates an account with the role `user`.
+/// Creates an account with the role `user`. With an email, a verification
+/// link is mailed to it (required to log in when REQUIRE_VERIFIED_EMAIL is
+/// on; signup then needs an email).
 #[utoipa::path(post, path = "/auth/signup", tag = "auth", request_body = SignupRequest, responses(
     (status = 201, body = User),
     (status = 400, description = "Malformed JSON", body = ErrorBody),
@@ -20,10 +23,10 @@ use axum::http::StatusCode;
     (status = 422, description = "A field is invalid; the description starts with its name", body = ErrorBody),
 ))]
 pub async fn signup(
-    State(logins): State<LoginService>,
+    State(accounts): State<AccountService>,
     JsonBody(request): JsonBody<SignupRequest>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
-    let user = logins.signup(&request).await?;
+    let user = accounts.signup(&request).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
