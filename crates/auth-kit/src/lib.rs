@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod store;
 pub mod supabase;
 pub mod testing;
 pub mod token;
+pub mod username;
 
 pub use clock::Clock;
 pub use error::{ApiError, AuthError, ErrorBody, OAuthError};

@@ -4,7 +4,8 @@
 //! The password grant, step by step:
 //! 1. `username` and `password` present, else `invalid_request`; unknown
 //!    requested scopes are `invalid_scope` at once.
-//! 2. The failed-login limiter is asked first (429 with `Retry-After`).
+//! 2. The failed-login limiter is asked first (429 with `Retry-After`; 503
+//!    when its shared counters cannot be reached).
 //! 3. The password is verified on the hashing pool; an unknown user costs a
 //!    dummy verification, so unknown user, wrong password and disabled user
 //!    take the same time and get the same `invalid_grant`.
@@ -13,6 +14,10 @@
 //!    requested: everything the role holds.
 //! 6. A login is stored with its first refresh token (only its SHA-256), and
 //!    the access token carries the login's id as `sid`.
+//!
+//! Signup is counted per client address first (SIGNUP_MAX_PER_IP), then a
+//! taken username or email is refused before any hashing, and the hash runs
+//! in the signups' share of the pool, so a signup flood cannot starve logins.
 //!
 //! The refresh grant spends the presented token and issues the next in the
 //! same login; presenting a spent token revokes the whole login (RFC 9700
@@ -28,16 +33,17 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::config::{AdminBootstrap, LoginLimits, is_valid_username};
+use crate::config::{AdminBootstrap, is_valid_username};
 use crate::error::{ApiError, OAuthError, no_store_headers};
 use crate::http::TokenRequest;
-use crate::limiter::LoginLimiter;
+use crate::limiter::RateLimiter;
 use crate::password::{
     MAX_PASSWORD_BYTES, PasswordError, PasswordHasher, Verification, check_new_password,
 };
 use crate::policy::{AccessPolicy, ScopeSet};
 use crate::store::{
-    AdminBootstrapOutcome, EnsureAdminError, NewUser, RefreshTokenHash, Store, User,
+    AdminBootstrapOutcome, CreateUserError, EnsureAdminError, NewUser, RefreshTokenHash, Store,
+    User,
 };
 use crate::token::{AccessGrant, TokenIssuer, VerifiedAccess};
 
@@ -159,7 +165,7 @@ struct Inner {
     store: Store,
     hasher: PasswordHasher,
     issuer: TokenIssuer,
-    limiter: LoginLimiter,
+    limiter: RateLimiter,
     policy: AccessPolicy,
     scopes: ScopeMode,
     refresh_ttl: Duration,
@@ -181,23 +187,22 @@ pub struct LoginServiceParts {
     pub scopes: ScopeMode,
     /// REFRESH_TOKEN_EXPIRE_DAYS.
     pub refresh_ttl: Duration,
-    /// Failed-login limits.
-    pub limits: LoginLimits,
-    /// The clock for refresh-token expiry and the limiter (the store and
-    /// issuer should share it).
+    /// Failed logins and signups per username and client address.
+    pub limiter: RateLimiter,
+    /// The clock for refresh-token expiry (the store, issuer and limiter
+    /// should share it).
     pub clock: Clock,
 }
 
 impl LoginService {
     /// Wires the service.
     pub fn new(parts: LoginServiceParts) -> Self {
-        let limiter = LoginLimiter::new(parts.limits, parts.clock.clone());
         Self {
             inner: Arc::new(Inner {
                 store: parts.store,
                 hasher: parts.hasher,
                 issuer: parts.issuer,
-                limiter,
+                limiter: parts.limiter,
                 policy: parts.policy,
                 scopes: parts.scopes,
                 refresh_ttl: parts.refresh_ttl,
@@ -211,13 +216,28 @@ impl LoginService {
         &self.inner.store
     }
 
-    /// Creates a user with the signup role.
-    pub async fn signup(&self, request: &SignupRequest) -> Result<User, ApiError> {
+    /// Creates a user with the signup role, for a client at `client_ip`.
+    pub async fn signup(
+        &self,
+        request: &SignupRequest,
+        client_ip: Option<IpAddr>,
+    ) -> Result<User, ApiError> {
         request.validate()?;
+        self.inner.limiter.count_signup(client_ip).await?;
+        // Refused before the hash is paid for; the unique indexes still
+        // decide when two signups race.
+        if let Some(field) = self
+            .inner
+            .store
+            .taken(&request.username, request.email.as_deref())
+            .await?
+        {
+            return Err(CreateUserError::Taken(field).into());
+        }
         let password_hash = self
             .inner
             .hasher
-            .hash(&request.password)
+            .hash_for_signup(&request.password)
             .await
             .map_err(busy)?;
         let new = NewUser {
@@ -284,10 +304,7 @@ impl LoginService {
         };
         // Reserve the attempt before any work: the limit holds even for
         // concurrent guesses.
-        let attempt = inner
-            .limiter
-            .begin(username, client_ip)
-            .map_err(|retry_after| OAuthError::TooManyRequests { retry_after })?;
+        let attempt = inner.limiter.begin_login(username, client_ip).await?;
         // An absurdly long username cannot exist, and a password over the
         // signup limit cannot be right (and would make legacy hashes
         // expensive): skip the lookup, spend the same dummy verification.
@@ -318,11 +335,11 @@ impl LoginService {
             // disabled user's right password counts as a failure too, so the
             // limiter cannot tell them apart either.
             _ => {
-                attempt.failed();
+                attempt.failed().await;
                 return Err(OAuthError::bad_credentials());
             }
         };
-        attempt.succeeded();
+        attempt.succeeded().await;
         if let Some(new_hash) = rehashed
             && let Err(e) = inner.store.set_password_hash(user.id, &new_hash).await
         {
