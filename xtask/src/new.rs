@@ -486,6 +486,24 @@ fn write_private_file(path: &Path, contents: &str) -> Result<()> {
     Ok(())
 }
 
+/// The settings every service shares (auth_kit::config::TrafficSettings).
+const TRAFFIC_SETTINGS: &str = "\
+# Behind a reverse proxy or load balancer: its addresses or networks
+# (comma-separated), so the client is the address it forwards in
+# X-Forwarded-For (or Forwarded). Empty: the client is the socket peer.
+# TRUSTED_PROXIES=
+# Failed logins that lock a username, and a client address, for LOGIN_LOCKOUT_SECONDS:
+# LOGIN_MAX_FAILURES=5
+# LOGIN_MAX_FAILURES_PER_IP=50
+# LOGIN_LOCKOUT_SECONDS=300
+# Signups per client address per hour:
+# SIGNUP_MAX_PER_IP=20
+# Several instances: keep those counters in one Redis (unset: in this process).
+# RATE_LIMIT_URL=redis://127.0.0.1:6379
+# A request not answered in time gets 503 (headers must arrive within 10 s):
+# REQUEST_TIMEOUT_SECONDS=30
+";
+
 /// The stamped `.env`: a fresh SECRET_KEY and every other setting commented
 /// out with its default.
 pub fn env_file(strategy: Strategy, name: &str) -> String {
@@ -494,11 +512,11 @@ pub fn env_file(strategy: Strategy, name: &str) -> String {
     );
     match strategy {
         Strategy::Supabase => format!(
-            "{header}# Your Supabase project (Project Settings > API): its URL, and its publishable\n# (or legacy anon) key. Never a secret or service_role key: those bypass\n# Row Level Security.\n# Offline, gotrue-stub stands in for Supabase and accepts the key below:\n#   cargo run -p gotrue-stub -- --env-file .env\nSUPABASE_URL=http://127.0.0.1:9999\nSUPABASE_KEY=sb_publishable_{}\n# Legacy HS256 projects only (otherwise tokens are checked with the project's JWKS):\n# SUPABASE_JWT_SECRET=\n# local (JWKS or secret), or remote (GET /auth/v1/user on every request):\n# SUPABASE_VERIFY=local\n# SUPABASE_TIMEOUT_SECONDS=10\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n",
+            "{header}# Your Supabase project (Project Settings > API): its URL, and its publishable\n# (or legacy anon) key. Never a secret or service_role key: those bypass\n# Row Level Security.\n# Offline, gotrue-stub stands in for Supabase and accepts the key below:\n#   cargo run -p gotrue-stub -- --env-file .env\nSUPABASE_URL=http://127.0.0.1:9999\nSUPABASE_KEY=sb_publishable_{}\n# Legacy HS256 projects only (otherwise tokens are checked with the project's JWKS):\n# SUPABASE_JWT_SECRET=\n# local (JWKS or secret), or remote (GET /auth/v1/user on every request):\n# SUPABASE_VERIFY=local\n# SUPABASE_TIMEOUT_SECONDS=10\n# JWT_LEEWAY_SECONDS=30\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n{TRAFFIC_SETTINGS}",
             &auth_kit::random::secret_hex()[..32]
         ),
         Strategy::Jwt | Strategy::Oauth2 => format!(
-            "{header}# 256 bits from the operating system's random number generator.\nSECRET_KEY={}\n# ALGORITHM=HS256\n# JWT_PRIVATE_KEY_FILE=  (RS256, ES256, EdDSA)\n# JWT_PUBLIC_KEY_FILE=\n# ACCESS_TOKEN_EXPIRE_MINUTES=30\n# REFRESH_TOKEN_EXPIRE_DAYS=14\n# JWT_ISSUER={name}\n# JWT_AUDIENCE={name}\n# JWT_LEEWAY_SECONDS=30\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n# ADMIN_USERNAME=\n# ADMIN_PASSWORD=\n# LOGIN_MAX_FAILURES=5\n# LOGIN_LOCKOUT_SECONDS=300\n",
+            "{header}# 256 bits from the operating system's random number generator.\nSECRET_KEY={}\n# ALGORITHM=HS256\n# JWT_PRIVATE_KEY_FILE=  (RS256, ES256, EdDSA)\n# JWT_PUBLIC_KEY_FILE=\n# ACCESS_TOKEN_EXPIRE_MINUTES=30\n# REFRESH_TOKEN_EXPIRE_DAYS=14\n# JWT_ISSUER={name}\n# JWT_AUDIENCE={name}\n# JWT_LEEWAY_SECONDS=30\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n# ADMIN_USERNAME=\n# ADMIN_PASSWORD=\n{TRAFFIC_SETTINGS}",
             auth_kit::random::secret_hex()
         ),
     }
@@ -539,6 +557,29 @@ mod tests {
             e,
             "unknown strategy 'oauth': use --strategy jwt, oauth2 or supabase"
         );
+    }
+
+    #[test]
+    fn env_files_list_every_setting() {
+        let env = auth_kit::config::Environment::from_pairs([("SUPABASE_URL", "x")]);
+        let cases = [
+            (Strategy::Oauth2, auth_kit::config::check_service(&env, "x")),
+            (Strategy::Supabase, {
+                let mut findings = auth_kit::config::check_supabase(&env);
+                findings.extend(auth_kit::config::check_traffic(&env));
+                findings
+            }),
+        ];
+        for (strategy, findings) in cases {
+            let file = env_file(strategy, "x");
+            for finding in findings {
+                assert!(
+                    file.contains(&format!("{}=", finding.subject)),
+                    "{strategy:?}: {} is not in the .env template",
+                    finding.subject
+                );
+            }
+        }
     }
 
     #[test]

@@ -264,7 +264,11 @@ mod tests {
             );
         }
         let got = proxies.client_address(peer.parse().unwrap(), &map);
-        assert_eq!(got.to_string(), expected, "peer {peer}, headers {headers:?}");
+        assert_eq!(
+            got.to_string(),
+            expected,
+            "peer {peer}, headers {headers:?}"
+        );
     }
 
     #[test]
@@ -275,7 +279,11 @@ mod tests {
         check("198.51.100.1", &[(xff, "203.0.113.5")], "198.51.100.1");
         check("192.0.2.11", &[(xff, "203.0.113.5")], "192.0.2.11");
         // Spoofing from an untrusted peer, in either header.
-        check("198.51.100.1", &[("forwarded", "for=203.0.113.5")], "198.51.100.1");
+        check(
+            "198.51.100.1",
+            &[("forwarded", "for=203.0.113.5")],
+            "198.51.100.1",
+        );
         // From a trusted proxy: the rightmost untrusted hop.
         check("10.0.0.1", &[(xff, "203.0.113.5")], "203.0.113.5");
         check("192.0.2.10", &[(xff, "203.0.113.5")], "203.0.113.5");
@@ -291,28 +299,60 @@ mod tests {
         check("10.0.0.1", &[(xff, "")], "10.0.0.1");
         check("10.0.0.1", &[(xff, "203.0.113.5 203.0.113.6")], "10.0.0.1");
         // Several header lines are one list, in order.
-        check("10.0.0.1", &[(xff, "1.2.3.4"), (xff, "203.0.113.5")], "203.0.113.5");
+        check(
+            "10.0.0.1",
+            &[(xff, "1.2.3.4"), (xff, "203.0.113.5")],
+            "203.0.113.5",
+        );
         // Every hop trusted: the farthest.
         check("10.0.0.1", &[(xff, "10.0.0.3, 10.0.0.2")], "10.0.0.3");
         // Ports and IPv6 forms, and IPv4 seen through IPv6.
         check("10.0.0.1", &[(xff, "203.0.113.5:4711")], "203.0.113.5");
         check("10.0.0.1", &[(xff, "2001:db8::7")], "2001:db8::7");
         check("10.0.0.1", &[(xff, "[2001:db8::7]:4711")], "2001:db8::7");
-        check("::ffff:10.0.0.1", &[(xff, "::ffff:203.0.113.5")], "203.0.113.5");
+        check(
+            "::ffff:10.0.0.1",
+            &[(xff, "::ffff:203.0.113.5")],
+            "203.0.113.5",
+        );
         check("2001:db8:ffff::1", &[(xff, "203.0.113.5")], "203.0.113.5");
-        check("2001:db8:fffe::1", &[(xff, "203.0.113.5")], "2001:db8:fffe::1");
+        check(
+            "2001:db8:fffe::1",
+            &[(xff, "203.0.113.5")],
+            "2001:db8:fffe::1",
+        );
         // RFC 7239 Forwarded (only read when X-Forwarded-For is absent).
         let fwd = "forwarded";
         check("10.0.0.1", &[(fwd, "for=203.0.113.5")], "203.0.113.5");
-        check("10.0.0.1", &[(fwd, "For=\"203.0.113.5:80\";proto=https")], "203.0.113.5");
-        check("10.0.0.1", &[(fwd, "for=\"[2001:db8:cafe::17]:4711\"")], "2001:db8:cafe::17");
-        check("10.0.0.1", &[(fwd, "for=1.2.3.4, for=203.0.113.5;by=10.0.0.1")], "203.0.113.5");
-        check("10.0.0.1", &[(fwd, "for=203.0.113.5, for=10.0.0.2")], "203.0.113.5");
+        check(
+            "10.0.0.1",
+            &[(fwd, "For=\"203.0.113.5:80\";proto=https")],
+            "203.0.113.5",
+        );
+        check(
+            "10.0.0.1",
+            &[(fwd, "for=\"[2001:db8:cafe::17]:4711\"")],
+            "2001:db8:cafe::17",
+        );
+        check(
+            "10.0.0.1",
+            &[(fwd, "for=1.2.3.4, for=203.0.113.5;by=10.0.0.1")],
+            "203.0.113.5",
+        );
+        check(
+            "10.0.0.1",
+            &[(fwd, "for=203.0.113.5, for=10.0.0.2")],
+            "203.0.113.5",
+        );
         check("10.0.0.1", &[(fwd, "for=_hidden")], "10.0.0.1");
         check("10.0.0.1", &[(fwd, "for=unknown")], "10.0.0.1");
         check("10.0.0.1", &[(fwd, "proto=https")], "10.0.0.1");
         check("10.0.0.1", &[(fwd, "for=\"203.0.113.5")], "10.0.0.1");
-        check("10.0.0.1", &[(fwd, "for=\"a,b\", for=203.0.113.5")], "203.0.113.5");
+        check(
+            "10.0.0.1",
+            &[(fwd, "for=\"a,b\", for=203.0.113.5")],
+            "203.0.113.5",
+        );
         check(
             "10.0.0.1",
             &[(fwd, "for=203.0.113.9"), (xff, "203.0.113.5")],
@@ -322,8 +362,13 @@ mod tests {
 
     #[test]
     fn parsing_the_setting() {
-        let p: TrustedProxies = " 10.0.0.0/8 ,192.0.2.1,, ::1, 2001:db8::/32,".parse().unwrap();
-        assert_eq!(p.to_string(), "10.0.0.0/8, 192.0.2.1/32, ::1/128, 2001:db8::/32");
+        let p: TrustedProxies = " 10.0.0.0/8 ,192.0.2.1,, ::1, 2001:db8::/32,"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            p.to_string(),
+            "10.0.0.0/8, 192.0.2.1/32, ::1/128, 2001:db8::/32"
+        );
         assert!(p.contains("10.255.0.1".parse().unwrap()));
         assert!(p.contains("::ffff:10.1.1.1".parse().unwrap()));
         assert!(!p.contains("192.0.2.2".parse().unwrap()));
@@ -332,8 +377,19 @@ mod tests {
         let p: TrustedProxies = "10.1.2.3/8".parse().unwrap();
         assert_eq!(p.to_string(), "10.0.0.0/8");
         assert!("".parse::<TrustedProxies>().unwrap().is_empty());
-        assert!("0.0.0.0/0".parse::<TrustedProxies>().unwrap().trusts_everyone());
-        for bad in ["10.0.0.0/33", "proxy.local", "10.0.0", "1.2.3.4:80", "::/129"] {
+        assert!(
+            "0.0.0.0/0"
+                .parse::<TrustedProxies>()
+                .unwrap()
+                .trusts_everyone()
+        );
+        for bad in [
+            "10.0.0.0/33",
+            "proxy.local",
+            "10.0.0",
+            "1.2.3.4:80",
+            "::/129",
+        ] {
             let err = bad.parse::<TrustedProxies>().unwrap_err();
             assert_eq!(err.entry, bad, "{bad}");
         }

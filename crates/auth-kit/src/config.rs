@@ -750,7 +750,10 @@ fn read_traffic(env: &Environment, report: &mut Report) -> Option<TrafficSetting
             )
         }
     });
-    if proxies.as_ref().is_some_and(TrustedProxies::trusts_everyone) {
+    if proxies
+        .as_ref()
+        .is_some_and(TrustedProxies::trusts_everyone)
+    {
         report.push(Finding::warn(
             "TRUSTED_PROXIES",
             "every address is trusted: a client that reaches the service directly can choose its address with X-Forwarded-For",
@@ -1281,13 +1284,21 @@ mod tests {
             "ADMIN_PASSWORD is not",
         );
         for (var, value, fragment) in [
-            ("TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal", "\"proxy.internal\" is neither"),
+            (
+                "TRUSTED_PROXIES",
+                "10.0.0.0/8, proxy.internal",
+                "\"proxy.internal\" is neither",
+            ),
             ("TRUSTED_PROXIES", "10.0.0.0/40", "CIDR"),
             ("LOGIN_MAX_FAILURES_PER_IP", "0", "out of range"),
             ("SIGNUP_MAX_PER_IP", "many", "not a whole number"),
             ("RATE_LIMIT_URL", "http://cache:6379", "not a redis:// URL"),
             ("RATE_LIMIT_URL", "rediss://cache:6379", "TLS"),
-            ("RATE_LIMIT_URL", "redis://:hunter2@cache:notaport", "cannot be parsed"),
+            (
+                "RATE_LIMIT_URL",
+                "redis://:hunter2@cache:notaport",
+                "cannot be parsed",
+            ),
             ("REQUEST_TIMEOUT_SECONDS", "0", "out of range"),
             ("REQUEST_TIMEOUT_SECONDS", "301", "out of range"),
         ] {
@@ -1317,12 +1328,22 @@ mod tests {
         assert_eq!(t.request_timeout, Duration::from_secs(12));
         let url = t.rate_limit_url.unwrap();
         assert_eq!(url.expose(), "redis://:hunter2@cache:6379/2");
-        assert_eq!(format!("{url} {url:?}"), "Redis at cache:6379/2 RateLimitUrl(Redis at cache:6379/2)");
+        assert_eq!(
+            format!("{url} {url:?}"),
+            "Redis at cache:6379/2 RateLimitUrl(Redis at cache:6379/2)"
+        );
         let findings = check_traffic(&env(&pairs));
-        assert!(findings.iter().all(|f| f.status == Status::Pass), "{findings:#?}");
+        assert!(
+            findings.iter().all(|f| f.status == Status::Pass),
+            "{findings:#?}"
+        );
         assert!(findings.iter().all(|f| !f.message.contains("hunter2")));
         let everyone = check_traffic(&env(&[("TRUSTED_PROXIES", "0.0.0.0/0")]));
-        assert!(everyone.iter().any(|f| f.status == Status::Warn && f.subject == "TRUSTED_PROXIES"));
+        assert!(
+            everyone
+                .iter()
+                .any(|f| f.status == Status::Warn && f.subject == "TRUSTED_PROXIES")
+        );
     }
 
     #[test]

@@ -70,7 +70,7 @@ use lru::LruCache;
 use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
-use crate::config::{LoginLimits, SignupLimits};
+use crate::config::{LoginLimits, SignupLimits, TrafficSettings};
 use crate::error::{ApiError, OAuthError};
 
 /// How long one Redis round trip may take before the limiter gives up and
@@ -193,6 +193,30 @@ impl RateLimiter {
         ))
     }
 
+    /// The limiter a service's settings ask for: in Redis when
+    /// RATE_LIMIT_URL is set (keys prefixed with `service_name`), else in
+    /// this process. Must be called inside a Tokio runtime.
+    pub fn from_settings(
+        traffic: &TrafficSettings,
+        service_name: &str,
+        clock: Clock,
+    ) -> Result<Self, RedisUrlError> {
+        match &traffic.rate_limit_url {
+            Some(url) => Self::redis(
+                url.expose(),
+                service_name,
+                traffic.login_limits,
+                traffic.signup_limits,
+                clock,
+            ),
+            None => Ok(Self::in_process(
+                traffic.login_limits,
+                traffic.signup_limits,
+                clock,
+            )),
+        }
+    }
+
     fn with_counters(
         counters: Counters,
         login: LoginLimits,
@@ -232,6 +256,27 @@ impl RateLimiter {
             keys,
             reported: false,
         })
+    }
+
+    /// Runs `grant`, a password check done elsewhere (Supabase Auth), under
+    /// the login limits of `username` from `ip`: refused while either is
+    /// locked; an `invalid_grant` answer counts as a failure, a success
+    /// clears the username, and any other answer (the upstream unreachable,
+    /// a malformed request) counts as neither.
+    pub async fn password_grant<T>(
+        &self,
+        username: &str,
+        ip: Option<IpAddr>,
+        grant: impl std::future::Future<Output = Result<T, OAuthError>>,
+    ) -> Result<T, OAuthError> {
+        let attempt = self.begin_login(username, ip).await?;
+        let outcome = grant.await;
+        match &outcome {
+            Ok(_) => attempt.succeeded().await,
+            Err(OAuthError::InvalidGrant(_)) => attempt.failed().await,
+            Err(_) => drop(attempt),
+        }
+        outcome
     }
 
     /// Counts a signup from `ip`, or says why it may not go ahead. Without
@@ -386,7 +431,9 @@ impl MemoryTables {
         if let Some(ip) = &keys.ip {
             self.ips.check(ip, now).map_err(too_many)?;
         }
-        self.usernames.check(&keys.username, now).map_err(too_many)?;
+        self.usernames
+            .check(&keys.username, now)
+            .map_err(too_many)?;
         if let Some(ip) = &keys.ip {
             self.ips.reserve(ip, now);
         }
@@ -519,7 +566,9 @@ impl<K: Hash + Eq + Clone> Table<K> {
         if self.locked.len() >= self.capacity && !self.locked.contains_key(key) {
             self.locked.retain(|_, until| *until > now);
             if self.locked.len() >= self.capacity {
-                tracing::warn!("the limiter's lock table is full; a new lock is kept as an open window");
+                tracing::warn!(
+                    "the limiter's lock table is full; a new lock is kept as an open window"
+                );
                 return false;
             }
         }
@@ -665,7 +714,10 @@ impl RedisCounters {
     ) -> Result<(), LimitError> {
         let script = begin_script();
         let mut invocation = script.prepare_invoke();
-        invocation.arg(now).arg("reserve").arg(STALE_IN_FLIGHT_SECONDS);
+        invocation
+            .arg(now)
+            .arg("reserve")
+            .arg(STALE_IN_FLIGHT_SECONDS);
         let lockout = limits.lockout.as_secs();
         // The address first, as in process: a locked address is refused
         // before its username is read.
@@ -674,7 +726,9 @@ impl RedisCounters {
             invocation.arg(limits.max_failures_per_ip).arg(lockout);
         }
         invocation.key(self.username_key(&keys.username));
-        invocation.arg(limits.max_failures_per_username).arg(lockout);
+        invocation
+            .arg(limits.max_failures_per_username)
+            .arg(lockout);
         verdict(&self.run(&invocation).await?)
     }
 
@@ -692,13 +746,22 @@ impl RedisCounters {
             Outcome::Succeeded => "succeeded",
             Outcome::Abandoned => "abandoned",
         };
-        invocation.arg(now).arg(outcome).arg(STALE_IN_FLIGHT_SECONDS);
+        invocation
+            .arg(now)
+            .arg(outcome)
+            .arg(STALE_IN_FLIGHT_SECONDS);
         let lockout = limits.lockout.as_secs();
         invocation.key(self.username_key(&keys.username));
-        invocation.arg(limits.max_failures_per_username).arg(lockout).arg(1);
+        invocation
+            .arg(limits.max_failures_per_username)
+            .arg(lockout)
+            .arg(1);
         if let Some(ip) = keys.ip {
             invocation.key(self.ip_key("login", ip));
-            invocation.arg(limits.max_failures_per_ip).arg(lockout).arg(0);
+            invocation
+                .arg(limits.max_failures_per_ip)
+                .arg(lockout)
+                .arg(0);
         }
         self.run(&invocation).await.map(|_| ())
     }
@@ -711,9 +774,14 @@ impl RedisCounters {
     ) -> Result<(), LimitError> {
         let script = begin_script();
         let mut invocation = script.prepare_invoke();
-        invocation.arg(now).arg("count").arg(STALE_IN_FLIGHT_SECONDS);
+        invocation
+            .arg(now)
+            .arg("count")
+            .arg(STALE_IN_FLIGHT_SECONDS);
         invocation.key(self.ip_key("signup", ip));
-        invocation.arg(limits.max_per_ip).arg(limits.window.as_secs());
+        invocation
+            .arg(limits.max_per_ip)
+            .arg(limits.window.as_secs());
         verdict(&self.run(&invocation).await?)
     }
 }
@@ -787,7 +855,11 @@ mod tests {
         assert_eq!(wait(&l, "ＡＮＮ", None).await, Some(15));
         clock.advance(15);
         fail(&l, "ann", None).await;
-        assert_eq!(wait(&l, "ann", None).await, None, "a served lock starts a fresh window");
+        assert_eq!(
+            wait(&l, "ann", None).await,
+            None,
+            "a served lock starts a fresh window"
+        );
     }
 
     #[tokio::test]
@@ -798,7 +870,11 @@ mod tests {
         fail(&l, "bob", None).await;
         clock.advance(61);
         fail(&l, "bob", None).await;
-        assert_eq!(wait(&l, "bob", None).await, None, "old failures fell out of the window");
+        assert_eq!(
+            wait(&l, "bob", None).await,
+            None,
+            "old failures fell out of the window"
+        );
     }
 
     #[tokio::test]
@@ -809,7 +885,11 @@ mod tests {
         for _ in 0..3 {
             in_flight.push(l.begin_login("dan", None).await.unwrap());
         }
-        assert_eq!(wait(&l, "dan", None).await, Some(1), "three guesses in flight fill the budget");
+        assert_eq!(
+            wait(&l, "dan", None).await,
+            Some(1),
+            "three guesses in flight fill the budget"
+        );
         for attempt in in_flight {
             attempt.failed().await;
         }
@@ -835,7 +915,10 @@ mod tests {
         fail(&l, "eel", ip).await;
         // Five failures from the address across usernames lock it for everyone.
         assert_eq!(wait(&l, "someone-else", ip).await, Some(60));
-        assert_eq!(wait(&l, "someone-else", Some(IpAddr::from([10, 0, 0, 2]))).await, None);
+        assert_eq!(
+            wait(&l, "someone-else", Some(IpAddr::from([10, 0, 0, 2]))).await,
+            None
+        );
     }
 
     #[tokio::test]
@@ -855,7 +938,11 @@ mod tests {
         for n in 0..5 {
             fail(&l, &format!("v4-{n}"), Some(mapped)).await;
         }
-        assert!(wait(&l, "x", Some(IpAddr::from([192, 0, 2, 7]))).await.is_some());
+        assert!(
+            wait(&l, "x", Some(IpAddr::from([192, 0, 2, 7])))
+                .await
+                .is_some()
+        );
     }
 
     #[tokio::test]
@@ -898,7 +985,9 @@ mod tests {
             panic!("the third signup within the hour is refused");
         };
         assert_eq!(retry_after, 3600);
-        l.count_signup(Some(IpAddr::from([192, 0, 2, 2]))).await.unwrap();
+        l.count_signup(Some(IpAddr::from([192, 0, 2, 2])))
+            .await
+            .unwrap();
         l.count_signup(None).await.unwrap();
         clock.advance(3600);
         l.count_signup(ip).await.unwrap();

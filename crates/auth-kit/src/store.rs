@@ -195,11 +195,9 @@ impl Store {
     /// operator renames it (logged as an error, with the ids).
     async fn fill_username_keys(&self) -> Result<(), StoreError> {
         let rows: Vec<(i64, String)> = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT id, username FROM users WHERE username_key IS NULL ORDER BY id",
-            )
-            .fetch_all(pool)
-            .await
+            sqlx::query_as("SELECT id, username FROM users WHERE username_key IS NULL ORDER BY id")
+                .fetch_all(pool)
+                .await
         })?;
         for (id, name) in rows {
             let key = username::fold(&name);

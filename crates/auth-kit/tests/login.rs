@@ -25,7 +25,7 @@ async fn password_grant_issues_a_scoped_pair() {
         let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
         let user = h
             .logins
-            .signup(&signup("Ann", "correct horse"))
+            .signup(&signup("Ann", "correct horse"), None)
             .await
             .unwrap();
         let pair = h
@@ -76,7 +76,7 @@ async fn unscoped_service_ignores_scope() {
     let db = TestDatabase::sqlite();
     let h = harness(db.url(), ScopeMode::Unscoped, LoginLimits::STANDARD).await;
     h.logins
-        .signup(&signup("jwt-user", "correct horse"))
+        .signup(&signup("jwt-user", "correct horse"), None)
         .await
         .unwrap();
     let pair = h
@@ -157,13 +157,13 @@ async fn signup_rules() {
     )
     .unwrap();
     assert_eq!(
-        h.logins.signup(&with_role).await.unwrap().role,
+        h.logins.signup(&with_role, None).await.unwrap().role,
         "user",
         "a signup never chooses its role"
     );
     let taken = h
         .logins
-        .signup(&signup("SNEAKY", "long enough"))
+        .signup(&signup("SNEAKY", "long enough"), None)
         .await
         .unwrap_err();
     assert!(matches!(
@@ -180,7 +180,7 @@ async fn refresh_rotates_and_reuse_revokes_the_login() {
     for db in TestDatabase::all("refresh_rotates_and_reuse_revokes_the_login").await {
         let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
         h.logins
-            .signup(&signup("rotor", "correct horse"))
+            .signup(&signup("rotor", "correct horse"), None)
             .await
             .unwrap();
         let first = h
@@ -279,7 +279,7 @@ async fn concurrent_refreshes_give_at_most_one_pair() {
     for db in TestDatabase::all("concurrent_refreshes_give_at_most_one_pair").await {
         let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
         h.logins
-            .signup(&signup("racer", "correct horse"))
+            .signup(&signup("racer", "correct horse"), None)
             .await
             .unwrap();
         let pair = h
@@ -311,7 +311,7 @@ async fn logout_revokes_only_that_login() {
     for db in TestDatabase::all("logout_revokes_only_that_login").await {
         let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
         h.logins
-            .signup(&signup("leaver", "correct horse"))
+            .signup(&signup("leaver", "correct horse"), None)
             .await
             .unwrap();
         let a = h
@@ -360,7 +360,7 @@ async fn refresh_tokens_expire() {
     for db in TestDatabase::all("refresh_tokens_expire").await {
         let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
         h.logins
-            .signup(&signup("ager", "correct horse"))
+            .signup(&signup("ager", "correct horse"), None)
             .await
             .unwrap();
         let a = h
@@ -395,7 +395,7 @@ async fn disabled_users_and_lowered_roles() {
         let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
         let user = h
             .logins
-            .signup(&signup("demoted", "correct horse"))
+            .signup(&signup("demoted", "correct horse"), None)
             .await
             .unwrap();
         let pair = h
@@ -490,7 +490,7 @@ async fn failed_logins_lock_then_unlock() {
     for db in TestDatabase::all("failed_logins_lock_then_unlock").await {
         let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
         h.logins
-            .signup(&signup("target", "correct horse"))
+            .signup(&signup("target", "correct horse"), None)
             .await
             .unwrap();
         let ip = Some(std::net::IpAddr::from([192, 0, 2, 1]));
@@ -566,12 +566,12 @@ async fn unknown_user_and_wrong_password_take_the_same_time() {
     };
     let h = harness(db.url(), ScopeMode::Scoped, generous).await;
     h.logins
-        .signup(&signup("timed", "correct horse"))
+        .signup(&signup("timed", "correct horse"), None)
         .await
         .unwrap();
     let disabled = h
         .logins
-        .signup(&signup("timed-off", "correct horse"))
+        .signup(&signup("timed-off", "correct horse"), None)
         .await
         .unwrap();
     h.store

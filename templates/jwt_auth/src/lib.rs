@@ -11,6 +11,7 @@ use std::time::Duration;
 use auth_kit::Clock;
 use auth_kit::config::ServiceSettings;
 use auth_kit::extract::Authenticator;
+use auth_kit::limiter::{RateLimiter, RedisUrlError};
 use auth_kit::login::{LoginService, LoginServiceParts, ScopeMode};
 use auth_kit::password::{PasswordHasher, PoolSize};
 use auth_kit::policy::AccessPolicy;
@@ -73,7 +74,10 @@ impl App {
             policy: policy.clone(),
             scopes: SCOPES,
             refresh_ttl: settings.refresh_token_ttl,
-            limits: settings.login_limits,
+            // In Redis when RATE_LIMIT_URL is set, so every instance shares
+            // the counters; in this process otherwise.
+            limiter: RateLimiter::from_settings(&settings.traffic, SERVICE_NAME, Clock::System)
+                .map_err(StartupError::Limiter)?,
             clock: Clock::System,
         });
         if let Some(admin) = &settings.admin {
@@ -107,6 +111,8 @@ pub enum StartupError {
     Database(OpenError),
     /// The bootstrap admin could not be created.
     Admin(String),
+    /// RATE_LIMIT_URL could not be used.
+    Limiter(RedisUrlError),
 }
 
 impl fmt::Display for StartupError {
@@ -117,6 +123,7 @@ impl fmt::Display for StartupError {
                 "{e}; check DATABASE_URL (`cargo xtask validate` tests it)"
             ),
             StartupError::Admin(e) => write!(f, "the bootstrap admin could not be created: {e}"),
+            StartupError::Limiter(e) => write!(f, "{e}"),
         }
     }
 }

@@ -7,7 +7,9 @@
 
 use std::fmt;
 
-use auth_kit::config::{ServerSettings, SupabaseSettings};
+use auth_kit::Clock;
+use auth_kit::config::{ServerSettings, SupabaseSettings, TrafficSettings};
+use auth_kit::limiter::{RateLimiter, RedisUrlError};
 use auth_kit::policy::AccessPolicy;
 use auth_kit::store::{OpenError, Store};
 use auth_kit::supabase::{ClientBuildError, SupabaseAuth, SupabaseClient, SupabaseVerifier};
@@ -27,6 +29,9 @@ pub struct AppState {
     pub auth: SupabaseAuth,
     /// The items (owned by Supabase user ids).
     pub store: Store,
+    /// Failed sign-ins per email and client address, signups per address:
+    /// checked here, before Supabase, which sees only this service's address.
+    pub limiter: RateLimiter,
 }
 
 /// A started service: its routes and its store (closed on shutdown).
@@ -42,6 +47,7 @@ impl App {
     pub async fn start(
         supabase: &SupabaseSettings,
         server: &ServerSettings,
+        traffic: &TrafficSettings,
     ) -> Result<Self, StartupError> {
         let store = Store::connect(&server.database_url)
             .await
@@ -56,10 +62,13 @@ impl App {
         // Roles and permissions come from `app_metadata`; the policy says
         // what each role may do.
         let auth = SupabaseAuth::new(verifier, AccessPolicy::standard());
+        let limiter = RateLimiter::from_settings(traffic, SERVICE_NAME, Clock::System)
+            .map_err(StartupError::Limiter)?;
         let state = AppState {
             supabase: client,
             auth,
             store: store.clone(),
+            limiter,
         };
         Ok(Self {
             router: routes::router(state),
@@ -75,6 +84,8 @@ pub enum StartupError {
     Database(OpenError),
     /// The HTTP client for Supabase could not be built.
     Client(ClientBuildError),
+    /// RATE_LIMIT_URL could not be used.
+    Limiter(RedisUrlError),
 }
 
 impl fmt::Display for StartupError {
@@ -85,6 +96,7 @@ impl fmt::Display for StartupError {
                 "{e}; check DATABASE_URL (`cargo xtask validate` tests it)"
             ),
             StartupError::Client(e) => write!(f, "the Supabase client could not be built: {e}"),
+            StartupError::Limiter(e) => write!(f, "{e}"),
         }
     }
 }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_kit::Clock;
-use auth_kit::config::LoginLimits;
+use auth_kit::config::{LoginLimits, SignupLimits};
+use auth_kit::limiter::RateLimiter;
 use auth_kit::login::{LoginService, LoginServiceParts, ScopeMode};
 use auth_kit::password::{PasswordHasher, PoolSize};
 use auth_kit::policy::AccessPolicy;
@@ -42,7 +43,7 @@ pub async fn harness(url: &str, scopes: ScopeMode, limits: LoginLimits) -> Harne
         policy: AccessPolicy::standard(),
         scopes,
         refresh_ttl: REFRESH_TTL,
-        limits,
+        limiter: RateLimiter::in_process(limits, SignupLimits::STANDARD, clock.clone()),
         clock: clock.clone(),
     });
     Harness {

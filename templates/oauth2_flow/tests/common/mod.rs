@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use auth_kit::config::{Environment, ServiceSettings};
+use auth_kit::http::ServeOptions;
 use auth_kit::testing::TestDatabase;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -57,10 +58,13 @@ impl TestServer {
             .await
             .unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let make_service = app
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, make_service).await });
+        let options = ServeOptions::from_settings(&settings.traffic);
+        tokio::spawn(auth_kit::http::serve(
+            listener,
+            app.router,
+            options,
+            std::future::pending(),
+        ));
         Self {
             base,
             backend: db.backend_name(),

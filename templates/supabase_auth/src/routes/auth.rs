@@ -2,9 +2,13 @@
 //! errors are mapped by their code: email taken 409, weak password 422 with
 //! the reasons, rate limited 429, bad credentials 400 `invalid_grant`, and
 //! Supabase unreachable, slow or broken 503 `supabase_unavailable`.
+//! Before Supabase is asked, auth-kit's limiter counts failed sign-ins per
+//! email and client address, and signups per address (429 with
+//! `Retry-After`), since Supabase sees every request coming from here.
 
 use auth_kit::extract::BearerToken;
-use auth_kit::http::{JsonBody, TokenRequest};
+use auth_kit::http::{ClientIp, JsonBody, TokenRequest};
+use auth_kit::limiter::RateLimiter;
 use auth_kit::login::TokenResponse;
 use auth_kit::openapi::TokenForm;
 use auth_kit::supabase::{
@@ -45,14 +49,17 @@ pub struct SignupAnswer {
     (status = 400, description = "Malformed JSON", body = ErrorBody),
     (status = 409, description = "email_taken", body = ErrorBody),
     (status = 422, description = "A field is invalid (a weak password names the reasons)", body = ErrorBody),
-    (status = 429, body = ErrorBody),
+    (status = 429, description = "Too many signups from this address; see Retry-After", body = ErrorBody),
     (status = 503, description = "supabase_unavailable", body = ErrorBody),
 ))]
 pub async fn signup(
     State(supabase): State<SupabaseClient>,
     State(auth): State<SupabaseAuth>,
+    State(limiter): State<RateLimiter>,
+    ClientIp(client_ip): ClientIp,
     JsonBody(request): JsonBody<SignupRequest>,
 ) -> Result<Response, ApiError> {
+    limiter.count_signup(client_ip).await?;
     let outcome = supabase
         .sign_up(&request.email, &request.password, request.data)
         .await?;
@@ -84,14 +91,16 @@ pub async fn signup(
     responses(
         (status = 200, body = TokenResponse),
         (status = 400, description = "invalid_request, invalid_grant or unsupported_grant_type", body = ErrorBody),
-        (status = 429, body = ErrorBody),
+        (status = 429, description = "Too many failed sign-ins; see Retry-After", body = ErrorBody),
         (status = 503, description = "supabase_unavailable", body = ErrorBody),
     ))]
 pub async fn token(
     State(supabase): State<SupabaseClient>,
+    State(limiter): State<RateLimiter>,
+    ClientIp(client_ip): ClientIp,
     request: TokenRequest,
 ) -> Result<TokenResponse, OAuthError> {
-    supabase.token(&request).await
+    supabase.token_limited(&request, &limiter, client_ip).await
 }
 
 /// Ends this session at Supabase: its refresh tokens stop working. Access
