@@ -221,6 +221,10 @@ impl RedisServer {
             .port();
         let mut server = Self { port, child: None };
         if !server.restart() {
+            assert!(
+                std::env::var_os("REQUIRE_REDIS").is_none(),
+                "{test}: REQUIRE_REDIS is set but redis-server is not installed"
+            );
             eprintln!(
                 "{test}: skipped, redis-server is not installed (apt-get install redis-server)"
             );
