@@ -516,6 +516,60 @@ mod tests {
         assert_eq!(got, expected, "{stored} with {password:?}");
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn signups_get_a_share_and_logins_go_first() {
+        let h = PasswordHasher::new(PoolSize {
+            workers: 1,
+            queue: 8,
+        });
+        assert_eq!(PasswordHasher::signup_places(8), 2);
+        let stored = h.hash("login-password").await.unwrap();
+        let started = std::time::Instant::now();
+        let flood: Vec<_> = (0..20)
+            .map(|_| {
+                let h = h.clone();
+                tokio::spawn(async move {
+                    let r = h.hash_for_signup("flood-password").await;
+                    (r.is_ok(), started.elapsed())
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        // The logins' eight places are all free: none is refused.
+        let logins: Vec<_> = (0..8)
+            .map(|_| {
+                let (h, stored) = (h.clone(), stored.clone());
+                tokio::spawn(async move {
+                    let r = h.verify("login-password", Some(&stored)).await;
+                    (r, started.elapsed())
+                })
+            })
+            .collect();
+        let mut last_login = std::time::Duration::ZERO;
+        for login in logins {
+            let (verdict, done) = login.await.unwrap();
+            assert!(
+                matches!(verdict, Ok(Verification::Match { .. })),
+                "{verdict:?}"
+            );
+            last_login = last_login.max(done);
+        }
+        let (mut hashed, mut last_signup) = (0, std::time::Duration::ZERO);
+        for signup in flood {
+            let (ok, done) = signup.await.unwrap();
+            if ok {
+                hashed += 1;
+                last_signup = last_signup.max(done);
+            }
+        }
+        // The two places (and one more if the worker took a job meanwhile).
+        assert!((2..=6).contains(&hashed), "{hashed} signups admitted");
+        assert!(
+            last_login < last_signup,
+            "waiting signups run after waiting logins ({last_login:?} vs {last_signup:?})"
+        );
+    }
+
     #[tokio::test]
     async fn current_hashes_round_trip() {
         let h = hasher();
