@@ -125,7 +125,7 @@ struct Inner {
 }
 
 enum Counters {
-    Memory(Mutex<MemoryTables>),
+    Memory(Box<Mutex<MemoryTables>>),
     Redis(RedisCounters),
 }
 
@@ -171,7 +171,12 @@ impl RateLimiter {
             ips: Table::new(capacity, login.max_failures_per_ip, login.lockout),
             signups: Table::new(capacity, signup.max_per_ip, signup.window),
         };
-        Self::with_counters(Counters::Memory(Mutex::new(tables)), login, signup, clock)
+        Self::with_counters(
+            Counters::Memory(Box::new(Mutex::new(tables))),
+            login,
+            signup,
+            clock,
+        )
     }
 
     /// Counters in Redis at `url` (`redis://host:port[/db]`), every key

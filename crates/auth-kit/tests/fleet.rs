@@ -6,6 +6,8 @@
 //! failed against the code before trusted proxies, the limiter's memory
 //! fixes and the signup limits existed.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::net::IpAddr;

@@ -3,6 +3,8 @@
 //! test starts its own `redis-server` on a free port (and skips, saying so,
 //! when it is not installed).
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::net::IpAddr;

@@ -45,13 +45,20 @@ impl Reply {
 impl TestServer {
     /// Starts the service on 127.0.0.1, on a free port, with an admin.
     pub async fn start(db: TestDatabase) -> Self {
+        Self::start_with(db, &[]).await
+    }
+
+    /// The same, with more settings.
+    pub async fn start_with(db: TestDatabase, settings: &[(&str, &str)]) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let env = Environment::from_pairs([
-            ("SECRET_KEY", auth_kit::random::secret_hex()),
-            ("DATABASE_URL", db.url().to_owned()),
-            ("ADMIN_USERNAME", ADMIN.to_owned()),
-            ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
-        ]);
+        let mut pairs = vec![
+            ("SECRET_KEY".to_owned(), auth_kit::random::secret_hex()),
+            ("DATABASE_URL".to_owned(), db.url().to_owned()),
+            ("ADMIN_USERNAME".to_owned(), ADMIN.to_owned()),
+            ("ADMIN_PASSWORD".to_owned(), ADMIN_PASSWORD.to_owned()),
+        ];
+        pairs.extend(settings.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let env = Environment::from_pairs(pairs);
         let settings = ServiceSettings::from_env(&env, service::SERVICE_NAME).unwrap();
         let app = service::App::start(&settings).await.unwrap();
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -81,10 +88,28 @@ impl TestServer {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Reply {
+        self.send_forwarded(None, method, path, token, content_type, body)
+            .await
+    }
+
+    /// `send`, as a proxy forwarding the request of `client` in
+    /// `X-Forwarded-For` (the tests' requests come from 127.0.0.1).
+    pub async fn send_forwarded(
+        &self,
+        client: Option<&str>,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
         let mut request = self
             .client
             .request(method.parse().unwrap(), format!("{}{path}", self.base))
             .body(body);
+        if let Some(client) = client {
+            request = request.header("x-forwarded-for", client);
+        }
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }

@@ -93,10 +93,28 @@ impl TestServer {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Reply {
+        self.send_forwarded(None, method, path, token, content_type, body)
+            .await
+    }
+
+    /// `send`, as a proxy forwarding the request of `client` in
+    /// `X-Forwarded-For` (the tests' requests come from 127.0.0.1).
+    pub async fn send_forwarded(
+        &self,
+        client: Option<&str>,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
         let mut request = self
             .client
             .request(method.parse().unwrap(), format!("{}{path}", self.base))
             .body(body);
+        if let Some(client) = client {
+            request = request.header("x-forwarded-for", client);
+        }
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
