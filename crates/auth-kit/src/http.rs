@@ -294,9 +294,8 @@ pub async fn log_server_errors(request: Request, next: Next) -> Response {
 /// - request spans with method, *path* and client address only: the query
 ///   string (where a careless client may put a token or password) and
 ///   headers never reach the logs;
-/// - one line per answer: at INFO when it succeeded, at DEBUG when it was
-///   refused (4xx, so a flood of refused requests does not flood the log),
-///   at ERROR for a 5xx;
+/// - one line per answer at INFO, except refused requests (4xx), which are
+///   logged at DEBUG so a flood of them does not flood the log;
 /// - the cause of every 5xx logged at ERROR, never sent;
 /// - the body limit ([`MAX_BODY_BYTES`]), answered by the extractors as 413;
 /// - a panicking handler answered with a generic 500.
@@ -326,16 +325,15 @@ pub fn with_service_layers<S: Clone + Send + Sync + 'static>(
         )
 }
 
-/// The access-log line of an answer, at a level that depends on its status.
+/// The access-log line of an answer: DEBUG for a refused request (4xx),
+/// INFO otherwise (a 5xx's cause has its own ERROR line).
 fn log_response<B>(response: &Response<B>, latency: Duration, _span: &tracing::Span) {
     let status = response.status().as_u16();
-    let ms = latency.as_millis();
-    if response.status().is_server_error() {
-        tracing::error!(status, latency_ms = ms, "answered");
-    } else if response.status().is_client_error() {
-        tracing::debug!(status, latency_ms = ms, "refused");
+    let latency_ms = latency.as_millis();
+    if response.status().is_client_error() {
+        tracing::debug!(status, latency_ms, "refused");
     } else {
-        tracing::info!(status, latency_ms = ms, "answered");
+        tracing::info!(status, latency_ms, "answered");
     }
 }
 
@@ -530,6 +528,53 @@ mod tests {
         assert_eq!(
             describe(r#""ann""#),
             "422 body: invalid type: string \"ann\", expected struct Signup"
+        );
+    }
+
+    /// The level of every event, in order.
+    #[derive(Default, Clone)]
+    struct Levels(Arc<std::sync::Mutex<Vec<tracing::Level>>>);
+
+    impl tracing::Subscriber for Levels {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            self.0.lock().unwrap().push(*event.metadata().level());
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[test]
+    fn refused_requests_are_logged_below_info() {
+        let levels = Levels::default();
+        tracing::subscriber::with_default(levels.clone(), || {
+            for status in [200, 204, 400, 401, 404, 429, 503] {
+                let response = Response::builder()
+                    .status(status)
+                    .body(axum::body::Body::empty())
+                    .unwrap();
+                log_response(&response, Duration::from_millis(3), &tracing::Span::none());
+            }
+        });
+        use tracing::Level;
+        assert_eq!(
+            *levels.0.lock().unwrap(),
+            [
+                Level::INFO,
+                Level::INFO,
+                Level::DEBUG,
+                Level::DEBUG,
+                Level::DEBUG,
+                Level::DEBUG,
+                Level::INFO
+            ]
         );
     }
 
