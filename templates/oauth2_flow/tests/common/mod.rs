@@ -57,7 +57,11 @@ impl TestServer {
             ("ADMIN_USERNAME".to_owned(), ADMIN.to_owned()),
             ("ADMIN_PASSWORD".to_owned(), ADMIN_PASSWORD.to_owned()),
         ];
-        pairs.extend(settings.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        pairs.extend(
+            settings
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let env = Environment::from_pairs(pairs);
         let settings = ServiceSettings::from_env(&env, service::SERVICE_NAME).unwrap();
         let app = service::App::start(&settings).await.unwrap();
