@@ -356,7 +356,8 @@ impl LoginLimits {
     };
 }
 
-/// Signups per client address (SIGNUP_MAX_PER_IP), successful or not.
+/// Signups per client address (SIGNUP_MAX_PER_IP), successful or not:
+/// every signup whose fields are valid counts, a taken name included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignupLimits {
     /// Signups per client address within the window; then 429.
