@@ -494,6 +494,24 @@ fn write_private_file(path: &Path, contents: &str) -> Result<()> {
     Ok(())
 }
 
+/// The settings every service shares (auth_kit::config::TrafficSettings).
+const TRAFFIC_SETTINGS: &str = "\
+# Behind a reverse proxy or load balancer: its addresses or networks
+# (comma-separated), so the client is the address it forwards in
+# X-Forwarded-For (or Forwarded). Empty: the client is the socket peer.
+# TRUSTED_PROXIES=
+# Failed logins that lock a username, and a client address, for LOGIN_LOCKOUT_SECONDS:
+# LOGIN_MAX_FAILURES=5
+# LOGIN_MAX_FAILURES_PER_IP=50
+# LOGIN_LOCKOUT_SECONDS=300
+# Signups per client address per hour:
+# SIGNUP_MAX_PER_IP=20
+# Several instances: keep those counters in one Redis (unset: in this process).
+# RATE_LIMIT_URL=redis://127.0.0.1:6379
+# A request not answered in time gets 503 (headers must arrive within 10 s):
+# REQUEST_TIMEOUT_SECONDS=30
+";
+
 /// The stamped `.env`: a fresh SECRET_KEY and every other setting commented
 /// out with its default.
 pub fn env_file(strategy: Strategy, name: &str) -> String {
@@ -502,11 +520,11 @@ pub fn env_file(strategy: Strategy, name: &str) -> String {
     );
     match strategy {
         Strategy::Supabase => format!(
-            "{header}# Your Supabase project (Project Settings > API): its URL, and its publishable\n# (or legacy anon) key. Never a secret or service_role key: those bypass\n# Row Level Security.\n# Offline, gotrue-stub stands in for Supabase and accepts the key below:\n#   cargo run -p gotrue-stub -- --env-file .env\nSUPABASE_URL=http://127.0.0.1:9999\nSUPABASE_KEY=sb_publishable_{}\n# Legacy HS256 projects only (otherwise tokens are checked with the project's JWKS):\n# SUPABASE_JWT_SECRET=\n# local (JWKS or secret), or remote (GET /auth/v1/user on every request):\n# SUPABASE_VERIFY=local\n# SUPABASE_TIMEOUT_SECONDS=10\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n",
+            "{header}# Your Supabase project (Project Settings > API): its URL, and its publishable\n# (or legacy anon) key. Never a secret or service_role key: those bypass\n# Row Level Security.\n# Offline, gotrue-stub stands in for Supabase and accepts the key below:\n#   cargo run -p gotrue-stub -- --env-file .env\nSUPABASE_URL=http://127.0.0.1:9999\nSUPABASE_KEY=sb_publishable_{}\n# Legacy HS256 projects only (otherwise tokens are checked with the project's JWKS):\n# SUPABASE_JWT_SECRET=\n# local (JWKS or secret), or remote (GET /auth/v1/user on every request):\n# SUPABASE_VERIFY=local\n# SUPABASE_TIMEOUT_SECONDS=10\n# JWT_LEEWAY_SECONDS=30\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n{TRAFFIC_SETTINGS}",
             &auth_kit::random::secret_hex()[..32]
         ),
         Strategy::Jwt | Strategy::Oauth2 => format!(
-            "{header}# 256 bits from the operating system's random number generator.\nSECRET_KEY={}\n# ALGORITHM=HS256\n# JWT_PRIVATE_KEY_FILE=  (RS256, ES256, EdDSA)\n# JWT_PUBLIC_KEY_FILE=\n# ACCESS_TOKEN_EXPIRE_MINUTES=30\n# REFRESH_TOKEN_EXPIRE_DAYS=14\n# Seconds a used refresh token still gets the same new one (0 to 60, 0 off):\n# REFRESH_TOKEN_REUSE_SECONDS=10\n# Written by `cargo xtask setup-jwt --rotate`: the key before the last rotation,\n# which verifies but never signs, and when it was retired:\n# SECRET_KEY_PREVIOUS=\n# JWT_PREVIOUS_PUBLIC_KEY_FILES=  (RS256, ES256, EdDSA; comma-separated)\n# JWT_KEY_ROTATED_AT=\n# JWT_ISSUER={name}\n# JWT_AUDIENCE={name}\n# JWT_LEEWAY_SECONDS=30\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n# ADMIN_USERNAME=\n# ADMIN_PASSWORD=\n# LOGIN_MAX_FAILURES=5\n# LOGIN_LOCKOUT_SECONDS=300\n# Mail (password-reset and verification links). file://DIR writes each mail as\n# an .eml file into DIR; smtp://user:password@host:587 (STARTTLS) or\n# smtps://user:password@host:465 (TLS) sends it. Percent-encode special characters.\n# MAIL_URL=file://./outbox\n# MAIL_FROM=no-reply@localhost\n# The address users open: links are PUBLIC_URL/reset-password?token=... and\n# PUBLIC_URL/verify?token=... (https outside loopback). Default http://HOST:PORT.\n# PUBLIC_URL=http://127.0.0.1:8000\n# RESET_TOKEN_EXPIRE_MINUTES=30\n# VERIFY_TOKEN_EXPIRE_HOURS=48\n# true: logins need a verified email (and signup an email).\n# REQUIRE_VERIFIED_EMAIL=false\n# Reset and verification mails per address, and requests per client IP, per hour.\n# MAIL_MAX_PER_ADDRESS=5\n# MAIL_MAX_PER_IP=30\n",
+            "{header}# 256 bits from the operating system's random number generator.\nSECRET_KEY={}\n# ALGORITHM=HS256\n# JWT_PRIVATE_KEY_FILE=  (RS256, ES256, EdDSA)\n# JWT_PUBLIC_KEY_FILE=\n# ACCESS_TOKEN_EXPIRE_MINUTES=30\n# REFRESH_TOKEN_EXPIRE_DAYS=14\n# Seconds a used refresh token still gets the same new one (0 to 60, 0 off):\n# REFRESH_TOKEN_REUSE_SECONDS=10\n# Written by `cargo xtask setup-jwt --rotate`: the key before the last rotation,\n# which verifies but never signs, and when it was retired:\n# SECRET_KEY_PREVIOUS=\n# JWT_PREVIOUS_PUBLIC_KEY_FILES=  (RS256, ES256, EdDSA; comma-separated)\n# JWT_KEY_ROTATED_AT=\n# JWT_ISSUER={name}\n# JWT_AUDIENCE={name}\n# JWT_LEEWAY_SECONDS=30\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n# ADMIN_USERNAME=\n# ADMIN_PASSWORD=\n{TRAFFIC_SETTINGS}# Mail (password-reset and verification links). file://DIR writes each mail as\n# an .eml file into DIR; smtp://user:password@host:587 (STARTTLS) or\n# smtps://user:password@host:465 (TLS) sends it. Percent-encode special characters.\n# MAIL_URL=file://./outbox\n# MAIL_FROM=no-reply@localhost\n# The address users open: links are PUBLIC_URL/reset-password?token=... and\n# PUBLIC_URL/verify?token=... (https outside loopback). Default http://HOST:PORT.\n# PUBLIC_URL=http://127.0.0.1:8000\n# RESET_TOKEN_EXPIRE_MINUTES=30\n# VERIFY_TOKEN_EXPIRE_HOURS=48\n# true: logins need a verified email (and signup an email).\n# REQUIRE_VERIFIED_EMAIL=false\n# Reset and verification mails per address, and requests per client IP, per hour.\n# MAIL_MAX_PER_ADDRESS=5\n# MAIL_MAX_PER_IP=30\n",
             auth_kit::random::secret_hex()
         ),
     }
@@ -550,6 +568,29 @@ mod tests {
     }
 
     #[test]
+    fn env_files_list_every_setting() {
+        let env = auth_kit::config::Environment::from_pairs([("SUPABASE_URL", "x")]);
+        let cases = [
+            (Strategy::Oauth2, auth_kit::config::check_service(&env, "x")),
+            (Strategy::Supabase, {
+                let mut findings = auth_kit::config::check_supabase(&env);
+                findings.extend(auth_kit::config::check_traffic(&env));
+                findings
+            }),
+        ];
+        for (strategy, findings) in cases {
+            let file = env_file(strategy, "x");
+            for finding in findings {
+                assert!(
+                    file.contains(&format!("{}=", finding.subject)),
+                    "{strategy:?}: {} is not in the .env template",
+                    finding.subject
+                );
+            }
+        }
+    }
+
+    #[test]
     fn env_files_have_a_fresh_key() {
         let a = env_file(Strategy::Oauth2, "x");
         let b = env_file(Strategy::Oauth2, "x");
@@ -572,7 +613,7 @@ mod tests {
     }
 
     #[test]
-    fn env_files_list_every_setting() {
+    fn env_file_defaults_are_accepted() {
         let env = env_file(Strategy::Jwt, "x");
         for setting in [
             "MAIL_URL=file://./outbox",

@@ -197,6 +197,9 @@ async fn check_configuration(loaded: &LoadedEnv, json: bool) -> Result<()> {
                     Err(e) => Finding::from(&e),
                 },
             ]
+            .into_iter()
+            .chain(auth_kit::config::check_traffic(env))
+            .collect()
         }
     };
     if kind == ServiceKind::Supabase || env.get("SUPABASE_URL").is_some() {

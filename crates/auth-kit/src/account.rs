@@ -29,9 +29,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::config::{AccountSettings, EmailVerification, LoginLimits, MailLimits, is_valid_email};
+use crate::config::{EmailVerification, ServiceSettings, is_valid_email};
 use crate::error::{ApiError, ErrorBody};
-use crate::limiter::LoginLimiter;
+use crate::limiter::MailRequestLimiter;
 use crate::login::{LoginService, SignupRequest};
 use crate::mail::{Mail, MailQueue, Mailer, MailerError, RetryPolicy};
 use crate::password::{MAX_PASSWORD_BYTES, PasswordError, Verification, check_new_password};
@@ -109,11 +109,18 @@ pub struct Accepted {
 }
 
 impl Accepted {
-    fn new() -> Self {
+    /// The one answer.
+    pub fn new() -> Self {
         Self {
             status: "accepted".to_owned(),
             message: "If the address belongs to an account, a mail is on its way".to_owned(),
         }
+    }
+}
+
+impl Default for Accepted {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -200,10 +207,8 @@ pub struct AccountServiceParts {
     pub reset_token_ttl: Duration,
     /// VERIFY_TOKEN_EXPIRE_HOURS.
     pub verify_token_ttl: Duration,
-    /// Mail requests per address and per client IP.
-    pub mail_limits: MailLimits,
-    /// The clock of the mail-request limits (the store has its own).
-    pub clock: Clock,
+    /// Counts mail requests per address and per client IP.
+    pub mail_requests: MailRequestLimiter,
 }
 
 impl AccountService {
@@ -213,7 +218,7 @@ impl AccountService {
             inner: Arc::new(Inner {
                 logins: parts.logins,
                 mail: parts.mail,
-                requests: MailRequestLimiter::new(parts.mail_limits, parts.clock),
+                requests: parts.mail_requests,
                 public_url: parts.public_url.trim_end_matches('/').to_owned(),
                 reset_ttl: parts.reset_token_ttl,
                 verify_ttl: parts.verify_token_ttl,
@@ -222,22 +227,30 @@ impl AccountService {
     }
 
     /// The service as a jwt or oauth2 service runs it: a [`Mailer`] for
-    /// `settings.mail` behind a [`MailQueue`] with the standard retries,
-    /// the system clock. Fails when the outbox folder cannot be created or
-    /// TLS for the SMTP server cannot be set up.
+    /// the account settings behind a [`MailQueue`] with the standard
+    /// retries, and the mail-request limits counted where the login limits
+    /// are (in Redis with RATE_LIMIT_URL), on the system clock. Fails when
+    /// the outbox folder cannot be created or TLS for the SMTP server cannot
+    /// be set up.
     ///
     /// # Panics
     /// Outside a tokio runtime (the mail worker is spawned on it).
-    pub fn start(logins: LoginService, settings: &AccountSettings) -> Result<Self, MailerError> {
-        let mailer = Mailer::new(&settings.mail, &settings.mail_from)?;
+    pub fn start(logins: LoginService, settings: &ServiceSettings) -> Result<Self, StartError> {
+        let account = &settings.account;
+        let mailer = Mailer::new(&account.mail, &account.mail_from)?;
+        let mail_requests = MailRequestLimiter::from_settings(
+            &settings.traffic,
+            account.mail_limits,
+            &settings.service_name,
+            Clock::System,
+        )?;
         Ok(Self::new(AccountServiceParts {
             logins,
             mail: MailQueue::start(mailer, RetryPolicy::STANDARD),
-            public_url: settings.public_url.clone(),
-            reset_token_ttl: settings.reset_token_ttl,
-            verify_token_ttl: settings.verify_token_ttl,
-            mail_limits: settings.mail_limits,
-            clock: Clock::System,
+            public_url: account.public_url.clone(),
+            reset_token_ttl: account.reset_token_ttl,
+            verify_token_ttl: account.verify_token_ttl,
+            mail_requests,
         }))
     }
 
@@ -248,7 +261,11 @@ impl AccountService {
     /// Signup, then a verification mail when the user gave an email. With
     /// REQUIRE_VERIFIED_EMAIL an email is required (422 otherwise): an
     /// account without one could never log in.
-    pub async fn signup(&self, request: &SignupRequest) -> Result<User, ApiError> {
+    pub async fn signup(
+        &self,
+        request: &SignupRequest,
+        client_ip: Option<IpAddr>,
+    ) -> Result<User, ApiError> {
         request.validate()?;
         if self.inner.logins.email_verification() == EmailVerification::Required
             && request.email.is_none()
@@ -258,7 +275,7 @@ impl AccountService {
                 "field required: this service needs a verified email to log in",
             ));
         }
-        let user = self.inner.logins.signup(request).await?;
+        let user = self.inner.logins.signup(request, client_ip).await?;
         if user.email.is_some() {
             let (job, recipient) = (self.clone(), user.clone());
             self.inner.mail.submit("verify_email", async move {
@@ -276,7 +293,7 @@ impl AccountService {
         request: &EmailRequest,
         client_ip: Option<IpAddr>,
     ) -> Result<Accepted, ApiError> {
-        let email = self.admit(request, client_ip)?;
+        let email = self.admit(request, client_ip).await?;
         let job = self.clone();
         self.inner.mail.submit("reset_password", async move {
             let user = job.mail_recipient(&email).await?;
@@ -293,7 +310,7 @@ impl AccountService {
         request: &EmailRequest,
         client_ip: Option<IpAddr>,
     ) -> Result<Accepted, ApiError> {
-        let email = self.admit(request, client_ip)?;
+        let email = self.admit(request, client_ip).await?;
         let job = self.clone();
         self.inner.mail.submit("verify_email", async move {
             let user = job.mail_recipient(&email).await?;
@@ -368,8 +385,9 @@ impl AccountService {
         let logins = &self.inner.logins;
         let attempt = logins
             .limiter()
-            .begin(&user.username, client_ip)
-            .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
+            .begin_login(&user.username, client_ip)
+            .await
+            .map_err(ApiError::from)?;
         // A password over the signup limit cannot be right (and would make
         // legacy hashes expensive): the same dummy verification instead.
         let stored = if request.current_password.len() <= MAX_PASSWORD_BYTES {
@@ -386,10 +404,10 @@ impl AccountService {
             .await
             .map_err(busy)?;
         if !matches!(verification, Verification::Match { .. }) {
-            attempt.failed();
+            attempt.failed().await;
             return Err(AccountError::WrongPassword);
         }
-        attempt.succeeded();
+        attempt.succeeded().await;
         let password_hash = logins
             .hasher()
             .hash(&request.new_password)
@@ -409,7 +427,11 @@ impl AccountService {
     }
 
     /// Checks the address and counts the request; the address, lower-cased.
-    fn admit(&self, request: &EmailRequest, client_ip: Option<IpAddr>) -> Result<String, ApiError> {
+    async fn admit(
+        &self,
+        request: &EmailRequest,
+        client_ip: Option<IpAddr>,
+    ) -> Result<String, ApiError> {
         let email = request.email.trim();
         if !is_valid_email(email) {
             return Err(ApiError::validation(
@@ -417,10 +439,7 @@ impl AccountService {
                 "must be a valid email address",
             ));
         }
-        self.inner
-            .requests
-            .admit(email, client_ip)
-            .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
+        self.inner.requests.admit(email, client_ip).await?;
         Ok(email.to_lowercase())
     }
 
@@ -517,25 +536,13 @@ fn busy(e: PasswordError) -> AccountError {
     AccountError::Api(ApiError::Unavailable(Some(Arc::new(e))))
 }
 
-/// Mail requests per address and per client IP, counted with the login
-/// limiter's counters: every request counts as one event (a "failure"), so
-/// the limit-th request of a window locks the address, or the IP, for the
-/// rest of it. Kept to this one wrapper so the limiter can change beneath.
-#[derive(Debug)]
-struct MailRequestLimiter(LoginLimiter);
-
-impl MailRequestLimiter {
-    fn new(limits: MailLimits, clock: Clock) -> Self {
-        let counts = LoginLimits {
-            max_failures_per_username: limits.max_per_address,
-            max_failures_per_ip: limits.max_per_ip,
-            lockout: limits.window,
-        };
-        Self(LoginLimiter::new(counts, clock))
-    }
-
-    /// Counts one request for `email` from `ip`, or the seconds to wait.
-    fn admit(&self, email: &str, ip: Option<IpAddr>) -> Result<(), u64> {
-        self.0.begin(email, ip).map(|request| request.failed())
-    }
+/// Why [`AccountService::start`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The mailer could not be set up.
+    #[error(transparent)]
+    Mailer(#[from] MailerError),
+    /// RATE_LIMIT_URL could not be used.
+    #[error(transparent)]
+    RateLimit(#[from] crate::limiter::RedisUrlError),
 }

@@ -29,6 +29,7 @@ use std::time::Duration;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::client_ip::TrustedProxies;
 use crate::refresh::ReuseWindow;
 use crate::token::{KeyError, Leeway, MIN_SECRET_BYTES, SigningAlgorithm, SigningKeys};
 
@@ -355,12 +356,96 @@ pub struct LoginLimits {
 }
 
 impl LoginLimits {
-    /// SPEC section 9: 5 per username, 50 per IP, 300 s.
+    /// The defaults: 5 per username, 50 per IP, 300 s.
     pub const STANDARD: LoginLimits = LoginLimits {
         max_failures_per_username: 5,
         max_failures_per_ip: 50,
         lockout: Duration::from_secs(300),
     };
+}
+
+/// Signups per client address (SIGNUP_MAX_PER_IP), successful or not:
+/// every signup whose fields are valid counts, a taken name included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignupLimits {
+    /// Signups per client address within the window; then 429.
+    pub max_per_ip: u32,
+    /// The window, and how long the address waits once it is used up.
+    pub window: Duration,
+}
+
+impl SignupLimits {
+    /// The defaults: 20 per client address per hour.
+    pub const STANDARD: SignupLimits = SignupLimits {
+        max_per_ip: 20,
+        window: Duration::from_secs(3600),
+    };
+}
+
+/// How long a request may take before it is answered 503 (the default of
+/// REQUEST_TIMEOUT_SECONDS).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a service meets its clients, for the jwt, oauth2 and supabase
+/// services alike: who the client is behind proxies, how many login and
+/// signup attempts it gets, where those counters live, and how long a
+/// request may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrafficSettings {
+    /// TRUSTED_PROXIES: whose forwarding headers name the client.
+    pub trusted_proxies: TrustedProxies,
+    /// LOGIN_MAX_FAILURES, LOGIN_MAX_FAILURES_PER_IP, LOGIN_LOCKOUT_SECONDS.
+    pub login_limits: LoginLimits,
+    /// SIGNUP_MAX_PER_IP.
+    pub signup_limits: SignupLimits,
+    /// RATE_LIMIT_URL: the Redis the counters live in (`None`: in process).
+    pub rate_limit_url: Option<RateLimitUrl>,
+    /// REQUEST_TIMEOUT_SECONDS.
+    pub request_timeout: Duration,
+}
+
+impl TrafficSettings {
+    /// Reads and checks the traffic settings; the first refused one is the
+    /// error.
+    pub fn from_env(env: &Environment) -> Result<Self, ConfigError> {
+        let mut report = Report::default();
+        read_traffic(env, &mut report).ok_or_else(|| report.into_error())
+    }
+}
+
+/// The checks of [`TrafficSettings`], as findings.
+pub fn check_traffic(env: &Environment) -> Vec<Finding> {
+    let mut report = Report::default();
+    read_traffic(env, &mut report);
+    report.findings
+}
+
+/// RATE_LIMIT_URL, which may hold a password: `Debug` and `Display` show
+/// the host only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RateLimitUrl(String);
+
+impl RateLimitUrl {
+    /// The URL itself, for connecting; keep it out of logs.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RateLimitUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RateLimitUrl({self})")
+    }
+}
+
+impl fmt::Display for RateLimitUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let after_scheme = self.0.split_once("://").map_or(self.0.as_str(), |(_, r)| r);
+        let location = after_scheme
+            .rsplit_once('@')
+            .map_or(after_scheme, |(_, h)| h);
+        write!(f, "Redis at {location}")
+    }
 }
 
 /// Everything a jwt or oauth2 service reads from its configuration.
@@ -391,8 +476,8 @@ pub struct ServiceSettings {
     pub port: u16,
     /// The admin to create at start-up, if both variables are set.
     pub admin: Option<AdminBootstrap>,
-    /// Failed-login limits.
-    pub login_limits: LoginLimits,
+    /// Client addresses, login and signup limits, request timeout.
+    pub traffic: TrafficSettings,
     /// Mail, links, reset and verification tokens.
     pub account: AccountSettings,
 }
@@ -437,6 +522,18 @@ struct Report {
 }
 
 impl Report {
+    /// The first refused setting (or a generic one if none was recorded).
+    fn into_error(self) -> ConfigError {
+        self.first_error.unwrap_or_else(|| {
+            ConfigError::new(
+                "configuration",
+                ConfigErrorKind::Invalid,
+                "the configuration is invalid",
+                "run `cargo xtask validate`",
+            )
+        })
+    }
+
     /// Records a check's outcome and passes its value on.
     fn take<T>(
         &mut self,
@@ -732,15 +829,7 @@ fn read_service(
             "no bootstrap admin (ADMIN_USERNAME/ADMIN_PASSWORD unset)",
         ),
     });
-    let max_failures = report.take(integer(env, "LOGIN_MAX_FAILURES", 5, 1, 1000), |n| {
-        Finding::pass(
-            "LOGIN_MAX_FAILURES",
-            format!("{n} failed logins lock a username"),
-        )
-    });
-    let lockout = report.take(integer(env, "LOGIN_LOCKOUT_SECONDS", 300, 1, 86_400), |s| {
-        Finding::pass("LOGIN_LOCKOUT_SECONDS", format!("{s} seconds"))
-    });
+    let traffic = read_traffic(env, report);
     let account = account::read_account(env, server.as_ref().map(|s| (s.host, s.port)), report);
 
     Some(ServiceSettings {
@@ -756,11 +845,7 @@ fn read_service(
         host: server.as_ref()?.host,
         port: server?.port,
         admin: admin?,
-        login_limits: LoginLimits {
-            max_failures_per_username: u32::try_from(max_failures?).ok()?,
-            max_failures_per_ip: LoginLimits::STANDARD.max_failures_per_ip,
-            lockout: Duration::from_secs(lockout?),
-        },
+        traffic: traffic?,
         account: account?,
     })
 }
@@ -782,6 +867,129 @@ fn refresh_reuse(env: &Environment) -> Result<ReuseWindow, ConfigError> {
             "set it from 0 (off) to 60",
         )
     })
+}
+
+fn read_traffic(env: &Environment, report: &mut Report) -> Option<TrafficSettings> {
+    let proxies = report.take(trusted_proxies(env), |p| {
+        if p.is_empty() {
+            Finding::pass(
+                "TRUSTED_PROXIES",
+                "none: the client is the socket peer and forwarding headers are ignored",
+            )
+        } else {
+            Finding::pass(
+                "TRUSTED_PROXIES",
+                format!("forwarding headers are believed from {p}"),
+            )
+        }
+    });
+    if proxies
+        .as_ref()
+        .is_some_and(TrustedProxies::trusts_everyone)
+    {
+        report.push(Finding::warn(
+            "TRUSTED_PROXIES",
+            "every address is trusted: a client that reaches the service directly can choose its address with X-Forwarded-For",
+            "list only your proxies' addresses or networks, and keep the service unreachable except through them",
+        ));
+    }
+    let max_failures = report.take(integer(env, "LOGIN_MAX_FAILURES", 5, 1, 1000), |n| {
+        Finding::pass(
+            "LOGIN_MAX_FAILURES",
+            format!("{n} failed logins lock a username"),
+        )
+    });
+    let max_per_ip = report.take(
+        integer(env, "LOGIN_MAX_FAILURES_PER_IP", 50, 1, 100_000),
+        |n| {
+            Finding::pass(
+                "LOGIN_MAX_FAILURES_PER_IP",
+                format!("{n} failed logins lock a client address"),
+            )
+        },
+    );
+    let lockout = report.take(integer(env, "LOGIN_LOCKOUT_SECONDS", 300, 1, 86_400), |s| {
+        Finding::pass("LOGIN_LOCKOUT_SECONDS", format!("{s} seconds"))
+    });
+    let signups = report.take(integer(env, "SIGNUP_MAX_PER_IP", 20, 1, 100_000), |n| {
+        Finding::pass(
+            "SIGNUP_MAX_PER_IP",
+            format!("{n} signups per client address per hour"),
+        )
+    });
+    let rate_limit_url = report.take(rate_limit_url(env), |url| match url {
+        Some(url) => Finding::pass(
+            "RATE_LIMIT_URL",
+            format!("login and signup counters are shared through {url}"),
+        ),
+        None => Finding::pass(
+            "RATE_LIMIT_URL",
+            "unset: login and signup counters live in this process (one instance)",
+        ),
+    });
+    let timeout = report.take(integer(env, "REQUEST_TIMEOUT_SECONDS", 30, 1, 300), |s| {
+        Finding::pass(
+            "REQUEST_TIMEOUT_SECONDS",
+            format!("requests not answered within {s} seconds get 503"),
+        )
+    });
+    Some(TrafficSettings {
+        trusted_proxies: proxies?,
+        login_limits: LoginLimits {
+            max_failures_per_username: u32::try_from(max_failures?).ok()?,
+            max_failures_per_ip: u32::try_from(max_per_ip?).ok()?,
+            lockout: Duration::from_secs(lockout?),
+        },
+        signup_limits: SignupLimits {
+            max_per_ip: u32::try_from(signups?).ok()?,
+            window: SignupLimits::STANDARD.window,
+        },
+        rate_limit_url: rate_limit_url?,
+        request_timeout: Duration::from_secs(timeout?),
+    })
+}
+
+/// TRUSTED_PROXIES: comma-separated IP addresses and CIDR networks.
+fn trusted_proxies(env: &Environment) -> Result<TrustedProxies, ConfigError> {
+    let Some(raw) = env.get("TRUSTED_PROXIES") else {
+        return Ok(TrustedProxies::none());
+    };
+    raw.parse().map_err(|e: crate::client_ip::InvalidProxyEntry| {
+        ConfigError::new(
+            "TRUSTED_PROXIES",
+            ConfigErrorKind::Invalid,
+            format!("TRUSTED_PROXIES: {e}"),
+            "list your reverse proxies' addresses or networks, comma-separated, e.g. TRUSTED_PROXIES=10.0.0.0/8,192.0.2.10",
+        )
+    })
+}
+
+/// RATE_LIMIT_URL: `redis://host:port[/db]`, or unset.
+fn rate_limit_url(env: &Environment) -> Result<Option<RateLimitUrl>, ConfigError> {
+    let Some(raw) = env.get("RATE_LIMIT_URL") else {
+        return Ok(None);
+    };
+    let url = raw.trim();
+    let fix = "set RATE_LIMIT_URL to redis://host:port or redis://host:port/db (redis://:password@host:port with a password), or unset it to count in this process";
+    let invalid = |problem: &str| {
+        ConfigError::new(
+            "RATE_LIMIT_URL",
+            ConfigErrorKind::Invalid,
+            format!("RATE_LIMIT_URL {problem}"),
+            fix,
+        )
+    };
+    if url.starts_with("rediss://") {
+        return Err(invalid(
+            "asks for TLS (rediss://), which this build does not include; reach Redis over a private network or a TLS tunnel with redis://",
+        ));
+    }
+    if !url.starts_with("redis://") {
+        return Err(invalid("is not a redis:// URL"));
+    }
+    // The parser's message may quote the URL, password included: keep it out.
+    redis::Client::open(url).map_err(|_| invalid("cannot be parsed"))?;
+    Ok(Some(RateLimitUrl(url.to_owned())))
 }
 
 /// JWT_LEEWAY_SECONDS: 0 to 60, default 30.
@@ -1356,6 +1564,67 @@ mod tests {
             "ADMIN_PASSWORD",
             "ADMIN_PASSWORD is not",
         );
+        for (var, value, fragment) in [
+            (
+                "TRUSTED_PROXIES",
+                "10.0.0.0/8, proxy.internal",
+                "\"proxy.internal\" is neither",
+            ),
+            ("TRUSTED_PROXIES", "10.0.0.0/40", "CIDR"),
+            ("LOGIN_MAX_FAILURES_PER_IP", "0", "out of range"),
+            ("SIGNUP_MAX_PER_IP", "many", "not a whole number"),
+            ("RATE_LIMIT_URL", "http://cache:6379", "not a redis:// URL"),
+            ("RATE_LIMIT_URL", "rediss://cache:6379", "TLS"),
+            (
+                "RATE_LIMIT_URL",
+                "redis://:hunter2@cache:notaport",
+                "cannot be parsed",
+            ),
+            ("REQUEST_TIMEOUT_SECONDS", "0", "out of range"),
+            ("REQUEST_TIMEOUT_SECONDS", "301", "out of range"),
+        ] {
+            check_refused(&[("SECRET_KEY", GOOD_KEY), (var, value)], var, fragment);
+            assert!(TrafficSettings::from_env(&env(&[(var, value)])).is_err());
+            assert!(
+                check_traffic(&env(&[(var, value)]))
+                    .iter()
+                    .all(|f| !f.message.contains("hunter2"))
+            );
+        }
+    }
+
+    #[test]
+    fn traffic_settings() {
+        let pairs = [
+            ("TRUSTED_PROXIES", "10.0.0.0/8,::1"),
+            ("LOGIN_MAX_FAILURES_PER_IP", "200"),
+            ("SIGNUP_MAX_PER_IP", "3"),
+            ("RATE_LIMIT_URL", "redis://:hunter2@cache:6379/2"),
+            ("REQUEST_TIMEOUT_SECONDS", "12"),
+        ];
+        let t = TrafficSettings::from_env(&env(&pairs)).unwrap();
+        assert_eq!(t.trusted_proxies.to_string(), "10.0.0.0/8, ::1/128");
+        assert_eq!(t.login_limits.max_failures_per_ip, 200);
+        assert_eq!(t.signup_limits.max_per_ip, 3);
+        assert_eq!(t.request_timeout, Duration::from_secs(12));
+        let url = t.rate_limit_url.unwrap();
+        assert_eq!(url.expose(), "redis://:hunter2@cache:6379/2");
+        assert_eq!(
+            format!("{url} {url:?}"),
+            "Redis at cache:6379/2 RateLimitUrl(Redis at cache:6379/2)"
+        );
+        let findings = check_traffic(&env(&pairs));
+        assert!(
+            findings.iter().all(|f| f.status == Status::Pass),
+            "{findings:#?}"
+        );
+        assert!(findings.iter().all(|f| !f.message.contains("hunter2")));
+        let everyone = check_traffic(&env(&[("TRUSTED_PROXIES", "0.0.0.0/0")]));
+        assert!(
+            everyone
+                .iter()
+                .any(|f| f.status == Status::Warn && f.subject == "TRUSTED_PROXIES")
+        );
     }
 
     fn fixture(name: &str) -> String {
@@ -1577,7 +1846,11 @@ mod tests {
         assert_eq!(s.database_url, "sqlite://my-api.db?mode=rwc");
         assert_eq!(s.listen_addr().to_string(), "127.0.0.1:8000");
         assert!(s.admin.is_none());
-        assert_eq!(s.login_limits, LoginLimits::STANDARD);
+        assert_eq!(s.traffic.login_limits, LoginLimits::STANDARD);
+        assert_eq!(s.traffic.signup_limits, SignupLimits::STANDARD);
+        assert!(s.traffic.trusted_proxies.is_empty());
+        assert_eq!(s.traffic.rate_limit_url, None);
+        assert_eq!(s.traffic.request_timeout, DEFAULT_REQUEST_TIMEOUT);
         let findings = check_service(&env(&[("SECRET_KEY", GOOD_KEY)]), "my-api");
         assert!(
             findings.iter().all(|f| f.status == Status::Pass),

@@ -9,10 +9,19 @@
 //! - [`TokenRequest`]: the RFC 6749 token request, form-encoded only; a
 //!   repeated parameter or a JSON body is `invalid_request`.
 //! - [`ResourceId`]: a positive 64-bit id from the path, else 422.
+//! - [`ClientIp`]: the client's address, as [`serve`] resolved it.
+//!
+//! [`serve`] runs a router the way a service should face the network: a
+//! header-read timeout, a request timeout, the client's address resolved
+//! once per request (behind [`TrustedProxies`]), and graceful shutdown.
 
 use std::borrow::Cow;
+use std::convert::Infallible;
 use std::fmt;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
@@ -23,6 +32,8 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
+use crate::client_ip::TrustedProxies;
+use crate::config::TrafficSettings;
 use crate::error::{ApiError, OAuthError, ServerErrorDetail};
 
 /// Largest request body accepted (SPEC section 9). Services apply it with
@@ -211,21 +222,30 @@ impl<S: Send + Sync> FromRequest<S> for TokenRequest {
     }
 }
 
-/// The client's IP address: the socket peer, never a header a client can
-/// set. `None` when the server was not started with connect info.
+/// The client's IP address, resolved once per request by [`serve`]: the
+/// socket peer, or behind a trusted proxy the address it forwarded
+/// ([`crate::client_ip`]). Without [`serve`], the socket peer from axum's
+/// connect info; `None` when there is neither.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub Option<IpAddr>);
 
+impl ClientIp {
+    fn of(extensions: &axum::http::Extensions) -> Self {
+        extensions.get::<ClientIp>().copied().unwrap_or_else(|| {
+            ClientIp(
+                extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip().to_canonical()),
+            )
+        })
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
+    type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+        Ok(ClientIp::of(&parts.extensions))
     }
 }
 
@@ -271,17 +291,19 @@ pub async fn log_server_errors(request: Request, next: Next) -> Response {
 
 /// The layers every service wants, in one place:
 /// - JSON 404 / 405 fallbacks;
-/// - request spans with method and *path* only: the query string (where a
-///   careless client may put a token or password) and headers never reach
-///   the logs;
-/// - the cause of every 5xx logged, never sent;
+/// - request spans with method, *path* and client address only: the query
+///   string (where a careless client may put a token or password) and
+///   headers never reach the logs;
+/// - one line per answer at INFO, except refused requests (4xx), which are
+///   logged at DEBUG so a flood of them does not flood the log;
+/// - the cause of every 5xx logged at ERROR, never sent;
 /// - the body limit ([`MAX_BODY_BYTES`]), answered by the extractors as 413;
 /// - a panicking handler answered with a generic 500.
 pub fn with_service_layers<S: Clone + Send + Sync + 'static>(
     router: axum::Router<S>,
 ) -> axum::Router<S> {
     use tower_http::catch_panic::CatchPanicLayer;
-    use tower_http::trace::{DefaultOnResponse, TraceLayer};
+    use tower_http::trace::TraceLayer;
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -291,14 +313,139 @@ pub fn with_service_layers<S: Clone + Send + Sync + 'static>(
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
-                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+                    let client = ClientIp::of(request.extensions()).0;
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        client = client.map(tracing::field::display),
+                    )
                 })
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                .on_response(log_response),
         )
 }
 
-/// Resolves on Ctrl-C or SIGTERM: pass it to
-/// `axum::serve(..).with_graceful_shutdown(..)` so in-flight requests finish.
+/// The access-log line of an answer: DEBUG for a refused request (4xx),
+/// INFO otherwise (a 5xx's cause has its own ERROR line).
+fn log_response<B>(response: &Response<B>, latency: Duration, _span: &tracing::Span) {
+    let status = response.status().as_u16();
+    let latency_ms = latency.as_millis();
+    if response.status().is_client_error() {
+        tracing::debug!(status, latency_ms, "refused");
+    } else {
+        tracing::info!(status, latency_ms, "answered");
+    }
+}
+
+/// How long request headers may take to arrive before the connection is
+/// closed (slow-client protection).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How [`serve`] faces the network.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Whose forwarding headers name the client.
+    pub trusted_proxies: TrustedProxies,
+    /// A request not answered in time gets 503 `temporarily_unavailable`.
+    pub request_timeout: Duration,
+    /// Headers not complete in time: the connection is closed.
+    pub header_read_timeout: Duration,
+}
+
+impl ServeOptions {
+    /// The options a service's [`TrafficSettings`] ask for, with
+    /// [`HEADER_READ_TIMEOUT`].
+    pub fn from_settings(traffic: &TrafficSettings) -> Self {
+        Self {
+            trusted_proxies: traffic.trusted_proxies.clone(),
+            request_timeout: traffic.request_timeout,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets the
+/// requests in flight finish (each is bounded by the request timeout).
+///
+/// Unlike `axum::serve`, it closes connections whose headers do not arrive
+/// within `header_read_timeout`, answers requests not done within
+/// `request_timeout` with 503, and stores each request's [`ClientIp`]
+/// (resolved through `trusted_proxies`) and axum's
+/// `ConnectInfo<SocketAddr>` in its extensions.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout);
+    let options = Arc::new(options);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was
+                    // accepted: keep serving the others.
+                    tracing::warn!(error = %e, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let options = options.clone();
+        let service = hyper::service::service_fn(move |request| {
+            answer(router.clone(), options.clone(), peer, request)
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // A client that hangs up or times out is not the service's error.
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// One request: its client address, then the router within the timeout.
+async fn answer(
+    router: axum::Router,
+    options: Arc<ServeOptions>,
+    peer: SocketAddr,
+    request: axum::http::Request<hyper::body::Incoming>,
+) -> Result<Response, Infallible> {
+    use tower::ServiceExt as _;
+
+    let mut request = request.map(axum::body::Body::new);
+    let client = options
+        .trusted_proxies
+        .client_address(peer.ip(), request.headers());
+    request.extensions_mut().insert(ConnectInfo(peer));
+    request.extensions_mut().insert(ClientIp(Some(client)));
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    match tokio::time::timeout(options.request_timeout, router.oneshot(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(%method, %path, %client, "request not answered in time");
+            Ok(ApiError::Unavailable(None).into_response())
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM: pass it to [`serve`] (or
+/// `axum::serve(..).with_graceful_shutdown(..)`) so in-flight requests finish.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
@@ -381,6 +528,53 @@ mod tests {
         assert_eq!(
             describe(r#""ann""#),
             "422 body: invalid type: string \"ann\", expected struct Signup"
+        );
+    }
+
+    /// The level of every event, in order.
+    #[derive(Default, Clone)]
+    struct Levels(Arc<std::sync::Mutex<Vec<tracing::Level>>>);
+
+    impl tracing::Subscriber for Levels {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            self.0.lock().unwrap().push(*event.metadata().level());
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[test]
+    fn refused_requests_are_logged_below_info() {
+        let levels = Levels::default();
+        tracing::subscriber::with_default(levels.clone(), || {
+            for status in [200, 204, 400, 401, 404, 429, 503] {
+                let response = Response::builder()
+                    .status(status)
+                    .body(axum::body::Body::empty())
+                    .unwrap();
+                log_response(&response, Duration::from_millis(3), &tracing::Span::none());
+            }
+        });
+        use tracing::Level;
+        assert_eq!(
+            *levels.0.lock().unwrap(),
+            [
+                Level::INFO,
+                Level::INFO,
+                Level::DEBUG,
+                Level::DEBUG,
+                Level::DEBUG,
+                Level::DEBUG,
+                Level::INFO
+            ]
         );
     }
 

@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod account;
+pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod store;
 pub mod supabase;
 pub mod testing;
 pub mod token;
+pub mod username;
 
 pub use clock::Clock;
 pub use error::{ApiError, AuthError, ErrorBody, OAuthError};

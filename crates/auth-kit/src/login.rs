@@ -4,7 +4,8 @@
 //! The password grant, step by step:
 //! 1. `username` and `password` present, else `invalid_request`; unknown
 //!    requested scopes are `invalid_scope` at once.
-//! 2. The failed-login limiter is asked first (429 with `Retry-After`).
+//! 2. The failed-login limiter is asked first (429 with `Retry-After`; 503
+//!    when its shared counters cannot be reached).
 //! 3. The password is verified on the hashing pool; an unknown user costs a
 //!    dummy verification, so unknown user, wrong password and disabled user
 //!    take the same time and get the same `invalid_grant`.
@@ -16,6 +17,10 @@
 //!    requested: everything the role holds.
 //! 7. A login is stored with its first refresh token (only its SHA-256), and
 //!    the access token carries the login's id as `sid`.
+//!
+//! Signup is counted per client address first (SIGNUP_MAX_PER_IP), then a
+//! taken username or email is refused before any hashing, and the hash runs
+//! in the signups' share of the pool, so a signup flood cannot starve logins.
 //!
 //! The refresh grant spends the presented token and issues the next in the
 //! same login. Presenting a spent token again within the reuse window
@@ -34,19 +39,18 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::config::{
-    AdminBootstrap, EmailVerification, LoginLimits, is_valid_email, is_valid_username,
-};
+use crate::config::{AdminBootstrap, EmailVerification, is_valid_email, is_valid_username};
 use crate::error::{ApiError, OAuthError, no_store_headers};
 use crate::http::TokenRequest;
-use crate::limiter::LoginLimiter;
+use crate::limiter::RateLimiter;
 use crate::password::{
     MAX_PASSWORD_BYTES, PasswordError, PasswordHasher, Verification, check_new_password,
 };
 use crate::policy::{AccessPolicy, ScopeSet};
 use crate::refresh::{ReuseWindow, SealedSuccessor, SuccessorBinding};
 use crate::store::{
-    AdminBootstrapOutcome, EnsureAdminError, NewUser, RefreshTokenHash, Rotation, Store, User,
+    AdminBootstrapOutcome, CreateUserError, EnsureAdminError, NewUser, RefreshTokenHash, Rotation,
+    Store, User,
 };
 use crate::token::{AccessGrant, TokenIssuer, VerifiedAccess};
 
@@ -166,7 +170,7 @@ struct Inner {
     store: Store,
     hasher: PasswordHasher,
     issuer: TokenIssuer,
-    limiter: LoginLimiter,
+    limiter: RateLimiter,
     policy: AccessPolicy,
     scopes: ScopeMode,
     refresh_ttl: Duration,
@@ -193,10 +197,10 @@ pub struct LoginServiceParts {
     /// REFRESH_TOKEN_REUSE_SECONDS: how long a rotated refresh token still
     /// gets its successor instead of revoking the login.
     pub refresh_reuse: ReuseWindow,
-    /// Failed-login limits.
-    pub limits: LoginLimits,
-    /// The clock for refresh-token expiry and the limiter (the store and
-    /// issuer should share it).
+    /// Failed logins and signups per username and client address.
+    pub limiter: RateLimiter,
+    /// The clock for refresh-token expiry (the store, issuer and limiter
+    /// should share it).
     pub clock: Clock,
     /// Whether the password grant refuses users whose email is not
     /// verified (REQUIRE_VERIFIED_EMAIL).
@@ -206,13 +210,12 @@ pub struct LoginServiceParts {
 impl LoginService {
     /// Wires the service.
     pub fn new(parts: LoginServiceParts) -> Self {
-        let limiter = LoginLimiter::new(parts.limits, parts.clock.clone());
         Self {
             inner: Arc::new(Inner {
                 store: parts.store,
                 hasher: parts.hasher,
                 issuer: parts.issuer,
-                limiter,
+                limiter: parts.limiter,
                 policy: parts.policy,
                 scopes: parts.scopes,
                 refresh_ttl: parts.refresh_ttl,
@@ -235,7 +238,7 @@ impl LoginService {
 
     /// The failed-login limiter: a wrong current password at a password
     /// change counts against the same budget as a failed `/token`.
-    pub(crate) fn limiter(&self) -> &LoginLimiter {
+    pub(crate) fn limiter(&self) -> &RateLimiter {
         &self.inner.limiter
     }
 
@@ -244,13 +247,28 @@ impl LoginService {
         self.inner.email_verification
     }
 
-    /// Creates a user with the signup role.
-    pub async fn signup(&self, request: &SignupRequest) -> Result<User, ApiError> {
+    /// Creates a user with the signup role, for a client at `client_ip`.
+    pub async fn signup(
+        &self,
+        request: &SignupRequest,
+        client_ip: Option<IpAddr>,
+    ) -> Result<User, ApiError> {
         request.validate()?;
+        self.inner.limiter.count_signup(client_ip).await?;
+        // Refused before the hash is paid for; the unique indexes still
+        // decide when two signups race.
+        if let Some(field) = self
+            .inner
+            .store
+            .taken(&request.username, request.email.as_deref())
+            .await?
+        {
+            return Err(CreateUserError::Taken(field).into());
+        }
         let password_hash = self
             .inner
             .hasher
-            .hash(&request.password)
+            .hash_for_signup(&request.password)
             .await
             .map_err(busy)?;
         let new = NewUser {
@@ -317,10 +335,7 @@ impl LoginService {
         };
         // Reserve the attempt before any work: the limit holds even for
         // concurrent guesses.
-        let attempt = inner
-            .limiter
-            .begin(username, client_ip)
-            .map_err(|retry_after| OAuthError::TooManyRequests { retry_after })?;
+        let attempt = inner.limiter.begin_login(username, client_ip).await?;
         // An absurdly long username cannot exist, and a password over the
         // signup limit cannot be right (and would make legacy hashes
         // expensive): skip the lookup, spend the same dummy verification.
@@ -351,11 +366,11 @@ impl LoginService {
             // disabled user's right password counts as a failure too, so the
             // limiter cannot tell them apart either.
             _ => {
-                attempt.failed();
+                attempt.failed().await;
                 return Err(OAuthError::bad_credentials());
             }
         };
-        attempt.succeeded();
+        attempt.succeeded().await;
         if let Some(new_hash) = rehashed
             && let Err(e) = inner.store.set_password_hash(user.id, &new_hash).await
         {

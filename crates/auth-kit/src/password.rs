@@ -20,6 +20,13 @@
 //! memory. (A thread per request, as `spawn_blocking` gives, grew a
 //! prototype to gigabytes: every thread gets its own allocator arena.)
 //!
+//! Signups cannot take the pool from logins: [`PasswordHasher::hash_for_signup`]
+//! has a queue of its own, a quarter of the size, and a free worker always
+//! takes a waiting login (or any other job) before a waiting signup. A
+//! signup flood therefore gets at most a quarter of the places and never
+//! delays a login by more than the jobs already running. A job whose caller
+//! went away is skipped.
+//!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use auth_kit::password::{PasswordHasher, PoolSize, Verification};
@@ -145,6 +152,7 @@ enum Job {
 #[derive(Clone)]
 pub struct PasswordHasher {
     jobs: Sender<Job>,
+    signups: Sender<Job>,
     size: PoolSize,
 }
 
@@ -153,6 +161,7 @@ impl fmt::Debug for PasswordHasher {
         f.debug_struct("PasswordHasher")
             .field("size", &self.size)
             .field("waiting", &self.jobs.len())
+            .field("signups_waiting", &self.signups.len())
             .finish()
     }
 }
@@ -165,15 +174,19 @@ impl PasswordHasher {
     pub fn new(size: PoolSize) -> Self {
         let workers = size.workers.max(1);
         let (jobs, queue) = crossbeam_channel::bounded::<Job>(size.queue);
+        let (signups, signup_queue) =
+            crossbeam_channel::bounded::<Job>(Self::signup_places(size.queue));
         for n in 0..workers {
             let queue = queue.clone();
+            let signup_queue = signup_queue.clone();
             std::thread::Builder::new()
                 .name(format!("password-hash-{n}"))
-                .spawn(move || Worker::new().run(&queue))
+                .spawn(move || Worker::new().run(&queue, &signup_queue))
                 .expect("could not start a password hashing thread");
         }
         Self {
             jobs,
+            signups,
             size: PoolSize {
                 workers,
                 queue: size.queue,
@@ -181,13 +194,37 @@ impl PasswordHasher {
         }
     }
 
-    /// Hashes a new password with Argon2id (OWASP parameters).
+    /// Places in the signup queue for a pool of `queue`: a quarter, at least one.
+    pub fn signup_places(queue: usize) -> usize {
+        (queue / 4).max(1)
+    }
+
+    /// Hashes a new password with Argon2id (OWASP parameters), with the
+    /// priority of a login (admin bootstrap, password changes).
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Hash {
-            password: Zeroizing::new(password.as_bytes().to_vec()),
-            reply,
-        })?;
+        submit(
+            &self.jobs,
+            Job::Hash {
+                password: Zeroizing::new(password.as_bytes().to_vec()),
+                reply,
+            },
+        )?;
+        answer.await.map_err(|_| PasswordError::Stopped)
+    }
+
+    /// Hashes a signup's password in the signups' own, smaller queue, which
+    /// workers serve only when no other job waits: [`PasswordError::Busy`]
+    /// once a quarter of the pool's places hold signups.
+    pub async fn hash_for_signup(&self, password: &str) -> Result<String, PasswordError> {
+        let (reply, answer) = oneshot::channel();
+        submit(
+            &self.signups,
+            Job::Hash {
+                password: Zeroizing::new(password.as_bytes().to_vec()),
+                reply,
+            },
+        )?;
         answer.await.map_err(|_| PasswordError::Stopped)
     }
 
@@ -204,21 +241,21 @@ impl PasswordHasher {
             stored: stored.map(str::to_owned),
             reply,
         };
-        self.submit(job)?;
+        submit(&self.jobs, job)?;
         answer.await.map_err(|_| PasswordError::Stopped)
     }
 
-    /// Jobs waiting for a worker right now.
+    /// Jobs waiting for a worker right now (signups included).
     pub fn waiting(&self) -> usize {
-        self.jobs.len()
+        self.jobs.len() + self.signups.len()
     }
+}
 
-    fn submit(&self, job: Job) -> Result<(), PasswordError> {
-        self.jobs.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => PasswordError::Busy,
-            TrySendError::Disconnected(_) => PasswordError::Stopped,
-        })
-    }
+fn submit(queue: &Sender<Job>, job: Job) -> Result<(), PasswordError> {
+    queue.try_send(job).map_err(|e| match e {
+        TrySendError::Full(_) => PasswordError::Busy,
+        TrySendError::Disconnected(_) => PasswordError::Stopped,
+    })
 }
 
 /// One hashing thread and the Argon2 memory it reuses.
@@ -239,25 +276,44 @@ impl Worker {
         }
     }
 
-    fn run(mut self, queue: &Receiver<Job>) {
-        for job in queue.iter() {
-            match job {
-                Job::Hash { password, reply } => {
-                    // A dropped receiver means the request went away: nothing to do.
-                    let _ = reply.send(self.hash_new(&password));
-                }
-                Job::Verify {
-                    password,
-                    stored,
-                    reply,
-                } => {
-                    // A panic inside a legacy-format parser must not kill the worker.
-                    let outcome = catch_unwind(AssertUnwindSafe(|| {
-                        self.verify(&password, stored.as_deref())
-                    }))
-                    .unwrap_or(Verification::Mismatch);
-                    let _ = reply.send(outcome);
-                }
+    /// Serves `queue` first and `signups` only when `queue` is empty, until
+    /// the pool is dropped.
+    fn run(mut self, queue: &Receiver<Job>, signups: &Receiver<Job>) {
+        loop {
+            let job = match queue.try_recv() {
+                Ok(job) => Ok(job),
+                Err(_) => crossbeam_channel::select_biased! {
+                    recv(queue) -> job => job,
+                    recv(signups) -> job => job,
+                },
+            };
+            let Ok(job) = job else {
+                return;
+            };
+            self.run_job(job);
+        }
+    }
+
+    fn run_job(&mut self, job: Job) {
+        match job {
+            // The caller went away (timed out, disconnected): skip the work.
+            Job::Hash { reply, .. } if reply.is_closed() => {}
+            Job::Verify { reply, .. } if reply.is_closed() => {}
+            Job::Hash { password, reply } => {
+                // A dropped receiver means the request went away: nothing to do.
+                let _ = reply.send(self.hash_new(&password));
+            }
+            Job::Verify {
+                password,
+                stored,
+                reply,
+            } => {
+                // A panic inside a legacy-format parser must not kill the worker.
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    self.verify(&password, stored.as_deref())
+                }))
+                .unwrap_or(Verification::Mismatch);
+                let _ = reply.send(outcome);
             }
         }
     }
@@ -458,6 +514,60 @@ mod tests {
             Verification::Mismatch => "mismatch",
         };
         assert_eq!(got, expected, "{stored} with {password:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn signups_get_a_share_and_logins_go_first() {
+        let h = PasswordHasher::new(PoolSize {
+            workers: 1,
+            queue: 8,
+        });
+        assert_eq!(PasswordHasher::signup_places(8), 2);
+        let stored = h.hash("login-password").await.unwrap();
+        let started = std::time::Instant::now();
+        let flood: Vec<_> = (0..20)
+            .map(|_| {
+                let h = h.clone();
+                tokio::spawn(async move {
+                    let r = h.hash_for_signup("flood-password").await;
+                    (r.is_ok(), started.elapsed())
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        // The logins' eight places are all free: none is refused.
+        let logins: Vec<_> = (0..8)
+            .map(|_| {
+                let (h, stored) = (h.clone(), stored.clone());
+                tokio::spawn(async move {
+                    let r = h.verify("login-password", Some(&stored)).await;
+                    (r, started.elapsed())
+                })
+            })
+            .collect();
+        let mut last_login = std::time::Duration::ZERO;
+        for login in logins {
+            let (verdict, done) = login.await.unwrap();
+            assert!(
+                matches!(verdict, Ok(Verification::Match { .. })),
+                "{verdict:?}"
+            );
+            last_login = last_login.max(done);
+        }
+        let (mut hashed, mut last_signup) = (0, std::time::Duration::ZERO);
+        for signup in flood {
+            let (ok, done) = signup.await.unwrap();
+            if ok {
+                hashed += 1;
+                last_signup = last_signup.max(done);
+            }
+        }
+        // The two places (and one more if the worker took a job meanwhile).
+        assert!((2..=6).contains(&hashed), "{hashed} signups admitted");
+        assert!(
+            last_login < last_signup,
+            "waiting signups run after waiting logins ({last_login:?} vs {last_signup:?})"
+        );
     }
 
     #[tokio::test]

@@ -11,7 +11,9 @@
 //!
 //! Invariants the queries keep:
 //! - uniqueness (usernames and emails, ignoring case) is decided by unique
-//!   indexes, never by check-then-insert, so it holds under races;
+//!   indexes, never by check-then-insert, so it holds under races; the
+//!   username's index is on `username_key`, its fold computed in Rust
+//!   ([`crate::username::fold`]), never on the database's `lower()`;
 //! - rotating a refresh token is one conditional `UPDATE`: of two
 //!   concurrent rotations of the same token at most one succeeds, and the
 //!   others, in the same transaction, find the winner's successor (the
@@ -36,6 +38,7 @@ use crate::error::ApiError;
 use crate::extract::{Account, Lookup, LookupError, UserDirectory};
 use crate::refresh::{ReuseWindow, SealedSuccessor};
 use crate::token::VerifiedAccess;
+use crate::username;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -114,6 +117,9 @@ pub enum OpenError {
     /// The database could not be reached or opened.
     #[error("the database cannot be opened: {0}")]
     Connect(#[source] sqlx::Error),
+    /// The SQLite file could not be created.
+    #[error("the database file cannot be created: {0}")]
+    Create(#[source] std::io::Error),
     /// Migrations failed.
     #[error("the database schema cannot be brought up to date: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),
@@ -141,10 +147,15 @@ impl Store {
     /// SQLite runs in WAL mode with foreign keys on, `synchronous=FULL` and
     /// a 5 s busy timeout: an acknowledged write survives a crash of the
     /// process or the machine.
+    ///
+    /// A new SQLite file is created readable by its owner only (0600); its
+    /// `-wal` and `-shm` files take the same mode from it.
     pub async fn connect(url: &str) -> Result<Self, OpenError> {
         let pool = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
-                .map_err(|_| OpenError::Url("not a valid sqlite: URL".to_owned()))?
+                .map_err(|_| OpenError::Url("not a valid sqlite: URL".to_owned()))?;
+            create_private_file(options.get_filename()).map_err(OpenError::Create)?;
+            let options = options
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
                 .foreign_keys(true)
@@ -179,10 +190,52 @@ impl Store {
                 "use sqlite://<file>.db?mode=rwc or postgres://...".to_owned(),
             ));
         };
-        Ok(Self {
+        let store = Self {
             pool,
             clock: Clock::System,
-        })
+        };
+        store
+            .fill_username_keys()
+            .await
+            .map_err(|e| OpenError::Connect(e.0))?;
+        Ok(store)
+    }
+
+    /// Computes `username_key` for rows written before it existed. Two old
+    /// rows whose names fold alike cannot both have the key: the older one
+    /// keeps it, and the newer stays unable to log in by name until an
+    /// operator renames it (logged as an error, with the ids).
+    async fn fill_username_keys(&self) -> Result<(), StoreError> {
+        let rows: Vec<(i64, String)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT id, username FROM users WHERE username_key IS NULL ORDER BY id")
+                .fetch_all(pool)
+                .await
+        })?;
+        for (id, name) in rows {
+            let key = username::fold(&name);
+            let updated = on_pool!(self, |pool| {
+                sqlx::query("UPDATE users SET username_key = $1 WHERE id = $2")
+                    .bind(&key)
+                    .bind(id)
+                    .execute(pool)
+                    .await
+                    .map(|_| ())
+            });
+            match updated {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(db))
+                    if db.kind() == sqlx::error::ErrorKind::UniqueViolation =>
+                {
+                    tracing::error!(
+                        user_id = id,
+                        "this user's name is the same as an older user's when case is ignored; \
+                         it cannot log in by name until it is renamed"
+                    );
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     /// The same store reading time from `clock` (tests).
@@ -224,8 +277,8 @@ impl Store {
         let email_key = new.email.map(str::to_lowercase);
         let result = on_pool!(self, |pool| {
             sqlx::query_scalar::<_, i64>(
-                "INSERT INTO users (username, email, email_key, full_name, password_hash, role, permissions, disabled, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, '', FALSE, $7) RETURNING id",
+                "INSERT INTO users (username, username_key, email, email_key, full_name, password_hash, role, permissions, disabled, created_at) \
+                 VALUES ($1, $8, $2, $3, $4, $5, $6, '', FALSE, $7) RETURNING id",
             )
             .bind(new.username)
             .bind(new.email)
@@ -234,6 +287,7 @@ impl Store {
             .bind(new.password_hash)
             .bind(new.role)
             .bind(now)
+            .bind(username::fold(new.username))
             .fetch_one(pool)
             .await
         });
@@ -277,13 +331,43 @@ impl Store {
         Ok(row.map(User::from))
     }
 
-    /// The user with this username (ignoring case) and its password hash.
+    /// Which of `username` and `email` (each ignoring case) a user already
+    /// has, username first: signup asks before it spends a hash. (The
+    /// unique indexes still decide when two signups race.)
+    pub async fn taken(
+        &self,
+        username: &str,
+        email: Option<&str>,
+    ) -> Result<Option<TakenField>, StoreError> {
+        let email_key = email.map(str::to_lowercase);
+        // 1 when the row holds the username, 0 when only the email.
+        let hits: Vec<(i64,)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT CAST(CASE WHEN username_key = $1 THEN 1 ELSE 0 END AS BIGINT) FROM users \
+                 WHERE username_key = $1 OR email_key = $2 LIMIT 2",
+            )
+            .bind(username::fold(username))
+            .bind(&email_key)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(if hits.iter().any(|(by_name,)| *by_name == 1) {
+            Some(TakenField::Username)
+        } else if hits.is_empty() {
+            None
+        } else {
+            Some(TakenField::Email)
+        })
+    }
+
+    /// The user with this username (ignoring case, as [`username::fold`]
+    /// decides) and its password hash.
     pub async fn credentials(&self, username: &str) -> Result<Option<(User, String)>, StoreError> {
         let row = on_pool!(self, |pool| {
             sqlx::query_as::<_, CredentialsRow>(&format!(
-                "SELECT {USER_COLUMNS}, password_hash FROM users WHERE lower(username) = lower($1)"
+                "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username_key = $1"
             ))
-            .bind(username)
+            .bind(username::fold(username))
             .fetch_optional(pool)
             .await
         })?;
@@ -987,6 +1071,23 @@ impl From<User> for AdminUserView {
     fn from(user: User) -> Self {
         let permissions = user.permissions.clone();
         Self { user, permissions }
+    }
+}
+
+/// Creates the SQLite database file readable and writable by its owner
+/// only, unless it exists (or the database is in memory).
+fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
+    if path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

@@ -15,12 +15,13 @@ use auth_kit::account::{
 };
 use auth_kit::config::{EmailVerification, LoginLimits, MailLimits};
 use auth_kit::extract::Lookup;
+use auth_kit::limiter::MailRequestLimiter;
 use auth_kit::login::{ScopeMode, TokenResponse};
 use auth_kit::mail::{MailQueue, MailTransportSettings, Mailer, RetryPolicy};
 use auth_kit::testing::TestDatabase;
 use auth_kit::token::VerifiedAccess;
 use auth_kit::{ApiError, OAuthError};
-use common::{Harness, Outbox, harness_with, password_grant, token_in};
+use common::{Harness, Outbox, harness_with_verification, password_grant, token_in};
 
 const PUBLIC_URL: &str = "https://api.example.com";
 
@@ -36,7 +37,7 @@ async fn lifecycle(url: &str, verification: EmailVerification, limits: MailLimit
         max_failures_per_ip: 100,
         lockout: Duration::from_secs(300),
     };
-    let h = harness_with(url, ScopeMode::Scoped, login_limits, verification).await;
+    let h = harness_with_verification(url, ScopeMode::Scoped, login_limits, verification).await;
     let outbox = Outbox::new();
     let transport = MailTransportSettings::Outbox {
         dir: outbox.dir.path().to_owned(),
@@ -48,8 +49,7 @@ async fn lifecycle(url: &str, verification: EmailVerification, limits: MailLimit
         public_url: format!("{PUBLIC_URL}/"),
         reset_token_ttl: Duration::from_secs(30 * 60),
         verify_token_ttl: Duration::from_secs(48 * 3600),
-        mail_limits: limits,
-        clock: h.clock.clone(),
+        mail_requests: MailRequestLimiter::in_process(limits, h.clock.clone()),
     });
     Lifecycle {
         h,
@@ -131,7 +131,7 @@ async fn reset_voids_earlier_tokens_and_every_login() {
         let l = lifecycle(db.url(), EmailVerification::Optional, generous()).await;
         let ann = l
             .accounts
-            .signup(&signup("ann", Some("Ann@Example.com")))
+            .signup(&signup("ann", Some("Ann@Example.com")), None)
             .await
             .unwrap();
         assert!(!ann.email_verified);
@@ -199,7 +199,7 @@ async fn verification_works_once_and_tokens_expire() {
     for db in TestDatabase::all("verification_works_once_and_tokens_expire").await {
         let l = lifecycle(db.url(), EmailVerification::Optional, generous()).await;
         l.accounts
-            .signup(&signup("bob", Some("bob@example.com")))
+            .signup(&signup("bob", Some("bob@example.com")), None)
             .await
             .unwrap();
         let mail = l.outbox.nth_mail_to("bob@example.com", 1).await;
@@ -226,7 +226,7 @@ async fn verification_works_once_and_tokens_expire() {
             .unwrap();
 
         l.accounts
-            .signup(&signup("cat", Some("cat@example.com")))
+            .signup(&signup("cat", Some("cat@example.com")), None)
             .await
             .unwrap();
         let stale = token_in(&l.outbox.nth_mail_to("cat@example.com", 1).await);
@@ -262,7 +262,7 @@ async fn concurrent_uses_of_one_token_succeed_once() {
     for db in TestDatabase::all("concurrent_uses_of_one_token_succeed_once").await {
         let l = lifecycle(db.url(), EmailVerification::Optional, generous()).await;
         l.accounts
-            .signup(&signup("dan", Some("dan@example.com")))
+            .signup(&signup("dan", Some("dan@example.com")), None)
             .await
             .unwrap();
         let verification = token_in(&l.outbox.nth_mail_to("dan@example.com", 1).await);
@@ -290,7 +290,7 @@ async fn concurrent_uses_of_one_token_succeed_once() {
 async fn change_keeps_the_callers_login_and_counts_failures() {
     for db in TestDatabase::all("change_keeps_the_callers_login_and_counts_failures").await {
         let l = lifecycle(db.url(), EmailVerification::Optional, generous()).await;
-        let eve = l.accounts.signup(&signup("eve", None)).await.unwrap();
+        let eve = l.accounts.signup(&signup("eve", None), None).await.unwrap();
         let mine = l.session("eve", "password-of-eve").await;
         let other = l.session("eve", "password-of-eve").await;
         let change = |current: &str, new: &str| ChangePasswordRequest {
@@ -358,13 +358,17 @@ async fn change_keeps_the_callers_login_and_counts_failures() {
 async fn required_verification_refuses_only_the_right_password() {
     let db = TestDatabase::sqlite();
     let l = lifecycle(db.url(), EmailVerification::Required, generous()).await;
-    let no_email = l.accounts.signup(&signup("fay", None)).await.unwrap_err();
+    let no_email = l
+        .accounts
+        .signup(&signup("fay", None), None)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&no_email, ApiError::Validation { field, .. } if field == "email"),
         "{no_email:?}"
     );
     l.accounts
-        .signup(&signup("fay", Some("fay@example.com")))
+        .signup(&signup("fay", Some("fay@example.com")), None)
         .await
         .unwrap();
     let wrong = l.login("fay", "not her password").await.unwrap_err();
@@ -453,7 +457,7 @@ async fn junk_tokens_are_invalid() {
     let db = TestDatabase::sqlite();
     let l = lifecycle(db.url(), EmailVerification::Optional, generous()).await;
     l.accounts
-        .signup(&signup("gil", Some("gil@example.com")))
+        .signup(&signup("gil", Some("gil@example.com")), None)
         .await
         .unwrap();
     let gils = token_in(&l.outbox.nth_mail_to("gil@example.com", 1).await);
@@ -481,7 +485,7 @@ async fn junk_tokens_are_invalid() {
     // Unknown addresses and disabled users get no mail, and the same answer.
     let off = l
         .accounts
-        .signup(&signup("off", Some("off@example.com")))
+        .signup(&signup("off", Some("off@example.com")), None)
         .await
         .unwrap();
     l.outbox.nth_mail_to("off@example.com", 1).await;

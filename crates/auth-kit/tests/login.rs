@@ -30,7 +30,7 @@ async fn password_grant_issues_a_scoped_pair() {
         let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
         let user = h
             .logins
-            .signup(&signup("Ann", "correct horse"))
+            .signup(&signup("Ann", "correct horse"), None)
             .await
             .unwrap();
         let pair = h
@@ -81,7 +81,7 @@ async fn unscoped_service_ignores_scope() {
     let db = TestDatabase::sqlite();
     let h = harness(db.url(), ScopeMode::Unscoped, LoginLimits::STANDARD).await;
     h.logins
-        .signup(&signup("jwt-user", "correct horse"))
+        .signup(&signup("jwt-user", "correct horse"), None)
         .await
         .unwrap();
     let pair = h
@@ -162,13 +162,13 @@ async fn signup_rules() {
     )
     .unwrap();
     assert_eq!(
-        h.logins.signup(&with_role).await.unwrap().role,
+        h.logins.signup(&with_role, None).await.unwrap().role,
         "user",
         "a signup never chooses its role"
     );
     let taken = h
         .logins
-        .signup(&signup("SNEAKY", "long enough"))
+        .signup(&signup("SNEAKY", "long enough"), None)
         .await
         .unwrap_err();
     assert!(matches!(
@@ -185,7 +185,7 @@ async fn refresh_rotates_and_reuse_revokes_the_login() {
     for db in TestDatabase::all("refresh_rotates_and_reuse_revokes_the_login").await {
         let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
         h.logins
-            .signup(&signup("rotor", "correct horse"))
+            .signup(&signup("rotor", "correct horse"), None)
             .await
             .unwrap();
         let first = h
@@ -329,7 +329,7 @@ async fn concurrent_refreshes_all_get_the_one_successor() {
     for db in TestDatabase::all("concurrent_refreshes_all_get_the_one_successor").await {
         let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
         h.logins
-            .signup(&signup("racer", "correct horse"))
+            .signup(&signup("racer", "correct horse"), None)
             .await
             .unwrap();
         let pair = h
@@ -372,7 +372,7 @@ async fn two_instances_on_one_database_agree() {
         let a = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
         let b = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
         a.logins
-            .signup(&signup("twins", "correct horse"))
+            .signup(&signup("twins", "correct horse"), None)
             .await
             .unwrap();
         for round in 0..5 {
@@ -401,7 +401,7 @@ async fn reuse_outside_the_window_revokes_the_login() {
     for db in TestDatabase::all("reuse_outside_the_window_revokes_the_login").await {
         let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
         h.logins
-            .signup(&signup("late", "correct horse"))
+            .signup(&signup("late", "correct horse"), None)
             .await
             .unwrap();
         let first = h
@@ -440,7 +440,7 @@ async fn reuse_after_the_successor_was_used_revokes_the_login() {
     for db in TestDatabase::all("reuse_after_the_successor_was_used_revokes_the_login").await {
         let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
         h.logins
-            .signup(&signup("used", "correct horse"))
+            .signup(&signup("used", "correct horse"), None)
             .await
             .unwrap();
         let first = h
@@ -480,7 +480,7 @@ async fn without_a_window_any_reuse_revokes() {
         )
         .await;
         h.logins
-            .signup(&signup("strict", "correct horse"))
+            .signup(&signup("strict", "correct horse"), None)
             .await
             .unwrap();
         let first = h
@@ -523,7 +523,7 @@ async fn the_successor_cannot_be_read_from_the_database() {
     for db in TestDatabase::all("the_successor_cannot_be_read_from_the_database").await {
         let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
         h.logins
-            .signup(&signup("sealed", "correct horse"))
+            .signup(&signup("sealed", "correct horse"), None)
             .await
             .unwrap();
         let first = h
@@ -658,7 +658,7 @@ async fn logout_revokes_only_that_login() {
     for db in TestDatabase::all("logout_revokes_only_that_login").await {
         let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
         h.logins
-            .signup(&signup("leaver", "correct horse"))
+            .signup(&signup("leaver", "correct horse"), None)
             .await
             .unwrap();
         let a = h
@@ -707,7 +707,7 @@ async fn refresh_tokens_expire() {
     for db in TestDatabase::all("refresh_tokens_expire").await {
         let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
         h.logins
-            .signup(&signup("ager", "correct horse"))
+            .signup(&signup("ager", "correct horse"), None)
             .await
             .unwrap();
         let a = h
@@ -742,7 +742,7 @@ async fn disabled_users_and_lowered_roles() {
         let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
         let user = h
             .logins
-            .signup(&signup("demoted", "correct horse"))
+            .signup(&signup("demoted", "correct horse"), None)
             .await
             .unwrap();
         let pair = h
@@ -837,7 +837,7 @@ async fn failed_logins_lock_then_unlock() {
     for db in TestDatabase::all("failed_logins_lock_then_unlock").await {
         let h = harness(db.url(), ScopeMode::Scoped, LoginLimits::STANDARD).await;
         h.logins
-            .signup(&signup("target", "correct horse"))
+            .signup(&signup("target", "correct horse"), None)
             .await
             .unwrap();
         let ip = Some(std::net::IpAddr::from([192, 0, 2, 1]));
@@ -913,12 +913,12 @@ async fn unknown_user_and_wrong_password_take_the_same_time() {
     };
     let h = harness(db.url(), ScopeMode::Scoped, generous).await;
     h.logins
-        .signup(&signup("timed", "correct horse"))
+        .signup(&signup("timed", "correct horse"), None)
         .await
         .unwrap();
     let disabled = h
         .logins
-        .signup(&signup("timed-off", "correct horse"))
+        .signup(&signup("timed-off", "correct horse"), None)
         .await
         .unwrap();
     h.store

@@ -844,3 +844,139 @@ async fn access_lookup_uses_indexes_only() {
         );
     }
 }
+
+/// Who is "the same user" is decided in Rust (`auth_kit::username::fold`),
+/// so PostgreSQL and SQLite agree, whatever their `lower()` does: dotted
+/// capital I, fullwidth and combining forms.
+#[tokio::test]
+async fn usernames_fold_alike_on_every_database() {
+    let mut outcomes = Vec::new();
+    for (db, store) in stores("username_fold").await {
+        let mut seen = Vec::new();
+        for name in [
+            "admin",
+            "ADMIN",
+            "ＡＤＭＩＮ",
+            "admİn",
+            "ADMİN",
+            "\u{C5}sa",
+            "A\u{30A}SA",
+            "Straße",
+        ] {
+            let created = match store.create_user(&new_user(name, None)).await {
+                Ok(_) => "created".to_owned(),
+                Err(CreateUserError::Taken(TakenField::Username)) => "taken".to_owned(),
+                Err(e) => panic!("{db:?}: {e}"),
+            };
+            seen.push(format!("{name}: {created}"));
+        }
+        for name in ["Admin", "ａｄｍｉｎ", "ADMİN", "a\u{30A}sa", "STRASSE"] {
+            let found = store.credentials(name).await.unwrap();
+            let taken = store.taken(name, None).await.unwrap();
+            seen.push(format!(
+                "{name}: found {:?}, taken {taken:?}",
+                found.map(|(u, _)| u.username)
+            ));
+        }
+        outcomes.push((db.backend_name(), seen));
+    }
+    let expected = [
+        "admin: created",
+        "ADMIN: taken",
+        "ＡＤＭＩＮ: taken",
+        "admİn: created",
+        "ADMİN: taken",
+        "\u{C5}sa: created",
+        "A\u{30A}SA: taken",
+        "Straße: created",
+        "Admin: found Some(\"admin\"), taken Some(Username)",
+        "ａｄｍｉｎ: found Some(\"admin\"), taken Some(Username)",
+        "ADMİN: found Some(\"admİn\"), taken Some(Username)",
+        "a\u{30A}sa: found Some(\"\u{C5}sa\"), taken Some(Username)",
+        "STRASSE: found None, taken None",
+    ];
+    for (backend, seen) in &outcomes {
+        assert_eq!(seen, &expected, "{backend}");
+    }
+}
+
+/// Rows written before `username_key` existed get it when the store opens,
+/// computed in Rust, non-ASCII names included; of two old names that fold
+/// alike, the older keeps the name.
+#[tokio::test]
+async fn username_keys_are_filled_in_for_existing_rows() {
+    for db in TestDatabase::all("username_backfill").await {
+        let mut migrator = match db.backend_name() {
+            "sqlite" => sqlx::migrate!("./migrations/sqlite"),
+            _ => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator.migrations = migrator
+            .migrations
+            .iter()
+            .filter(|m| m.version < 3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        let insert = "INSERT INTO users (username, password_hash, role, created_at) VALUES ($1, 'x', 'user', 0)";
+        let names = ["bob", "ＢＯＢ", "Ärger", "ADMİN"];
+        match db.backend_name() {
+            "sqlite" => {
+                let pool = sqlx::SqlitePool::connect(db.url()).await.unwrap();
+                migrator.run(&pool).await.unwrap();
+                for name in names {
+                    sqlx::query(insert).bind(name).execute(&pool).await.unwrap();
+                }
+                pool.close().await;
+            }
+            _ => {
+                let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+                migrator.run(&pool).await.unwrap();
+                for name in names {
+                    sqlx::query(insert).bind(name).execute(&pool).await.unwrap();
+                }
+                pool.close().await;
+            }
+        }
+        let store = Store::connect(db.url()).await.unwrap();
+        let id = |name: &'static str| {
+            let store = store.clone();
+            async move { store.credentials(name).await.unwrap().map(|(u, _)| u.id) }
+        };
+        assert_eq!(id("BOB").await, Some(1), "{db:?}");
+        assert_eq!(
+            id("ｂｏｂ").await,
+            Some(1),
+            "{db:?}: the older row keeps the name"
+        );
+        assert_eq!(id("äRGER").await, Some(3), "{db:?}");
+        assert_eq!(id("admİn").await, Some(4), "{db:?}");
+        assert_eq!(id("admin").await, None, "{db:?}");
+        // Opening again changes nothing, and new users follow the same rule.
+        drop(store);
+        let store = Store::connect(db.url()).await.unwrap();
+        assert!(matches!(
+            store.create_user(&new_user("ärger", None)).await,
+            Err(CreateUserError::Taken(TakenField::Username))
+        ));
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let db = TestDatabase::sqlite();
+    let store = Store::connect(db.url()).await.unwrap();
+    store.create_user(&new_user("ann", None)).await.unwrap();
+    let path = db
+        .url()
+        .trim_start_matches("sqlite://")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    for file in [path.clone(), format!("{path}-wal"), format!("{path}-shm")] {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file} is {mode:o}");
+    }
+}

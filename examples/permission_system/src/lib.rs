@@ -21,10 +21,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_kit::config::{EmailVerification, LoginLimits};
+use auth_kit::config::{EmailVerification, LoginLimits, SignupLimits};
 use auth_kit::extract::standard::Admin;
 use auth_kit::extract::{PermissionRequirement, check_permission};
 use auth_kit::http::{ClientIp, JsonBody, ResourceId, TokenRequest};
+use auth_kit::limiter::RateLimiter;
 use auth_kit::login::{LoginServiceParts, TokenResponse};
 use auth_kit::password::{PasswordHasher, PoolSize};
 use auth_kit::policy::{AccessPolicy, PolicySpec, RoleSpec};
@@ -378,7 +379,11 @@ impl Demo {
             scopes: ScopeMode::Unscoped,
             refresh_ttl: REFRESH_TOKEN_TTL,
             refresh_reuse: ReuseWindow::STANDARD,
-            limits: LoginLimits::STANDARD,
+            limiter: RateLimiter::in_process(
+                LoginLimits::STANDARD,
+                SignupLimits::STANDARD,
+                Clock::System,
+            ),
             clock: Clock::System,
             email_verification: EmailVerification::Optional,
         });

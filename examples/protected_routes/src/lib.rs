@@ -21,9 +21,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_kit::config::{EmailVerification, LoginLimits};
+use auth_kit::config::{EmailVerification, LoginLimits, SignupLimits};
 use auth_kit::extract::standard::{Admin, ReadItems, WriteItems};
 use auth_kit::http::{ClientIp, JsonBody, TokenRequest};
+use auth_kit::limiter::RateLimiter;
 use auth_kit::login::{LoginServiceParts, TokenResponse};
 use auth_kit::password::{PasswordHasher, PoolSize};
 use auth_kit::policy::AccessPolicy;
@@ -204,7 +205,11 @@ impl Demo {
             scopes: ScopeMode::Scoped,
             refresh_ttl: REFRESH_TOKEN_TTL,
             refresh_reuse: ReuseWindow::STANDARD,
-            limits: LoginLimits::STANDARD,
+            limiter: RateLimiter::in_process(
+                LoginLimits::STANDARD,
+                SignupLimits::STANDARD,
+                Clock::System,
+            ),
             clock: Clock::System,
             email_verification: EmailVerification::Optional,
         });

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_kit::Clock;
-use auth_kit::account::AccountService;
+use auth_kit::account::{self, AccountService};
 use auth_kit::config::ServiceSettings;
 use auth_kit::extract::Authenticator;
+use auth_kit::limiter::{RateLimiter, RedisUrlError};
 use auth_kit::login::{LoginService, LoginServiceParts, ScopeMode};
-use auth_kit::mail::MailerError;
 use auth_kit::password::{PasswordHasher, PoolSize};
 use auth_kit::policy::AccessPolicy;
 use auth_kit::store::{OpenError, Store, User};
@@ -79,12 +79,15 @@ impl App {
             scopes: SCOPES,
             refresh_ttl: settings.refresh_token_ttl,
             refresh_reuse: settings.refresh_reuse,
-            limits: settings.login_limits,
+            // In Redis when RATE_LIMIT_URL is set, so every instance shares
+            // the counters; in this process otherwise.
+            limiter: RateLimiter::from_settings(&settings.traffic, SERVICE_NAME, Clock::System)
+                .map_err(StartupError::Limiter)?,
             clock: Clock::System,
             email_verification: settings.account.email_verification,
         });
         let accounts =
-            AccountService::start(logins.clone(), &settings.account).map_err(StartupError::Mail)?;
+            AccountService::start(logins.clone(), settings).map_err(StartupError::Mail)?;
         tracing::info!("mail is {}", settings.account.mail.describe());
         if let Some(admin) = &settings.admin {
             logins
@@ -119,7 +122,9 @@ pub enum StartupError {
     /// The bootstrap admin could not be created.
     Admin(String),
     /// The mail outbox or the SMTP client could not be set up.
-    Mail(MailerError),
+    Mail(account::StartError),
+    /// RATE_LIMIT_URL could not be used.
+    Limiter(RedisUrlError),
 }
 
 impl fmt::Display for StartupError {
@@ -134,6 +139,7 @@ impl fmt::Display for StartupError {
                 f,
                 "{e}; check MAIL_URL and MAIL_FROM (`cargo xtask validate` tests them)"
             ),
+            StartupError::Limiter(e) => write!(f, "{e}"),
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Start-up: configuration (refused settings exit with code 2), logs, and the
-//! server with graceful shutdown on Ctrl-C or SIGTERM.
+//! server (header and request timeouts, client addresses behind
+//! TRUSTED_PROXIES) with graceful shutdown on Ctrl-C or SIGTERM.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use auth_kit::config::{Environment, ServiceSettings};
+use auth_kit::http::ServeOptions;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -40,14 +41,13 @@ async fn main() -> ExitCode {
         .local_addr()
         .unwrap_or_else(|_| settings.listen_addr());
     tracing::info!("listening on http://{addr} (API docs: http://{addr}/docs)");
-    // Connect info gives the login limiter the client's socket address.
-    let server = axum::serve(
+    let served = auth_kit::http::serve(
         listener,
-        app.router
-            .into_make_service_with_connect_info::<SocketAddr>(),
+        app.router,
+        ServeOptions::from_settings(&settings.traffic),
+        auth_kit::http::shutdown_signal(),
     )
-    .with_graceful_shutdown(auth_kit::http::shutdown_signal());
-    let served = server.await;
+    .await;
     app.store.close().await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -59,7 +59,8 @@ async fn main() -> ExitCode {
 }
 
 /// Logs go to stdout: human-readable, or JSON with LOG_FORMAT=json. RUST_LOG
-/// filters (default `info`). Requests are logged by method and path only.
+/// filters (default `info`; refused requests are logged at `debug`).
+/// Requests are logged by method, path and client address only.
 fn init_logs() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a terminal, never in files or pipes.

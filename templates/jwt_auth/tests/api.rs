@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::{ADMIN, ADMIN_PASSWORD, Reply, password_of, servers};
+use auth_kit::testing::TestDatabase;
+use common::{ADMIN, ADMIN_PASSWORD, Reply, TestServer, password_of, servers};
 use serde_json::{Value, json};
 
 fn error(code: &str, description: &str) -> Value {
@@ -697,5 +698,61 @@ async fn the_last_admin_stays() {
             .await;
         assert_eq!((reply.status, &reply.body), (409, &last));
         assert_eq!(s.delete(&root_path, Some(&kim_token)).await.status, 204);
+    }
+}
+
+/// Behind a reverse proxy (TRUSTED_PROXIES): failed logins and signups are
+/// counted per forwarded client, so one client's failures lock neither the
+/// proxy's address nor anyone else.
+#[tokio::test]
+async fn behind_a_proxy_limits_follow_the_forwarded_client() {
+    let settings = [
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+        ("LOGIN_MAX_FAILURES_PER_IP", "3"),
+        ("SIGNUP_MAX_PER_IP", "2"),
+    ];
+    for db in TestDatabase::all("behind_a_proxy").await {
+        let s = TestServer::start_with(db, &settings).await;
+        let form = |user: &str, password: &str| {
+            format!("grant_type=password&username={user}&password={password}").into_bytes()
+        };
+        let token = |client: &'static str, body: Vec<u8>| {
+            s.send_forwarded(
+                Some(client),
+                "POST",
+                "/token",
+                None,
+                Some("application/x-www-form-urlencoded"),
+                body,
+            )
+        };
+        for n in 0..3 {
+            let r = token("203.0.113.5", form(&format!("guess{n}"), "wrong")).await;
+            assert_eq!(r.status, 400, "{}: {r:?}", s.backend);
+        }
+        let r = token("203.0.113.5", form(ADMIN, ADMIN_PASSWORD)).await;
+        assert_eq!(r.status, 429, "{}: {r:?}", s.backend);
+        let r = token("203.0.113.6", form(ADMIN, ADMIN_PASSWORD)).await;
+        assert_eq!(r.status, 200, "{}: {r:?}", s.backend);
+
+        let signup = |client: &'static str, name: &str| {
+            let body = json!({"username": name, "password": password_of(name)});
+            s.send_forwarded(
+                Some(client),
+                "POST",
+                "/auth/signup",
+                None,
+                Some("application/json"),
+                body.to_string().into_bytes(),
+            )
+        };
+        assert_eq!(signup("203.0.113.7", "kim").await.status, 201);
+        assert_eq!(signup("203.0.113.7", "KIM").await.status, 409);
+        let r = signup("203.0.113.7", "lou").await;
+        assert_eq!(r.status, 429, "{}: {r:?}", s.backend);
+        // Seconds left on the lock (the clock is real: a second may pass).
+        let retry_after: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((3590..=3600).contains(&retry_after), "{retry_after}");
+        assert_eq!(signup("203.0.113.8", "lou").await.status, 201);
     }
 }

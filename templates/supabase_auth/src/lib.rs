@@ -7,7 +7,9 @@
 
 use std::fmt;
 
-use auth_kit::config::{ServerSettings, SupabaseSettings};
+use auth_kit::Clock;
+use auth_kit::config::{MailLimits, ServerSettings, SupabaseSettings, TrafficSettings};
+use auth_kit::limiter::{MailRequestLimiter, RateLimiter, RedisUrlError};
 use auth_kit::policy::AccessPolicy;
 use auth_kit::store::{OpenError, Store};
 use auth_kit::supabase::{ClientBuildError, SupabaseAuth, SupabaseClient, SupabaseVerifier};
@@ -27,6 +29,13 @@ pub struct AppState {
     pub auth: SupabaseAuth,
     /// The items (owned by Supabase user ids).
     pub store: Store,
+    /// Failed sign-ins per email and client address, signups per address:
+    /// checked here, before Supabase, which sees only this service's address.
+    pub limiter: RateLimiter,
+    /// Recovery mails asked for, per email and per client address, so one
+    /// client cannot spend the project's mail budget (Supabase counts them
+    /// per address it sees: this service's).
+    pub mail_requests: MailRequestLimiter,
 }
 
 /// A started service: its routes and its store (closed on shutdown).
@@ -42,6 +51,7 @@ impl App {
     pub async fn start(
         supabase: &SupabaseSettings,
         server: &ServerSettings,
+        traffic: &TrafficSettings,
     ) -> Result<Self, StartupError> {
         let store = Store::connect(&server.database_url)
             .await
@@ -56,10 +66,21 @@ impl App {
         // Roles and permissions come from `app_metadata`; the policy says
         // what each role may do.
         let auth = SupabaseAuth::new(verifier, AccessPolicy::standard());
+        let limiter = RateLimiter::from_settings(traffic, SERVICE_NAME, Clock::System)
+            .map_err(StartupError::Limiter)?;
+        let mail_requests = MailRequestLimiter::from_settings(
+            traffic,
+            MailLimits::STANDARD,
+            SERVICE_NAME,
+            Clock::System,
+        )
+        .map_err(StartupError::Limiter)?;
         let state = AppState {
             supabase: client,
             auth,
             store: store.clone(),
+            limiter,
+            mail_requests,
         };
         Ok(Self {
             router: routes::router(state),
@@ -75,6 +96,8 @@ pub enum StartupError {
     Database(OpenError),
     /// The HTTP client for Supabase could not be built.
     Client(ClientBuildError),
+    /// RATE_LIMIT_URL could not be used.
+    Limiter(RedisUrlError),
 }
 
 impl fmt::Display for StartupError {
@@ -85,6 +108,7 @@ impl fmt::Display for StartupError {
                 "{e}; check DATABASE_URL (`cargo xtask validate` tests it)"
             ),
             StartupError::Client(e) => write!(f, "the Supabase client could not be built: {e}"),
+            StartupError::Limiter(e) => write!(f, "{e}"),
         }
     }
 }

@@ -1,10 +1,13 @@
 //! Start-up: configuration (refused settings exit with code 2), logs, and the
-//! server with graceful shutdown on Ctrl-C or SIGTERM.
+//! server (header and request timeouts, client addresses behind
+//! TRUSTED_PROXIES) with graceful shutdown on Ctrl-C or SIGTERM.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use auth_kit::config::{ConfigError, Environment, ServerSettings, SupabaseSettings};
+use auth_kit::config::{
+    ConfigError, Environment, ServerSettings, SupabaseSettings, TrafficSettings,
+};
+use auth_kit::http::ServeOptions;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -14,16 +17,17 @@ async fn main() -> ExitCode {
         Ok((
             SupabaseSettings::from_env(&env)?,
             ServerSettings::from_env(&env, service::SERVICE_NAME)?,
+            TrafficSettings::from_env(&env)?,
         ))
     });
-    let (supabase, server) = match settings {
+    let (supabase, server, traffic) = match settings {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("configuration error: {e}");
             return ExitCode::from(2);
         }
     };
-    let app = match service::App::start(&supabase, &server).await {
+    let app = match service::App::start(&supabase, &server, &traffic).await {
         Ok(app) => app,
         Err(e) => {
             eprintln!("start-up error: {e}");
@@ -47,13 +51,13 @@ async fn main() -> ExitCode {
         "listening on http://{addr} (API docs: http://{addr}/docs), Supabase Auth at {}",
         supabase.auth_url()
     );
-    let server = axum::serve(
+    let served = auth_kit::http::serve(
         listener,
-        app.router
-            .into_make_service_with_connect_info::<SocketAddr>(),
+        app.router,
+        ServeOptions::from_settings(&traffic),
+        auth_kit::http::shutdown_signal(),
     )
-    .with_graceful_shutdown(auth_kit::http::shutdown_signal());
-    let served = server.await;
+    .await;
     app.store.close().await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -65,7 +69,8 @@ async fn main() -> ExitCode {
 }
 
 /// Logs go to stdout: human-readable, or JSON with LOG_FORMAT=json. RUST_LOG
-/// filters (default `info`). Requests are logged by method and path only.
+/// filters (default `info`; refused requests are logged at `debug`).
+/// Requests are logged by method, path and client address only.
 fn init_logs() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a terminal, never in files or pipes.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use auth_kit::testing::TestDatabase;
 use common::{Reply, TestServer, password_of, servers};
-use gotrue_stub::{Fault, Kid, RateLimit};
+use gotrue_stub::{Fault, Kid, RateLimit, StubConfig};
 use serde_json::json;
 
 fn refresh_form(reply: &Reply) -> String {
@@ -426,4 +426,93 @@ async fn legacy_hs256_projects_verify_with_the_secret() {
         s.get("/users/me", Some(&token)).await.body["email"],
         json!("ida@example.com")
     );
+}
+
+/// The kit's limiter stands in front of Supabase (which sees every request
+/// coming from this service): failed sign-ins per email and per forwarded
+/// client, signups per forwarded client.
+#[tokio::test]
+async fn the_limiter_stands_in_front_of_supabase() {
+    let settings = [
+        ("TRUSTED_PROXIES", "127.0.0.1"),
+        ("LOGIN_MAX_FAILURES", "3"),
+        ("LOGIN_MAX_FAILURES_PER_IP", "5"),
+        ("SIGNUP_MAX_PER_IP", "2"),
+    ];
+    for db in TestDatabase::all("supabase_limiter").await {
+        let s = TestServer::start_with(db, StubConfig::es256(), &settings).await;
+        let signup = |client: &'static str, email: &str| {
+            let body = json!({"email": email, "password": password_of(email)});
+            s.send_forwarded(
+                Some(client),
+                "POST",
+                "/auth/signup",
+                None,
+                Some("application/json"),
+                body.to_string().into_bytes(),
+            )
+        };
+        assert_eq!(signup("203.0.113.1", "ann@example.com").await.status, 201);
+        assert_eq!(signup("203.0.113.1", "bo@example.com").await.status, 201);
+        let r = signup("203.0.113.1", "cy@example.com").await;
+        assert_eq!(
+            (r.status, r.error().0),
+            (429, "too_many_requests"),
+            "{}",
+            s.backend
+        );
+        // Seconds left on the lock (the clock is real: a second may pass).
+        let retry_after: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((3590..=3600).contains(&retry_after), "{retry_after}");
+        assert_eq!(signup("203.0.113.2", "cy@example.com").await.status, 201);
+
+        let login = |client: &'static str, email: &str, password: &str| {
+            let form = format!("grant_type=password&username={email}&password={password}");
+            s.send_forwarded(
+                Some(client),
+                "POST",
+                "/token",
+                None,
+                Some("application/x-www-form-urlencoded"),
+                form.into_bytes(),
+            )
+        };
+        let right = password_of("ann@example.com");
+        for _ in 0..3 {
+            let r = login("203.0.113.3", "ann@example.com", "wrong-password").await;
+            assert_eq!(
+                (r.status, r.error().0),
+                (400, "invalid_grant"),
+                "{}",
+                s.backend
+            );
+        }
+        // The email is locked for every client, before Supabase is asked.
+        let r = login("203.0.113.4", "ANN@example.com", &right).await;
+        assert_eq!(r.status, 429, "{}: {r:?}", s.backend);
+        // Seconds left on the lock (the clock is real: a second may pass).
+        let retry_after: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((290..=300).contains(&retry_after), "{retry_after}");
+        // Per client: two more failures lock 203.0.113.3 for other emails.
+        for email in ["bo@example.com", "cy@example.com"] {
+            assert_eq!(
+                login("203.0.113.3", email, "wrong-password").await.status,
+                400
+            );
+        }
+        let r = login(
+            "203.0.113.3",
+            "bo@example.com",
+            &password_of("bo@example.com"),
+        )
+        .await;
+        assert_eq!(r.status, 429, "{}: {r:?}", s.backend);
+        let r = login(
+            "203.0.113.5",
+            "bo@example.com",
+            &password_of("bo@example.com"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}: {r:?}", s.backend);
+    }
 }

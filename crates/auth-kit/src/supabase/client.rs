@@ -349,6 +349,27 @@ impl SupabaseClient {
         }
     }
 
+    /// [`SupabaseClient::token`] behind the kit's limiter: the password
+    /// grant is counted per email and per client address, as the jwt and
+    /// oauth2 services count theirs (Supabase sees every request coming from
+    /// this service's address, so its own per-IP limits cannot tell clients
+    /// apart). Refreshes are not counted.
+    pub async fn token_limited(
+        &self,
+        request: &crate::http::TokenRequest,
+        limiter: &crate::limiter::RateLimiter,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Result<crate::login::TokenResponse, crate::OAuthError> {
+        match (request.grant_type.as_deref(), request.username.as_deref()) {
+            (Some("password"), Some(email)) => {
+                limiter
+                    .password_grant(email, client_ip, self.token(request))
+                    .await
+            }
+            _ => self.token(request).await,
+        }
+    }
+
     /// `POST /auth/v1/signup` with `{email, password, data}` (`data`
     /// becomes `user_metadata`). The email's shape and the password's
     /// length (1 to 72 bytes) are checked here first.

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_kit::Clock;
-use auth_kit::config::{EmailVerification, LoginLimits};
+use auth_kit::config::{EmailVerification, LoginLimits, SignupLimits};
+use auth_kit::limiter::RateLimiter;
 use auth_kit::login::{LoginService, LoginServiceParts, ScopeMode};
 use auth_kit::password::{PasswordHasher, PoolSize};
 use auth_kit::policy::AccessPolicy;
@@ -42,7 +43,7 @@ pub async fn harness_with_reuse(
     harness_full(url, scopes, limits, reuse, EmailVerification::Optional).await
 }
 
-pub async fn harness_with(
+pub async fn harness_with_verification(
     url: &str,
     scopes: ScopeMode,
     limits: LoginLimits,
@@ -66,6 +67,35 @@ async fn harness_full(
     email_verification: EmailVerification,
 ) -> Harness {
     let clock = Clock::manual(Clock::System.now());
+    let limiter = RateLimiter::in_process(limits, SignupLimits::STANDARD, clock.clone());
+    let pool = PoolSize {
+        workers: 2,
+        queue: 256,
+    };
+    harness_parts(url, scopes, limiter, pool, clock, reuse, email_verification).await
+}
+
+/// A harness with the given limiter, hashing pool and clock.
+pub async fn harness_with(
+    url: &str,
+    scopes: ScopeMode,
+    limiter: RateLimiter,
+    pool: PoolSize,
+    clock: Clock,
+) -> Harness {
+    let (reuse, verification) = (ReuseWindow::STANDARD, EmailVerification::Optional);
+    harness_parts(url, scopes, limiter, pool, clock, reuse, verification).await
+}
+
+async fn harness_parts(
+    url: &str,
+    scopes: ScopeMode,
+    limiter: RateLimiter,
+    pool: PoolSize,
+    clock: Clock,
+    reuse: ReuseWindow,
+    email_verification: EmailVerification,
+) -> Harness {
     let store = Store::connect(url).await.unwrap().with_clock(clock.clone());
     let keys = Arc::new(SigningKeys::random_hmac());
     let rules = ClaimRules::new("svc", "svc", Leeway::seconds(30).unwrap());
@@ -77,16 +107,13 @@ async fn harness_full(
     );
     let logins = LoginService::new(LoginServiceParts {
         store: store.clone(),
-        hasher: PasswordHasher::new(PoolSize {
-            workers: 2,
-            queue: 256,
-        }),
+        hasher: PasswordHasher::new(pool),
         issuer,
         policy: AccessPolicy::standard(),
         scopes,
         refresh_ttl: REFRESH_TTL,
         refresh_reuse: reuse,
-        limits,
+        limiter,
         clock: clock.clone(),
         email_verification,
     });
@@ -172,4 +199,188 @@ pub fn token_in(mail: &str) -> String {
         .unwrap_or_else(|| panic!("no token line in {mail}"))
         .trim()
         .to_owned()
+}
+
+/// The harness's service over real HTTP: `POST /token`, `POST /auth/signup`
+/// and `GET /me` (any valid token), with the kit's layers, served by
+/// `auth_kit::http::serve` on 127.0.0.1 with `options`. Answers the base URL.
+pub async fn serve(h: &Harness, options: auth_kit::http::ServeOptions) -> String {
+    use auth_kit::http::{ClientIp, JsonBody, TokenRequest};
+    use auth_kit::login::{SignupRequest, TokenResponse};
+    use auth_kit::store::User;
+    use auth_kit::{ApiError, Authenticator, CurrentUser, OAuthError};
+    use axum::extract::{FromRef, State};
+    use axum::routing::{get, post};
+
+    #[derive(Clone, FromRef)]
+    struct AppState {
+        logins: LoginService,
+        auth: Authenticator<User>,
+    }
+    async fn token(
+        State(logins): State<LoginService>,
+        ClientIp(ip): ClientIp,
+        request: TokenRequest,
+    ) -> Result<TokenResponse, OAuthError> {
+        logins.token(request, ip).await
+    }
+    async fn signup(
+        State(logins): State<LoginService>,
+        ClientIp(ip): ClientIp,
+        JsonBody(request): JsonBody<SignupRequest>,
+    ) -> Result<(axum::http::StatusCode, axum::Json<User>), ApiError> {
+        let user = logins.signup(&request, ip).await?;
+        Ok((axum::http::StatusCode::CREATED, axum::Json(user)))
+    }
+    async fn me(caller: CurrentUser) -> axum::Json<User> {
+        axum::Json(caller.user)
+    }
+    let state = AppState {
+        logins: h.logins.clone(),
+        auth: Authenticator::new(
+            h.verifier.clone(),
+            h.store.clone(),
+            AccessPolicy::standard(),
+        ),
+    };
+    let router = axum::Router::new()
+        .route("/token", post(token))
+        .route("/auth/signup", post(signup))
+        .route("/me", get(me));
+    let router = auth_kit::http::with_service_layers(router).with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(auth_kit::http::serve(
+        listener,
+        router,
+        options,
+        std::future::pending(),
+    ));
+    base
+}
+
+/// Serve options with these trusted proxies and generous timeouts.
+pub fn options(trusted_proxies: &str) -> auth_kit::http::ServeOptions {
+    auth_kit::http::ServeOptions {
+        trusted_proxies: trusted_proxies.parse().unwrap(),
+        request_timeout: Duration::from_secs(30),
+        header_read_timeout: Duration::from_secs(10),
+    }
+}
+
+/// An HTTP client whose connections come from `local` (a loopback address).
+pub fn client_from(local: [u8; 4]) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(std::net::IpAddr::from(local))
+        .build()
+        .unwrap()
+}
+
+/// A password grant over HTTP, optionally with `X-Forwarded-For`.
+pub async fn login(
+    client: &reqwest::Client,
+    base: &str,
+    forwarded_for: Option<&str>,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    let mut request = client
+        .post(format!("{base}/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=password&username={username}&password={password}"
+        ));
+    if let Some(forwarded) = forwarded_for {
+        request = request.header("x-forwarded-for", forwarded);
+    }
+    request.send().await.unwrap()
+}
+
+/// A signup over HTTP, optionally with `X-Forwarded-For`.
+pub async fn http_signup(
+    client: &reqwest::Client,
+    base: &str,
+    forwarded_for: Option<&str>,
+    username: &str,
+) -> reqwest::Response {
+    let mut request = client
+        .post(format!("{base}/auth/signup"))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"username": username, "password": "correct horse"}).to_string());
+    if let Some(forwarded) = forwarded_for {
+        request = request.header("x-forwarded-for", forwarded);
+    }
+    request.send().await.unwrap()
+}
+
+/// A throwaway redis-server on a free port (`redis-server` from PATH), or
+/// `None` (with a line saying the test skips) when it is not installed.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    pub fn start(test: &str) -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Self { port, child: None };
+        if !server.restart() {
+            assert!(
+                std::env::var_os("REQUIRE_REDIS").is_none(),
+                "{test}: REQUIRE_REDIS is set but redis-server is not installed"
+            );
+            eprintln!(
+                "{test}: skipped, redis-server is not installed (apt-get install redis-server)"
+            );
+            return None;
+        }
+        Some(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on its port; `false` when there is no binary.
+    pub fn restart(&mut self) -> bool {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let Ok(child) = child else {
+            return false;
+        };
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

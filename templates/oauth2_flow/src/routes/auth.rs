@@ -21,12 +21,15 @@ use axum::http::StatusCode;
     (status = 409, description = "username_taken or email_taken", body = ErrorBody),
     (status = 415, body = ErrorBody),
     (status = 422, description = "A field is invalid; the description starts with its name", body = ErrorBody),
+    (status = 429, description = "Too many signups from this address; see Retry-After", body = ErrorBody),
+    (status = 503, description = "Busy; see Retry-After", body = ErrorBody),
 ))]
 pub async fn signup(
     State(accounts): State<AccountService>,
+    ClientIp(client_ip): ClientIp,
     JsonBody(request): JsonBody<SignupRequest>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
-    let user = accounts.signup(&request).await?;
+    let user = accounts.signup(&request, client_ip).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 

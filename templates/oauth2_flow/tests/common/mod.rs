@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use auth_kit::config::{Environment, ServiceSettings};
+use auth_kit::http::ServeOptions;
 use auth_kit::testing::TestDatabase;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -49,19 +50,26 @@ impl TestServer {
         Self::start_with(db, &[]).await
     }
 
-    /// The same with more settings.
+    /// The same, with more settings.
     pub async fn start_with(db: TestDatabase, settings: &[(&str, &str)]) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let outbox = tempfile::tempdir().unwrap();
         let mut pairs = vec![
-            ("SECRET_KEY", auth_kit::random::secret_hex()),
-            ("DATABASE_URL", db.url().to_owned()),
-            ("ADMIN_USERNAME", ADMIN.to_owned()),
-            ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
-            ("MAIL_URL", format!("file://{}", outbox.path().display())),
-            ("PUBLIC_URL", "https://app.example.com".to_owned()),
+            ("SECRET_KEY".to_owned(), auth_kit::random::secret_hex()),
+            ("DATABASE_URL".to_owned(), db.url().to_owned()),
+            ("ADMIN_USERNAME".to_owned(), ADMIN.to_owned()),
+            ("ADMIN_PASSWORD".to_owned(), ADMIN_PASSWORD.to_owned()),
+            (
+                "MAIL_URL".to_owned(),
+                format!("file://{}", outbox.path().display()),
+            ),
+            ("PUBLIC_URL".to_owned(), "https://app.example.com".to_owned()),
         ];
-        pairs.extend(settings.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        pairs.extend(
+            settings
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let env = Environment::from_pairs(pairs);
         let settings = ServiceSettings::from_env(&env, service::SERVICE_NAME).unwrap();
         let app = service::App::start(&settings).await.unwrap();
@@ -69,10 +77,13 @@ impl TestServer {
             .await
             .unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let make_service = app
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, make_service).await });
+        let options = ServeOptions::from_settings(&settings.traffic);
+        tokio::spawn(auth_kit::http::serve(
+            listener,
+            app.router,
+            options,
+            std::future::pending(),
+        ));
         Self {
             base,
             backend: db.backend_name(),
@@ -119,10 +130,28 @@ impl TestServer {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Reply {
+        self.send_forwarded(None, method, path, token, content_type, body)
+            .await
+    }
+
+    /// `send`, as a proxy forwarding the request of `client` in
+    /// `X-Forwarded-For` (the tests' requests come from 127.0.0.1).
+    pub async fn send_forwarded(
+        &self,
+        client: Option<&str>,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
         let mut request = self
             .client
             .request(method.parse().unwrap(), format!("{}{path}", self.base))
             .body(body);
+        if let Some(client) = client {
+            request = request.header("x-forwarded-for", client);
+        }
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }

@@ -2,10 +2,15 @@
 //! Supabase Auth. Its errors are mapped by their code: email taken 409,
 //! weak password 422 with the reasons, rate limited 429, bad credentials
 //! 400 `invalid_grant`, and Supabase unreachable, slow or broken 503
-//! `supabase_unavailable`.
+//! `supabase_unavailable`. Before Supabase is asked, auth-kit's limiter
+//! counts failed sign-ins per email and client address, and signups per
+//! address (429 with `Retry-After`), since Supabase sees every request
+//! coming from here.
 
 use auth_kit::extract::BearerToken;
-use auth_kit::http::{JsonBody, TokenRequest};
+use auth_kit::http::{ClientIp, JsonBody, TokenRequest};
+use auth_kit::account::Accepted;
+use auth_kit::limiter::{MailRequestLimiter, RateLimiter};
 use auth_kit::login::TokenResponse;
 use auth_kit::openapi::TokenForm;
 use auth_kit::supabase::{
@@ -46,14 +51,17 @@ pub struct SignupAnswer {
     (status = 400, description = "Malformed JSON", body = ErrorBody),
     (status = 409, description = "email_taken", body = ErrorBody),
     (status = 422, description = "A field is invalid (a weak password names the reasons)", body = ErrorBody),
-    (status = 429, body = ErrorBody),
+    (status = 429, description = "Too many signups from this address; see Retry-After", body = ErrorBody),
     (status = 503, description = "supabase_unavailable", body = ErrorBody),
 ))]
 pub async fn signup(
     State(supabase): State<SupabaseClient>,
     State(auth): State<SupabaseAuth>,
+    State(limiter): State<RateLimiter>,
+    ClientIp(client_ip): ClientIp,
     JsonBody(request): JsonBody<SignupRequest>,
 ) -> Result<Response, ApiError> {
+    limiter.count_signup(client_ip).await?;
     let outcome = supabase
         .sign_up(&request.email, &request.password, request.data)
         .await?;
@@ -85,14 +93,16 @@ pub async fn signup(
     responses(
         (status = 200, body = TokenResponse),
         (status = 400, description = "invalid_request, invalid_grant or unsupported_grant_type", body = ErrorBody),
-        (status = 429, body = ErrorBody),
+        (status = 429, description = "Too many failed sign-ins; see Retry-After", body = ErrorBody),
         (status = 503, description = "supabase_unavailable", body = ErrorBody),
     ))]
 pub async fn token(
     State(supabase): State<SupabaseClient>,
+    State(limiter): State<RateLimiter>,
+    ClientIp(client_ip): ClientIp,
     request: TokenRequest,
 ) -> Result<TokenResponse, OAuthError> {
-    supabase.token(&request).await
+    supabase.token_limited(&request, &limiter, client_ip).await
 }
 
 /// Ends this session at Supabase: its refresh tokens stop working. Access
@@ -119,21 +129,12 @@ pub struct ForgotPasswordRequest {
     email: String,
 }
 
-/// The one answer to every well-formed request.
-#[derive(Serialize, ToSchema)]
-pub struct ForgotPasswordAnswer {
-    message: &'static str,
-}
-
-const RESET_LINK_MAYBE_SENT: &str =
-    "If an account exists for this email address, a password reset link is on its way.";
-
 /// Asks Supabase Auth to mail a password reset link. The answer is the
 /// same whether or not the address has an account, so it reveals nothing.
 /// The link leads to Supabase, which signs the user in so they can set a
 /// new password (`PUT /auth/v1/user`).
 #[utoipa::path(post, path = "/auth/forgot-password", tag = "auth", request_body = ForgotPasswordRequest, responses(
-    (status = 202, description = "Accepted, whether or not the address has an account", body = ForgotPasswordAnswer),
+    (status = 202, description = "Accepted, whether or not the address has an account", body = Accepted),
     (status = 400, description = "Malformed JSON", body = ErrorBody),
     (status = 403, description = "The project has email sign-in disabled", body = ErrorBody),
     (status = 413, description = "The body is too large", body = ErrorBody),
@@ -144,8 +145,11 @@ const RESET_LINK_MAYBE_SENT: &str =
 ))]
 pub async fn forgot_password(
     State(supabase): State<SupabaseClient>,
+    State(mail_requests): State<MailRequestLimiter>,
+    ClientIp(client_ip): ClientIp,
     JsonBody(request): JsonBody<ForgotPasswordRequest>,
-) -> Result<(StatusCode, Json<ForgotPasswordAnswer>), ApiError> {
+) -> Result<Accepted, ApiError> {
+    mail_requests.admit(&request.email, client_ip).await?;
     supabase
         .recover(&request.email)
         .await
@@ -155,8 +159,5 @@ pub async fn forgot_password(
             }
             other => other.into(),
         })?;
-    let answer = ForgotPasswordAnswer {
-        message: RESET_LINK_MAYBE_SENT,
-    };
-    Ok((StatusCode::ACCEPTED, Json(answer)))
+    Ok(Accepted::new())
 }

@@ -4,7 +4,8 @@
 
 use std::net::SocketAddr;
 
-use auth_kit::config::{Environment, ServerSettings, SupabaseSettings};
+use auth_kit::config::{Environment, ServerSettings, SupabaseSettings, TrafficSettings};
+use auth_kit::http::ServeOptions;
 use auth_kit::testing::TestDatabase;
 use gotrue_stub::{StubConfig, StubHandle};
 use reqwest::header::HeaderMap;
@@ -61,15 +62,20 @@ impl TestServer {
         let env = Environment::from_pairs(pairs);
         let supabase = SupabaseSettings::from_env(&env).unwrap();
         let server = ServerSettings::from_env(&env, service::SERVICE_NAME).unwrap();
-        let app = service::App::start(&supabase, &server).await.unwrap();
+        let traffic = TrafficSettings::from_env(&env).unwrap();
+        let app = service::App::start(&supabase, &server, &traffic)
+            .await
+            .unwrap();
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let make_service = app
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, make_service).await });
+        tokio::spawn(auth_kit::http::serve(
+            listener,
+            app.router,
+            ServeOptions::from_settings(&traffic),
+            std::future::pending(),
+        ));
         Self {
             base,
             backend: db.backend_name(),
@@ -87,10 +93,28 @@ impl TestServer {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Reply {
+        self.send_forwarded(None, method, path, token, content_type, body)
+            .await
+    }
+
+    /// `send`, as a proxy forwarding the request of `client` in
+    /// `X-Forwarded-For` (the tests' requests come from 127.0.0.1).
+    pub async fn send_forwarded(
+        &self,
+        client: Option<&str>,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
         let mut request = self
             .client
             .request(method.parse().unwrap(), format!("{}{path}", self.base))
             .body(body);
+        if let Some(client) = client {
+            request = request.header("x-forwarded-for", client);
+        }
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
