@@ -631,7 +631,12 @@ mod tests {
         let uncommented: Vec<(String, String)> = env
             .lines()
             .filter_map(|l| l.strip_prefix("# ").unwrap_or(l).split_once('='))
-            .filter(|(k, v)| !v.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            // `KEY=  (note)` lines document a setting without a default.
+            .filter(|(k, v)| {
+                !v.trim().is_empty()
+                    && !v.trim_start().starts_with('(')
+                    && k.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+            })
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
         let settings = auth_kit::config::ServiceSettings::from_env(
