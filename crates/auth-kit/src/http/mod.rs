@@ -33,8 +33,11 @@ use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 use crate::client_ip::TrustedProxies;
+
+mod unread_body;
 use crate::config::TrafficSettings;
 use crate::error::{ApiError, OAuthError, ServerErrorDetail};
+pub use unread_body::DRAIN_TIMEOUT;
 
 /// Largest request body accepted (SPEC section 9). Services apply it with
 /// `axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES)`.
@@ -428,20 +431,27 @@ async fn answer(
 ) -> Result<Response, Infallible> {
     use tower::ServiceExt as _;
 
-    let mut request = request.map(axum::body::Body::new);
+    // A body the router leaves unread is read away afterwards (or the
+    // connection closed), so the connection can serve the next request.
+    let (parts, incoming) = request.into_parts();
+    let (body, leftover) = unread_body::TrackedBody::new(incoming);
+    let mut request = Request::from_parts(parts, axum::body::Body::new(body));
     let client = options
         .trusted_proxies
         .client_address(peer.ip(), request.headers());
     request.extensions_mut().insert(ConnectInfo(peer));
     request.extensions_mut().insert(ClientIp(Some(client)));
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
-    match tokio::time::timeout(options.request_timeout, router.oneshot(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!(%method, %path, %client, "request not answered in time");
-            Ok(ApiError::Unavailable(None).into_response())
-        }
-    }
+    let response =
+        match tokio::time::timeout(options.request_timeout, router.oneshot(request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(never)) => match never {},
+            Err(_) => {
+                tracing::warn!(%method, %path, %client, "request not answered in time");
+                ApiError::Unavailable(None).into_response()
+            }
+        };
+    Ok(unread_body::finish(response, &leftover).await)
 }
 
 /// Resolves on Ctrl-C or SIGTERM: pass it to [`serve`] (or
