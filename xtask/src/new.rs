@@ -506,6 +506,10 @@ const TRAFFIC_SETTINGS: &str = "\
 # LOGIN_LOCKOUT_SECONDS=300
 # Signups per client address per hour:
 # SIGNUP_MAX_PER_IP=20
+# Password-reset and verification mails asked for, per address and per
+# client address, per hour:
+# MAIL_MAX_PER_ADDRESS=5
+# MAIL_MAX_PER_IP=30
 # Several instances: keep those counters in one Redis (unset: in this process).
 # RATE_LIMIT_URL=redis://127.0.0.1:6379
 # A request not answered in time gets 503 (headers must arrive within 10 s):
@@ -524,7 +528,7 @@ pub fn env_file(strategy: Strategy, name: &str) -> String {
             &auth_kit::random::secret_hex()[..32]
         ),
         Strategy::Jwt | Strategy::Oauth2 => format!(
-            "{header}# 256 bits from the operating system's random number generator.\nSECRET_KEY={}\n# ALGORITHM=HS256\n# JWT_PRIVATE_KEY_FILE=  (RS256, ES256, EdDSA)\n# JWT_PUBLIC_KEY_FILE=\n# ACCESS_TOKEN_EXPIRE_MINUTES=30\n# REFRESH_TOKEN_EXPIRE_DAYS=14\n# Seconds a used refresh token still gets the same new one (0 to 60, 0 off):\n# REFRESH_TOKEN_REUSE_SECONDS=10\n# Written by `cargo xtask setup-jwt --rotate`: the key before the last rotation,\n# which verifies but never signs, and when it was retired:\n# SECRET_KEY_PREVIOUS=\n# JWT_PREVIOUS_PUBLIC_KEY_FILES=  (RS256, ES256, EdDSA; comma-separated)\n# JWT_KEY_ROTATED_AT=\n# JWT_ISSUER={name}\n# JWT_AUDIENCE={name}\n# JWT_LEEWAY_SECONDS=30\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n# ADMIN_USERNAME=\n# ADMIN_PASSWORD=\n{TRAFFIC_SETTINGS}# Mail (password-reset and verification links). file://DIR writes each mail as\n# an .eml file into DIR; smtp://user:password@host:587 (STARTTLS) or\n# smtps://user:password@host:465 (TLS) sends it. Percent-encode special characters.\n# MAIL_URL=file://./outbox\n# MAIL_FROM=no-reply@localhost\n# The address users open: links are PUBLIC_URL/reset-password?token=... and\n# PUBLIC_URL/verify?token=... (https outside loopback). Default http://HOST:PORT.\n# PUBLIC_URL=http://127.0.0.1:8000\n# RESET_TOKEN_EXPIRE_MINUTES=30\n# VERIFY_TOKEN_EXPIRE_HOURS=48\n# true: logins need a verified email (and signup an email).\n# REQUIRE_VERIFIED_EMAIL=false\n# Reset and verification mails per address, and requests per client IP, per hour.\n# MAIL_MAX_PER_ADDRESS=5\n# MAIL_MAX_PER_IP=30\n",
+            "{header}# 256 bits from the operating system's random number generator.\nSECRET_KEY={}\n# ALGORITHM=HS256\n# JWT_PRIVATE_KEY_FILE=  (RS256, ES256, EdDSA)\n# JWT_PUBLIC_KEY_FILE=\n# ACCESS_TOKEN_EXPIRE_MINUTES=30\n# REFRESH_TOKEN_EXPIRE_DAYS=14\n# Seconds a used refresh token still gets the same new one (0 to 60, 0 off):\n# REFRESH_TOKEN_REUSE_SECONDS=10\n# Written by `cargo xtask setup-jwt --rotate`: the key before the last rotation,\n# which verifies but never signs, and when it was retired:\n# SECRET_KEY_PREVIOUS=\n# JWT_PREVIOUS_PUBLIC_KEY_FILES=  (RS256, ES256, EdDSA; comma-separated)\n# JWT_KEY_ROTATED_AT=\n# JWT_ISSUER={name}\n# JWT_AUDIENCE={name}\n# JWT_LEEWAY_SECONDS=30\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n# ADMIN_USERNAME=\n# ADMIN_PASSWORD=\n{TRAFFIC_SETTINGS}# Mail (password-reset and verification links). file://DIR writes each mail as\n# an .eml file into DIR; smtp://user:password@host:587 (STARTTLS) or\n# smtps://user:password@host:465 (TLS) sends it. Percent-encode special characters.\n# MAIL_URL=file://./outbox\n# MAIL_FROM=no-reply@localhost\n# The address users open: links are PUBLIC_URL/reset-password?token=... and\n# PUBLIC_URL/verify?token=... (https outside loopback). Default http://HOST:PORT.\n# PUBLIC_URL=http://127.0.0.1:8000\n# RESET_TOKEN_EXPIRE_MINUTES=30\n# VERIFY_TOKEN_EXPIRE_HOURS=48\n# true: logins need a verified email (and signup an email).\n# REQUIRE_VERIFIED_EMAIL=false\n",
             auth_kit::random::secret_hex()
         ),
     }

@@ -240,7 +240,7 @@ impl AccountService {
         let mailer = Mailer::new(&account.mail, &account.mail_from)?;
         let mail_requests = MailRequestLimiter::from_settings(
             &settings.traffic,
-            account.mail_limits,
+            settings.traffic.mail_limits,
             &settings.service_name,
             Clock::System,
         )?;

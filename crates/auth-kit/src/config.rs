@@ -398,6 +398,9 @@ pub struct TrafficSettings {
     pub login_limits: LoginLimits,
     /// SIGNUP_MAX_PER_IP.
     pub signup_limits: SignupLimits,
+    /// MAIL_MAX_PER_ADDRESS, MAIL_MAX_PER_IP: password-reset and
+    /// verification mails asked for (forgot-password, request-verify).
+    pub mail_limits: MailLimits,
     /// RATE_LIMIT_URL: the Redis the counters live in (`None`: in process).
     pub rate_limit_url: Option<RateLimitUrl>,
     /// REQUEST_TIMEOUT_SECONDS.
@@ -917,6 +920,18 @@ fn read_traffic(env: &Environment, report: &mut Report) -> Option<TrafficSetting
             format!("{n} signups per client address per hour"),
         )
     });
+    let mails_per_address = report.take(integer(env, "MAIL_MAX_PER_ADDRESS", 5, 1, 1000), |n| {
+        Finding::pass(
+            "MAIL_MAX_PER_ADDRESS",
+            format!("{n} password-reset or verification mails per address per hour"),
+        )
+    });
+    let mails_per_ip = report.take(integer(env, "MAIL_MAX_PER_IP", 30, 1, 100_000), |n| {
+        Finding::pass(
+            "MAIL_MAX_PER_IP",
+            format!("{n} password-reset or verification mail requests per client address per hour"),
+        )
+    });
     let rate_limit_url = report.take(rate_limit_url(env), |url| match url {
         Some(url) => Finding::pass(
             "RATE_LIMIT_URL",
@@ -943,6 +958,11 @@ fn read_traffic(env: &Environment, report: &mut Report) -> Option<TrafficSetting
         signup_limits: SignupLimits {
             max_per_ip: u32::try_from(signups?).ok()?,
             window: SignupLimits::STANDARD.window,
+        },
+        mail_limits: MailLimits {
+            max_per_address: u32::try_from(mails_per_address?).ok()?,
+            max_per_ip: u32::try_from(mails_per_ip?).ok()?,
+            window: MailLimits::STANDARD.window,
         },
         rate_limit_url: rate_limit_url?,
         request_timeout: Duration::from_secs(timeout?),

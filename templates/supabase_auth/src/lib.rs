@@ -8,7 +8,7 @@
 use std::fmt;
 
 use auth_kit::Clock;
-use auth_kit::config::{MailLimits, ServerSettings, SupabaseSettings, TrafficSettings};
+use auth_kit::config::{ServerSettings, SupabaseSettings, TrafficSettings};
 use auth_kit::limiter::{MailRequestLimiter, RateLimiter, RedisUrlError};
 use auth_kit::policy::AccessPolicy;
 use auth_kit::store::{OpenError, Store};
@@ -70,7 +70,7 @@ impl App {
             .map_err(StartupError::Limiter)?;
         let mail_requests = MailRequestLimiter::from_settings(
             traffic,
-            MailLimits::STANDARD,
+            traffic.mail_limits,
             SERVICE_NAME,
             Clock::System,
         )

@@ -209,7 +209,13 @@ async fn forgot_password_refusals() {
 #[tokio::test]
 async fn forgot_password_when_supabase_is_down_is_503_within_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let s = server(dir.path(), StubConfig::es256()).await;
+    // Eleven requests for one address: above the default per-address limit.
+    let s = TestServer::start_with(
+        TestDatabase::sqlite(),
+        StubConfig::es256().outbox(dir.path().join("outbox")),
+        &[("MAIL_MAX_PER_ADDRESS", "100")],
+    )
+    .await;
     s.signup("cy@example.com", json!({})).await;
     for fault in [
         Fault::Slow(Duration::from_secs(10)),
@@ -277,4 +283,29 @@ async fn signup_confirmation_by_mail_when_autoconfirm_is_off() {
     assert_eq!(status, 200, "{session}");
     assert!(session["user"]["email_confirmed_at"].is_string());
     assert!(!s.token("dee@example.com").await.is_empty());
+}
+
+/// The service counts recovery requests itself, per address and per client
+/// address, before Supabase (which sees only this service's address).
+#[tokio::test]
+async fn forgot_password_is_limited_per_address_before_supabase() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start_with(
+        TestDatabase::sqlite(),
+        StubConfig::es256().outbox(dir.path().join("outbox")),
+        &[("MAIL_MAX_PER_ADDRESS", "2")],
+    )
+    .await;
+    for _ in 0..2 {
+        assert_eq!(forgot_password(&s, "di@example.com").await.status, 202);
+    }
+    let limited = forgot_password(&s, "DI@example.com").await;
+    assert_eq!(
+        (limited.status, limited.error().0),
+        (429, "too_many_requests"),
+        "{limited:?}"
+    );
+    let retry_after: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((3590..=3600).contains(&retry_after), "{retry_after}");
+    assert_eq!(forgot_password(&s, "ed@example.com").await.status, 202);
 }

@@ -69,8 +69,6 @@ pub struct AccountSettings {
     pub verify_token_ttl: Duration,
     /// REQUIRE_VERIFIED_EMAIL.
     pub email_verification: EmailVerification,
-    /// MAIL_MAX_PER_ADDRESS, MAIL_MAX_PER_IP (per hour).
-    pub mail_limits: MailLimits,
 }
 
 /// Reads the account settings into `report`; `listen` is the service's
@@ -161,18 +159,6 @@ pub(super) fn read_account(
             "set MAIL_URL to an SMTP server (smtp:// or smtps://), or REQUIRE_VERIFIED_EMAIL=false",
         ));
     }
-    let per_address = report.take(integer(env, "MAIL_MAX_PER_ADDRESS", 5, 1, 1000), |n| {
-        Finding::pass(
-            "MAIL_MAX_PER_ADDRESS",
-            format!("{n} reset or verification mails per address per hour"),
-        )
-    });
-    let per_ip = report.take(integer(env, "MAIL_MAX_PER_IP", 30, 1, 100_000), |n| {
-        Finding::pass(
-            "MAIL_MAX_PER_IP",
-            format!("{n} reset or verification mail requests per client IP per hour"),
-        )
-    });
     Some(AccountSettings {
         mail: mail?,
         mail_from: mail_from?,
@@ -180,11 +166,6 @@ pub(super) fn read_account(
         reset_token_ttl: Duration::from_secs(reset_minutes? * 60),
         verify_token_ttl: Duration::from_secs(verify_hours? * 3600),
         email_verification: email_verification?,
-        mail_limits: MailLimits {
-            max_per_address: u32::try_from(per_address?).ok()?,
-            max_per_ip: u32::try_from(per_ip?).ok()?,
-            window: MailLimits::STANDARD.window,
-        },
     })
 }
 
@@ -525,7 +506,6 @@ mod tests {
         assert_eq!(settings.reset_token_ttl, Duration::from_secs(30 * 60));
         assert_eq!(settings.verify_token_ttl, Duration::from_secs(48 * 3600));
         assert_eq!(settings.email_verification, EmailVerification::Optional);
-        assert_eq!(settings.mail_limits, MailLimits::STANDARD);
     }
 
     #[test]
@@ -630,16 +610,6 @@ mod tests {
             &[("MAIL_URL", "smtp://127.0.0.1:1025")],
             "MAIL_URL",
             &[Status::Pass],
-        );
-        check(
-            &[("MAIL_MAX_PER_ADDRESS", "0")],
-            "MAIL_MAX_PER_ADDRESS",
-            &[Status::Fail],
-        );
-        check(
-            &[("MAIL_MAX_PER_IP", "many")],
-            "MAIL_MAX_PER_IP",
-            &[Status::Fail],
         );
     }
 }
