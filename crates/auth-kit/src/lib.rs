@@ -8,6 +8,7 @@ pub mod extract;
 pub mod http;
 pub mod limiter;
 pub mod login;
+pub mod page;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod password;

@@ -6,7 +6,7 @@
 use auth_kit::extract::BearerToken;
 use auth_kit::http::{JsonBody, TokenRequest};
 use auth_kit::login::TokenResponse;
-use auth_kit::openapi::TokenForm;
+use auth_kit::openapi::{JsonBodyErrors, TokenForm};
 use auth_kit::supabase::{
     CurrentSupabaseUser, LogoutScope, SignUpOutcome, SupabaseAuth, SupabaseClaims, SupabaseClient,
     SupabaseProfile, SupabaseUser,
@@ -42,11 +42,11 @@ pub struct SignupAnswer {
 /// Creates a Supabase user.
 #[utoipa::path(post, path = "/auth/signup", tag = "auth", request_body = SignupRequest, responses(
     (status = 201, body = SignupAnswer),
-    (status = 400, description = "Malformed JSON", body = ErrorBody),
-    (status = 409, description = "email_taken", body = ErrorBody),
-    (status = 422, description = "A field is invalid (a weak password names the reasons)", body = ErrorBody),
-    (status = 429, body = ErrorBody),
-    (status = 503, description = "supabase_unavailable", body = ErrorBody),
+    (status = 403, description = "`forbidden`: signups are disabled in the Supabase project", body = ErrorBody),
+    (status = 409, description = "`email_taken`", body = ErrorBody),
+    (status = 429, description = "`too_many_requests`: Supabase's rate limit", body = ErrorBody),
+    (status = 503, description = "`supabase_unavailable`: Supabase Auth could not be asked; see `Retry-After`", body = ErrorBody),
+    JsonBodyErrors,
 ))]
 pub async fn signup(
     State(supabase): State<SupabaseClient>,
@@ -84,8 +84,9 @@ pub async fn signup(
     responses(
         (status = 200, body = TokenResponse),
         (status = 400, description = "invalid_request, invalid_grant or unsupported_grant_type", body = ErrorBody),
-        (status = 429, body = ErrorBody),
-        (status = 503, description = "supabase_unavailable", body = ErrorBody),
+        (status = 413, description = "`request_too_large`: the form is over 64 KiB", body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: Supabase's rate limit", body = ErrorBody),
+        (status = 503, description = "`supabase_unavailable`: Supabase Auth could not be asked; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn token(
     State(supabase): State<SupabaseClient>,
@@ -97,10 +98,8 @@ pub async fn token(
 /// Ends this session at Supabase: its refresh tokens stop working. Access
 /// tokens verified locally stay valid until they expire (SUPABASE_VERIFY=remote
 /// refuses them at once).
-#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("oauth2" = [])), responses(
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", responses(
     (status = 204, description = "Logged out"),
-    (status = 401, body = ErrorBody),
-    (status = 503, body = ErrorBody),
 ))]
 pub async fn logout(
     _caller: CurrentSupabaseUser,
