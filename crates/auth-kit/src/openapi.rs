@@ -173,6 +173,29 @@ pub fn describe(
         .insert(ErrorBody::name().into_owned(), ErrorBody::schema());
     openapi.components = Some(components);
     constrain_user_update(openapi, policy);
+    describe_every_response(openapi);
+}
+
+/// OpenAPI requires a description on every response: one left empty in a
+/// `#[utoipa::path]` gets the status's reason phrase (`OK`, `Created`).
+fn describe_every_response(openapi: &mut OpenApi) {
+    for item in openapi.paths.paths.values_mut() {
+        for operation in operations(item) {
+            for (status, response) in &mut operation.responses.responses {
+                if let RefOr::T(response) = response
+                    && response.description.is_empty()
+                {
+                    response.description = status
+                        .parse::<u16>()
+                        .ok()
+                        .and_then(|code| StatusCode::from_u16(code).ok())
+                        .and_then(|code| code.canonical_reason())
+                        .unwrap_or("Response")
+                        .to_owned();
+                }
+            }
+        }
+    }
 }
 
 /// The headers of `/docs` and `/openapi.json`: a Content-Security-Policy

@@ -44,13 +44,22 @@ impl Reply {
 impl TestServer {
     /// Starts the service on 127.0.0.1, on a free port, with an admin.
     pub async fn start(db: TestDatabase) -> Self {
+        Self::start_with(db, &[]).await
+    }
+
+    /// [`TestServer::start`] with more settings.
+    pub async fn start_with(db: TestDatabase, settings: &[(&str, &str)]) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let env = Environment::from_pairs([
-            ("SECRET_KEY", auth_kit::random::secret_hex()),
-            ("DATABASE_URL", db.url().to_owned()),
-            ("ADMIN_USERNAME", ADMIN.to_owned()),
-            ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
-        ]);
+        let env = Environment::from_pairs(
+            [
+                ("SECRET_KEY", auth_kit::random::secret_hex()),
+                ("DATABASE_URL", db.url().to_owned()),
+                ("ADMIN_USERNAME", ADMIN.to_owned()),
+                ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
+            ]
+            .into_iter()
+            .chain(settings.iter().map(|(k, v)| (*k, (*v).to_owned()))),
+        );
         let settings = ServiceSettings::from_env(&env, service::SERVICE_NAME).unwrap();
         let app = service::App::start(&settings).await.unwrap();
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -177,9 +186,14 @@ pub fn password_of(username: &str) -> String {
 
 /// Every backend this run can test: SQLite, and PostgreSQL when configured.
 pub async fn servers(test: &str) -> Vec<TestServer> {
+    servers_with(test, &[]).await
+}
+
+/// [`servers`] with more settings.
+pub async fn servers_with(test: &str, settings: &[(&str, &str)]) -> Vec<TestServer> {
     let mut servers = Vec::new();
     for db in TestDatabase::all(test).await {
-        servers.push(TestServer::start(db).await);
+        servers.push(TestServer::start_with(db, settings).await);
     }
     servers
 }
