@@ -304,8 +304,16 @@ impl<S: Send + Sync> FromRequestParts<S> for ResourceId {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::validation("id", "must be a positive integer"))?;
-        // Plain digits only: `+2` or ` 2` are not ids.
-        crate::page::parse_positive(&raw)
+        Self::parse(&raw)
+    }
+}
+
+impl ResourceId {
+    /// A path segment (already percent-decoded) as an id: plain decimal
+    /// digits of a positive 64-bit integer (`+2`, ` 2` and `02x` are not
+    /// ids), else 422 `id: must be a positive integer`.
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        crate::page::parse_positive(raw)
             .map(ResourceId)
             .ok_or_else(|| ApiError::validation("id", "must be a positive integer"))
     }
