@@ -486,7 +486,7 @@ async fn admins_grant_permissions_per_user() {
             422,
             error(
                 "validation_failed",
-                "disabled: invalid type: string \"yes\", expected a boolean",
+                "disabled: must be true or false",
             ),
         ),
         (

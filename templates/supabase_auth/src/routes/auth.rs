@@ -23,8 +23,12 @@ use utoipa::ToSchema;
 /// edit: it never grants a role or a permission.
 #[derive(Deserialize, ToSchema)]
 pub struct SignupRequest {
+    /// The user's email address.
+    #[schema(format = Email)]
     email: String,
-    #[schema(format = Password)]
+    /// Supabase Auth decides the rules: at least 6 characters by default; a
+    /// project may ask for more (a 422 names the reasons).
+    #[schema(format = Password, min_length = 6)]
     password: String,
     #[serde(default)]
     #[schema(value_type = Object)]
