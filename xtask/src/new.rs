@@ -326,7 +326,7 @@ fn check_destination(dest: &Path, force: bool) -> Result<()> {
 fn check_replaceable(dest: &Path) -> Result<()> {
     let refuse = |why: String| -> Result<()> {
         bail!(
-            "refusing to replace {}: {why}; move it away yourself, or choose another --dest",
+            "refusing to replace {}: {why}; remove it yourself if you mean it, or choose another --dest",
             dest.display()
         )
     };

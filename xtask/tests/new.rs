@@ -332,7 +332,8 @@ fn force_replaces_only_an_unchanged_previous_stamp() {
         ),
     ];
     for (what, change, expected) in cases {
-        assert_ok(&stamp(work.path(), "oauth2", &["--force"]));
+        std::fs::remove_dir_all(&dest).unwrap();
+        assert_ok(&stamp(work.path(), "oauth2", &[]));
         change(&dest);
         let before = tree(&dest);
         assert_refused(&stamp(work.path(), "oauth2", &["--force"]), expected);
