@@ -334,7 +334,9 @@ async fn io_checks(loaded: &LoadedEnv, static_findings: &[Finding]) -> Vec<Findi
         findings.push(finding);
         if answered
             && !failed("ADMIN_USERNAME")
-            && let Some(username) = env.get("ADMIN_USERNAME").filter(|_| env.get("ADMIN_PASSWORD").is_some())
+            && let Some(username) = env
+                .get("ADMIN_USERNAME")
+                .filter(|_| env.get("ADMIN_PASSWORD").is_some())
         {
             findings.push(admin_account(&url, username.trim()).await);
         }
@@ -387,7 +389,9 @@ async fn admin_account(url: &str, username: &str) -> Finding {
     match inspect_admin(url, username, IO_TIMEOUT).await {
         Ok(None) => Finding::pass(
             "ADMIN_USERNAME",
-            format!("no user is called '{username}' yet: the service creates the admin at start-up"),
+            format!(
+                "no user is called '{username}' yet: the service creates the admin at start-up"
+            ),
         ),
         Ok(Some(AdminBootstrapOutcome::NotAnAdmin { role, disabled })) => Finding::fail(
             "ADMIN_USERNAME",
@@ -403,7 +407,10 @@ async fn admin_account(url: &str, username: &str) -> Finding {
         ),
         Err(e) => Finding::warn(
             "ADMIN_USERNAME",
-            format!("cannot tell who '{username}' is in the database: {}", redact_password(url, &e)),
+            format!(
+                "cannot tell who '{username}' is in the database: {}",
+                redact_password(url, &e)
+            ),
             "check that DATABASE_URL is the service's database",
         ),
     }
@@ -486,14 +493,17 @@ async fn database_reachable(url: &str) -> (Finding, bool) {
             ),
             true,
         ),
-        Err(e) => (Finding::fail(
-            "DATABASE_URL",
-            format!(
-                "unreachable: {described}: {} (timeout {seconds} s)",
-                redact_password(url, &e)
+        Err(e) => (
+            Finding::fail(
+                "DATABASE_URL",
+                format!(
+                    "unreachable: {described}: {} (timeout {seconds} s)",
+                    redact_password(url, &e)
+                ),
+                "start the database, or fix the host, port, user, password or file in DATABASE_URL",
             ),
-            "start the database, or fix the host, port, user, password or file in DATABASE_URL",
-        ), false),
+            false,
+        ),
     }
 }
 

@@ -258,7 +258,15 @@ fn bad_input_is_refused_and_leaves_nothing() {
 }
 
 fn stamp(work: &Path, strategy: &str, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["new", "--strategy", strategy, "--name", "svc", "--dest", "svc"];
+    let mut args = vec![
+        "new",
+        "--strategy",
+        strategy,
+        "--name",
+        "svc",
+        "--dest",
+        "svc",
+    ];
     args.extend_from_slice(extra);
     xtask(&args, work)
 }
@@ -300,7 +308,11 @@ fn force_replaces_only_an_unchanged_previous_stamp() {
     // What cargo leaves behind is no reason to refuse.
     std::fs::write(dest.join("Cargo.lock"), "# rewritten by cargo\n").unwrap();
     std::fs::create_dir_all(dest.join("target/debug")).unwrap();
-    std::fs::write(dest.join("target/CACHEDIR.TAG"), "Signature: 8a477f597d28d172789f06886806bc55").unwrap();
+    std::fs::write(
+        dest.join("target/CACHEDIR.TAG"),
+        "Signature: 8a477f597d28d172789f06886806bc55",
+    )
+    .unwrap();
     std::fs::write(dest.join("target/debug/svc"), "binary").unwrap();
     assert_ok(&stamp(work.path(), "oauth2", &["--force"]));
 
@@ -357,12 +369,27 @@ fn force_never_replaces_home_or_a_root() {
     std::fs::create_dir(&home).unwrap();
     std::fs::write(home.join(".profile"), "mine").unwrap();
     for (dest, expected) in [
-        (home.to_str().unwrap(), "it is your home folder, or holds it"),
-        (work.path().to_str().unwrap(), "it is your home folder, or holds it"),
+        (
+            home.to_str().unwrap(),
+            "it is your home folder, or holds it",
+        ),
+        (
+            work.path().to_str().unwrap(),
+            "it is your home folder, or holds it",
+        ),
         ("/", "refusing to replace /"),
     ] {
         let out = Command::new(XTASK)
-            .args(["new", "--strategy", "jwt", "--name", "svc", "--dest", dest, "--force"])
+            .args([
+                "new",
+                "--strategy",
+                "jwt",
+                "--name",
+                "svc",
+                "--dest",
+                dest,
+                "--force",
+            ])
             .current_dir(std::env::temp_dir())
             .env("CARGO_NAME", "test")
             .env("HOME", &home)
@@ -370,5 +397,8 @@ fn force_never_replaces_home_or_a_root() {
             .unwrap();
         assert_refused(&out, expected);
     }
-    assert_eq!(std::fs::read_to_string(home.join(".profile")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(home.join(".profile")).unwrap(),
+        "mine"
+    );
 }

@@ -203,10 +203,18 @@ fn a_stamped_oauth2_service_passes_every_probe() {
 
     // As the admin: an admin token asked for `me` only cannot list users.
     let (output, out) = probe_as(&base, &project.join(".env"), "admin", ADMIN_PASSWORD);
-    assert_eq!(output.status.code(), Some(0), "{out}{}", common::stderr(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{out}{}",
+        common::stderr(&output)
+    );
     assert_eq!(status_of(&out, DOWN_SCOPED), "PASS", "{out}");
     assert_all_pass_but(&out, &["scope the user does not hold"]);
-    assert!(!out.contains(ADMIN_PASSWORD), "the password is never printed");
+    assert!(
+        !out.contains(ADMIN_PASSWORD),
+        "the password is never printed"
+    );
 
     // --json: the same probes, parseable.
     let output = run(&[
@@ -285,10 +293,16 @@ fn passwords_never_come_from_the_command_line() {
     assert_one_line_error(&output, "VALIDATE_PASSWORD");
     assert!(!common::stderr(&output).contains("hunter2"));
     // No terminal to ask on and no VALIDATE_PASSWORD: one line saying so.
-    let output = common::xtask(&["validate", "--url", "http://127.0.0.1:9", "--username", "admin"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let output = common::xtask(&[
+        "validate",
+        "--url",
+        "http://127.0.0.1:9",
+        "--username",
+        "admin",
+    ])
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
     assert_one_line_error(&output, "set VALIDATE_PASSWORD");
 }
 

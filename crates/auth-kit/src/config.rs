@@ -1037,8 +1037,10 @@ mod tests {
             .unwrap_err();
             assert!(err.fix().contains("cargo xtask setup-jwt"), "{err}");
             let long = key(min);
-            let settings =
-                ServiceSettings::from_env(&env(&[("ALGORITHM", alg), ("SECRET_KEY", &long)]), "svc");
+            let settings = ServiceSettings::from_env(
+                &env(&[("ALGORITHM", alg), ("SECRET_KEY", &long)]),
+                "svc",
+            );
             assert!(settings.is_ok(), "{alg} with {min} bytes: {settings:?}");
         }
         // HS256 keeps the 32-byte floor.

@@ -119,12 +119,20 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 fn field_problem(field: String, message: &str) -> (String, Cow<'static, str>) {
     let quoted = |rest: &str| rest.split('`').nth(1).map(str::to_owned);
     if let Some(name) = message.strip_prefix("missing field ").and_then(quoted) {
-        let name = if field == "body" { name } else { format!("{field}.{name}") };
+        let name = if field == "body" {
+            name
+        } else {
+            format!("{field}.{name}")
+        };
         return (name, Cow::Borrowed("field required"));
     }
     if message.starts_with("duplicate field ") {
         let name = quoted(message).unwrap_or_default();
-        let name = if field == "body" { name } else { format!("{field}.{name}") };
+        let name = if field == "body" {
+            name
+        } else {
+            format!("{field}.{name}")
+        };
         return (name, Cow::Borrowed("given more than once"));
     }
     if let Some(expected) = message.split_once(", expected ").map(|(_, e)| e) {

@@ -8,9 +8,9 @@ pub mod extract;
 pub mod http;
 pub mod limiter;
 pub mod login;
-pub mod page;
 #[cfg(feature = "openapi")]
 pub mod openapi;
+pub mod page;
 pub mod password;
 pub mod policy;
 pub mod random;

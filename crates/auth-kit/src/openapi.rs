@@ -147,9 +147,7 @@ where
         .url("/openapi.json", openapi)
         .oauth(oauth)
         .into();
-    routes.merge(
-        docs.layer(axum::middleware::map_response(docs_response)),
-    )
+    routes.merge(docs.layer(axum::middleware::map_response(docs_response)))
 }
 
 /// Fills in `info`, the security scheme and the error schema (also usable
@@ -375,11 +373,11 @@ impl IntoResponses for JsonBodyErrors {
     fn responses() -> BTreeMap<String, RefOr<ApiResponse>> {
         let mut responses = InvalidInput::responses();
         for (status, description) in [
-            ("400", "`invalid_request`: the body is empty or not valid JSON"),
             (
-                "413",
-                "`request_too_large`: the body is over 64 KiB",
+                "400",
+                "`invalid_request`: the body is empty or not valid JSON",
             ),
+            ("413", "`request_too_large`: the body is over 64 KiB"),
             (
                 "415",
                 "`unsupported_media_type`: the body is not `application/json`",
@@ -425,10 +423,12 @@ impl PartialSchema for TokenForm {
                 .min_length(Some(1))
                 .description(Some(description))
         };
-        let scope = || ObjectBuilder::new().schema_type(Type::String).description(Some(
+        let scope = || {
+            ObjectBuilder::new().schema_type(Type::String).description(Some(
             "Space-separated scopes: for a password grant, omit for everything the user holds; \
              for a refresh grant, a subset of the original grant. A service without scopes ignores it.",
-        ));
+        ))
+        };
         let grant = |name: &str| {
             ObjectBuilder::new()
                 .schema_type(Type::String)
@@ -528,7 +528,9 @@ pub mod schemas {
     pub fn full_name() -> Object {
         nullable_string()
             .max_length(Some(FULL_NAME_MAX_CHARS))
-            .description(Some(format!("Optional, up to {FULL_NAME_MAX_CHARS} characters")))
+            .description(Some(format!(
+                "Optional, up to {FULL_NAME_MAX_CHARS} characters"
+            )))
             .build()
     }
 
@@ -568,7 +570,10 @@ fn constrain_user_update(openapi: &mut OpenApi, policy: &AccessPolicy) {
     else {
         return;
     };
-    let roles = policy.roles().iter().map(|r| serde_json::Value::from(r.name));
+    let roles = policy
+        .roles()
+        .iter()
+        .map(|r| serde_json::Value::from(r.name));
     update.properties.insert(
         "role".to_owned(),
         ObjectBuilder::new()

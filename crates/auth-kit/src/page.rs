@@ -20,9 +20,9 @@ use std::borrow::Cow;
 
 use axum::Json;
 use axum::extract::{FromRequestParts, OriginalUri};
+use axum::http::HeaderValue;
 use axum::http::header::LINK;
 use axum::http::request::Parts;
-use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -210,9 +210,9 @@ impl utoipa::IntoParams for PageRequest {
     fn into_params(
         _parameter_in_provider: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
     ) -> Vec<utoipa::openapi::path::Parameter> {
-        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
-        use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, KnownFormat, Type};
         use utoipa::openapi::Required;
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
         let limit = ObjectBuilder::new()
             .schema_type(Type::Integer)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
@@ -251,9 +251,12 @@ mod tests {
     use super::*;
 
     fn check(query: &str, expected: Result<(u32, Option<i64>), &str>) {
-        let got = PageRequest::parse("/x", Some(query))
-            .map(|r| (r.limit, r.after));
-        assert_eq!(got.map_err(|e| e.to_string()), expected.map_err(str::to_owned), "{query:?}");
+        let got = PageRequest::parse("/x", Some(query)).map(|r| (r.limit, r.after));
+        assert_eq!(
+            got.map_err(|e| e.to_string()),
+            expected.map_err(str::to_owned),
+            "{query:?}"
+        );
     }
 
     #[test]
@@ -264,11 +267,26 @@ mod tests {
         check("after=9223372036854775807", Ok((50, Some(i64::MAX))));
         check("other=1&limit=3", Ok((3, None)));
         let limit = Err("limit: must be a whole number from 1 to 200");
-        for bad in ["limit=0", "limit=201", "limit=", "limit=-1", "limit=+5", "limit=5x", "limit=99999999999"] {
+        for bad in [
+            "limit=0",
+            "limit=201",
+            "limit=",
+            "limit=-1",
+            "limit=+5",
+            "limit=5x",
+            "limit=99999999999",
+        ] {
             check(bad, limit);
         }
         let after = Err("after: must be a positive integer (an id)");
-        for bad in ["after=0", "after=", "after=-3", "after=+3", "after=%203", "after=9223372036854775808"] {
+        for bad in [
+            "after=0",
+            "after=",
+            "after=-3",
+            "after=+3",
+            "after=%203",
+            "after=9223372036854775808",
+        ] {
             check(bad, after);
         }
         check("limit=2&limit=3", Err("limit: given more than once"));

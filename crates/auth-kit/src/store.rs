@@ -1071,7 +1071,10 @@ pub async fn inspect_admin(
                 .connect_with(options)
                 .await
                 .map_err(|e| e.to_string())?;
-            let row = sqlx::query_as(&query).bind(username).fetch_optional(&pool).await;
+            let row = sqlx::query_as(&query)
+                .bind(username)
+                .fetch_optional(&pool)
+                .await;
             pool.close().await;
             row
         } else {
@@ -1083,7 +1086,10 @@ pub async fn inspect_admin(
                 .connect_with(options)
                 .await
                 .map_err(|e| e.to_string())?;
-            let row = sqlx::query_as(&query).bind(username).fetch_optional(&pool).await;
+            let row = sqlx::query_as(&query)
+                .bind(username)
+                .fetch_optional(&pool)
+                .await;
             pool.close().await;
             row
         };
@@ -1092,7 +1098,8 @@ pub async fn inspect_admin(
             // A database the service never started on has no users table:
             // the admin will be created.
             Err(sqlx::Error::Database(db))
-                if db.code().as_deref() == Some("42P01") || db.message().contains("no such table") =>
+                if db.code().as_deref() == Some("42P01")
+                    || db.message().contains("no such table") =>
             {
                 Ok(None)
             }

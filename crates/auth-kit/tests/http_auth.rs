@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_kit::{Clock, ScopeMode};
 use auth_kit::extract::standard::{Admin, DeleteItems, ReadItems};
 use auth_kit::extract::{
     Authenticator, CurrentUser, RequirePermission, RequireRole, RequireScopes, ScopeRequirement,
@@ -19,6 +18,7 @@ use auth_kit::testing::TestDatabase;
 use auth_kit::token::{
     AccessGrant, AccessTokenVerifier, ClaimRules, Leeway, SigningKeys, TokenIssuer,
 };
+use auth_kit::{Clock, ScopeMode};
 use axum::Router;
 use axum::extract::FromRef;
 use axum::http::StatusCode;

@@ -37,7 +37,10 @@ fn contract_shape(error: impl IntoResponse) -> (u16, Value) {
     assert!((400..500).contains(&status), "{status} {body}");
     let object = body.as_object().unwrap();
     assert_eq!(object.len(), 2, "{body}");
-    assert!(object["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
+    assert!(
+        object["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
     assert!(object["error_description"].is_string(), "{body}");
     (status, body)
 }
@@ -45,8 +48,17 @@ fn contract_shape(error: impl IntoResponse) -> (u16, Value) {
 /// Words that would mean a Rust type, or serde's raw message (which names
 /// types and echoes input), reached a client.
 const RUST_WORDS: [&str; 11] = [
-    "struct ", "SignupRequest", "UserUpdate", "NewItem", "Option<", "Vec<", " u8", " i64",
-    "invalid type", "invalid value", "expected ",
+    "struct ",
+    "SignupRequest",
+    "UserUpdate",
+    "NewItem",
+    "Option<",
+    "Vec<",
+    " u8",
+    " i64",
+    "invalid type",
+    "invalid value",
+    "expected ",
 ];
 
 fn assert_field_message(body: &Value, fields: &[&str]) {
@@ -354,5 +366,8 @@ const SETTINGS: [&str; 18] = [
 
 fn verifier() -> AccessTokenVerifier {
     let keys = Arc::new(SigningKeys::random_hmac());
-    AccessTokenVerifier::new(&keys, ClaimRules::new("svc", "svc", Leeway::seconds(30).unwrap()))
+    AccessTokenVerifier::new(
+        &keys,
+        ClaimRules::new("svc", "svc", Leeway::seconds(30).unwrap()),
+    )
 }

@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use auth_kit::extract::Lookup;
+use auth_kit::page::PageRequest;
 use auth_kit::store::{
     AdminBootstrapOutcome, Backend, CreateItemError, CreateUserError, NewItem, NewUser,
     RefreshTokenHash, Store, TakenField, UserUpdate,
 };
-use auth_kit::page::PageRequest;
 use auth_kit::testing::TestDatabase;
 
 /// A quota no test reaches unless it means to.
@@ -254,7 +254,11 @@ async fn deleting_a_user_takes_items_and_logins() {
             "{db:?}"
         );
         assert_eq!(
-            store.items_of(keeper.id, &all_rows()).await.unwrap().into_rows(),
+            store
+                .items_of(keeper.id, &all_rows())
+                .await
+                .unwrap()
+                .into_rows(),
             vec![kept]
         );
         // A new user never gets the deleted user's id.
@@ -478,7 +482,11 @@ async fn subject_items_belong_to_their_subject() {
             .await
             .unwrap();
         assert_eq!(
-            store.items_of_subject(a, &all_rows()).await.unwrap().into_rows(),
+            store
+                .items_of_subject(a, &all_rows())
+                .await
+                .unwrap()
+                .into_rows(),
             vec![first.clone()],
             "{db:?}"
         );

@@ -484,10 +484,7 @@ async fn admins_grant_permissions_per_user() {
         (
             r#"{"disabled":"yes"}"#,
             422,
-            error(
-                "validation_failed",
-                "disabled: must be true or false",
-            ),
+            error("validation_failed", "disabled: must be true or false"),
         ),
         (
             "{",

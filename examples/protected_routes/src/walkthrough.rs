@@ -48,7 +48,9 @@ pub const CALLS: &[Call] = &[
     call("POST", "/token", 200)
         .body(Body::ScopedPasswordGrant(ADMIN, "me"))
         .saves("ADMIN_ME_TOKEN", "access_token")
-        .shows("Log in as admin, asking for the scope me only (a token for a tool that needs no more)"),
+        .shows(
+            "Log in as admin, asking for the scope me only (a token for a tool that needs no more)",
+        ),
     call("GET", "/admin", 403)
         .bearer("ADMIN_ME_TOKEN")
         .error("insufficient_scope")

@@ -607,8 +607,13 @@ async fn role_and_permission_routes_need_their_scope() {
         let kim_path = format!("/users/{kim}");
         for reply in [
             s.get("/users", Some(&admin_me_only)).await,
-            s.json("PATCH", &kim_path, Some(&admin_me_only), json!({"role": "guest"}))
-                .await,
+            s.json(
+                "PATCH",
+                &kim_path,
+                Some(&admin_me_only),
+                json!({"role": "guest"}),
+            )
+            .await,
             s.delete(&kim_path, Some(&admin_me_only)).await,
         ] {
             assert_challenge(&reply, 403, lacks_admin);
@@ -697,7 +702,12 @@ async fn lists_are_paged_with_a_link_to_the_next_page() {
         let mut created = Vec::new();
         for n in 0..5 {
             let item = s
-                .json("POST", "/items", Some(&token), json!({"title": format!("item {n}")}))
+                .json(
+                    "POST",
+                    "/items",
+                    Some(&token),
+                    json!({"title": format!("item {n}")}),
+                )
                 .await;
             assert_eq!(item.status, 201, "{item:?}");
             created.push(item.body["id"].clone());
@@ -708,7 +718,13 @@ async fn lists_are_paged_with_a_link_to_the_next_page() {
         while let Some(path) = next.take() {
             let page = s.get(&path, Some(&token)).await;
             assert_eq!(page.status, 200, "{} {path}: {page:?}", s.backend);
-            seen.extend(page.body.as_array().unwrap().iter().map(|i| i["id"].clone()));
+            seen.extend(
+                page.body
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| i["id"].clone()),
+            );
             pages += 1;
             next = page.header("link").map(|link| {
                 assert!(link.ends_with(r#">; rel="next""#), "{link}");
@@ -723,13 +739,25 @@ async fn lists_are_paged_with_a_link_to_the_next_page() {
         let first = s.get("/users/me/items?limit=2", Some(&token)).await;
         assert_eq!(
             first.header("link"),
-            Some(format!("</users/me/items?after={}&limit=2>; rel=\"next\"", created[1]).as_str())
+            Some(
+                format!(
+                    "</users/me/items?after={}&limit=2>; rel=\"next\"",
+                    created[1]
+                )
+                .as_str()
+            )
         );
         // The default page holds everything here, and links nowhere.
         let all = s.get("/users/me/items", Some(&token)).await;
-        assert_eq!((all.body.as_array().unwrap().len(), all.header("link")), (5, None));
+        assert_eq!(
+            (all.body.as_array().unwrap().len(), all.header("link")),
+            (5, None)
+        );
         let after = s
-            .get(&format!("/users/me/items?after={}", created[3]), Some(&token))
+            .get(
+                &format!("/users/me/items?after={}", created[3]),
+                Some(&token),
+            )
             .await;
         assert_eq!(after.body.as_array().unwrap().len(), 1);
 
@@ -740,9 +768,18 @@ async fn lists_are_paged_with_a_link_to_the_next_page() {
             ("after=0", "after"),
             ("after=-1", "after"),
         ] {
-            let bad = s.get(&format!("/users/me/items?{query}"), Some(&token)).await;
-            assert_eq!((bad.status, bad.error().0), (422, "validation_failed"), "{query}");
-            assert!(bad.error().1.starts_with(&format!("{field}: ")), "{query}: {bad:?}");
+            let bad = s
+                .get(&format!("/users/me/items?{query}"), Some(&token))
+                .await;
+            assert_eq!(
+                (bad.status, bad.error().0),
+                (422, "validation_failed"),
+                "{query}"
+            );
+            assert!(
+                bad.error().1.starts_with(&format!("{field}: ")),
+                "{query}: {bad:?}"
+            );
         }
 
         let admin = s.admin_token().await;
@@ -761,7 +798,12 @@ async fn items_are_capped_per_user() {
         s.signup("max").await;
         let token = s.token("max", &password_of("max"), None).await;
         let create = |n: u32| {
-            s.json("POST", "/items", Some(&token), json!({"title": format!("item {n}")}))
+            s.json(
+                "POST",
+                "/items",
+                Some(&token),
+                json!({"title": format!("item {n}")}),
+            )
         };
         // Eight creations in flight at once.
         let replies = tokio::join!(
@@ -786,7 +828,9 @@ async fn items_are_capped_per_user() {
         // Another user has a quota of their own.
         s.signup("min").await;
         let other = s.token("min", &password_of("min"), None).await;
-        let theirs = s.json("POST", "/items", Some(&other), json!({"title": "t"})).await;
+        let theirs = s
+            .json("POST", "/items", Some(&other), json!({"title": "t"}))
+            .await;
         assert_eq!(theirs.status, 201);
     }
 }
@@ -802,24 +846,114 @@ async fn validation_messages_name_the_field_never_a_rust_type() {
         let token = s.token("vic", &password_of("vic"), None).await;
         let user = format!("/users/{id}");
         let cases: [(&str, &str, Option<&str>, &str, &str); 14] = [
-            ("POST", "/auth/signup", None, r#""vic""#, "body: must be a JSON object"),
-            ("POST", "/auth/signup", None, r#"["vic", "password"]"#, "body: must be a JSON object"),
-            ("POST", "/auth/signup", None, r#"{"username": 5, "password": "long enough"}"#, "username: must be a string"),
-            ("POST", "/auth/signup", None, r#"{"username": "vic2"}"#, "password: field required"),
-            ("POST", "/auth/signup", None, r#"{"username": "vic2", "password": "long enough", "email": ["a"]}"#, "email: must be a string"),
-            ("POST", "/auth/signup", None, r#"{"username": "vic2", "username": "vic3", "password": "long enough"}"#, "username: given more than once"),
-            ("POST", "/items", Some(&token), r#"{"title": 5}"#, "title: must be a string"),
-            ("POST", "/items", Some(&token), r#"{"title": "t", "description": {}}"#, "description: must be a string"),
-            ("POST", "/items", Some(&token), "17", "body: must be a JSON object"),
-            ("PATCH", &user, Some(&admin), r#"{"disabled": "yes"}"#, "disabled: must be true or false"),
-            ("PATCH", &user, Some(&admin), r#"{"permissions": "items:delete"}"#, "permissions: must be an array"),
-            ("PATCH", &user, Some(&admin), r#"{"permissions": [7]}"#, "permissions[0]: must be a string"),
-            ("PATCH", &user, Some(&admin), r#"{"role": "root"}"#, "role: unknown role; known: guest, user, admin"),
-            ("PATCH", &user, Some(&admin), r#"{"role": true}"#, "role: must be a string"),
+            (
+                "POST",
+                "/auth/signup",
+                None,
+                r#""vic""#,
+                "body: must be a JSON object",
+            ),
+            (
+                "POST",
+                "/auth/signup",
+                None,
+                r#"["vic", "password"]"#,
+                "body: must be a JSON object",
+            ),
+            (
+                "POST",
+                "/auth/signup",
+                None,
+                r#"{"username": 5, "password": "long enough"}"#,
+                "username: must be a string",
+            ),
+            (
+                "POST",
+                "/auth/signup",
+                None,
+                r#"{"username": "vic2"}"#,
+                "password: field required",
+            ),
+            (
+                "POST",
+                "/auth/signup",
+                None,
+                r#"{"username": "vic2", "password": "long enough", "email": ["a"]}"#,
+                "email: must be a string",
+            ),
+            (
+                "POST",
+                "/auth/signup",
+                None,
+                r#"{"username": "vic2", "username": "vic3", "password": "long enough"}"#,
+                "username: given more than once",
+            ),
+            (
+                "POST",
+                "/items",
+                Some(&token),
+                r#"{"title": 5}"#,
+                "title: must be a string",
+            ),
+            (
+                "POST",
+                "/items",
+                Some(&token),
+                r#"{"title": "t", "description": {}}"#,
+                "description: must be a string",
+            ),
+            (
+                "POST",
+                "/items",
+                Some(&token),
+                "17",
+                "body: must be a JSON object",
+            ),
+            (
+                "PATCH",
+                &user,
+                Some(&admin),
+                r#"{"disabled": "yes"}"#,
+                "disabled: must be true or false",
+            ),
+            (
+                "PATCH",
+                &user,
+                Some(&admin),
+                r#"{"permissions": "items:delete"}"#,
+                "permissions: must be an array",
+            ),
+            (
+                "PATCH",
+                &user,
+                Some(&admin),
+                r#"{"permissions": [7]}"#,
+                "permissions[0]: must be a string",
+            ),
+            (
+                "PATCH",
+                &user,
+                Some(&admin),
+                r#"{"role": "root"}"#,
+                "role: unknown role; known: guest, user, admin",
+            ),
+            (
+                "PATCH",
+                &user,
+                Some(&admin),
+                r#"{"role": true}"#,
+                "role: must be a string",
+            ),
         ];
         for (method, path, token, body, expected) in cases {
             let reply = s
-                .send(method, path, token, Some("application/json"), body.as_bytes().to_vec())
+                .send(
+                    method,
+                    path,
+                    token,
+                    Some("application/json"),
+                    body.as_bytes().to_vec(),
+                )
                 .await;
             assert_eq!(
                 reply.body,
@@ -828,7 +962,9 @@ async fn validation_messages_name_the_field_never_a_rust_type() {
                 s.backend
             );
             assert_eq!(reply.status, 422);
-            for rust in ["struct", "Request", "Update", "NewItem", "u8", "i64", "Vec", "Option"] {
+            for rust in [
+                "struct", "Request", "Update", "NewItem", "u8", "i64", "Vec", "Option",
+            ] {
                 assert!(!reply.error().1.contains(rust), "{rust} in {reply:?}");
             }
         }
@@ -844,12 +980,24 @@ async fn documentation_pages_carry_security_headers() {
             let page = s.get(path, None).await;
             assert_eq!(page.status, 200, "{path}");
             let csp = page.header("content-security-policy").unwrap_or_default();
-            for directive in ["default-src 'none'", "script-src 'self'", "frame-ancestors 'none'"] {
+            for directive in [
+                "default-src 'none'",
+                "script-src 'self'",
+                "frame-ancestors 'none'",
+            ] {
                 assert!(csp.contains(directive), "{path}: {csp}");
             }
-            assert_eq!(page.header("x-content-type-options"), Some("nosniff"), "{path}");
+            assert_eq!(
+                page.header("x-content-type-options"),
+                Some("nosniff"),
+                "{path}"
+            );
             assert_eq!(page.header("x-frame-options"), Some("DENY"), "{path}");
-            assert_eq!(page.header("referrer-policy"), Some("no-referrer"), "{path}");
+            assert_eq!(
+                page.header("referrer-policy"),
+                Some("no-referrer"),
+                "{path}"
+            );
         }
         for path in ["/docs/no-such-file.js", "/docs/%2e%2e/x"] {
             let missing = s.get(path, None).await;
@@ -878,7 +1026,11 @@ async fn the_openapi_document_tells_the_truth() {
         let doc = reply.body;
         assert_eq!(doc["info"]["title"], json!(service::SERVICE_NAME));
         assert_eq!(doc["info"]["version"], json!(env!("CARGO_PKG_VERSION")));
-        assert!(doc["info"]["description"].as_str().is_some_and(|d| !d.is_empty()));
+        assert!(
+            doc["info"]["description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty())
+        );
         // The stamped Cargo.toml sets no authors or license: none is shown.
         assert!(doc["info"].get("contact").is_none(), "{}", doc["info"]);
         assert!(doc["info"].get("license").is_none(), "{}", doc["info"]);
@@ -900,11 +1052,22 @@ async fn the_openapi_document_tells_the_truth() {
         assert_eq!(item["title"]["minLength"], json!(1));
         assert_eq!(item["title"]["maxLength"], json!(ITEM_TITLE_MAX_CHARS));
         assert_eq!(item["title"]["pattern"], json!(ITEM_TITLE_PATTERN));
-        assert_eq!(item["description"]["maxLength"], json!(ITEM_DESCRIPTION_MAX_CHARS));
+        assert_eq!(
+            item["description"]["maxLength"],
+            json!(ITEM_DESCRIPTION_MAX_CHARS)
+        );
         let update = &schemas["UserUpdate"]["properties"];
-        assert_eq!(update["role"]["enum"], json!(["guest", "user", "admin", null]));
+        assert_eq!(
+            update["role"]["enum"],
+            json!(["guest", "user", "admin", null])
+        );
         assert_eq!(update["permissions"]["maxItems"], json!(64));
-        assert!(update["permissions"]["items"]["enum"].as_array().unwrap().contains(&json!("items:delete")));
+        assert!(
+            update["permissions"]["items"]["enum"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("items:delete"))
+        );
         let grants: Vec<&Value> = schemas["TokenForm"]["oneOf"]
             .as_array()
             .unwrap()
@@ -914,16 +1077,30 @@ async fn the_openapi_document_tells_the_truth() {
         assert_eq!(grants, [&json!(["password"]), &json!(["refresh_token"])]);
         for path in ["/users", "/users/me/items"] {
             let parameters = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
-            let limit = parameters.iter().find(|p| p["name"] == json!("limit")).unwrap();
+            let limit = parameters
+                .iter()
+                .find(|p| p["name"] == json!("limit"))
+                .unwrap();
             assert_eq!(limit["schema"]["minimum"], json!(MIN_PAGE_LIMIT));
             assert_eq!(limit["schema"]["maximum"], json!(MAX_PAGE_LIMIT));
             assert_eq!(limit["schema"]["default"], json!(DEFAULT_PAGE_LIMIT));
-            let after = parameters.iter().find(|p| p["name"] == json!("after")).unwrap();
+            let after = parameters
+                .iter()
+                .find(|p| p["name"] == json!("after"))
+                .unwrap();
             assert_eq!(after["schema"]["minimum"], json!(1));
         }
-        for (method, path) in [("delete", "/items/{id}"), ("patch", "/users/{id}"), ("delete", "/users/{id}")] {
+        for (method, path) in [
+            ("delete", "/items/{id}"),
+            ("patch", "/users/{id}"),
+            ("delete", "/users/{id}"),
+        ] {
             let id = &doc["paths"][path][method]["parameters"][0];
-            assert_eq!((&id["name"], &id["schema"]["minimum"]), (&json!("id"), &json!(1)), "{method} {path}");
+            assert_eq!(
+                (&id["name"], &id["schema"]["minimum"]),
+                (&json!("id"), &json!(1)),
+                "{method} {path}"
+            );
         }
 
         // Every response is described; every error is the contract's shape;
@@ -933,14 +1110,25 @@ async fn the_openapi_document_tells_the_truth() {
             for (method, operation) in item.as_object().unwrap() {
                 let responses = operation["responses"].as_object().unwrap();
                 for (status, response) in responses {
-                    assert!(response["description"].as_str().is_some_and(|d| !d.is_empty()), "{method} {path} {status}");
+                    assert!(
+                        response["description"]
+                            .as_str()
+                            .is_some_and(|d| !d.is_empty()),
+                        "{method} {path} {status}"
+                    );
                     if status.starts_with('4') || status.starts_with('5') {
-                        assert_eq!(response["content"]["application/json"]["schema"], error_body, "{method} {path} {status}");
+                        assert_eq!(
+                            response["content"]["application/json"]["schema"], error_body,
+                            "{method} {path} {status}"
+                        );
                     }
                 }
                 if operation.get("security").is_some() {
                     for status in ["401", "403"] {
-                        assert!(responses.contains_key(status), "{method} {path} lacks {status}");
+                        assert!(
+                            responses.contains_key(status),
+                            "{method} {path} lacks {status}"
+                        );
                     }
                 }
                 // A JSON body can be broken (400), too large (413), not JSON
@@ -955,28 +1143,60 @@ async fn the_openapi_document_tells_the_truth() {
                     &[]
                 };
                 for status in expected {
-                    assert!(responses.contains_key(*status), "{method} {path} lacks {status}");
+                    assert!(
+                        responses.contains_key(*status),
+                        "{method} {path} lacks {status}"
+                    );
                 }
             }
         }
-        assert!(doc["paths"]["/items"]["post"]["responses"]["409"]["description"]
-            .as_str()
-            .unwrap()
-            .contains("quota_exceeded"));
+        assert!(
+            doc["paths"]["/items"]["post"]["responses"]["409"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("quota_exceeded")
+        );
 
         // The service agrees with the document at the edges of each rule.
         let long_name = "u".repeat(USERNAME_MAX_CHARS);
         let signups = [
             (json!({"username": "ab", "password": "long enough"}), 422),
-            (json!({"username": long_name, "password": "long enough"}), 201),
-            (json!({"username": format!("{long_name}u"), "password": "long enough"}), 422),
-            (json!({"username": "has space", "password": "long enough"}), 422),
-            (json!({"username": "edge7", "password": "x".repeat(MIN_PASSWORD_CHARS - 1)}), 422),
-            (json!({"username": "edge8", "password": "x".repeat(MIN_PASSWORD_CHARS)}), 201),
-            (json!({"username": "edge9", "password": "x".repeat(MAX_PASSWORD_BYTES + 1)}), 422),
-            (json!({"username": "edge10", "password": "long enough", "full_name": "n".repeat(FULL_NAME_MAX_CHARS)}), 201),
-            (json!({"username": "edge11", "password": "long enough", "full_name": "n".repeat(FULL_NAME_MAX_CHARS + 1)}), 422),
-            (json!({"username": "edge12", "password": "long enough", "email": "not-an-email"}), 422),
+            (
+                json!({"username": long_name, "password": "long enough"}),
+                201,
+            ),
+            (
+                json!({"username": format!("{long_name}u"), "password": "long enough"}),
+                422,
+            ),
+            (
+                json!({"username": "has space", "password": "long enough"}),
+                422,
+            ),
+            (
+                json!({"username": "edge7", "password": "x".repeat(MIN_PASSWORD_CHARS - 1)}),
+                422,
+            ),
+            (
+                json!({"username": "edge8", "password": "x".repeat(MIN_PASSWORD_CHARS)}),
+                201,
+            ),
+            (
+                json!({"username": "edge9", "password": "x".repeat(MAX_PASSWORD_BYTES + 1)}),
+                422,
+            ),
+            (
+                json!({"username": "edge10", "password": "long enough", "full_name": "n".repeat(FULL_NAME_MAX_CHARS)}),
+                201,
+            ),
+            (
+                json!({"username": "edge11", "password": "long enough", "full_name": "n".repeat(FULL_NAME_MAX_CHARS + 1)}),
+                422,
+            ),
+            (
+                json!({"username": "edge12", "password": "long enough", "email": "not-an-email"}),
+                422,
+            ),
         ];
         for (body, status) in signups {
             let reply = s.json("POST", "/auth/signup", None, body.clone()).await;
@@ -988,8 +1208,14 @@ async fn the_openapi_document_tells_the_truth() {
             (json!({"title": " \t\r\n"}), 422),
             (json!({"title": "t".repeat(ITEM_TITLE_MAX_CHARS)}), 201),
             (json!({"title": "t".repeat(ITEM_TITLE_MAX_CHARS + 1)}), 422),
-            (json!({"title": "t", "description": "d".repeat(ITEM_DESCRIPTION_MAX_CHARS)}), 201),
-            (json!({"title": "t", "description": "d".repeat(ITEM_DESCRIPTION_MAX_CHARS + 1)}), 422),
+            (
+                json!({"title": "t", "description": "d".repeat(ITEM_DESCRIPTION_MAX_CHARS)}),
+                201,
+            ),
+            (
+                json!({"title": "t", "description": "d".repeat(ITEM_DESCRIPTION_MAX_CHARS + 1)}),
+                422,
+            ),
         ];
         for (body, status) in items {
             let reply = s.json("POST", "/items", Some(&token), body.clone()).await;
@@ -1001,7 +1227,11 @@ async fn the_openapi_document_tells_the_truth() {
             (format!("limit={}", MIN_PAGE_LIMIT - 1), 422),
             (format!("limit={}", MAX_PAGE_LIMIT + 1), 422),
         ] {
-            assert_eq!(s.get(&format!("/users?{query}"), Some(&token)).await.status, status, "{query}");
+            assert_eq!(
+                s.get(&format!("/users?{query}"), Some(&token)).await.status,
+                status,
+                "{query}"
+            );
         }
     }
 }

@@ -397,25 +397,48 @@ async fn items_are_paged_with_a_link_to_the_next_page() {
         let mut created = Vec::new();
         for n in 0..3 {
             let item = s
-                .json("POST", "/items", Some(&token), json!({"title": format!("item {n}")}))
+                .json(
+                    "POST",
+                    "/items",
+                    Some(&token),
+                    json!({"title": format!("item {n}")}),
+                )
                 .await;
             created.push(item.body["id"].clone());
         }
         let first = s.get("/users/me/items?limit=2", Some(&token)).await;
-        let ids: Vec<_> = first.body.as_array().unwrap().iter().map(|i| i["id"].clone()).collect();
+        let ids: Vec<_> = first
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].clone())
+            .collect();
         assert_eq!(ids, created[..2], "{}", s.backend);
         let link = first.header("link").unwrap().to_owned();
         assert_eq!(
             link,
-            format!("</users/me/items?after={}&limit=2>; rel=\"next\"", created[1])
+            format!(
+                "</users/me/items?after={}&limit=2>; rel=\"next\"",
+                created[1]
+            )
         );
         let next = link.trim_start_matches('<').split('>').next().unwrap();
         let last = s.get(next, Some(&token)).await;
         assert_eq!(last.body.as_array().unwrap().len(), 1);
-        assert_eq!((last.body[0]["id"].clone(), last.header("link")), (created[2].clone(), None));
+        assert_eq!(
+            (last.body[0]["id"].clone(), last.header("link")),
+            (created[2].clone(), None)
+        );
         for query in ["limit=0", "limit=201", "after=x"] {
-            let bad = s.get(&format!("/users/me/items?{query}"), Some(&token)).await;
-            assert_eq!((bad.status, bad.error().0), (422, "validation_failed"), "{query}");
+            let bad = s
+                .get(&format!("/users/me/items?{query}"), Some(&token))
+                .await;
+            assert_eq!(
+                (bad.status, bad.error().0),
+                (422, "validation_failed"),
+                "{query}"
+            );
         }
     }
 }
@@ -438,7 +461,10 @@ async fn the_openapi_document_tells_the_truth() {
         assert_eq!(signup["email"]["format"], json!("email"));
         assert_eq!(signup["password"]["minLength"], json!(6));
         let item = &doc["components"]["schemas"]["NewItem"]["properties"];
-        assert_eq!(item["title"]["maxLength"], json!(auth_kit::store::ITEM_TITLE_MAX_CHARS));
+        assert_eq!(
+            item["title"]["maxLength"],
+            json!(auth_kit::store::ITEM_TITLE_MAX_CHARS)
+        );
         let limit = doc["paths"]["/users/me/items"]["get"]["parameters"]
             .as_array()
             .unwrap()
@@ -446,28 +472,44 @@ async fn the_openapi_document_tells_the_truth() {
             .find(|p| p["name"] == json!("limit"))
             .unwrap()
             .clone();
-        assert_eq!((&limit["schema"]["minimum"], &limit["schema"]["maximum"]), (&json!(1), &json!(200)));
+        assert_eq!(
+            (&limit["schema"]["minimum"], &limit["schema"]["maximum"]),
+            (&json!(1), &json!(200))
+        );
         let error_body = json!({"$ref": "#/components/schemas/ErrorBody"});
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, operation) in item.as_object().unwrap() {
                 let responses = operation["responses"].as_object().unwrap();
                 for (status, response) in responses {
-                    assert!(response["description"].as_str().is_some_and(|d| !d.is_empty()), "{method} {path} {status}");
+                    assert!(
+                        response["description"]
+                            .as_str()
+                            .is_some_and(|d| !d.is_empty()),
+                        "{method} {path} {status}"
+                    );
                     if status.starts_with('4') || status.starts_with('5') {
-                        assert_eq!(response["content"]["application/json"]["schema"], error_body, "{method} {path} {status}");
+                        assert_eq!(
+                            response["content"]["application/json"]["schema"], error_body,
+                            "{method} {path} {status}"
+                        );
                     }
                 }
                 if operation.get("security").is_some() {
                     for status in ["401", "403", "503"] {
-                        assert!(responses.contains_key(status), "{method} {path} lacks {status}");
+                        assert!(
+                            responses.contains_key(status),
+                            "{method} {path} lacks {status}"
+                        );
                     }
                 }
             }
         }
-        assert!(doc["paths"]["/admin"]["get"]["responses"]["403"]["description"]
-            .as_str()
-            .unwrap()
-            .contains("Role 'admin' required"));
+        assert!(
+            doc["paths"]["/admin"]["get"]["responses"]["403"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("Role 'admin' required")
+        );
     }
 }
 

@@ -87,9 +87,7 @@ pub async fn run(
         results: Vec::new(),
         no_login: "no login".to_owned(),
     };
-    prober
-        .all(credentials)
-        .await?;
+    prober.all(credentials).await?;
 
     let results = &prober.results;
     let count = |v| results.iter().filter(|p| p.status == v).count();
@@ -1200,7 +1198,8 @@ impl Prober<'_> {
         credentials: Option<&Credentials>,
     ) -> Result<()> {
         const PROBE: &str = "down-scoped admin token (scope=me) at GET /users";
-        let expected = "403, WWW-Authenticate: Bearer error=\"insufficient_scope\", scope=\"admin\"";
+        let expected =
+            "403, WWW-Authenticate: Bearer error=\"insufficient_scope\", scope=\"admin\"";
         let (Some(session), Some((username, password))) = (session, credentials) else {
             self.skip(PROBE, expected, self.no_login.clone());
             return Ok(());

@@ -146,10 +146,9 @@ pub fn mini_service(secret: &str, flaws: Flaws) -> String {
     {
         let mut inner = state.inner.lock().unwrap();
         let id = inner.next();
-        inner.users.insert(
-            MINI_ADMIN.to_owned(),
-            (id, MINI_ADMIN_PASSWORD.to_owned()),
-        );
+        inner
+            .users
+            .insert(MINI_ADMIN.to_owned(), (id, MINI_ADMIN_PASSWORD.to_owned()));
     }
     let router = Router::new()
         .route("/", get(|| async { Json(json!({"service": NAME})) }))
@@ -331,7 +330,11 @@ async fn token(State(s): State<Mini>, Form(form): Form<HashMap<String, String>>)
             if requested.iter().any(|r| !KNOWN.contains(r)) {
                 return bad("invalid_scope");
             }
-            let held: &[&str] = if username == MINI_ADMIN { &KNOWN } else { &HELD };
+            let held: &[&str] = if username == MINI_ADMIN {
+                &KNOWN
+            } else {
+                &HELD
+            };
             if !s.flaws.grants_unheld_scopes && requested.iter().any(|r| !held.contains(r)) {
                 return bad("invalid_scope");
             }
