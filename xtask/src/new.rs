@@ -457,8 +457,8 @@ fn sha256_of(path: &Path) -> Result<String> {
 /// Writes the manifest of everything in `project` (`sha256sum` format, so
 /// `sha256sum -c .xtask-stamp` checks it too).
 fn write_manifest(project: &Path) -> Result<()> {
-    let mut text = format!(
-        "# Written by `cargo xtask new`: every file it made, with its SHA-256.\n# `cargo xtask new --force` replaces this folder only while it holds these files unchanged.\n"
+    let mut text = String::from(
+        "# Written by `cargo xtask new`: every file it made, with its SHA-256.\n# `cargo xtask new --force` replaces this folder only while it holds these files unchanged.\n",
     );
     for path in files_under(project)? {
         let relative = path.strip_prefix(project).unwrap_or(&path);

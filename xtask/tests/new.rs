@@ -316,7 +316,8 @@ fn force_replaces_only_an_unchanged_previous_stamp() {
     std::fs::write(dest.join("target/debug/svc"), "binary").unwrap();
     assert_ok(&stamp(work.path(), "oauth2", &["--force"]));
 
-    let cases: [(&str, &dyn Fn(&Path), &str); 5] = [
+    type Change<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, Change, &str); 5] = [
         (
             "a file of its own",
             &|d: &Path| std::fs::write(d.join("notes.txt"), "keep me").unwrap(),
