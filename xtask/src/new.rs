@@ -703,6 +703,41 @@ mod tests {
         }
     }
 
+    /// The last guard: a destination that gained a file after the checks
+    /// (the render takes seconds) is put back untouched, not deleted.
+    #[test]
+    fn a_destination_changed_after_the_checks_is_put_back() {
+        let work = tempfile::tempdir().unwrap();
+        let dest = work.path().join("svc");
+        fs::create_dir(&dest).unwrap();
+        fs::write(dest.join("kept.txt"), "stamped").unwrap();
+        write_manifest(&dest).unwrap();
+        check_replaceable(&dest).unwrap();
+        // Appears between the check and the swap.
+        fs::write(dest.join("late.txt"), "mine").unwrap();
+        let project = work.path().join("new");
+        fs::create_dir(&project).unwrap();
+        fs::write(project.join("fresh.txt"), "new").unwrap();
+        let e = move_into_place(&project, &dest, true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("it changed while the new project was made"),
+            "{e}"
+        );
+        assert_eq!(fs::read_to_string(dest.join("late.txt")).unwrap(), "mine");
+        assert_eq!(
+            fs::read_to_string(dest.join("kept.txt")).unwrap(),
+            "stamped"
+        );
+        assert!(project.join("fresh.txt").exists());
+        let names: Vec<_> = fs::read_dir(work.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "nothing left aside: {names:?}");
+    }
+
     #[test]
     fn strategies() {
         assert_eq!(Strategy::parse("oauth2").unwrap(), Strategy::Oauth2);

@@ -430,6 +430,30 @@ async fn items_are_paged_with_a_link_to_the_next_page() {
             (last.body[0]["id"].clone(), last.header("link")),
             (created[2].clone(), None)
         );
+        // Wrong JSON names the field and what it must be, never a Rust type.
+        for (body, expected) in [
+            ("17", "body: must be a JSON object"),
+            (r#"{"title": 5}"#, "title: must be a string"),
+            (
+                r#"{"title": "t", "description": ["d"]}"#,
+                "description: must be a string",
+            ),
+        ] {
+            let reply = s
+                .send(
+                    "POST",
+                    "/items",
+                    Some(&token),
+                    Some("application/json"),
+                    body.as_bytes().to_vec(),
+                )
+                .await;
+            assert_eq!(
+                (reply.status, reply.error()),
+                (422, ("validation_failed", expected)),
+                "{body}"
+            );
+        }
         for query in ["limit=0", "limit=201", "after=x"] {
             let bad = s
                 .get(&format!("/users/me/items?{query}"), Some(&token))
@@ -459,7 +483,27 @@ async fn the_openapi_document_tells_the_truth() {
         }
         let signup = &doc["components"]["schemas"]["SignupRequest"]["properties"];
         assert_eq!(signup["email"]["format"], json!("email"));
-        assert_eq!(signup["password"]["minLength"], json!(6));
+        use auth_kit::supabase::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
+        assert_eq!(signup["password"]["minLength"], json!(MIN_PASSWORD_CHARS));
+        assert_eq!(signup["password"]["maxLength"], json!(MAX_PASSWORD_BYTES));
+        // The service agrees at the edges (Supabase counts bytes: a short
+        // password of wide characters is refused here, by characters).
+        for (password, status) in [
+            ("é".repeat(MIN_PASSWORD_CHARS - 1), 422),
+            ("p".repeat(MIN_PASSWORD_CHARS), 201),
+            ("p".repeat(MAX_PASSWORD_BYTES + 1), 422),
+        ] {
+            let email = format!("edge{}@example.com", password.len());
+            let reply = s
+                .json(
+                    "POST",
+                    "/auth/signup",
+                    None,
+                    json!({"email": email, "password": password}),
+                )
+                .await;
+            assert_eq!(reply.status, status, "{reply:?}");
+        }
         let item = &doc["components"]["schemas"]["NewItem"]["properties"];
         assert_eq!(
             item["title"]["maxLength"],

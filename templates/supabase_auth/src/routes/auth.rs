@@ -26,12 +26,13 @@ pub struct SignupRequest {
     /// The user's email address.
     #[schema(format = Email)]
     email: String,
-    /// Supabase Auth decides the rules: at least 6 characters by default; a
-    /// project may ask for more (a 422 names the reasons).
-    #[schema(format = Password, min_length = 6)]
+    /// At least 6 characters, at most 72 bytes (checked here); the Supabase
+    /// project may ask for more (its 422 names the reasons).
+    #[schema(schema_with = auth_kit::openapi::schemas::supabase_password)]
     password: String,
+    /// Optional: the user's `user_metadata` (an object, or null).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     data: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -57,6 +58,7 @@ pub async fn signup(
     State(auth): State<SupabaseAuth>,
     JsonBody(request): JsonBody<SignupRequest>,
 ) -> Result<Response, ApiError> {
+    auth_kit::supabase::check_signup_password(&request.password)?;
     let outcome = supabase
         .sign_up(&request.email, &request.password, request.data)
         .await?;
