@@ -38,7 +38,7 @@ pub struct ValidateArgs {
     /// Print the findings (or, with --url, the probes) as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Probe the running service at this base URL over HTTP (SPEC section 3)
+    /// Probe the running service at this base URL over HTTP against the contract
     /// instead of checking the configuration; --env-file then supplies the
     /// key for forging test tokens.
     #[arg(long)]

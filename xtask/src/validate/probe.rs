@@ -420,7 +420,7 @@ impl Prober<'_> {
         let (root_status, root_json) = self.reach().await?;
         if !self.json {
             println!(
-                "Probing {} against SPEC section 3 (each request times out after {} s; no retries).",
+                "Probing {} against the HTTP contract (each request times out after {} s; no retries).",
                 self.base,
                 IO_TIMEOUT.as_secs()
             );
@@ -1197,7 +1197,7 @@ impl Prober<'_> {
         session: Option<&Session>,
         credentials: Option<&Credentials>,
     ) -> Result<()> {
-        const PROBE: &str = "down-scoped admin token (scope=me) at GET /users";
+        const PROBE: &str = "down-scoped admin token at GET /users";
         let expected =
             "403, WWW-Authenticate: Bearer error=\"insufficient_scope\", scope=\"admin\"";
         let (Some(session), Some((username, password))) = (session, credentials) else {
