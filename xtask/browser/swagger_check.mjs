@@ -1,7 +1,10 @@
 // Drives a real browser (Debian's Chromium, through playwright-core) through a
 // running service's Swagger UI, as a person would: open /docs, click
 // Authorize, log in with the OAuth2 password flow (asking for the `me` scope
-// when the service has scopes), then "Try it out" on GET /users/me.
+// when the service has scopes), then "Try it out" on GET /users/me. Along the
+// way: /docs and /openapi.json carry their security headers, the page shows
+// no contact or license the project did not set, and the Content Security
+// Policy blocks nothing Swagger UI needs.
 //
 //   node swagger_check.mjs BASE_URL USERNAME PASSWORD
 //
@@ -30,11 +33,50 @@ let failed = false;
 try {
   const page = await browser.newPage();
   const tokenResponses = [];
-  page.on('response', (r) => { if (new URL(r.url()).pathname === '/token') tokenResponses.push(r); });
+  const documents = {};
+  const violations = [];
+  page.on('response', (r) => {
+    const path = new URL(r.url()).pathname;
+    if (path === '/token') tokenResponses.push(r);
+    if (path === '/docs/' || path === '/openapi.json') documents[path] = r;
+  });
+  page.on('console', (m) => {
+    if (m.type() === 'error' && m.text().includes('Content Security Policy')) violations.push(m.text());
+  });
 
   await page.goto(`${base}/docs/`);
   await page.waitForSelector('.swagger-ui .opblock', { timeout: 20000 });
   step('Swagger UI rendered the operations');
+
+  for (const path of ['/docs/', '/openapi.json']) {
+    const headers = documents[path]?.headers() ?? {};
+    const csp = headers['content-security-policy'] ?? '';
+    for (const directive of ["default-src 'none'", "script-src 'self'", "frame-ancestors 'none'"]) {
+      if (!csp.includes(directive)) throw new Error(`${path}: Content-Security-Policy lacks ${directive}: "${csp}"`);
+    }
+    const expected = { 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY', 'referrer-policy': 'no-referrer' };
+    for (const [name, value] of Object.entries(expected)) {
+      if (headers[name] !== value) throw new Error(`${path}: ${name} is "${headers[name]}", not "${value}"`);
+    }
+  }
+  step('/docs/ and /openapi.json carry the Content-Security-Policy, nosniff, no-referrer and frame headers');
+  // The policy is enforced: a script injected into the page does not run.
+  const ran = await page.evaluate(() => {
+    const script = document.createElement('script');
+    script.textContent = 'window.__injected = true;';
+    document.body.appendChild(script);
+    return window.__injected === true;
+  });
+  await page.waitForTimeout(200);
+  if (ran || violations.length === 0) throw new Error('an injected inline script was not blocked');
+  violations.length = 0;
+  step('the Content Security Policy blocks an injected inline script');
+  for (const stranger of ['.info__contact', '.info__license']) {
+    if ((await page.$(stranger)) !== null) {
+      throw new Error(`the page shows ${stranger}: ${(await page.textContent(stranger)).trim()}`);
+    }
+  }
+  step('the page shows no contact or license (the project sets none)');
 
   await page.click('button.authorize');
   await page.waitForSelector('.modal-ux #oauth_username');
@@ -68,6 +110,8 @@ try {
     throw new Error(`GET /users/me answered ${code}: ${body.slice(0, 200)}`);
   }
   step('"Try it out" on GET /users/me sent the bearer token and got 200 with the user');
+  if (violations.length > 0) throw new Error(`the Content Security Policy blocked: ${violations[0]}`);
+  step('the Content Security Policy blocked nothing Swagger UI needed');
 } catch (e) {
   failed = true;
   console.log(`FAIL  ${e.message.split('\n')[0]}`);

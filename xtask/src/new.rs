@@ -9,7 +9,20 @@
 //!    `.env` with a fresh SECRET_KEY.
 //! 3. Everything happens in a staging folder next to the destination, which
 //!    is moved into place only when complete: a failure leaves nothing
-//!    half-written, and an existing folder is only replaced with `--force`.
+//!    half-written.
+//!
+//! An existing, non-empty destination is replaced only with `--force`, and
+//! only when it is a previous stamp: its `.xtask-stamp` manifest (written
+//! by every stamp: the SHA-256 of each file it made, in `sha256sum`'s
+//! format) lists every file it holds, unchanged. The only other files
+//! tolerated are what cargo regenerates: `Cargo.lock` and a `target/`
+//! folder carrying cargo's `CACHEDIR.TAG`. Anything else (an edited source,
+//! a changed `.env`, a database, a `.git`) refuses the replacement, and so
+//! do `$HOME`, its parents, file-system roots and mount points. The checks
+//! run again just before the swap (the render takes seconds), and once
+//! more on the folder moved aside, before it is deleted. Folders under this
+//! repository's own `target/` (the demo, the template tests) are build
+//! output and are replaced whatever they hold.
 
 use std::fs;
 use std::io::Write as _;
@@ -31,7 +44,8 @@ pub struct NewArgs {
     /// Where to create the project (default: ./<name>).
     #[arg(long)]
     pub dest: Option<PathBuf>,
-    /// Replace the destination if it exists and is not empty.
+    /// Replace the destination if it is a previous stamp left unchanged
+    /// (see `.xtask-stamp` in it); anything else is refused.
     #[arg(long)]
     pub force: bool,
 }
@@ -185,6 +199,9 @@ pub fn stamp(strategy: Strategy, name: &str, dest: &Path, force: bool) -> Result
         .context("cannot copy docs/account-lifecycle.md")?;
     }
     write_private_file(&project.join(".env"), &env_file(strategy, name))?;
+    write_manifest(&project)?;
+    // Again: the destination may have changed while the template rendered.
+    check_destination(dest, force)?;
     move_into_place(&project, dest, force)
     // `staging` (now empty) is removed when dropped, also on every error path above.
 }
@@ -306,27 +323,156 @@ fn check_destination(dest: &Path, force: bool) -> Result<()> {
     }
     if !force {
         bail!(
-            "{} exists and is not empty: choose another --dest, or pass --force to replace it",
+            "{} exists and is not empty: choose another --dest, or pass --force to replace a previous stamp",
             dest.display()
         );
     }
-    // --force replaces a folder; never one holding this repository, the
-    // current directory, or a git repository.
-    let canonical = dest.canonicalize()?;
+    check_replaceable(dest)
+}
+
+/// Whether `dest` may be deleted to make room for a new stamp.
+fn check_replaceable(dest: &Path) -> Result<()> {
+    let refuse = |why: String| -> Result<()> {
+        bail!(
+            "refusing to replace {}: {why}; remove it yourself if you mean it, or choose another --dest",
+            dest.display()
+        )
+    };
+    let canonical = dest
+        .canonicalize()
+        .with_context(|| format!("cannot read {}", dest.display()))?;
     let cwd = std::env::current_dir()?.canonicalize()?;
     if repo::root().canonicalize()?.starts_with(&canonical) || cwd.starts_with(&canonical) {
-        bail!(
-            "refusing to replace {}: it contains this repository or the current directory",
-            dest.display()
-        );
+        return refuse("it contains this repository or the current directory".to_owned());
+    }
+    if let Some(home) = std::env::var_os("HOME").and_then(|h| PathBuf::from(h).canonicalize().ok())
+        && home.starts_with(&canonical)
+    {
+        return refuse("it is your home folder, or holds it".to_owned());
+    }
+    let Some(parent) = canonical.parent() else {
+        return refuse("it is the root of the file system".to_owned());
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if fs::metadata(&canonical)?.dev() != fs::metadata(parent)?.dev() {
+            return refuse("it is the root of a mounted file system".to_owned());
+        }
+    }
+    // This repository's target/ holds build output only (the demo, the
+    // template tests): anything there may go.
+    if canonical.starts_with(repo::root().canonicalize()?.join("target")) {
+        return Ok(());
     }
     if dest.join(".git").exists() {
-        bail!(
-            "refusing to replace {}: it is a git repository; remove it yourself if you mean it",
-            dest.display()
-        );
+        return refuse("it is a git repository".to_owned());
     }
-    Ok(())
+    match foreign_file(&canonical)? {
+        None => Ok(()),
+        Some(Foreign::NoManifest) => refuse(format!(
+            "it is not a previous stamp (it has no {MANIFEST} manifest)"
+        )),
+        Some(Foreign::Unknown(path)) => refuse(format!(
+            "{} was not made by `cargo xtask new`",
+            path.display()
+        )),
+        Some(Foreign::Changed(path)) => refuse(format!(
+            "{} was changed since it was stamped",
+            path.display()
+        )),
+    }
+}
+
+/// The manifest every stamp carries: what `--force` may replace.
+pub const MANIFEST: &str = ".xtask-stamp";
+
+/// Why a folder is not an unchanged previous stamp.
+enum Foreign {
+    NoManifest,
+    /// A file the manifest does not list (relative path).
+    Unknown(PathBuf),
+    /// A listed file whose content changed.
+    Changed(PathBuf),
+}
+
+/// The first file in `dir` that a previous stamp did not leave there as it
+/// was, if any.
+fn foreign_file(dir: &Path) -> Result<Option<Foreign>> {
+    let Ok(text) = fs::read_to_string(dir.join(MANIFEST)) else {
+        return Ok(Some(Foreign::NoManifest));
+    };
+    let listed: std::collections::BTreeMap<&str, &str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split_once("  "))
+        .map(|(hash, path)| (path, hash))
+        .collect();
+    for path in files_under(dir)? {
+        let relative = path.strip_prefix(dir).unwrap_or(&path);
+        let name = relative.to_string_lossy();
+        if name == MANIFEST || regenerated_by_cargo(dir, relative) {
+            continue;
+        }
+        match listed.get(name.as_ref()) {
+            None => return Ok(Some(Foreign::Unknown(relative.to_owned()))),
+            Some(hash) if *hash != sha256_of(&path)? => {
+                return Ok(Some(Foreign::Changed(relative.to_owned())));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(None)
+}
+
+/// What cargo writes into a project it builds: Cargo.lock (rewritten for
+/// the project's own packages) and a target/ folder it tagged as a cache.
+fn regenerated_by_cargo(dir: &Path, relative: &Path) -> bool {
+    relative == Path::new("Cargo.lock")
+        || (relative.starts_with("target") && dir.join("target/CACHEDIR.TAG").is_file())
+}
+
+/// Every file (and symbolic link, which is never followed) under `dir`.
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(folder) = pending.pop() {
+        for entry in
+            fs::read_dir(&folder).with_context(|| format!("cannot read {}", folder.display()))?
+        {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                pending.push(entry.path());
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn sha256_of(path: &Path) -> Result<String> {
+    use sha2::{Digest as _, Sha256};
+    if fs::symlink_metadata(path)?.file_type().is_symlink() {
+        // Never made by a stamp: no hash matches it.
+        return Ok(String::new());
+    }
+    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(hex::encode(Sha256::digest(&bytes)))
+}
+
+/// Writes the manifest of everything in `project` (`sha256sum` format, so
+/// `sha256sum -c .xtask-stamp` checks it too).
+fn write_manifest(project: &Path) -> Result<()> {
+    let mut text = String::from(
+        "# Written by `cargo xtask new`: every file it made, with its SHA-256.\n# `cargo xtask new --force` replaces this folder only while it holds these files unchanged.\n",
+    );
+    for path in files_under(project)? {
+        let relative = path.strip_prefix(project).unwrap_or(&path);
+        text.push_str(&format!("{}  {}\n", sha256_of(&path)?, relative.display()));
+    }
+    fs::write(project.join(MANIFEST), text).context("cannot write the stamp manifest")
 }
 
 fn move_into_place(project: &Path, dest: &Path, force: bool) -> Result<()> {
@@ -338,7 +484,9 @@ fn move_into_place(project: &Path, dest: &Path, force: bool) -> Result<()> {
             format!("cannot create {} (if it now exists and is not empty, choose another --dest or pass --force)", dest.display())
         });
     }
-    // --force on a non-empty folder (checked above): swap it out, then delete it.
+    // --force on a non-empty folder (checked above): swap it out, check what
+    // was swapped out once more (nobody else writes under the new name),
+    // then delete it.
     let replaced = dest.with_file_name(format!(
         ".{}.replaced-{}",
         dest.file_name()
@@ -347,13 +495,37 @@ fn move_into_place(project: &Path, dest: &Path, force: bool) -> Result<()> {
         std::process::id()
     ));
     fs::rename(dest, &replaced).with_context(|| format!("cannot move {} aside", dest.display()))?;
-    if let Err(e) = fs::rename(project, dest) {
+    if let Err(e) = check_replaceable_aside(&replaced, dest) {
         // Put the original back: nothing is lost.
+        let _ = fs::rename(&replaced, dest);
+        return Err(e);
+    }
+    if let Err(e) = fs::rename(project, dest) {
         let _ = fs::rename(&replaced, dest);
         return Err(e).with_context(|| format!("cannot create {}", dest.display()));
     }
     fs::remove_dir_all(&replaced)
         .with_context(|| format!("cannot remove the replaced {}", replaced.display()))
+}
+
+/// [`check_replaceable`] for the folder moved aside to `replaced`, with
+/// errors naming where it was.
+fn check_replaceable_aside(replaced: &Path, dest: &Path) -> Result<()> {
+    let inside_target = dest
+        .parent()
+        .and_then(|p| p.canonicalize().ok())
+        .zip(repo::root().canonicalize().ok())
+        .is_some_and(|(parent, root)| parent.starts_with(root.join("target")));
+    if inside_target {
+        return Ok(());
+    }
+    match foreign_file(replaced)? {
+        None => Ok(()),
+        Some(_) => bail!(
+            "refusing to replace {}: it changed while the new project was made; it is left as it was",
+            dest.display()
+        ),
+    }
 }
 
 /// Copies `crates/<krate>` (sources, migrations, README; not its tests or
@@ -528,7 +700,7 @@ pub fn env_file(strategy: Strategy, name: &str) -> String {
             &auth_kit::random::secret_hex()[..32]
         ),
         Strategy::Jwt | Strategy::Oauth2 => format!(
-            "{header}# 256 bits from the operating system's random number generator.\nSECRET_KEY={}\n# ALGORITHM=HS256\n# JWT_PRIVATE_KEY_FILE=  (RS256, ES256, EdDSA)\n# JWT_PUBLIC_KEY_FILE=\n# ACCESS_TOKEN_EXPIRE_MINUTES=30\n# REFRESH_TOKEN_EXPIRE_DAYS=14\n# Seconds a used refresh token still gets the same new one (0 to 60, 0 off):\n# REFRESH_TOKEN_REUSE_SECONDS=10\n# Written by `cargo xtask setup-jwt --rotate`: the key before the last rotation,\n# which verifies but never signs, and when it was retired:\n# SECRET_KEY_PREVIOUS=\n# JWT_PREVIOUS_PUBLIC_KEY_FILES=  (RS256, ES256, EdDSA; comma-separated)\n# JWT_KEY_ROTATED_AT=\n# JWT_ISSUER={name}\n# JWT_AUDIENCE={name}\n# JWT_LEEWAY_SECONDS=30\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n# ADMIN_USERNAME=\n# ADMIN_PASSWORD=\n{TRAFFIC_SETTINGS}# Mail (password-reset and verification links). file://DIR writes each mail as\n# an .eml file into DIR; smtp://user:password@host:587 (STARTTLS) or\n# smtps://user:password@host:465 (TLS) sends it. Percent-encode special characters.\n# MAIL_URL=file://./outbox\n# MAIL_FROM=no-reply@localhost\n# The address users open: links are PUBLIC_URL/reset-password?token=... and\n# PUBLIC_URL/verify?token=... (https outside loopback). Default http://HOST:PORT.\n# PUBLIC_URL=http://127.0.0.1:8000\n# RESET_TOKEN_EXPIRE_MINUTES=30\n# VERIFY_TOKEN_EXPIRE_HOURS=48\n# true: logins need a verified email (and signup an email).\n# REQUIRE_VERIFIED_EMAIL=false\n",
+            "{header}# 256 bits from the operating system's random number generator.\nSECRET_KEY={}\n# ALGORITHM=HS256\n# JWT_PRIVATE_KEY_FILE=  (RS256, ES256, EdDSA)\n# JWT_PUBLIC_KEY_FILE=\n# ACCESS_TOKEN_EXPIRE_MINUTES=30\n# REFRESH_TOKEN_EXPIRE_DAYS=14\n# Seconds a used refresh token still gets the same new one (0 to 60, 0 off):\n# REFRESH_TOKEN_REUSE_SECONDS=10\n# Written by `cargo xtask setup-jwt --rotate`: the key before the last rotation,\n# which verifies but never signs, and when it was retired:\n# SECRET_KEY_PREVIOUS=\n# JWT_PREVIOUS_PUBLIC_KEY_FILES=  (RS256, ES256, EdDSA; comma-separated)\n# JWT_KEY_ROTATED_AT=\n# JWT_ISSUER={name}\n# JWT_AUDIENCE={name}\n# JWT_LEEWAY_SECONDS=30\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n# ADMIN_USERNAME=\n# ADMIN_PASSWORD=\n{TRAFFIC_SETTINGS}# Mail (password-reset and verification links). file://DIR writes each mail as\n# an .eml file into DIR; smtp://user:password@host:587 (STARTTLS) or\n# smtps://user:password@host:465 (TLS) sends it. Percent-encode special characters.\n# MAIL_URL=file://./outbox\n# MAIL_FROM=no-reply@localhost\n# The address users open: links are PUBLIC_URL/reset-password?token=... and\n# PUBLIC_URL/verify?token=... (https outside loopback). Default http://HOST:PORT.\n# PUBLIC_URL=http://127.0.0.1:8000\n# RESET_TOKEN_EXPIRE_MINUTES=30\n# VERIFY_TOKEN_EXPIRE_HOURS=48\n# true: logins need a verified email (and signup an email).\n# REQUIRE_VERIFIED_EMAIL=false\n# Items one user may own (one more is 409 quota_exceeded).\n# ITEMS_MAX_PER_USER=1000\n",
             auth_kit::random::secret_hex()
         ),
     }
@@ -559,6 +731,41 @@ mod tests {
             let e = check_name(bad).unwrap_err().to_string();
             assert!(!e.contains('\n'), "one line: {e}");
         }
+    }
+
+    /// The last guard: a destination that gained a file after the checks
+    /// (the render takes seconds) is put back untouched, not deleted.
+    #[test]
+    fn a_destination_changed_after_the_checks_is_put_back() {
+        let work = tempfile::tempdir().unwrap();
+        let dest = work.path().join("svc");
+        fs::create_dir(&dest).unwrap();
+        fs::write(dest.join("kept.txt"), "stamped").unwrap();
+        write_manifest(&dest).unwrap();
+        check_replaceable(&dest).unwrap();
+        // Appears between the check and the swap.
+        fs::write(dest.join("late.txt"), "mine").unwrap();
+        let project = work.path().join("new");
+        fs::create_dir(&project).unwrap();
+        fs::write(project.join("fresh.txt"), "new").unwrap();
+        let e = move_into_place(&project, &dest, true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("it changed while the new project was made"),
+            "{e}"
+        );
+        assert_eq!(fs::read_to_string(dest.join("late.txt")).unwrap(), "mine");
+        assert_eq!(
+            fs::read_to_string(dest.join("kept.txt")).unwrap(),
+            "stamped"
+        );
+        assert!(project.join("fresh.txt").exists());
+        let names: Vec<_> = fs::read_dir(work.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "nothing left aside: {names:?}");
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! `cargo xtask validate [--env-file PATH] [--json]`: every configuration
 //! check, PASS / WARN / FAIL with the fix.
 //!
-//! `cargo xtask validate --url URL [--env-file PATH] [--username U --password P] [--json]`:
-//! probes a running service over HTTP against SPEC section 3 (see
-//! [`probe`]).
+//! `cargo xtask validate --url URL [--env-file PATH] [--username U] [--json]`:
+//! probes a running service over HTTP against the contract (see
+//! [`probe`]). The password of `--username` comes from VALIDATE_PASSWORD or
+//! a prompt, never from the command line (where `ps` and the shell's
+//! history would show it).
 //!
 //! The configuration checks are auth-kit's own ([`check_service`], and
 //! [`check_supabase`] when SUPABASE_URL is set), the very code the service
@@ -23,6 +25,7 @@ use anyhow::{Context, Result, bail};
 use auth_kit::config::{Environment, Finding, Status, check_service, check_supabase, classify_key};
 use auth_kit::mail::{MailTransportSettings, SmtpSettings};
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 mod probe;
 
@@ -36,23 +39,34 @@ pub struct ValidateArgs {
     /// Print the findings (or, with --url, the probes) as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Probe the running service at this base URL over HTTP (SPEC section 3)
+    /// Probe the running service at this base URL over HTTP against the contract
     /// instead of checking the configuration; --env-file then supplies the
     /// key for forging test tokens.
     #[arg(long)]
     pub url: Option<String>,
-    /// With --url: log in as this user (default: sign up a throwaway user).
-    #[arg(long, requires = "url", requires = "password")]
+    /// With --url: log in as this user (default: sign up a throwaway
+    /// user). Its password is read from VALIDATE_PASSWORD, or asked for on
+    /// the terminal.
+    #[arg(long, requires = "url")]
     pub username: Option<String>,
-    /// With --url: the password of --username.
-    #[arg(long, requires = "url", requires = "username")]
+    /// Refused: a password on the command line is visible to every user
+    /// of the machine (`ps`) and stays in the shell's history.
+    #[arg(long, hide = true)]
     pub password: Option<String>,
 }
+
+/// Where `--username`'s password comes from.
+pub const PASSWORD_VARIABLE: &str = "VALIDATE_PASSWORD";
 
 /// How long the database and Supabase get to answer.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn run(args: &ValidateArgs) -> Result<()> {
+    if args.password.is_some() {
+        bail!(
+            "--password is not accepted: a password on the command line shows in `ps` and the shell's history; set {PASSWORD_VARIABLE} in the environment (or leave it unset to be asked) and pass --username alone"
+        );
+    }
     // reqwest is built with `rustls-no-provider`: *ring* becomes the process's
     // rustls provider before any client exists, so https:// URLs work. Err
     // only means one is installed already.
@@ -70,7 +84,10 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
                 None if Path::new(".env").is_file() => Some(load_env(Path::new(".env"))?),
                 None => None,
             };
-            let credentials = args.username.clone().zip(args.password.clone());
+            let credentials = match &args.username {
+                Some(username) => Some((username.clone(), probe_password(username)?)),
+                None => None,
+            };
             runtime.block_on(probe::run(url, env.as_ref(), credentials, args.json))
         }
         None => {
@@ -78,6 +95,27 @@ pub fn run(args: &ValidateArgs) -> Result<()> {
             runtime.block_on(check_configuration(&env, args.json))
         }
     }
+}
+
+/// The password of `username`: VALIDATE_PASSWORD, or a prompt (no echo)
+/// when the terminal can ask; otherwise one line saying how to give it.
+fn probe_password(username: &str) -> Result<Zeroizing<String>> {
+    if let Some(password) = std::env::var_os(PASSWORD_VARIABLE) {
+        return password
+            .into_string()
+            .map(Zeroizing::new)
+            .map_err(|_| anyhow::anyhow!("{PASSWORD_VARIABLE} is not valid UTF-8"));
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        bail!(
+            "--username {username} needs its password: set {PASSWORD_VARIABLE} (there is no terminal to ask on)"
+        );
+    }
+    dialoguer::Password::new()
+        .with_prompt(format!("Password of {username}"))
+        .interact()
+        .map(Zeroizing::new)
+        .context("cannot read the password from the terminal")
 }
 
 /// An env file, read as the service reads it.
@@ -296,7 +334,16 @@ async fn io_checks(loaded: &LoadedEnv, static_findings: &[Finding]) -> Vec<Findi
     if !failed("DATABASE_URL")
         && let Ok(url) = auth_kit::config::database_url(env, &loaded.service_name)
     {
-        findings.push(database_reachable(&url).await);
+        let (finding, answered) = database_reachable(&url).await;
+        findings.push(finding);
+        if answered
+            && !failed("ADMIN_USERNAME")
+            && let Some(username) = env
+                .get("ADMIN_USERNAME")
+                .filter(|_| env.get("ADMIN_PASSWORD").is_some())
+        {
+            findings.push(admin_account(&url, username.trim()).await);
+        }
     }
     if ServiceKind::of(env) == ServiceKind::Jwt && !failed("MAIL_URL") {
         match auth_kit::config::mail_transport(env) {
@@ -345,19 +392,58 @@ fn private_file(subject: &str, path: &Path) -> Option<Finding> {
     }
 }
 
-/// DATABASE_URL answers `SELECT 1` within [`IO_TIMEOUT`]. A SQLite file
-/// that does not exist yet is not created here: the service creates it.
-async fn database_reachable(url: &str) -> Finding {
+/// Who ADMIN_USERNAME belongs to in the database (read only). A user of
+/// that name who is not an enabled admin is a FAIL: the service starts, but
+/// without that admin, and ADMIN_PASSWORD does nothing.
+async fn admin_account(url: &str, username: &str) -> Finding {
+    use auth_kit::store::{AdminBootstrapOutcome, inspect_admin};
+    match inspect_admin(url, username, IO_TIMEOUT).await {
+        Ok(None) => Finding::pass(
+            "ADMIN_USERNAME",
+            format!(
+                "no user is called '{username}' yet: the service creates the admin at start-up"
+            ),
+        ),
+        Ok(Some(AdminBootstrapOutcome::NotAnAdmin { role, disabled })) => Finding::fail(
+            "ADMIN_USERNAME",
+            format!(
+                "'{username}' belongs to a user who is not an enabled admin (role '{role}', {}): the service starts without that admin and ignores ADMIN_PASSWORD",
+                if disabled { "disabled" } else { "enabled" }
+            ),
+            AdminBootstrapOutcome::promote_hint(username),
+        ),
+        Ok(Some(_)) => Finding::pass(
+            "ADMIN_USERNAME",
+            format!("'{username}' is an enabled admin in the database"),
+        ),
+        Err(e) => Finding::warn(
+            "ADMIN_USERNAME",
+            format!(
+                "cannot tell who '{username}' is in the database: {}",
+                redact_password(url, &e)
+            ),
+            "check that DATABASE_URL is the service's database",
+        ),
+    }
+}
+
+/// DATABASE_URL answers `SELECT 1` within [`IO_TIMEOUT`] (and whether it
+/// did, so later checks may read it). A SQLite file that does not exist yet
+/// is not created here: the service creates it.
+async fn database_reachable(url: &str) -> (Finding, bool) {
     let seconds = IO_TIMEOUT.as_secs();
     let described = auth_kit::config::describe_database(url);
     if let Some(rest) = url.strip_prefix("sqlite:") {
         let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
         let file = location.strip_prefix("//").unwrap_or(location);
         if file.is_empty() || file == ":memory:" {
-            return Finding::warn(
-                "DATABASE_URL",
-                "SQLite in memory: every restart loses all users, logins and items",
-                "use a file (sqlite://<name>.db?mode=rwc) or PostgreSQL outside tests",
+            return (
+                Finding::warn(
+                    "DATABASE_URL",
+                    "SQLite in memory: every restart loses all users, logins and items",
+                    "use a file (sqlite://<name>.db?mode=rwc) or PostgreSQL outside tests",
+                ),
+                false,
             );
         }
         let path = Path::new(file);
@@ -367,7 +453,7 @@ async fn database_reachable(url: &str) -> Finding {
                 _ => Path::new("."),
             };
             let creates = query.split('&').any(|p| p == "mode=rwc");
-            return if !folder.is_dir() {
+            let finding = if !folder.is_dir() {
                 Finding::fail(
                     "DATABASE_URL",
                     format!("the folder of the SQLite file {file} does not exist"),
@@ -389,6 +475,7 @@ async fn database_reachable(url: &str) -> Finding {
                     format!("add ?mode=rwc (sqlite://{file}?mode=rwc), or create the database"),
                 )
             };
+            return (finding, false);
         }
         // SQLite reads a file's header lazily (even `SELECT 1` passes on a
         // text file): check it here. An empty file is an empty database.
@@ -399,25 +486,34 @@ async fn database_reachable(url: &str) -> Finding {
             && n > 0
             && &header != b"SQLite format 3\0"
         {
-            return Finding::fail(
-                "DATABASE_URL",
-                format!("unreachable: {file} is not a SQLite database"),
-                "point DATABASE_URL at the service's database file, or move this file away",
+            return (
+                Finding::fail(
+                    "DATABASE_URL",
+                    format!("unreachable: {file} is not a SQLite database"),
+                    "point DATABASE_URL at the service's database file, or move this file away",
+                ),
+                false,
             );
         }
     }
     match auth_kit::store::check_database(url, IO_TIMEOUT).await {
-        Ok(_) => Finding::pass(
-            "DATABASE_URL",
-            format!("reachable: {described} answered SELECT 1 (timeout {seconds} s)"),
-        ),
-        Err(e) => Finding::fail(
-            "DATABASE_URL",
-            format!(
-                "unreachable: {described}: {} (timeout {seconds} s)",
-                redact_password(url, &e)
+        Ok(_) => (
+            Finding::pass(
+                "DATABASE_URL",
+                format!("reachable: {described} answered SELECT 1 (timeout {seconds} s)"),
             ),
-            "start the database, or fix the host, port, user, password or file in DATABASE_URL",
+            true,
+        ),
+        Err(e) => (
+            Finding::fail(
+                "DATABASE_URL",
+                format!(
+                    "unreachable: {described}: {} (timeout {seconds} s)",
+                    redact_password(url, &e)
+                ),
+                "start the database, or fix the host, port, user, password or file in DATABASE_URL",
+            ),
+            false,
         ),
     }
 }

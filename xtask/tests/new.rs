@@ -48,6 +48,7 @@ fn is_addition(path: &str) -> bool {
     path.starts_with("crates/")
         || path == "Cargo.lock"
         || path == ".env"
+        || path == ".xtask-stamp"
         || path == "docs/troubleshooting.md"
         || path == "docs/account-lifecycle.md"
 }
@@ -262,57 +263,149 @@ fn bad_input_is_refused_and_leaves_nothing() {
     );
 }
 
+fn stamp(work: &Path, strategy: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "new",
+        "--strategy",
+        strategy,
+        "--name",
+        "svc",
+        "--dest",
+        "svc",
+    ];
+    args.extend_from_slice(extra);
+    xtask(&args, work)
+}
+
+fn assert_ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn assert_refused(out: &std::process::Output, expected: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "replaced: {expected}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(expected), "{expected:?} not in {stderr}");
+}
+
+/// `--force` replaces a previous stamp (also one cargo has built), and
+/// nothing else: not a file it did not make, not a file changed since, not
+/// a folder without its manifest.
 #[test]
-fn force_replaces_and_an_empty_folder_is_used() {
+fn force_replaces_only_an_unchanged_previous_stamp() {
     let work = tempfile::tempdir().unwrap();
-    std::fs::create_dir(work.path().join("empty")).unwrap();
-    let out = xtask(
-        &[
-            "new",
-            "--strategy",
-            "jwt",
-            "--name",
-            "svc",
-            "--dest",
-            "empty",
-        ],
-        work.path(),
-    );
+    let dest = work.path().join("svc");
+    std::fs::create_dir(&dest).unwrap();
+    assert_ok(&stamp(work.path(), "jwt", &[])); // an empty folder is used
+    let manifest = std::fs::read_to_string(dest.join(".xtask-stamp")).unwrap();
+    assert!(manifest.contains("  src/lib.rs\n"), "{manifest}");
+    assert!(manifest.contains("  .env\n"), "{manifest}");
+    assert_refused(&stamp(work.path(), "oauth2", &[]), "pass --force");
+    assert_ok(&stamp(work.path(), "oauth2", &["--force"]));
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::write(work.path().join("empty/stale.txt"), "old").unwrap();
-    let out = xtask(
-        &[
-            "new",
-            "--strategy",
-            "oauth2",
-            "--name",
-            "svc",
-            "--dest",
-            "empty",
-            "--force",
-        ],
-        work.path(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!work.path().join("empty/stale.txt").exists());
-    assert!(
-        std::fs::read_to_string(work.path().join("empty/README.md"))
+        std::fs::read_to_string(dest.join("README.md"))
             .unwrap()
             .contains("scopes")
     );
+    // What cargo leaves behind is no reason to refuse.
+    std::fs::write(dest.join("Cargo.lock"), "# rewritten by cargo\n").unwrap();
+    std::fs::create_dir_all(dest.join("target/debug")).unwrap();
+    std::fs::write(
+        dest.join("target/CACHEDIR.TAG"),
+        "Signature: 8a477f597d28d172789f06886806bc55",
+    )
+    .unwrap();
+    std::fs::write(dest.join("target/debug/svc"), "binary").unwrap();
+    assert_ok(&stamp(work.path(), "oauth2", &["--force"]));
+
+    type Change<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, Change, &str); 5] = [
+        (
+            "a file of its own",
+            &|d: &Path| std::fs::write(d.join("notes.txt"), "keep me").unwrap(),
+            "notes.txt was not made by `cargo xtask new`",
+        ),
+        (
+            "an edited source",
+            &|d: &Path| std::fs::write(d.join("src/lib.rs"), "// mine now").unwrap(),
+            "src/lib.rs was changed since it was stamped",
+        ),
+        (
+            "a changed .env",
+            &|d: &Path| std::fs::write(d.join(".env"), "SECRET_KEY=theirs\n").unwrap(),
+            ".env was changed since it was stamped",
+        ),
+        (
+            "a database",
+            &|d: &Path| std::fs::write(d.join("svc.db"), "SQLite format 3").unwrap(),
+            "svc.db was not made by `cargo xtask new`",
+        ),
+        (
+            "no manifest",
+            &|d: &Path| std::fs::remove_file(d.join(".xtask-stamp")).unwrap(),
+            "it is not a previous stamp",
+        ),
+    ];
+    for (what, change, expected) in cases {
+        std::fs::remove_dir_all(&dest).unwrap();
+        assert_ok(&stamp(work.path(), "oauth2", &[]));
+        change(&dest);
+        let before = tree(&dest);
+        assert_refused(&stamp(work.path(), "oauth2", &["--force"]), expected);
+        assert_eq!(tree(&dest), before, "{what}: the folder is left as it was");
+    }
     // No staging or swap folders are left behind.
     let leftovers: Vec<_> = std::fs::read_dir(work.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
-        .filter(|n| n != "empty")
+        .filter(|n| n != "svc")
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// `--force` never replaces a home folder, a folder holding one, or the
+/// file system's root, whatever they hold.
+#[test]
+fn force_never_replaces_home_or_a_root() {
+    let work = tempfile::tempdir().unwrap();
+    let home = work.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::write(home.join(".profile"), "mine").unwrap();
+    for (dest, expected) in [
+        (
+            home.to_str().unwrap(),
+            "it is your home folder, or holds it",
+        ),
+        (
+            work.path().to_str().unwrap(),
+            "it is your home folder, or holds it",
+        ),
+        ("/", "refusing to replace /"),
+    ] {
+        let out = Command::new(XTASK)
+            .args([
+                "new",
+                "--strategy",
+                "jwt",
+                "--name",
+                "svc",
+                "--dest",
+                dest,
+                "--force",
+            ])
+            .current_dir(std::env::temp_dir())
+            .env("CARGO_NAME", "test")
+            .env("HOME", &home)
+            .output()
+            .unwrap();
+        assert_refused(&out, expected);
+    }
+    assert_eq!(
+        std::fs::read_to_string(home.join(".profile")).unwrap(),
+        "mine"
+    );
 }

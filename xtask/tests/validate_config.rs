@@ -598,3 +598,87 @@ fn json_output_parses() {
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["fail"], 0);
 }
+
+#[test]
+fn hmac_keys_must_be_as_long_as_their_hash() {
+    let key = good_key(); // 64 hex characters: enough for HS512
+    check(
+        &format!("ALGORITHM=HS512\nSECRET_KEY={}\n", &key[..48]),
+        1,
+        &[(
+            "FAIL",
+            "SECRET_KEY",
+            "48 bytes, but ALGORITHM=HS512 needs at least 64",
+        )],
+    );
+    check(
+        &format!("ALGORITHM=HS384\nSECRET_KEY={}\n", &key[..32]),
+        1,
+        &[("FAIL", "SECRET_KEY", "ALGORITHM=HS384 needs at least 48")],
+    );
+    check(
+        &format!("ALGORITHM=HS512\nSECRET_KEY={key}\n"),
+        0,
+        &[("PASS", "SECRET_KEY", "64 bytes")],
+    );
+}
+
+/// ADMIN_USERNAME taken by someone who is not an enabled admin: FAIL with
+/// the way out, once the database can be read.
+#[test]
+fn a_squatted_admin_name_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/app.db?mode=rwc", dir.path().display());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = auth_kit::store::Store::connect(&database).await.unwrap();
+        for (username, role) in [("boss", "user"), ("chief", "admin")] {
+            let user = auth_kit::store::NewUser {
+                username,
+                email: None,
+                full_name: None,
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+                role,
+            };
+            store.create_user(&user).await.unwrap();
+        }
+        store.close().await;
+    });
+    let key = good_key();
+    let config = |admin: &str| {
+        format!(
+            "SECRET_KEY={key}\nDATABASE_URL={database}\nADMIN_USERNAME={admin}\nADMIN_PASSWORD=a-long-admin-password\n"
+        )
+    };
+    let out = check_in(
+        dir.path(),
+        &config("boss"),
+        1,
+        &[(
+            "FAIL",
+            "ADMIN_USERNAME",
+            "'boss' belongs to a user who is not an enabled admin (role 'user', enabled)",
+        )],
+    );
+    assert!(out.contains("cargo auth admin promote boss"), "{out}");
+    assert!(
+        out.contains("UPDATE users SET role = 'admin', disabled = FALSE WHERE lower(username) = lower('boss')"),
+        "{out}"
+    );
+    assert!(!out.contains("a-long-admin-password"));
+    check_in(
+        dir.path(),
+        &config("chief"),
+        0,
+        &[("PASS", "ADMIN_USERNAME", "'chief' is an enabled admin")],
+    );
+    check_in(
+        dir.path(),
+        &config("newcomer"),
+        0,
+        &[("PASS", "ADMIN_USERNAME", "creates the admin at start-up")],
+    );
+}

@@ -13,7 +13,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{Flaws, assert_one_line_error, closed_port, mini_service, run, stdout};
+use common::{
+    Flaws, MINI_ADMIN, MINI_ADMIN_PASSWORD, assert_one_line_error, closed_port, mini_service, run,
+    stdout,
+};
+
+/// The stamped service's bootstrap admin password.
+const ADMIN_PASSWORD: &str = "probe-admin-password";
 
 /// The probe lines of an output: (status, line).
 fn probe_lines(out: &str) -> Vec<(&str, &str)> {
@@ -53,6 +59,43 @@ fn probe(url: &str, env_file: &Path) -> (std::process::Output, String) {
     assert!(took < Duration::from_secs(60), "bounded: {took:?}");
     let out = stdout(&output);
     (output, out)
+}
+
+/// [`probe`], logged in as `username`, its password in VALIDATE_PASSWORD.
+fn probe_as(
+    url: &str,
+    env_file: &Path,
+    username: &str,
+    password: &str,
+) -> (std::process::Output, String) {
+    let output = common::xtask(&[
+        "validate",
+        "--url",
+        url,
+        "--env-file",
+        env_file.to_str().unwrap(),
+        "--username",
+        username,
+    ])
+    .env("VALIDATE_PASSWORD", password)
+    .output()
+    .unwrap();
+    let out = stdout(&output);
+    (output, out)
+}
+
+/// The probe that needs an admin's login, skipped for a throwaway user.
+const DOWN_SCOPED: &str = "down-scoped admin token";
+
+/// Every probe passes, but for those that need an admin (or a non-admin).
+fn assert_all_pass_but(out: &str, skipped: &[&str]) {
+    for (status, line) in probe_lines(out) {
+        let allowed = skipped.iter().any(|name| line[6..].starts_with(name));
+        assert!(
+            status == "PASS" || (status == "SKIP" && allowed),
+            "{line}\n{out}"
+        );
+    }
 }
 
 /// Kills the stamped service when the test ends, however it ends.
@@ -98,6 +141,8 @@ fn a_stamped_oauth2_service_passes_every_probe() {
     let mut child = Command::new(target.join("debug").join("probe-target"))
         .current_dir(&project)
         .env("PORT", "0")
+        .env("ADMIN_USERNAME", "admin")
+        .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("RUST_LOG", "info")
         .env_remove("SECRET_KEY")
         .env_remove("DATABASE_URL")
@@ -131,10 +176,8 @@ fn a_stamped_oauth2_service_passes_every_probe() {
     );
     let lines = probe_lines(&out);
     assert!(lines.len() >= 18, "{out}");
-    assert!(
-        lines.iter().all(|(s, _)| *s == "PASS"),
-        "every probe passes:\n{out}"
-    );
+    // A throwaway user is no admin: the down-scoped admin probe waits for one.
+    assert_all_pass_but(&out, &[DOWN_SCOPED]);
     for name in [
         "GET /users/me without a token",
         "alg=none token",
@@ -160,6 +203,21 @@ fn a_stamped_oauth2_service_passes_every_probe() {
     assert!(!out.contains(secret), "the key is never printed");
     assert!(!out.contains("eyJ"), "no token is printed");
 
+    // As the admin: an admin token asked for `me` only cannot list users.
+    let (output, out) = probe_as(&base, &project.join(".env"), "admin", ADMIN_PASSWORD);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{out}{}",
+        common::stderr(&output)
+    );
+    assert_eq!(status_of(&out, DOWN_SCOPED), "PASS", "{out}");
+    assert_all_pass_but(&out, &["scope the user does not hold"]);
+    assert!(
+        !out.contains(ADMIN_PASSWORD),
+        "the password is never printed"
+    );
+
     // --json: the same probes, parseable.
     let output = run(&[
         "validate",
@@ -173,13 +231,10 @@ fn a_stamped_oauth2_service_passes_every_probe() {
     assert!(output.status.success());
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["fail"], 0);
-    assert!(
-        report["probes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|p| p["status"] == "PASS")
-    );
+    assert!(report["probes"].as_array().unwrap().iter().all(|p| {
+        p["status"] == "PASS"
+            || (p["status"] == "SKIP" && p["probe"].as_str().unwrap().starts_with(DOWN_SCOPED))
+    }));
 }
 
 #[test]
@@ -190,7 +245,64 @@ fn a_service_written_from_the_contract_passes() {
     let url = mini_service(&secret, Flaws::default());
     let (output, out) = probe(&url, &env_file(dir.path(), &secret));
     assert_eq!(output.status.code(), Some(0), "{out}");
-    assert!(probe_lines(&out).iter().all(|(s, _)| *s == "PASS"), "{out}");
+    assert_all_pass_but(&out, &[DOWN_SCOPED]);
+    let (output, out) = probe_as(
+        &url,
+        &env_file(dir.path(), &secret),
+        MINI_ADMIN,
+        MINI_ADMIN_PASSWORD,
+    );
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert_eq!(status_of(&out, DOWN_SCOPED), "PASS", "{out}");
+}
+
+#[test]
+fn an_admin_token_that_ignores_its_scope_fails() {
+    let secret = auth_kit::random::secret_hex();
+    let dir = tempfile::tempdir().unwrap();
+    let url = mini_service(
+        &secret,
+        Flaws {
+            admin_ignores_scope: true,
+            ..Flaws::default()
+        },
+    );
+    let (output, out) = probe_as(
+        &url,
+        &env_file(dir.path(), &secret),
+        MINI_ADMIN,
+        MINI_ADMIN_PASSWORD,
+    );
+    assert_one_line_error(&output, "1 probe FAILED");
+    assert_eq!(status_of(&out, DOWN_SCOPED), "FAIL", "{out}");
+    assert!(out.contains("got 200"), "{out}");
+}
+
+#[test]
+fn passwords_never_come_from_the_command_line() {
+    let (output, _) = run(&[
+        "validate",
+        "--url",
+        "http://127.0.0.1:9",
+        "--username",
+        "admin",
+        "--password",
+        "hunter2-hunter2",
+    ]);
+    assert_one_line_error(&output, "VALIDATE_PASSWORD");
+    assert!(!common::stderr(&output).contains("hunter2"));
+    // No terminal to ask on and no VALIDATE_PASSWORD: one line saying so.
+    let output = common::xtask(&[
+        "validate",
+        "--url",
+        "http://127.0.0.1:9",
+        "--username",
+        "admin",
+    ])
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    assert_one_line_error(&output, "set VALIDATE_PASSWORD");
 }
 
 #[test]

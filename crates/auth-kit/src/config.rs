@@ -483,7 +483,12 @@ pub struct ServiceSettings {
     pub traffic: TrafficSettings,
     /// Mail, links, reset and verification tokens.
     pub account: AccountSettings,
+    /// How many items one user may own (ITEMS_MAX_PER_USER).
+    pub items_max_per_user: u32,
 }
+
+/// ITEMS_MAX_PER_USER when unset.
+pub const DEFAULT_ITEMS_MAX_PER_USER: u32 = 1000;
 
 impl ServiceSettings {
     /// Reads and checks every setting; the first refused one is the error.
@@ -656,7 +661,11 @@ fn read_service(
                     "remove the key file settings, or set ALGORITHM to RS256, ES256 or EdDSA",
                 ));
             }
-            let secret = report.take(secret_key(env.get("SECRET_KEY")), |s| {
+            let raw = env.get("SECRET_KEY");
+            let checked = secret_key(raw).and_then(|strength| {
+                secret_length_for("SECRET_KEY", alg, raw.unwrap_or_default()).map(|()| strength)
+            });
+            let secret = report.take(checked, |s| {
                 Finding::pass(
                     "SECRET_KEY",
                     format!(
@@ -695,17 +704,18 @@ fn read_service(
                 None => current,
                 Some(raw) => {
                     // Held to SECRET_KEY's rules, then added to the current keys.
-                    let checked =
-                        check_secret("SECRET_KEY_PREVIOUS", Some(raw)).and_then(|strength| {
-                            match current {
-                                Some(keys) => keys
-                                    .with_previous_hmac(raw.as_bytes())
-                                    .map(|keys| (strength, Some(keys)))
-                                    .map_err(|e| {
-                                        previous_key_error("SECRET_KEY_PREVIOUS", "SECRET_KEY", &e)
-                                    }),
-                                None => Ok((strength, None)),
-                            }
+                    let checked = check_secret("SECRET_KEY_PREVIOUS", Some(raw))
+                        .and_then(|strength| {
+                            secret_length_for("SECRET_KEY_PREVIOUS", alg, raw).map(|()| strength)
+                        })
+                        .and_then(|strength| match current {
+                            Some(keys) => keys
+                                .with_previous_hmac(raw.as_bytes())
+                                .map(|keys| (strength, Some(keys)))
+                                .map_err(|e| {
+                                    previous_key_error("SECRET_KEY_PREVIOUS", "SECRET_KEY", &e)
+                                }),
+                            None => Ok((strength, None)),
                         });
                     report
                         .take(checked, |(strength, keys)| {
@@ -834,6 +844,16 @@ fn read_service(
     });
     let traffic = read_traffic(env, report);
     let account = account::read_account(env, server.as_ref().map(|s| (s.host, s.port)), report);
+    let items_max = report.take(
+        integer(
+            env,
+            "ITEMS_MAX_PER_USER",
+            u64::from(DEFAULT_ITEMS_MAX_PER_USER),
+            1,
+            1_000_000,
+        ),
+        |n| Finding::pass("ITEMS_MAX_PER_USER", format!("{n} items per user")),
+    );
 
     Some(ServiceSettings {
         service_name: service_name.to_owned(),
@@ -850,6 +870,7 @@ fn read_service(
         admin: admin?,
         traffic: traffic?,
         account: account?,
+        items_max_per_user: u32::try_from(items_max?).ok()?,
     })
 }
 
@@ -1228,6 +1249,33 @@ fn check_key_rotation(
     Ok(())
 }
 
+/// The one length rule an HMAC secret in `variable` (SECRET_KEY, or a
+/// retired key kept for verification) must meet for `alg` on top of
+/// [`secret_key`]'s: at least the hash's output size (RFC 7518 section 3.2:
+/// 32, 48 and 64 bytes for HS256, HS384 and HS512). Asymmetric algorithms
+/// take no secret: always `Ok`.
+pub fn secret_length_for(
+    variable: &str,
+    alg: SigningAlgorithm,
+    raw: &str,
+) -> Result<(), ConfigError> {
+    match alg.min_secret_bytes() {
+        Some(min) if raw.len() < min => Err(ConfigError::new(
+            variable,
+            ConfigErrorKind::WeakSecret,
+            format!(
+                "{variable} is {} bytes, but ALGORITHM={alg} needs at least {min} (RFC 7518 section 3.2: a key as long as the hash)",
+                raw.len()
+            ),
+            format!(
+                "generate a longer key with `cargo xtask setup-jwt --force` (64 characters) or `openssl rand -hex {}`, or set ALGORITHM=HS256",
+                min.div_ceil(2)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Reads and checks JWT_PRIVATE_KEY_FILE / JWT_PUBLIC_KEY_FILE for `alg`.
 pub fn key_files(env: &Environment, alg: SigningAlgorithm) -> Result<SigningKeys, ConfigError> {
     let fix = format!(
@@ -1376,9 +1424,17 @@ fn host(env: &Environment) -> Result<IpAddr, ConfigError> {
     })
 }
 
-/// SPEC section 9's username rule: 3 to 64 of `A-Z a-z 0-9 _ . -`.
+/// The shortest username a signup accepts.
+pub const USERNAME_MIN_CHARS: usize = 3;
+/// The longest username a signup accepts.
+pub const USERNAME_MAX_CHARS: usize = 64;
+/// The characters of a username, as a JSON Schema pattern (the length is
+/// [`USERNAME_MIN_CHARS`] to [`USERNAME_MAX_CHARS`]).
+pub const USERNAME_PATTERN: &str = "^[A-Za-z0-9_.-]+$";
+
+/// The username rule: 3 to 64 of `A-Z a-z 0-9 _ . -`.
 pub fn is_valid_username(name: &str) -> bool {
-    (3..=64).contains(&name.len())
+    (USERNAME_MIN_CHARS..=USERNAME_MAX_CHARS).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
@@ -1387,7 +1443,9 @@ pub fn is_valid_username(name: &str) -> bool {
 /// An email address as signup and the account routes accept it: at most
 /// 254 bytes, RFC 5321 syntax, and a dot (no bare `user@host`).
 pub fn is_valid_email(email: &str) -> bool {
-    email.len() <= 254 && email_address::EmailAddress::is_valid(email) && email.contains('.')
+    email.chars().count() <= crate::login::EMAIL_MAX_CHARS
+        && email_address::EmailAddress::is_valid(email)
+        && email.contains('.')
 }
 
 fn admin(env: &Environment) -> Result<Option<AdminBootstrap>, ConfigError> {
@@ -1455,6 +1513,55 @@ mod tests {
                 .any(|f| f.status == Status::Fail && f.subject == variable),
             "{findings:#?}"
         );
+    }
+
+    #[test]
+    fn hmac_keys_are_as_long_as_their_hash() {
+        let key = |n: usize| "0123456789abcdef".repeat(4)[..n].to_owned();
+        for (alg, min) in [("HS384", 48), ("HS512", 64)] {
+            let short = key(min - 1);
+            check_refused(
+                &[("ALGORITHM", alg), ("SECRET_KEY", &short)],
+                "SECRET_KEY",
+                &format!("ALGORITHM={alg} needs at least {min}"),
+            );
+            let err = ServiceSettings::from_env(
+                &env(&[("ALGORITHM", alg), ("SECRET_KEY", &short)]),
+                "svc",
+            )
+            .unwrap_err();
+            assert!(err.fix().contains("cargo xtask setup-jwt"), "{err}");
+            let long = key(min);
+            let settings = ServiceSettings::from_env(
+                &env(&[("ALGORITHM", alg), ("SECRET_KEY", &long)]),
+                "svc",
+            );
+            assert!(settings.is_ok(), "{alg} with {min} bytes: {settings:?}");
+        }
+        // HS256 keeps the 32-byte floor.
+        assert!(ServiceSettings::from_env(&env(&[("SECRET_KEY", &key(32))]), "svc").is_ok());
+        // The kit refuses the same keys when they are built directly.
+        let e = SigningKeys::hmac(SigningAlgorithm::HS512, key(48).as_bytes()).unwrap_err();
+        assert_eq!(e, KeyError::SecretTooShortFor(SigningAlgorithm::HS512, 48));
+    }
+
+    #[test]
+    fn item_quota() {
+        let settings = ServiceSettings::from_env(&env(&[("SECRET_KEY", GOOD_KEY)]), "svc").unwrap();
+        assert_eq!(settings.items_max_per_user, DEFAULT_ITEMS_MAX_PER_USER);
+        let settings = ServiceSettings::from_env(
+            &env(&[("SECRET_KEY", GOOD_KEY), ("ITEMS_MAX_PER_USER", "3")]),
+            "svc",
+        )
+        .unwrap();
+        assert_eq!(settings.items_max_per_user, 3);
+        for bad in ["0", "-1", "many", "1000001"] {
+            check_refused(
+                &[("SECRET_KEY", GOOD_KEY), ("ITEMS_MAX_PER_USER", bad)],
+                "ITEMS_MAX_PER_USER",
+                "set ITEMS_MAX_PER_USER to a whole number from 1 to 1000000",
+            );
+        }
     }
 
     #[test]

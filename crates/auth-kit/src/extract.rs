@@ -45,6 +45,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use crate::error::AuthError;
+use crate::login::ScopeMode;
 use crate::policy::AccessPolicy;
 use crate::token::{AccessTokenVerifier, InvalidToken, MAX_TOKEN_BYTES, VerifiedAccess};
 
@@ -110,6 +111,7 @@ pub struct Authenticator<U> {
     verifier: Arc<AccessTokenVerifier>,
     directory: Arc<dyn DynDirectory<U>>,
     policy: Arc<AccessPolicy>,
+    scopes: ScopeMode,
 }
 
 impl<U> Clone for Authenticator<U> {
@@ -118,6 +120,7 @@ impl<U> Clone for Authenticator<U> {
             verifier: self.verifier.clone(),
             directory: self.directory.clone(),
             policy: self.policy.clone(),
+            scopes: self.scopes,
         }
     }
 }
@@ -131,22 +134,55 @@ impl<U> fmt::Debug for Authenticator<U> {
 }
 
 impl<U: Account> Authenticator<U> {
-    /// Every argument is required: there is no default key, directory or policy.
+    /// Every argument is required: there is no default key, directory,
+    /// policy or scope mode. With [`ScopeMode::Scoped`] every extractor here
+    /// also checks the scopes its requirement names; with
+    /// [`ScopeMode::Unscoped`] (tokens carry no scopes) roles and
+    /// permissions alone decide.
     pub fn new<D: UserDirectory<User = U>>(
         verifier: AccessTokenVerifier,
         directory: D,
         policy: AccessPolicy,
+        scopes: ScopeMode,
     ) -> Self {
         Self {
             verifier: Arc::new(verifier),
             directory: Arc::new(directory),
             policy: Arc::new(policy),
+            scopes,
         }
     }
 
     /// The access policy checks run against.
     pub fn policy(&self) -> &AccessPolicy {
         &self.policy
+    }
+
+    /// Whether routes require scopes.
+    pub fn scope_mode(&self) -> ScopeMode {
+        self.scopes
+    }
+
+    /// 403 `insufficient_scope` naming all of `scopes` unless the caller's
+    /// token carries every one of them and the caller's role still holds
+    /// them (a demoted user's tokens lose the scopes at once, not when they
+    /// expire). Always `Ok` for a service without scopes.
+    pub fn check_scopes(
+        &self,
+        caller: &CurrentUser<U>,
+        scopes: &'static [&'static str],
+    ) -> Result<(), AuthError> {
+        if self.scopes == ScopeMode::Unscoped {
+            return Ok(());
+        }
+        let role = caller.user.role();
+        if caller.access.has_scopes(scopes)
+            && scopes.iter().all(|s| self.policy.role_holds_scope(role, s))
+        {
+            Ok(())
+        } else {
+            Err(AuthError::InsufficientScope(scopes))
+        }
     }
 
     /// Verifies the request's bearer token and loads its active user.
@@ -272,16 +308,53 @@ pub trait ScopeRequirement: Send + Sync + 'static {
 pub trait PermissionRequirement: Send + Sync + 'static {
     /// The permission (the role's or a per-user grant).
     const PERMISSION: &'static str;
+    /// The scopes the token must also carry in a service with scopes, so a
+    /// token asked for less (a down-scoped token) cannot use the
+    /// permission. No default: each requirement says which scopes cover it.
+    const SCOPES: &'static [&'static str];
 }
 
 /// A role a route needs, named by a marker type.
 pub trait RoleRequirement: Send + Sync + 'static {
     /// The role.
     const ROLE: &'static str;
+    /// The scopes the token must also carry in a service with scopes (see
+    /// [`PermissionRequirement::SCOPES`]).
+    const SCOPES: &'static [&'static str];
+}
+
+/// What a guarding extractor demands, as data: what OpenAPI shows for a
+/// route that names it ([`crate::openapi`] derives each route's security
+/// requirement and its 401/403 answers from it, so the document and the
+/// check cannot drift apart).
+pub trait RouteGuard {
+    /// The scopes the token must carry in a service with scopes.
+    fn scopes() -> &'static [&'static str];
+    /// The role or permission whose absence is 403 `forbidden`, if any.
+    fn role_or_permission() -> Option<String>;
+    /// Why a user with a valid token is refused with 403 `forbidden` on
+    /// every route this guard protects.
+    fn account_refusal() -> &'static str {
+        "the user is disabled"
+    }
+    /// What a 503 from this guard means.
+    fn unavailable() -> &'static str {
+        "`temporarily_unavailable`: the user store did not answer; retry after `Retry-After` seconds"
+    }
+}
+
+impl<U> RouteGuard for CurrentUser<U> {
+    fn scopes() -> &'static [&'static str] {
+        &[]
+    }
+
+    fn role_or_permission() -> Option<String> {
+        None
+    }
 }
 
 macro_rules! guarded_extractor {
-    ($(#[$doc:meta])* $name:ident<$marker:ident: $bound:ident>, |$caller:ident, $policy:ident| $check:expr) => {
+    ($(#[$doc:meta])* $name:ident<$marker:ident: $bound:ident>, scopes: $scopes:expr, needs: $needs:expr, |$caller:ident, $auth:ident| $check:expr) => {
         $(#[$doc])*
         pub struct $name<$marker, U = crate::store::User> {
             /// The user.
@@ -307,11 +380,20 @@ macro_rules! guarded_extractor {
             type Rejection = AuthError;
 
             async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-                let auth = Authenticator::<U>::from_ref(state);
-                let $caller = auth.authenticate(parts).await?;
-                let $policy = auth.policy();
+                let $auth = Authenticator::<U>::from_ref(state);
+                let $caller = $auth.authenticate(parts).await?;
                 $check?;
                 Ok(Self { user: $caller.user, access: $caller.access, marker: PhantomData })
+            }
+        }
+
+        impl<$marker: $bound, U> RouteGuard for $name<$marker, U> {
+            fn scopes() -> &'static [&'static str] {
+                $scopes
+            }
+
+            fn role_or_permission() -> Option<String> {
+                $needs
             }
         }
     };
@@ -322,31 +404,40 @@ guarded_extractor!(
     /// (FastAPI's `Security(get_current_active_user, scopes=[...])`), and
     /// whose role still holds them (a demoted user's tokens lose the scopes
     /// at once, not when they expire): 403 `insufficient_scope` otherwise,
-    /// naming all of them.
+    /// naming all of them. In a service without scopes any active user
+    /// passes.
     RequireScopes<R: ScopeRequirement>,
-    |caller, policy| {
-        let role = caller.user.role();
-        if caller.access.has_scopes(R::SCOPES) && R::SCOPES.iter().all(|s| policy.role_holds_scope(role, s)) {
-            Ok(())
-        } else {
-            Err(AuthError::InsufficientScope(R::SCOPES))
-        }
-    }
+    scopes: R::SCOPES,
+    needs: None,
+    |caller, auth| auth.check_scopes(&caller, R::SCOPES)
 );
 
 guarded_extractor!(
     /// An active user holding permission `P` through their role or a
     /// per-user grant (FastAPI's `Depends(require_permission(...))`): 403
-    /// otherwise. No scope is needed.
+    /// `forbidden` otherwise. In a service with scopes the token must also
+    /// carry `P::SCOPES`, checked after the permission: 403
+    /// `insufficient_scope` naming them.
     RequirePermission<R: PermissionRequirement>,
-    |caller, policy| check_permission(policy, &caller.user, R::PERMISSION)
+    scopes: R::SCOPES,
+    needs: Some(format!("Permission '{}' required", R::PERMISSION)),
+    |caller, auth| check_permission(auth.policy(), &caller.user, R::PERMISSION)
+        .and_then(|()| auth.check_scopes(&caller, R::SCOPES))
 );
 
 guarded_extractor!(
     /// An active user with role `R` (FastAPI's
-    /// `Depends(get_current_admin_user)`): 403 otherwise. No scope is needed.
+    /// `Depends(get_current_admin_user)`): 403 `forbidden` otherwise. In a
+    /// service with scopes the token must also carry `R::SCOPES`, checked
+    /// after the role: 403 `insufficient_scope` naming them.
     RequireRole<R: RoleRequirement>,
-    |caller, _policy| if caller.user.role() == R::ROLE { Ok(()) } else { Err(AuthError::RoleRequired(R::ROLE)) }
+    scopes: R::SCOPES,
+    needs: Some(format!("Role '{}' required", R::ROLE)),
+    |caller, auth| if caller.user.role() == R::ROLE {
+        auth.check_scopes(&caller, R::SCOPES)
+    } else {
+        Err(AuthError::RoleRequired(R::ROLE))
+    }
 );
 
 /// The check [`RequirePermission`] makes, for permissions that depend on
@@ -374,7 +465,7 @@ pub fn check_permission<U: Account>(
     }
 }
 
-/// Marker types for SPEC section 3's standard requirements.
+/// Marker types for the standard routes' requirements.
 pub mod standard {
     use super::{PermissionRequirement, RoleRequirement, ScopeRequirement};
 
@@ -399,18 +490,20 @@ pub mod standard {
         const SCOPES: &'static [&'static str] = &["items:write"];
     }
 
-    /// Permission `items:delete`.
+    /// Permission `items:delete`; with scopes, also `items:write`.
     #[derive(Debug)]
     pub struct DeleteItems;
     impl PermissionRequirement for DeleteItems {
         const PERMISSION: &'static str = "items:delete";
+        const SCOPES: &'static [&'static str] = &["items:write"];
     }
 
-    /// Role `admin`.
+    /// Role `admin`; with scopes, also the scope `admin`.
     #[derive(Debug)]
     pub struct Admin;
     impl RoleRequirement for Admin {
         const ROLE: &'static str = "admin";
+        const SCOPES: &'static [&'static str] = &["admin"];
     }
 }
 

@@ -13,6 +13,7 @@ pub mod login;
 pub mod mail;
 #[cfg(feature = "openapi")]
 pub mod openapi;
+pub mod page;
 pub mod password;
 pub mod policy;
 pub mod random;

@@ -39,7 +39,10 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::config::{AdminBootstrap, EmailVerification, is_valid_email, is_valid_username};
+use crate::config::{
+    AdminBootstrap, EmailVerification, USERNAME_MAX_CHARS, USERNAME_MIN_CHARS, is_valid_email,
+    is_valid_username,
+};
 use crate::error::{ApiError, OAuthError, no_store_headers};
 use crate::http::TokenRequest;
 use crate::limiter::RateLimiter;
@@ -101,21 +104,29 @@ impl IntoResponse for TokenResponse {
     }
 }
 
+/// The longest email address a signup accepts, in characters.
+pub const EMAIL_MAX_CHARS: usize = 254;
+/// The longest `full_name` a signup accepts, in characters.
+pub const FULL_NAME_MAX_CHARS: usize = 256;
+
 /// A signup (POST /auth/signup). Unknown fields, such as `role`, are
 /// ignored: a signup always gets the policy's signup role.
 #[derive(Clone, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignupRequest {
     /// 3 to 64 of `A-Z a-z 0-9 _ . -`, unique ignoring case.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::schemas::username))]
     pub username: String,
     /// 8 characters to 1024 bytes.
-    #[cfg_attr(feature = "openapi", schema(format = Password))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::schemas::password))]
     pub password: String,
     /// Optional; unique ignoring case.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::schemas::email))]
     pub email: Option<String>,
     /// Optional, up to 256 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::schemas::full_name))]
     pub full_name: Option<String>,
 }
 
@@ -128,12 +139,15 @@ impl std::fmt::Debug for SignupRequest {
 }
 
 impl SignupRequest {
-    /// SPEC section 9's input rules; the error names the field (422).
+    /// The signup rules (the OpenAPI schema states the same, from the same
+    /// constants); the error names the field (422).
     pub fn validate(&self) -> Result<(), ApiError> {
         if !is_valid_username(&self.username) {
             return Err(ApiError::validation(
                 "username",
-                "must be 3 to 64 characters of A-Z a-z 0-9 _ . -",
+                format!(
+                    "must be {USERNAME_MIN_CHARS} to {USERNAME_MAX_CHARS} characters of A-Z a-z 0-9 _ . -"
+                ),
             ));
         }
         check_new_password(&self.password).map_err(|m| ApiError::validation("password", m))?;
@@ -148,11 +162,11 @@ impl SignupRequest {
         if self
             .full_name
             .as_ref()
-            .is_some_and(|n| n.chars().count() > 256)
+            .is_some_and(|n| n.chars().count() > FULL_NAME_MAX_CHARS)
         {
             return Err(ApiError::validation(
                 "full_name",
-                "must be at most 256 characters",
+                format!("must be at most {FULL_NAME_MAX_CHARS} characters"),
             ));
         }
         Ok(())
@@ -595,12 +609,20 @@ impl LoginService {
                 EnsureAdminError::Store(e) => ApiError::from(e),
                 EnsureAdminError::Hash(e) => busy(e),
             })?;
-        match outcome {
+        match &outcome {
             AdminBootstrapOutcome::Created => {
                 tracing::info!(username = %admin.username, "created the bootstrap admin")
             }
             AdminBootstrapOutcome::LeftAlone => {
-                tracing::info!(username = %admin.username, "a user of the bootstrap admin's name exists; left it alone");
+                tracing::info!(username = %admin.username, "the bootstrap admin exists; left it alone");
+            }
+            AdminBootstrapOutcome::NotAnAdmin { role, disabled } => {
+                let state = if *disabled { "disabled" } else { "enabled" };
+                tracing::warn!(
+                    username = %admin.username,
+                    "ADMIN_USERNAME names an existing user who is not an enabled admin (role '{role}', {state}); nothing was changed, and ADMIN_PASSWORD is not used. {}",
+                    AdminBootstrapOutcome::promote_hint(&admin.username)
+                );
             }
         }
         Ok(outcome)

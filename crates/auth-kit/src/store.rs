@@ -22,6 +22,10 @@
 //!   SHA-256, successors only sealed under a key derived from their parent;
 //! - the last enabled admin is never demoted, disabled or deleted, also
 //!   when two admins change each other at once;
+//! - the item quota is decided by a conditional `INSERT` while the owner's
+//!   row is locked, so concurrent creations never exceed it;
+//! - lists are read by keyset (`id > after ORDER BY id LIMIT n + 1`): one
+//!   indexed query per page, however deep;
 //! - the per-request lookup of a token's user and login is one indexed query.
 
 use std::fmt;
@@ -34,10 +38,11 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use crate::clock::{Clock, rfc3339};
-use crate::error::ApiError;
+use crate::error::{ApiError, AuthError};
 use crate::extract::{Account, Lookup, LookupError, UserDirectory};
+use crate::page::{Page, PageRequest};
 use crate::refresh::{ReuseWindow, SealedSuccessor};
-use crate::token::VerifiedAccess;
+use crate::token::{InvalidToken, VerifiedAccess};
 use crate::username;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -391,14 +396,19 @@ impl Store {
         Ok(())
     }
 
-    /// Every user, by id.
-    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+    /// One page of users, by id.
+    pub async fn list_users(&self, page: &PageRequest) -> Result<Page<User>, StoreError> {
         let rows = on_pool!(self, |pool| {
-            sqlx::query_as::<_, UserRow>(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))
-                .fetch_all(pool)
-                .await
+            sqlx::query_as::<_, UserRow>(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2"
+            ))
+            .bind(page.after_id())
+            .bind(page.lookahead_limit())
+            .fetch_all(pool)
+            .await
         })?;
-        Ok(rows.into_iter().map(User::from).collect())
+        let users = rows.into_iter().map(User::from).collect();
+        Ok(Page::from_lookahead(page, users, |u: &User| u.id))
     }
 
     /// Applies `update`; `None` when there is no such user. Absent fields are
@@ -519,7 +529,9 @@ impl Store {
     }
 
     /// Creates the bootstrap admin unless a user of that name exists (an
-    /// existing user is never changed). `hash` is only called when needed.
+    /// existing user is never changed, even when it is not an enabled admin:
+    /// [`AdminBootstrapOutcome::NotAnAdmin`]). `hash` is only called when
+    /// needed.
     pub async fn ensure_admin<F, Fut, E>(
         &self,
         username: &str,
@@ -529,13 +541,12 @@ impl Store {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<String, E>>,
     {
-        if self
+        if let Some((user, _)) = self
             .credentials(username)
             .await
             .map_err(EnsureAdminError::Store)?
-            .is_some()
         {
-            return Ok(AdminBootstrapOutcome::LeftAlone);
+            return Ok(AdminBootstrapOutcome::existing(user));
         }
         let password_hash = hash().await.map_err(EnsureAdminError::Hash)?;
         let new = NewUser {
@@ -785,20 +796,52 @@ impl Store {
 
     // -- items ----------------------------------------------------------------
 
-    /// Stores an item owned by `owner_id`.
-    pub async fn create_item(&self, owner_id: i64, new: &NewItem) -> Result<Item, StoreError> {
+    /// Stores an item owned by `owner_id`, unless they already own
+    /// `max_items` ([`CreateItemError::QuotaExceeded`]).
+    ///
+    /// The owner's row is locked first (a no-op `UPDATE`), then the item is
+    /// inserted only if the count is below the quota, in one transaction:
+    /// concurrent creations for one owner queue on that lock (PostgreSQL) or
+    /// on the database's single writer (SQLite), so none can slip past the
+    /// quota between a count and an insert.
+    pub async fn create_item(
+        &self,
+        owner_id: i64,
+        new: &NewItem,
+        max_items: u32,
+    ) -> Result<Item, CreateItemError> {
         let now = self.clock.now();
-        let id = on_pool!(self, |pool| {
-            sqlx::query_scalar::<_, i64>(
-                "INSERT INTO items (owner_id, title, description, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-            )
-            .bind(owner_id)
-            .bind(&new.title)
-            .bind(&new.description)
-            .bind(now)
-            .fetch_one(pool)
-            .await
+        let created = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let owner = sqlx::query("UPDATE users SET disabled = disabled WHERE id = $1")
+                .bind(owner_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let id = if owner == 1 {
+                sqlx::query_scalar::<_, i64>(
+                    "INSERT INTO items (owner_id, title, description, created_at) SELECT $1, $2, $3, $4 \
+                     WHERE (SELECT count(*) FROM items WHERE owner_id = $1) < $5 RETURNING id",
+                )
+                .bind(owner_id)
+                .bind(&new.title)
+                .bind(&new.description)
+                .bind(now)
+                .bind(i64::from(max_items))
+                .fetch_optional(&mut *tx)
+                .await?
+            } else {
+                None
+            };
+            // Always ended here, never left open on an early return.
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>((owner == 1, id))
         })?;
+        let id = match created {
+            (false, _) => return Err(CreateItemError::OwnerGone),
+            (true, None) => return Err(CreateItemError::QuotaExceeded { limit: max_items }),
+            (true, Some(id)) => id,
+        };
         Ok(Item {
             id,
             title: new.title.clone(),
@@ -808,17 +851,25 @@ impl Store {
         })
     }
 
-    /// The items `owner_id` owns, by id.
-    pub async fn items_of(&self, owner_id: i64) -> Result<Vec<Item>, StoreError> {
+    /// One page of the items `owner_id` owns, by id.
+    pub async fn items_of(
+        &self,
+        owner_id: i64,
+        page: &PageRequest,
+    ) -> Result<Page<Item>, StoreError> {
         let rows = on_pool!(self, |pool| {
             sqlx::query_as::<_, ItemRow>(
-                "SELECT id, title, description, owner_id, created_at FROM items WHERE owner_id = $1 ORDER BY id",
+                "SELECT id, title, description, owner_id, created_at FROM items \
+                 WHERE owner_id = $1 AND id > $2 ORDER BY id LIMIT $3",
             )
             .bind(owner_id)
+            .bind(page.after_id())
+            .bind(page.lookahead_limit())
             .fetch_all(pool)
             .await
         })?;
-        Ok(rows.into_iter().map(Item::from).collect())
+        let items = rows.into_iter().map(Item::from).collect();
+        Ok(Page::from_lookahead(page, items, |i: &Item| i.id))
     }
 
     /// The item with this id.
@@ -877,17 +928,25 @@ impl Store {
         })
     }
 
-    /// The items the subject `owner` owns, by id.
-    pub async fn items_of_subject(&self, owner: &str) -> Result<Vec<SubjectItem>, StoreError> {
+    /// One page of the items the subject `owner` owns, by id.
+    pub async fn items_of_subject(
+        &self,
+        owner: &str,
+        page: &PageRequest,
+    ) -> Result<Page<SubjectItem>, StoreError> {
         let rows = on_pool!(self, |pool| {
             sqlx::query_as::<_, SubjectItemRow>(
-                "SELECT id, title, description, owner_sub, created_at FROM subject_items WHERE owner_sub = $1 ORDER BY id",
+                "SELECT id, title, description, owner_sub, created_at FROM subject_items \
+                 WHERE owner_sub = $1 AND id > $2 ORDER BY id LIMIT $3",
             )
             .bind(owner)
+            .bind(page.after_id())
+            .bind(page.lookahead_limit())
             .fetch_all(pool)
             .await
         })?;
-        Ok(rows.into_iter().map(SubjectItem::from).collect())
+        let items = rows.into_iter().map(SubjectItem::from).collect();
+        Ok(Page::from_lookahead(page, items, |i: &SubjectItem| i.id))
     }
 
     /// Deletes a subject's item; `false` when there was none.
@@ -1175,13 +1234,149 @@ impl From<UserChangeError> for ApiError {
     }
 }
 
+/// Why an item was not created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CreateItemError {
+    /// The owner already owns the most items allowed: 409 `quota_exceeded`.
+    #[error("the owner already owns {limit} items, the most allowed")]
+    QuotaExceeded {
+        /// ITEMS_MAX_PER_USER.
+        limit: u32,
+    },
+    /// The owner was deleted meanwhile: 401, as their token now gets.
+    #[error("the owner no longer exists")]
+    OwnerGone,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for CreateItemError {
+    fn from(e: sqlx::Error) -> Self {
+        CreateItemError::Store(e.into())
+    }
+}
+
+impl From<CreateItemError> for ApiError {
+    fn from(e: CreateItemError) -> Self {
+        match e {
+            CreateItemError::QuotaExceeded { limit } => ApiError::Conflict {
+                code: "quota_exceeded",
+                description: format!(
+                    "You already own {limit} items, the most allowed; delete some first"
+                )
+                .into(),
+            },
+            CreateItemError::OwnerGone => AuthError::from(InvalidToken::UnknownUser).into(),
+            CreateItemError::Store(e) => e.into(),
+        }
+    }
+}
+
 /// What admin bootstrap did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AdminBootstrapOutcome {
     /// The admin was created.
     Created,
-    /// A user of that name exists and was not changed.
+    /// An enabled admin of that name exists and was not changed.
     LeftAlone,
+    /// A user of that name exists but is not an enabled admin (someone
+    /// signed up with the name first, or the admin was demoted or
+    /// disabled): nothing was changed, and the service has no admin of that
+    /// name.
+    NotAnAdmin {
+        /// The user's role.
+        role: String,
+        /// Whether the user is disabled.
+        disabled: bool,
+    },
+}
+
+impl AdminBootstrapOutcome {
+    fn existing(user: User) -> Self {
+        if user.role == ADMIN_ROLE && !user.disabled {
+            AdminBootstrapOutcome::LeftAlone
+        } else {
+            AdminBootstrapOutcome::NotAnAdmin {
+                role: user.role,
+                disabled: user.disabled,
+            }
+        }
+    }
+
+    /// How to make the existing user of `username` the admin (for
+    /// [`AdminBootstrapOutcome::NotAnAdmin`]): the stamped tool, or SQL by
+    /// hand. Both spellings work on SQLite and PostgreSQL.
+    pub fn promote_hint(username: &str) -> String {
+        let quoted = username.replace('\'', "''");
+        format!(
+            "if that user should be the admin, run `cargo auth admin promote {username}` (in projects that have the `cargo auth` tools), or by hand in the database: UPDATE users SET role = 'admin', disabled = FALSE WHERE lower(username) = lower('{quoted}'); otherwise set ADMIN_USERNAME to a name nobody uses"
+        )
+    }
+}
+
+/// Who the bootstrap admin's name belongs to, read without changing the
+/// database (`cargo xtask validate`): `Ok(None)` when nobody has it (or the
+/// schema does not exist yet), else [`AdminBootstrapOutcome::LeftAlone`]
+/// or [`AdminBootstrapOutcome::NotAnAdmin`].
+pub async fn inspect_admin(
+    url: &str,
+    username: &str,
+    timeout: Duration,
+) -> Result<Option<AdminBootstrapOutcome>, String> {
+    let query = format!("SELECT {USER_COLUMNS} FROM users WHERE lower(username) = lower($1)");
+    let probe = async {
+        let row: Result<Option<UserRow>, sqlx::Error> = if url.starts_with("sqlite:") {
+            // Read-only: never creates the file or takes a write lock.
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|_| "not a valid sqlite: URL".to_owned())?
+                .read_only(true)
+                .create_if_missing(false);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .map_err(|e| e.to_string())?;
+            let row = sqlx::query_as(&query)
+                .bind(username)
+                .fetch_optional(&pool)
+                .await;
+            pool.close().await;
+            row
+        } else {
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|_| "not a valid postgres:// URL".to_owned())?;
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(timeout)
+                .connect_with(options)
+                .await
+                .map_err(|e| e.to_string())?;
+            let row = sqlx::query_as(&query)
+                .bind(username)
+                .fetch_optional(&pool)
+                .await;
+            pool.close().await;
+            row
+        };
+        match row {
+            Ok(row) => Ok(row.map(|r| AdminBootstrapOutcome::existing(User::from(r)))),
+            // A database the service never started on has no users table:
+            // the admin will be created.
+            Err(sqlx::Error::Database(db))
+                if db.code().as_deref() == Some("42P01")
+                    || db.message().contains("no such table") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    tokio::time::timeout(timeout, probe)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {}s", timeout.as_secs())))
 }
 
 /// Admin bootstrap failed.
@@ -1194,6 +1389,9 @@ pub enum EnsureAdminError<E> {
     #[error("hashing the admin password failed: {0}")]
     Hash(E),
 }
+
+/// The most per-user permission grants one user may hold.
+pub const MAX_PERMISSION_GRANTS: usize = 64;
 
 /// A change to a user (PATCH /users/{id}); `None` leaves a field alone.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -1223,8 +1421,11 @@ impl UserUpdate {
             ));
         }
         if let Some(permissions) = &self.permissions {
-            if permissions.len() > 64 {
-                return Err(ApiError::validation("permissions", "at most 64 entries"));
+            if permissions.len() > MAX_PERMISSION_GRANTS {
+                return Err(ApiError::validation(
+                    "permissions",
+                    format!("at most {MAX_PERMISSION_GRANTS} entries"),
+                ));
             }
             if permissions.iter().any(|p| !policy.is_permission(p)) {
                 return Err(ApiError::validation(
@@ -1373,38 +1574,51 @@ impl From<SubjectItemRow> for SubjectItem {
     }
 }
 
+/// The longest item title, in characters.
+pub const ITEM_TITLE_MAX_CHARS: usize = 200;
+/// The longest item description, in characters.
+pub const ITEM_DESCRIPTION_MAX_CHARS: usize = 5000;
+/// What a title must contain, as a JSON Schema pattern: a character other
+/// than the blanks [`ITEM_TITLE_BLANKS`].
+pub const ITEM_TITLE_PATTERN: &str = "[^ \\t\\r\\n]";
+/// The characters that do not count as a title on their own (spelled the
+/// same in every regex dialect, unlike `\\s`).
+pub const ITEM_TITLE_BLANKS: [char; 4] = [' ', '\t', '\r', '\n'];
+
 /// An item to create (POST /items).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewItem {
-    /// 1 to 200 characters.
+    /// 1 to 200 characters, not only blanks.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::schemas::item_title))]
     pub title: String,
     /// Up to 5000 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::schemas::item_description))]
     pub description: Option<String>,
 }
 
 impl NewItem {
-    /// 422 for an empty or over-long title or description.
+    /// 422 for an empty, blank or over-long title, or an over-long
+    /// description (the OpenAPI schema states the same rules).
     pub fn validate(&self) -> Result<(), ApiError> {
-        let title = self.title.trim().chars().count();
-        if title == 0 {
+        if self.title.trim_matches(ITEM_TITLE_BLANKS).is_empty() {
             return Err(ApiError::validation("title", "must not be empty"));
         }
-        if self.title.chars().count() > 200 {
+        if self.title.chars().count() > ITEM_TITLE_MAX_CHARS {
             return Err(ApiError::validation(
                 "title",
-                "must be at most 200 characters",
+                format!("must be at most {ITEM_TITLE_MAX_CHARS} characters"),
             ));
         }
         if self
             .description
             .as_ref()
-            .is_some_and(|d| d.chars().count() > 5000)
+            .is_some_and(|d| d.chars().count() > ITEM_DESCRIPTION_MAX_CHARS)
         {
             return Err(ApiError::validation(
                 "description",
-                "must be at most 5000 characters",
+                format!("must be at most {ITEM_DESCRIPTION_MAX_CHARS} characters"),
             ));
         }
         Ok(())

@@ -114,6 +114,26 @@ impl SigningAlgorithm {
         matches!(self, Self::HS256 | Self::HS384 | Self::HS512)
     }
 
+    /// The shortest HMAC secret this algorithm accepts, in bytes: at least
+    /// [`MIN_SECRET_BYTES`], and never shorter than the hash's output (RFC
+    /// 7518 section 3.2: 32, 48 and 64 bytes for HS256, HS384 and HS512).
+    /// `None` for the asymmetric algorithms.
+    ///
+    /// ```
+    /// use auth_kit::token::SigningAlgorithm;
+    /// assert_eq!(SigningAlgorithm::HS512.min_secret_bytes(), Some(64));
+    /// assert_eq!(SigningAlgorithm::ES256.min_secret_bytes(), None);
+    /// ```
+    pub fn min_secret_bytes(self) -> Option<usize> {
+        let hash_bytes = match self {
+            Self::HS256 => 32,
+            Self::HS384 => 48,
+            Self::HS512 => 64,
+            Self::RS256 | Self::ES256 | Self::EdDSA => return None,
+        };
+        Some(usize::max(hash_bytes, MIN_SECRET_BYTES))
+    }
+
     fn jwt(self) -> Algorithm {
         match self {
             Self::HS256 => Algorithm::HS256,
@@ -163,6 +183,10 @@ pub enum KeyError {
     /// The HMAC secret is shorter than 32 bytes.
     #[error("the secret is {0} bytes; at least 32 are required")]
     SecretTooShort(usize),
+    /// The HMAC secret is shorter than its algorithm's hash output
+    /// ([`SigningAlgorithm::min_secret_bytes`]).
+    #[error("the secret is {1} bytes; {0} needs at least {min} (RFC 7518 section 3.2)", min = .0.min_secret_bytes().unwrap_or(MIN_SECRET_BYTES))]
+    SecretTooShortFor(SigningAlgorithm, usize),
     /// The private key PEM could not be read as a key for the algorithm.
     #[error("the private key is not a PEM {0} private key")]
     PrivateKey(SigningAlgorithm),
@@ -239,12 +263,14 @@ impl fmt::Debug for SigningKeys {
 pub const MIN_SECRET_BYTES: usize = 32;
 
 impl SigningKeys {
-    /// HMAC keys from a shared secret of at least 32 bytes.
+    /// HMAC keys from a shared secret of at least 32 bytes, and at least
+    /// the algorithm's hash size ([`SigningAlgorithm::min_secret_bytes`]).
     pub fn hmac(algorithm: SigningAlgorithm, secret: &[u8]) -> Result<Self, KeyError> {
         install_crypto_provider();
         if !algorithm.is_hmac() {
             return Err(KeyError::WrongKind(algorithm));
         }
+        check_hmac_length(algorithm, secret)?;
         let current = hmac_verification_key(secret)?;
         let encoding =
             EncodingKey::from_secret(secret).map_err(|_| KeyError::SecretTooShort(secret.len()))?;
@@ -306,6 +332,7 @@ impl SigningKeys {
         if !self.algorithm.is_hmac() {
             return Err(KeyError::WrongKind(self.algorithm));
         }
+        check_hmac_length(self.algorithm, secret)?;
         let key = hmac_verification_key(secret)?;
         self.with_previous(key)
     }
@@ -368,6 +395,17 @@ impl SigningKeys {
 }
 
 /// A verify-only HMAC key: at least 32 bytes, with its derived `kid`.
+/// RFC 7518 section 3.2: an HMAC key at least as long as the hash (32, 48
+/// and 64 bytes for HS256, HS384 and HS512).
+fn check_hmac_length(algorithm: SigningAlgorithm, secret: &[u8]) -> Result<(), KeyError> {
+    match algorithm.min_secret_bytes() {
+        Some(min) if secret.len() < min => {
+            Err(KeyError::SecretTooShortFor(algorithm, secret.len()))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn hmac_verification_key(secret: &[u8]) -> Result<VerificationKey, KeyError> {
     if secret.len() < MIN_SECRET_BYTES {
         return Err(KeyError::SecretTooShort(secret.len()));

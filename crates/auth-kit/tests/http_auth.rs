@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_kit::Clock;
 use auth_kit::extract::standard::{Admin, DeleteItems, ReadItems};
 use auth_kit::extract::{
     Authenticator, CurrentUser, RequirePermission, RequireRole, RequireScopes, ScopeRequirement,
@@ -19,6 +18,7 @@ use auth_kit::testing::TestDatabase;
 use auth_kit::token::{
     AccessGrant, AccessTokenVerifier, ClaimRules, Leeway, SigningKeys, TokenIssuer,
 };
+use auth_kit::{Clock, ScopeMode};
 use axum::Router;
 use axum::extract::FromRef;
 use axum::http::StatusCode;
@@ -86,6 +86,10 @@ struct Fixture {
 
 impl Fixture {
     async fn start() -> Self {
+        Self::start_with(ScopeMode::Scoped).await
+    }
+
+    async fn start_with(scopes: ScopeMode) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let db = TestDatabase::sqlite();
         let store = Store::connect(db.url()).await.unwrap();
@@ -113,6 +117,7 @@ impl Fixture {
             AccessTokenVerifier::new(&keys, rules),
             store.clone(),
             AccessPolicy::standard(),
+            scopes,
         );
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
@@ -368,7 +373,8 @@ async fn scopes_permissions_and_roles_get_403() {
     );
     assert_eq!(f.call("GET", "/items", Some(&no_claim)).await.0, 403);
 
-    // Permissions need no scope, and are decided before existence (403 before 404).
+    // Permissions are decided before scopes, and before existence (403
+    // before 404).
     let forbidden = (
         403,
         None,
@@ -392,17 +398,28 @@ async fn scopes_permissions_and_roles_get_403() {
         )
         .await
         .unwrap();
+    // The grant alone is not enough: a token asked for `me` only cannot
+    // use it (least privilege), and the scope is named.
     assert_eq!(
-        f.call("DELETE", "/items/1", Some(&me_only)).await.0,
+        f.call("DELETE", "/items/1", Some(&me_only)).await,
+        (
+            403,
+            Some(r#"Bearer error="insufficient_scope", scope="items:write", error_description="The access token lacks the scope 'items:write'""#.to_owned()),
+            error("insufficient_scope", "The access token lacks the scope 'items:write'")
+        )
+    );
+    let writer = bearer(f.token(&bob, "me items:write", None));
+    assert_eq!(
+        f.call("DELETE", "/items/1", Some(&writer)).await.0,
         204,
         "a per-user grant"
     );
     assert_eq!(
-        f.call("DELETE", "/items/999", Some(&me_only)).await,
+        f.call("DELETE", "/items/999", Some(&writer)).await,
         (404, None, error("not_found", "Item not found"))
     );
     assert_eq!(
-        f.call("DELETE", "/items/abc", Some(&me_only)).await.2,
+        f.call("DELETE", "/items/abc", Some(&writer)).await.2,
         error("validation_failed", "id: must be a positive integer")
     );
 
@@ -410,7 +427,22 @@ async fn scopes_permissions_and_roles_get_403() {
         f.call("GET", "/admin", Some(&me_only)).await,
         (403, None, error("forbidden", "Role 'admin' required"))
     );
-    let admin = bearer(f.token(&root, "", None));
+    // The role first, then the scope: an admin's token asked for `me` only
+    // cannot administer.
+    let admin_me_only = bearer(f.token(&root, "me", None));
+    assert_eq!(
+        f.call("GET", "/admin", Some(&admin_me_only)).await,
+        (
+            403,
+            Some(r#"Bearer error="insufficient_scope", scope="admin", error_description="The access token lacks the scope 'admin'""#.to_owned()),
+            error("insufficient_scope", "The access token lacks the scope 'admin'")
+        )
+    );
+    assert_eq!(
+        f.call("DELETE", "/items/1", Some(&admin_me_only)).await.2["error"],
+        "insufficient_scope"
+    );
+    let admin = bearer(f.token(&root, "admin items:write", None));
     assert_eq!(f.call("GET", "/admin", Some(&admin)).await.0, 200);
     assert_eq!(
         f.call("DELETE", "/items/1", Some(&admin)).await.0,
@@ -433,6 +465,44 @@ async fn scopes_permissions_and_roles_get_403() {
         f.call("GET", "/me", Some(&items_only)).await,
         (403, None, error("forbidden", "The user is disabled"))
     );
+}
+
+/// Without scopes (the jwt service) roles and permissions alone decide,
+/// and a scope route needs only a valid token.
+#[tokio::test]
+async fn without_scopes_roles_and_permissions_alone_decide() {
+    let f = Fixture::start_with(ScopeMode::Unscoped).await;
+    let bob = f.user("bob", "user").await;
+    let root = f.user("root", "admin").await;
+    let unscoped = |user: &User| {
+        format!(
+            "Bearer {}",
+            f.issuer
+                .issue(&AccessGrant {
+                    user_id: user.id,
+                    scope: None,
+                    login_id: None,
+                })
+                .unwrap()
+                .into_string()
+        )
+    };
+    let (bob_token, root_token) = (unscoped(&bob), unscoped(&root));
+    assert_eq!(f.call("GET", "/both", Some(&bob_token)).await.0, 200);
+    assert_eq!(
+        f.call("GET", "/admin", Some(&bob_token)).await,
+        (403, None, error("forbidden", "Role 'admin' required"))
+    );
+    assert_eq!(
+        f.call("DELETE", "/items/1", Some(&bob_token)).await,
+        (
+            403,
+            None,
+            error("forbidden", "Permission 'items:delete' required")
+        )
+    );
+    assert_eq!(f.call("GET", "/admin", Some(&root_token)).await.0, 200);
+    assert_eq!(f.call("DELETE", "/items/1", Some(&root_token)).await.0, 204);
 }
 
 #[tokio::test]

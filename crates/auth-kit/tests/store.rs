@@ -9,12 +9,20 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use auth_kit::extract::Lookup;
+use auth_kit::page::PageRequest;
 use auth_kit::refresh::{ReuseWindow, SealedSuccessor, SuccessorBinding};
 use auth_kit::store::{
-    AdminBootstrapOutcome, Backend, CreateUserError, NewItem, NewUser, RefreshTokenHash, Rotation,
-    Store, TakenField, UserChangeError, UserUpdate,
+    AdminBootstrapOutcome, Backend, CreateItemError, CreateUserError, NewItem, NewUser,
+    RefreshTokenHash, Rotation, Store, TakenField, UserChangeError, UserUpdate,
 };
 use auth_kit::testing::TestDatabase;
+
+/// A quota no test reaches unless it means to.
+const QUOTA: u32 = 1000;
+
+fn all_rows() -> PageRequest {
+    PageRequest::parse("/", Some("limit=200")).unwrap()
+}
 
 fn new_user<'a>(username: &'a str, email: Option<&'a str>) -> NewUser<'a> {
     NewUser {
@@ -286,6 +294,7 @@ async fn deleting_a_user_takes_items_and_logins() {
                     title: "mine".into(),
                     description: None,
                 },
+                QUOTA,
             )
             .await
             .unwrap();
@@ -296,6 +305,7 @@ async fn deleting_a_user_takes_items_and_logins() {
                     title: "kept".into(),
                     description: Some("d".into()),
                 },
+                QUOTA,
             )
             .await
             .unwrap();
@@ -312,7 +322,14 @@ async fn deleting_a_user_takes_items_and_logins() {
             store.find_refresh_token(&refresh).await.unwrap().is_none(),
             "{db:?}"
         );
-        assert_eq!(store.items_of(keeper.id).await.unwrap(), vec![kept]);
+        assert_eq!(
+            store
+                .items_of(keeper.id, &all_rows())
+                .await
+                .unwrap()
+                .into_rows(),
+            vec![kept]
+        );
         // A new user never gets the deleted user's id.
         let next = store.create_user(&new_user("next", None)).await.unwrap();
         assert!(next.id > keeper.id, "{db:?}");
@@ -388,7 +405,7 @@ async fn admin_updates() {
                 .unwrap()
                 .is_none()
         );
-        assert_eq!(store.list_users().await.unwrap().len(), 1);
+        assert_eq!(store.list_users(&all_rows()).await.unwrap().rows().len(), 1);
     }
 }
 
@@ -414,8 +431,9 @@ fn set_disabled(disabled: bool) -> UserUpdate {
 }
 
 async fn enabled_admins(store: &Store) -> Vec<i64> {
-    let users = store.list_users().await.unwrap();
+    let users = store.list_users(&all_rows()).await.unwrap();
     users
+        .into_rows()
         .into_iter()
         .filter(|u| u.role == "admin" && !u.disabled)
         .map(|u| u.id)
@@ -559,12 +577,52 @@ async fn admin_bootstrap_is_idempotent() {
         );
         let (admin, _) = store.credentials("root").await.unwrap().unwrap();
         assert_eq!(admin.role, "admin");
-        // An existing non-admin of that name is never promoted nor touched.
+        // An existing non-admin of that name (a squatter) is never promoted
+        // nor touched, and the outcome says so.
         store.create_user(&new_user("plain", None)).await.unwrap();
         let never = || async { Err::<String, _>("must not hash for an existing user") };
         assert_eq!(
             store.ensure_admin("plain", never).await.unwrap(),
-            AdminBootstrapOutcome::LeftAlone
+            AdminBootstrapOutcome::NotAnAdmin {
+                role: "user".into(),
+                disabled: false
+            }
+        );
+        // validate reads the same without writing.
+        let timeout = Duration::from_secs(5);
+        assert_eq!(
+            auth_kit::store::inspect_admin(db.url(), "PLAIN", timeout).await,
+            Ok(Some(AdminBootstrapOutcome::NotAnAdmin {
+                role: "user".into(),
+                disabled: false
+            }))
+        );
+        assert_eq!(
+            auth_kit::store::inspect_admin(db.url(), "root", timeout).await,
+            Ok(Some(AdminBootstrapOutcome::LeftAlone))
+        );
+        assert_eq!(
+            auth_kit::store::inspect_admin(db.url(), "nobody", timeout).await,
+            Ok(None)
+        );
+        // A disabled admin is not an admin either.
+        let (root, _) = store.credentials("root").await.unwrap().unwrap();
+        store
+            .update_user(
+                root.id,
+                &UserUpdate {
+                    disabled: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.ensure_admin("root", never).await.unwrap(),
+            AdminBootstrapOutcome::NotAnAdmin {
+                role: "admin".into(),
+                disabled: true
+            }
         );
         assert_eq!(
             store.credentials("plain").await.unwrap().unwrap().0.role,
@@ -585,6 +643,7 @@ async fn items_belong_to_their_owner() {
                     title: "a1".into(),
                     description: None,
                 },
+                QUOTA,
             )
             .await
             .unwrap();
@@ -595,6 +654,7 @@ async fn items_belong_to_their_owner() {
                     title: "a2".into(),
                     description: Some("two".into()),
                 },
+                QUOTA,
             )
             .await
             .unwrap();
@@ -605,11 +665,12 @@ async fn items_belong_to_their_owner() {
                     title: "b1".into(),
                     description: None,
                 },
+                QUOTA,
             )
             .await
             .unwrap();
         assert_eq!(
-            store.items_of(a.id).await.unwrap(),
+            store.items_of(a.id, &all_rows()).await.unwrap().into_rows(),
             vec![a1.clone(), a2],
             "{db:?}"
         );
@@ -643,7 +704,11 @@ async fn subject_items_belong_to_their_subject() {
             .await
             .unwrap();
         assert_eq!(
-            store.items_of_subject(a).await.unwrap(),
+            store
+                .items_of_subject(a, &all_rows())
+                .await
+                .unwrap()
+                .into_rows(),
             vec![first.clone()],
             "{db:?}"
         );
@@ -978,5 +1043,100 @@ async fn sqlite_files_are_private() {
     for file in [path.clone(), format!("{path}-wal"), format!("{path}-shm")] {
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{file} is {mode:o}");
+    }
+}
+
+#[tokio::test]
+async fn lists_are_paged_by_id() {
+    for (db, store) in stores("lists_are_paged_by_id").await {
+        let owner = store.create_user(&new_user("pager", None)).await.unwrap();
+        let other = store.create_user(&new_user("other", None)).await.unwrap();
+        let mut mine = Vec::new();
+        for n in 0..5 {
+            let item = NewItem {
+                title: format!("item {n}"),
+                description: None,
+            };
+            mine.push(store.create_item(owner.id, &item, QUOTA).await.unwrap().id);
+            // Interleaved rows of another owner never show up.
+            store.create_item(other.id, &item, QUOTA).await.unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut page = PageRequest::parse("/users/me/items", Some("limit=2")).unwrap();
+        let mut links = Vec::new();
+        loop {
+            let answer = store.items_of(owner.id, &page).await.unwrap();
+            seen.extend(answer.rows().iter().map(|i| i.id));
+            let Some(link) = answer.next_link() else {
+                break;
+            };
+            let query = link
+                .trim_start_matches("</users/me/items?")
+                .split('>')
+                .next()
+                .unwrap()
+                .to_owned();
+            links.push(link);
+            page = PageRequest::parse("/users/me/items", Some(&query)).unwrap();
+        }
+        assert_eq!(seen, mine, "{db:?}");
+        assert_eq!(links.len(), 2, "5 rows in pages of 2: two links {links:?}");
+        assert_eq!(
+            links[0],
+            format!("</users/me/items?after={}&limit=2>; rel=\"next\"", mine[1])
+        );
+        // Users are paged the same way.
+        let users = store
+            .list_users(&PageRequest::parse("/users", Some("limit=1")).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(users.rows().len(), 1);
+        assert!(users.next_link().is_some());
+    }
+}
+
+#[tokio::test]
+async fn the_item_quota_holds_under_concurrency() {
+    for (db, store) in stores("the_item_quota_holds_under_concurrency").await {
+        let owner = store.create_user(&new_user("hoarder", None)).await.unwrap();
+        let quota = 5;
+        // Twenty concurrent creations for one owner: exactly five succeed.
+        let attempts = (0..20).map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let item = NewItem {
+                    title: format!("item {n}"),
+                    description: None,
+                };
+                store.create_item(owner.id, &item, quota).await
+            })
+        });
+        let mut created = 0;
+        let mut refused = 0;
+        for attempt in attempts.collect::<Vec<_>>() {
+            match attempt.await.unwrap() {
+                Ok(_) => created += 1,
+                Err(CreateItemError::QuotaExceeded { limit }) => {
+                    assert_eq!(limit, quota);
+                    refused += 1;
+                }
+                Err(e) => panic!("{db:?}: {e}"),
+            }
+        }
+        assert_eq!((created, refused), (5, 15), "{db:?}");
+        let stored = store.items_of(owner.id, &all_rows()).await.unwrap();
+        assert_eq!(stored.rows().len(), 5, "{db:?}");
+        // A deleted item frees a place.
+        assert!(store.delete_item(stored.rows()[0].id).await.unwrap());
+        let again = NewItem {
+            title: "again".into(),
+            description: None,
+        };
+        assert!(store.create_item(owner.id, &again, quota).await.is_ok());
+        // An owner deleted meanwhile gets no item.
+        assert!(matches!(
+            store.create_item(999_999, &again, quota).await,
+            Err(CreateItemError::OwnerGone)
+        ));
     }
 }

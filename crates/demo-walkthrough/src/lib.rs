@@ -93,6 +93,9 @@ pub enum Body {
     Empty,
     /// An OAuth2 password grant for a demo user.
     PasswordGrant(DemoUser),
+    /// An OAuth2 password grant for a demo user, asking for these scopes
+    /// (space-separated).
+    ScopedPasswordGrant(DemoUser, &'static str),
     /// A form (it may name shell variables).
     Form(&'static str),
     /// JSON.
@@ -110,6 +113,15 @@ impl Body {
                 format!(
                     "grant_type=password&username={}&password={}",
                     user.username, user.password
+                ),
+            )),
+            Body::ScopedPasswordGrant(user, scope) => Some((
+                FORM,
+                format!(
+                    "grant_type=password&username={}&password={}&scope={}",
+                    user.username,
+                    user.password,
+                    scope.replace(' ', "+")
                 ),
             )),
             Body::Form(form) => Some((FORM, (*form).to_owned())),

@@ -21,12 +21,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_kit::config::{EmailVerification, LoginLimits, SignupLimits};
+use auth_kit::config::{DEFAULT_ITEMS_MAX_PER_USER, EmailVerification, LoginLimits, SignupLimits};
 use auth_kit::extract::standard::Admin;
 use auth_kit::extract::{PermissionRequirement, check_permission};
 use auth_kit::http::{ClientIp, JsonBody, ResourceId, TokenRequest};
 use auth_kit::limiter::RateLimiter;
 use auth_kit::login::{LoginServiceParts, TokenResponse};
+use auth_kit::page::{Page, PageRequest};
 use auth_kit::password::{PasswordHasher, PoolSize};
 use auth_kit::policy::{AccessPolicy, PolicySpec, RoleSpec};
 use auth_kit::refresh::ReuseWindow;
@@ -98,11 +99,16 @@ pub const POLICY: PolicySpec = PolicySpec {
     signup_role: "user",
 };
 
+/// This service's tokens carry no scopes (`ScopeMode::Unscoped`): a
+/// permission needs no scope beside it.
+const NO_SCOPES: &[&str] = &[];
+
 /// Permission `items:read`.
 #[derive(Debug)]
 pub struct ReadItems;
 impl PermissionRequirement for ReadItems {
     const PERMISSION: &'static str = "items:read";
+    const SCOPES: &'static [&'static str] = NO_SCOPES;
 }
 
 /// Permission `items:write`.
@@ -110,6 +116,7 @@ impl PermissionRequirement for ReadItems {
 pub struct WriteItems;
 impl PermissionRequirement for WriteItems {
     const PERMISSION: &'static str = "items:write";
+    const SCOPES: &'static [&'static str] = NO_SCOPES;
 }
 
 /// Permission `items:delete` (checked in the handler: it depends on the item).
@@ -117,6 +124,7 @@ impl PermissionRequirement for WriteItems {
 pub struct DeleteItems;
 impl PermissionRequirement for DeleteItems {
     const PERMISSION: &'static str = "items:delete";
+    const SCOPES: &'static [&'static str] = NO_SCOPES;
 }
 
 /// Permission `users:read`.
@@ -124,6 +132,7 @@ impl PermissionRequirement for DeleteItems {
 pub struct ReadUsers;
 impl PermissionRequirement for ReadUsers {
     const PERMISSION: &'static str = "users:read";
+    const SCOPES: &'static [&'static str] = NO_SCOPES;
 }
 
 /// Every permission a marker type names (the tests check each is declared
@@ -210,12 +219,13 @@ async fn me(caller: CurrentUser, State(policy): State<AccessPolicy>) -> Json<Me>
     })
 }
 
-/// Permission `items:read`: the caller's items.
+/// Permission `items:read`: the caller's items, a page at a time.
 async fn my_items(
     caller: RequirePermission<ReadItems>,
+    page: PageRequest,
     State(store): State<Store>,
-) -> Result<Json<Vec<Item>>, ApiError> {
-    Ok(Json(store.items_of(caller.user.id).await?))
+) -> Result<Page<Item>, ApiError> {
+    Ok(store.items_of(caller.user.id, &page).await?)
 }
 
 /// Permission `items:write`.
@@ -225,7 +235,9 @@ async fn create_item(
     JsonBody(new): JsonBody<NewItem>,
 ) -> Result<(StatusCode, Json<Item>), ApiError> {
     new.validate()?;
-    let item = store.create_item(caller.user.id, &new).await?;
+    let item = store
+        .create_item(caller.user.id, &new, DEFAULT_ITEMS_MAX_PER_USER)
+        .await?;
     Ok((StatusCode::CREATED, Json(item)))
 }
 
@@ -267,10 +279,10 @@ async fn delete_item(
 /// it here, but it can be granted, unlike the admin role `PATCH` needs.
 async fn list_users(
     _caller: RequirePermission<ReadUsers>,
+    page: PageRequest,
     State(store): State<Store>,
-) -> Result<Json<Vec<AdminUserView>>, ApiError> {
-    let users = store.list_users().await?;
-    Ok(Json(users.into_iter().map(AdminUserView::from).collect()))
+) -> Result<Page<AdminUserView>, ApiError> {
+    Ok(store.list_users(&page).await?.map(AdminUserView::from))
 }
 
 /// Admin only: set a user's role, grants (`permissions` replaces them;
@@ -391,6 +403,7 @@ impl Demo {
             AccessTokenVerifier::new(&keys, rules),
             store.clone(),
             policy.clone(),
+            ScopeMode::Unscoped,
         );
 
         let router = router(AppState {

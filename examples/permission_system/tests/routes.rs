@@ -490,10 +490,7 @@ async fn admins_grant_permissions_per_user() {
         (
             r#"{"disabled":"yes"}"#,
             422,
-            error(
-                "validation_failed",
-                "disabled: invalid type: string \"yes\", expected a boolean",
-            ),
+            error("validation_failed", "disabled: must be true or false"),
         ),
         (
             "{",

@@ -21,11 +21,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_kit::config::{EmailVerification, LoginLimits, SignupLimits};
+use auth_kit::config::{DEFAULT_ITEMS_MAX_PER_USER, EmailVerification, LoginLimits, SignupLimits};
 use auth_kit::extract::standard::{Admin, ReadItems, WriteItems};
 use auth_kit::http::{ClientIp, JsonBody, TokenRequest};
 use auth_kit::limiter::RateLimiter;
 use auth_kit::login::{LoginServiceParts, TokenResponse};
+use auth_kit::page::{Page, PageRequest};
 use auth_kit::password::{PasswordHasher, PoolSize};
 use auth_kit::policy::AccessPolicy;
 use auth_kit::refresh::ReuseWindow;
@@ -99,12 +100,14 @@ async fn me(caller: CurrentUser) -> Json<User> {
     Json(caller.user)
 }
 
-/// Kind 3, scope-guarded: the token must carry `items`.
+/// Kind 3, scope-guarded: the token must carry `items`. A page at a time
+/// (`?limit=&after=`), with a `Link` to the next.
 async fn my_items(
     caller: RequireScopes<ReadItems>,
+    page: PageRequest,
     State(store): State<Store>,
-) -> Result<Json<Vec<Item>>, ApiError> {
-    Ok(Json(store.items_of(caller.user.id).await?))
+) -> Result<Page<Item>, ApiError> {
+    Ok(store.items_of(caller.user.id, &page).await?)
 }
 
 /// Kind 3, scope-guarded: the token must carry `items:write`. The guard
@@ -116,17 +119,21 @@ async fn create_item(
     JsonBody(new): JsonBody<NewItem>,
 ) -> Result<(StatusCode, Json<Item>), ApiError> {
     new.validate()?;
-    let item = store.create_item(caller.user.id, &new).await?;
+    let item = store
+        .create_item(caller.user.id, &new, DEFAULT_ITEMS_MAX_PER_USER)
+        .await?;
     Ok((StatusCode::CREATED, Json(item)))
 }
 
-/// Kind 4, admin only: every user, with their per-user permission grants.
+/// Kind 4, admin only: the users, with their per-user permission grants.
+/// The role is not enough: the token must also carry the scope `admin`, so
+/// an admin's token asked for less cannot administer.
 async fn admin(
     _admin: RequireRole<Admin>,
+    page: PageRequest,
     State(store): State<Store>,
-) -> Result<Json<Vec<AdminUserView>>, ApiError> {
-    let users = store.list_users().await?;
-    Ok(Json(users.into_iter().map(AdminUserView::from).collect()))
+) -> Result<Page<AdminUserView>, ApiError> {
+    Ok(store.list_users(&page).await?.map(AdminUserView::from))
 }
 
 // -- start-up on embedded defaults ---------------------------------------------
@@ -217,6 +224,7 @@ impl Demo {
             AccessTokenVerifier::new(&keys, rules),
             store.clone(),
             AccessPolicy::standard(),
+            ScopeMode::Scoped,
         );
 
         let router = router(AppState {

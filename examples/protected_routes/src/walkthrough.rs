@@ -44,7 +44,17 @@ pub const CALLS: &[Call] = &[
         .shows("Not an admin"),
     call("GET", "/admin", 200)
         .bearer("ADMIN_TOKEN")
-        .shows("The admin sees every user"),
+        .shows("The admin sees the users"),
+    call("POST", "/token", 200)
+        .body(Body::ScopedPasswordGrant(ADMIN, "me"))
+        .saves("ADMIN_ME_TOKEN", "access_token")
+        .shows(
+            "Log in as admin, asking for the scope me only (a token for a tool that needs no more)",
+        ),
+    call("GET", "/admin", 403)
+        .bearer("ADMIN_ME_TOKEN")
+        .error("insufficient_scope")
+        .shows("The role is not enough: the admin route also needs the scope admin"),
     call("POST", "/token", 200)
         .body(Body::PasswordGrant(USER))
         .saves("REFRESH_TOKEN", "refresh_token")

@@ -488,6 +488,27 @@ async fn admin_needs_the_admin_role() {
     let admin = s.access(ADMIN).await;
     let answer = s.call("GET", "/admin", Some(&admin)).await;
     assert_eq!(answer.status, 200);
+    // Least privilege: the role first, then the scope `admin`.
+    let down_scoped = s
+        .token_form(
+            "grant_type=password&username=admin&password=admin-demo-password&scope=me+items",
+        )
+        .await;
+    let down_scoped = down_scoped.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = s.call("GET", "/admin", Some(&down_scoped)).await;
+    assert_eq!(
+        (refused.status, refused.body["error"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
+    assert_eq!(
+        refused.challenge.as_deref(),
+        Some(
+            r#"Bearer error="insufficient_scope", scope="admin", error_description="The access token lacks the scope 'admin'""#
+        )
+    );
     let users = answer.body.as_array().unwrap();
     let names: Vec<&Value> = users.iter().map(|u| &u["username"]).collect();
     assert_eq!(names, [&json!("guest"), &json!("user"), &json!("admin")]);

@@ -46,7 +46,13 @@ pub struct AppState {
     pub store: Store,
     /// The public key set, for asymmetric algorithms only.
     pub jwks: Option<Arc<JwkSet>>,
+    /// How many items one user may own.
+    pub item_quota: ItemQuota,
 }
+
+/// How many items one user may own (ITEMS_MAX_PER_USER).
+#[derive(Debug, Clone, Copy)]
+pub struct ItemQuota(pub u32);
 
 /// A started service: its routes and its store (closed on shutdown).
 pub struct App {
@@ -101,11 +107,13 @@ impl App {
                 AccessTokenVerifier::new(&keys, rules),
                 store.clone(),
                 policy,
+                SCOPES,
             ),
             logins,
             accounts,
             store: store.clone(),
             jwks: keys.jwks().map(Arc::new),
+            item_quota: ItemQuota(settings.items_max_per_user),
         };
         Ok(Self {
             router: routes::router(state),

@@ -5,7 +5,7 @@
 mod common;
 
 use auth_kit::testing::TestDatabase;
-use common::{ADMIN, ADMIN_PASSWORD, Reply, TestServer, password_of, servers};
+use common::{ADMIN, ADMIN_PASSWORD, Reply, TestServer, password_of, servers, servers_with};
 use serde_json::{Value, json};
 
 fn error(code: &str, description: &str) -> Value {
@@ -754,5 +754,612 @@ async fn behind_a_proxy_limits_follow_the_forwarded_client() {
         let retry_after: u64 = r.header("retry-after").unwrap().parse().unwrap();
         assert!((3590..=3600).contains(&retry_after), "{retry_after}");
         assert_eq!(signup("203.0.113.8", "lou").await.status, 201);
+    }
+}
+
+/// Without scopes (this service) the role or permission alone decides:
+/// a `scope` asked at /token changes nothing, and the document lists no
+/// scopes for the admin routes.
+#[tokio::test]
+async fn roles_and_permissions_alone_decide_without_scopes() {
+    for s in servers("roles_and_permissions_alone_decide_without_scopes").await {
+        let kim = s.signup("kim").await;
+        // A `scope` is ignored: this token still administers.
+        let admin = s.token(ADMIN, ADMIN_PASSWORD, Some("me")).await;
+        assert_eq!(
+            s.get("/users", Some(&admin)).await.status,
+            200,
+            "{}",
+            s.backend
+        );
+        let kim_path = format!("/users/{kim}");
+        let patched = s
+            .json(
+                "PATCH",
+                &kim_path,
+                Some(&admin),
+                json!({"permissions": ["items:delete"]}),
+            )
+            .await;
+        assert_eq!(patched.status, 200, "{patched:?}");
+        let kim_token = s.token("kim", &password_of("kim"), None).await;
+        let refused = s.get("/users", Some(&kim_token)).await;
+        assert_eq!(
+            (refused.status, refused.header("www-authenticate")),
+            (403, None)
+        );
+        assert_eq!(refused.body, error("forbidden", "Role 'admin' required"));
+        // kim's grant alone lets her delete any item.
+        let item = s
+            .json("POST", "/items", Some(&admin), json!({"title": "admin's"}))
+            .await
+            .body["id"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(
+            s.delete(&format!("/items/{item}"), Some(&kim_token))
+                .await
+                .status,
+            204
+        );
+        assert_eq!(s.delete(&kim_path, Some(&admin)).await.status, 204);
+
+        let doc = s.get("/openapi.json", None).await.body;
+        for (method, path) in [
+            ("get", "/users"),
+            ("patch", "/users/{id}"),
+            ("delete", "/users/{id}"),
+            ("delete", "/items/{id}"),
+        ] {
+            assert_eq!(
+                doc["paths"][path][method]["security"],
+                json!([{ "oauth2": [] }]),
+                "{method} {path}"
+            );
+        }
+    }
+}
+
+/// Lists take `limit` (1 to 200, default 50) and `after` (an id), stay
+/// arrays ordered by id, and link the next page (RFC 8288).
+#[tokio::test]
+async fn lists_are_paged_with_a_link_to_the_next_page() {
+    for s in servers("lists_are_paged_with_a_link_to_the_next_page").await {
+        s.signup("lena").await;
+        let token = s.token("lena", &password_of("lena"), None).await;
+        let mut created = Vec::new();
+        for n in 0..5 {
+            let item = s
+                .json(
+                    "POST",
+                    "/items",
+                    Some(&token),
+                    json!({"title": format!("item {n}")}),
+                )
+                .await;
+            assert_eq!(item.status, 201, "{item:?}");
+            created.push(item.body["id"].clone());
+        }
+        let mut seen = Vec::new();
+        let mut next = Some("/users/me/items?limit=2".to_owned());
+        let mut pages = 0;
+        while let Some(path) = next.take() {
+            let page = s.get(&path, Some(&token)).await;
+            assert_eq!(page.status, 200, "{} {path}: {page:?}", s.backend);
+            seen.extend(
+                page.body
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| i["id"].clone()),
+            );
+            pages += 1;
+            next = page.header("link").map(|link| {
+                assert!(link.ends_with(r#">; rel="next""#), "{link}");
+                link.trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            });
+        }
+        assert_eq!((seen, pages), (created.clone(), 3), "{}", s.backend);
+        let first = s.get("/users/me/items?limit=2", Some(&token)).await;
+        assert_eq!(
+            first.header("link"),
+            Some(
+                format!(
+                    "</users/me/items?after={}&limit=2>; rel=\"next\"",
+                    created[1]
+                )
+                .as_str()
+            )
+        );
+        // The default page holds everything here, and links nowhere.
+        let all = s.get("/users/me/items", Some(&token)).await;
+        assert_eq!(
+            (all.body.as_array().unwrap().len(), all.header("link")),
+            (5, None)
+        );
+        let after = s
+            .get(
+                &format!("/users/me/items?after={}", created[3]),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(after.body.as_array().unwrap().len(), 1);
+
+        for (query, field) in [
+            ("limit=0", "limit"),
+            ("limit=201", "limit"),
+            ("limit=ten", "limit"),
+            ("after=0", "after"),
+            ("after=-1", "after"),
+        ] {
+            let bad = s
+                .get(&format!("/users/me/items?{query}"), Some(&token))
+                .await;
+            assert_eq!(
+                (bad.status, bad.error().0),
+                (422, "validation_failed"),
+                "{query}"
+            );
+            assert!(
+                bad.error().1.starts_with(&format!("{field}: ")),
+                "{query}: {bad:?}"
+            );
+        }
+
+        let admin = s.admin_token().await;
+        let users = s.get("/users?limit=1", Some(&admin)).await;
+        assert_eq!(users.body.as_array().unwrap().len(), 1);
+        let link = users.header("link").unwrap().to_owned();
+        assert!(link.starts_with("</users?after="), "{link}");
+    }
+}
+
+/// ITEMS_MAX_PER_USER caps a user's items: one more is 409
+/// `quota_exceeded`, also when the creations race.
+#[tokio::test]
+async fn items_are_capped_per_user() {
+    for s in servers_with("items_are_capped_per_user", &[("ITEMS_MAX_PER_USER", "3")]).await {
+        s.signup("max").await;
+        let token = s.token("max", &password_of("max"), None).await;
+        let create = |n: u32| {
+            s.json(
+                "POST",
+                "/items",
+                Some(&token),
+                json!({"title": format!("item {n}")}),
+            )
+        };
+        // Eight creations in flight at once.
+        let replies = tokio::join!(
+            create(0),
+            create(1),
+            create(2),
+            create(3),
+            create(4),
+            create(5),
+            create(6),
+            create(7)
+        );
+        let replies = [
+            replies.0, replies.1, replies.2, replies.3, replies.4, replies.5, replies.6, replies.7,
+        ];
+        let created = replies.iter().filter(|r| r.status == 201).count();
+        assert_eq!(created, 3, "{}: {replies:?}", s.backend);
+        for refused in replies.iter().filter(|r| r.status != 201) {
+            assert_eq!(refused.status, 409, "{refused:?}");
+            assert_eq!(refused.error().0, "quota_exceeded");
+        }
+        // Another user has a quota of their own.
+        s.signup("min").await;
+        let other = s.token("min", &password_of("min"), None).await;
+        let theirs = s
+            .json("POST", "/items", Some(&other), json!({"title": "t"}))
+            .await;
+        assert_eq!(theirs.status, 201);
+    }
+}
+
+/// JSON of the wrong shape is 422 `validation_failed` naming the field and
+/// what it must be, in the contract's words: never a Rust type's name,
+/// never the input echoed.
+#[tokio::test]
+async fn validation_messages_name_the_field_never_a_rust_type() {
+    for s in servers("validation_messages_name_the_field_never_a_rust_type").await {
+        let id = s.signup("vic").await;
+        let admin = s.admin_token().await;
+        let token = s.token("vic", &password_of("vic"), None).await;
+        let user = format!("/users/{id}");
+        let cases: [(&str, &str, Option<&str>, &str, &str); 14] = [
+            (
+                "POST",
+                "/auth/signup",
+                None,
+                r#""vic""#,
+                "body: must be a JSON object",
+            ),
+            (
+                "POST",
+                "/auth/signup",
+                None,
+                r#"["vic", "password"]"#,
+                "body: must be a JSON object",
+            ),
+            (
+                "POST",
+                "/auth/signup",
+                None,
+                r#"{"username": 5, "password": "long enough"}"#,
+                "username: must be a string",
+            ),
+            (
+                "POST",
+                "/auth/signup",
+                None,
+                r#"{"username": "vic2"}"#,
+                "password: field required",
+            ),
+            (
+                "POST",
+                "/auth/signup",
+                None,
+                r#"{"username": "vic2", "password": "long enough", "email": ["a"]}"#,
+                "email: must be a string",
+            ),
+            (
+                "POST",
+                "/auth/signup",
+                None,
+                r#"{"username": "vic2", "username": "vic3", "password": "long enough"}"#,
+                "username: given more than once",
+            ),
+            (
+                "POST",
+                "/items",
+                Some(&token),
+                r#"{"title": 5}"#,
+                "title: must be a string",
+            ),
+            (
+                "POST",
+                "/items",
+                Some(&token),
+                r#"{"title": "t", "description": {}}"#,
+                "description: must be a string",
+            ),
+            (
+                "POST",
+                "/items",
+                Some(&token),
+                "17",
+                "body: must be a JSON object",
+            ),
+            (
+                "PATCH",
+                &user,
+                Some(&admin),
+                r#"{"disabled": "yes"}"#,
+                "disabled: must be true or false",
+            ),
+            (
+                "PATCH",
+                &user,
+                Some(&admin),
+                r#"{"permissions": "items:delete"}"#,
+                "permissions: must be an array",
+            ),
+            (
+                "PATCH",
+                &user,
+                Some(&admin),
+                r#"{"permissions": [7]}"#,
+                "permissions[0]: must be a string",
+            ),
+            (
+                "PATCH",
+                &user,
+                Some(&admin),
+                r#"{"role": "root"}"#,
+                "role: unknown role; known: guest, user, admin",
+            ),
+            (
+                "PATCH",
+                &user,
+                Some(&admin),
+                r#"{"role": true}"#,
+                "role: must be a string",
+            ),
+        ];
+        for (method, path, token, body, expected) in cases {
+            let reply = s
+                .send(
+                    method,
+                    path,
+                    token,
+                    Some("application/json"),
+                    body.as_bytes().to_vec(),
+                )
+                .await;
+            assert_eq!(
+                reply.body,
+                error("validation_failed", expected),
+                "{} {method} {path} {body}",
+                s.backend
+            );
+            assert_eq!(reply.status, 422);
+            for rust in [
+                "struct", "Request", "Update", "NewItem", "u8", "i64", "Vec", "Option",
+            ] {
+                assert!(!reply.error().1.contains(rust), "{rust} in {reply:?}");
+            }
+        }
+    }
+}
+
+/// /docs and /openapi.json forbid framing, sniffing and foreign content;
+/// an unknown page under /docs is the contract's JSON 404.
+#[tokio::test]
+async fn documentation_pages_carry_security_headers() {
+    for s in servers("documentation_pages_carry_security_headers").await {
+        for path in ["/docs/", "/openapi.json", "/docs/swagger-initializer.js"] {
+            let page = s.get(path, None).await;
+            assert_eq!(page.status, 200, "{path}");
+            let csp = page.header("content-security-policy").unwrap_or_default();
+            for directive in [
+                "default-src 'none'",
+                "script-src 'self'",
+                "frame-ancestors 'none'",
+            ] {
+                assert!(csp.contains(directive), "{path}: {csp}");
+            }
+            assert_eq!(
+                page.header("x-content-type-options"),
+                Some("nosniff"),
+                "{path}"
+            );
+            assert_eq!(page.header("x-frame-options"), Some("DENY"), "{path}");
+            assert_eq!(
+                page.header("referrer-policy"),
+                Some("no-referrer"),
+                "{path}"
+            );
+        }
+        for path in ["/docs/no-such-file.js", "/docs/%2e%2e/x"] {
+            let missing = s.get(path, None).await;
+            assert_eq!(missing.status, 404, "{path}");
+            assert_eq!(missing.error().0, "not_found", "{path}: {missing:?}");
+            assert_eq!(missing.header("content-type"), Some("application/json"));
+        }
+    }
+}
+
+/// The OpenAPI document tells the truth: the service's own `info` (no
+/// dependency's contact or license), every rule the validators enforce as
+/// a schema constraint (from the same constants), every error a route can
+/// answer, and the service behaves as the constraints say at their edges.
+#[tokio::test]
+async fn the_openapi_document_tells_the_truth() {
+    use auth_kit::config::{USERNAME_MAX_CHARS, USERNAME_MIN_CHARS, USERNAME_PATTERN};
+    use auth_kit::login::{EMAIL_MAX_CHARS, FULL_NAME_MAX_CHARS};
+    use auth_kit::page::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, MIN_PAGE_LIMIT};
+    use auth_kit::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
+    use auth_kit::store::{ITEM_DESCRIPTION_MAX_CHARS, ITEM_TITLE_MAX_CHARS, ITEM_TITLE_PATTERN};
+
+    for s in servers("the_openapi_document_tells_the_truth").await {
+        let reply = s.get("/openapi.json", None).await;
+        let text = reply.body.to_string();
+        let doc = reply.body;
+        assert_eq!(doc["info"]["title"], json!(service::SERVICE_NAME));
+        assert_eq!(doc["info"]["version"], json!(env!("CARGO_PKG_VERSION")));
+        assert!(
+            doc["info"]["description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty())
+        );
+        // The stamped Cargo.toml sets no authors or license: none is shown.
+        assert!(doc["info"].get("contact").is_none(), "{}", doc["info"]);
+        assert!(doc["info"].get("license").is_none(), "{}", doc["info"]);
+        for stranger in ["Kukkonen", "utoipa", "MIT OR Apache-2.0"] {
+            assert!(!text.contains(stranger), "{stranger} in the document");
+        }
+
+        let schemas = &doc["components"]["schemas"];
+        let signup = &schemas["SignupRequest"]["properties"];
+        assert_eq!(signup["username"]["minLength"], json!(USERNAME_MIN_CHARS));
+        assert_eq!(signup["username"]["maxLength"], json!(USERNAME_MAX_CHARS));
+        assert_eq!(signup["username"]["pattern"], json!(USERNAME_PATTERN));
+        assert_eq!(signup["password"]["minLength"], json!(MIN_PASSWORD_CHARS));
+        assert_eq!(signup["password"]["maxLength"], json!(MAX_PASSWORD_BYTES));
+        assert_eq!(signup["email"]["format"], json!("email"));
+        assert_eq!(signup["email"]["maxLength"], json!(EMAIL_MAX_CHARS));
+        assert_eq!(signup["full_name"]["maxLength"], json!(FULL_NAME_MAX_CHARS));
+        let item = &schemas["NewItem"]["properties"];
+        assert_eq!(item["title"]["minLength"], json!(1));
+        assert_eq!(item["title"]["maxLength"], json!(ITEM_TITLE_MAX_CHARS));
+        assert_eq!(item["title"]["pattern"], json!(ITEM_TITLE_PATTERN));
+        assert_eq!(
+            item["description"]["maxLength"],
+            json!(ITEM_DESCRIPTION_MAX_CHARS)
+        );
+        let update = &schemas["UserUpdate"]["properties"];
+        assert_eq!(
+            update["role"]["enum"],
+            json!(["guest", "user", "admin", null])
+        );
+        assert_eq!(update["permissions"]["maxItems"], json!(64));
+        assert!(
+            update["permissions"]["items"]["enum"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("items:delete"))
+        );
+        let grants: Vec<&Value> = schemas["TokenForm"]["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|variant| &variant["properties"]["grant_type"]["enum"])
+            .collect();
+        assert_eq!(grants, [&json!(["password"]), &json!(["refresh_token"])]);
+        for path in ["/users", "/users/me/items"] {
+            let parameters = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+            let limit = parameters
+                .iter()
+                .find(|p| p["name"] == json!("limit"))
+                .unwrap();
+            assert_eq!(limit["schema"]["minimum"], json!(MIN_PAGE_LIMIT));
+            assert_eq!(limit["schema"]["maximum"], json!(MAX_PAGE_LIMIT));
+            assert_eq!(limit["schema"]["default"], json!(DEFAULT_PAGE_LIMIT));
+            let after = parameters
+                .iter()
+                .find(|p| p["name"] == json!("after"))
+                .unwrap();
+            assert_eq!(after["schema"]["minimum"], json!(1));
+        }
+        for (method, path) in [
+            ("delete", "/items/{id}"),
+            ("patch", "/users/{id}"),
+            ("delete", "/users/{id}"),
+        ] {
+            let id = &doc["paths"][path][method]["parameters"][0];
+            assert_eq!(
+                (&id["name"], &id["schema"]["minimum"]),
+                (&json!("id"), &json!(1)),
+                "{method} {path}"
+            );
+        }
+
+        // Every response is described; every error is the contract's shape;
+        // every protected route documents 401 and 403 with its scopes.
+        let error_body = json!({"$ref": "#/components/schemas/ErrorBody"});
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let responses = operation["responses"].as_object().unwrap();
+                for (status, response) in responses {
+                    assert!(
+                        response["description"]
+                            .as_str()
+                            .is_some_and(|d| !d.is_empty()),
+                        "{method} {path} {status}"
+                    );
+                    if status.starts_with('4') || status.starts_with('5') {
+                        assert_eq!(
+                            response["content"]["application/json"]["schema"], error_body,
+                            "{method} {path} {status}"
+                        );
+                    }
+                }
+                if operation.get("security").is_some() {
+                    for status in ["401", "403"] {
+                        assert!(
+                            responses.contains_key(status),
+                            "{method} {path} lacks {status}"
+                        );
+                    }
+                }
+                // A JSON body can be broken (400), too large (413), not JSON
+                // (415) or wrong (422); the token form is refused with 400
+                // (RFC 6749) or 413.
+                let content = &operation["requestBody"]["content"];
+                let expected: &[&str] = if content.get("application/json").is_some() {
+                    &["400", "413", "415", "422"]
+                } else if content.get("application/x-www-form-urlencoded").is_some() {
+                    &["400", "413"]
+                } else {
+                    &[]
+                };
+                for status in expected {
+                    assert!(
+                        responses.contains_key(*status),
+                        "{method} {path} lacks {status}"
+                    );
+                }
+            }
+        }
+        assert!(
+            doc["paths"]["/items"]["post"]["responses"]["409"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("quota_exceeded")
+        );
+
+        // The service agrees with the document at the edges of each rule.
+        let long_name = "u".repeat(USERNAME_MAX_CHARS);
+        let signups = [
+            (json!({"username": "ab", "password": "long enough"}), 422),
+            (
+                json!({"username": long_name, "password": "long enough"}),
+                201,
+            ),
+            (
+                json!({"username": format!("{long_name}u"), "password": "long enough"}),
+                422,
+            ),
+            (
+                json!({"username": "has space", "password": "long enough"}),
+                422,
+            ),
+            (
+                json!({"username": "edge7", "password": "x".repeat(MIN_PASSWORD_CHARS - 1)}),
+                422,
+            ),
+            (
+                json!({"username": "edge8", "password": "x".repeat(MIN_PASSWORD_CHARS)}),
+                201,
+            ),
+            (
+                json!({"username": "edge9", "password": "x".repeat(MAX_PASSWORD_BYTES + 1)}),
+                422,
+            ),
+            (
+                json!({"username": "edge10", "password": "long enough", "full_name": "n".repeat(FULL_NAME_MAX_CHARS)}),
+                201,
+            ),
+            (
+                json!({"username": "edge11", "password": "long enough", "full_name": "n".repeat(FULL_NAME_MAX_CHARS + 1)}),
+                422,
+            ),
+            (
+                json!({"username": "edge12", "password": "long enough", "email": "not-an-email"}),
+                422,
+            ),
+        ];
+        for (body, status) in signups {
+            let reply = s.json("POST", "/auth/signup", None, body.clone()).await;
+            assert_eq!(reply.status, status, "{body}: {reply:?}");
+        }
+        let token = s.admin_token().await;
+        let items = [
+            (json!({"title": ""}), 422),
+            (json!({"title": " \t\r\n"}), 422),
+            (json!({"title": "t".repeat(ITEM_TITLE_MAX_CHARS)}), 201),
+            (json!({"title": "t".repeat(ITEM_TITLE_MAX_CHARS + 1)}), 422),
+            (
+                json!({"title": "t", "description": "d".repeat(ITEM_DESCRIPTION_MAX_CHARS)}),
+                201,
+            ),
+            (
+                json!({"title": "t", "description": "d".repeat(ITEM_DESCRIPTION_MAX_CHARS + 1)}),
+                422,
+            ),
+        ];
+        for (body, status) in items {
+            let reply = s.json("POST", "/items", Some(&token), body.clone()).await;
+            assert_eq!(reply.status, status, "{reply:?}");
+        }
+        for (query, status) in [
+            (format!("limit={MIN_PAGE_LIMIT}"), 200),
+            (format!("limit={MAX_PAGE_LIMIT}"), 200),
+            (format!("limit={}", MIN_PAGE_LIMIT - 1), 422),
+            (format!("limit={}", MAX_PAGE_LIMIT + 1), 422),
+        ] {
+            assert_eq!(
+                s.get(&format!("/users?{query}"), Some(&token)).await.status,
+                status,
+                "{query}"
+            );
+        }
     }
 }

@@ -387,6 +387,176 @@ async fn items_belong_to_their_owner() {
     }
 }
 
+/// The items list takes `limit` and `after`, stays an array ordered by
+/// id, and links the next page (RFC 8288), as in the other services.
+#[tokio::test]
+async fn items_are_paged_with_a_link_to_the_next_page() {
+    for s in servers("items_are_paged_with_a_link_to_the_next_page").await {
+        s.signup("pam@example.com", json!({})).await;
+        let token = s.token("pam@example.com").await;
+        let mut created = Vec::new();
+        for n in 0..3 {
+            let item = s
+                .json(
+                    "POST",
+                    "/items",
+                    Some(&token),
+                    json!({"title": format!("item {n}")}),
+                )
+                .await;
+            created.push(item.body["id"].clone());
+        }
+        let first = s.get("/users/me/items?limit=2", Some(&token)).await;
+        let ids: Vec<_> = first
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].clone())
+            .collect();
+        assert_eq!(ids, created[..2], "{}", s.backend);
+        let link = first.header("link").unwrap().to_owned();
+        assert_eq!(
+            link,
+            format!(
+                "</users/me/items?after={}&limit=2>; rel=\"next\"",
+                created[1]
+            )
+        );
+        let next = link.trim_start_matches('<').split('>').next().unwrap();
+        let last = s.get(next, Some(&token)).await;
+        assert_eq!(last.body.as_array().unwrap().len(), 1);
+        assert_eq!(
+            (last.body[0]["id"].clone(), last.header("link")),
+            (created[2].clone(), None)
+        );
+        // Wrong JSON names the field and what it must be, never a Rust type.
+        for (body, expected) in [
+            ("17", "body: must be a JSON object"),
+            (r#"{"title": 5}"#, "title: must be a string"),
+            (
+                r#"{"title": "t", "description": ["d"]}"#,
+                "description: must be a string",
+            ),
+        ] {
+            let reply = s
+                .send(
+                    "POST",
+                    "/items",
+                    Some(&token),
+                    Some("application/json"),
+                    body.as_bytes().to_vec(),
+                )
+                .await;
+            assert_eq!(
+                (reply.status, reply.error()),
+                (422, ("validation_failed", expected)),
+                "{body}"
+            );
+        }
+        for query in ["limit=0", "limit=201", "after=x"] {
+            let bad = s
+                .get(&format!("/users/me/items?{query}"), Some(&token))
+                .await;
+            assert_eq!(
+                (bad.status, bad.error().0),
+                (422, "validation_failed"),
+                "{query}"
+            );
+        }
+    }
+}
+
+/// The document carries the service's own `info` only, the list bounds,
+/// and every error each route can answer, in the contract's shape.
+#[tokio::test]
+async fn the_openapi_document_tells_the_truth() {
+    for s in servers("the_openapi_document_tells_the_truth").await {
+        let reply = s.get("/openapi.json", None).await;
+        let text = reply.body.to_string();
+        let doc = reply.body;
+        assert_eq!(doc["info"]["title"], json!(service::SERVICE_NAME));
+        assert!(doc["info"].get("contact").is_none(), "{}", doc["info"]);
+        assert!(doc["info"].get("license").is_none(), "{}", doc["info"]);
+        for stranger in ["Kukkonen", "utoipa", "MIT OR Apache-2.0"] {
+            assert!(!text.contains(stranger), "{stranger} in the document");
+        }
+        let signup = &doc["components"]["schemas"]["SignupRequest"]["properties"];
+        assert_eq!(signup["email"]["format"], json!("email"));
+        use auth_kit::supabase::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
+        assert_eq!(signup["password"]["minLength"], json!(MIN_PASSWORD_CHARS));
+        assert_eq!(signup["password"]["maxLength"], json!(MAX_PASSWORD_BYTES));
+        // The service agrees at the edges (Supabase counts bytes: a short
+        // password of wide characters is refused here, by characters).
+        for (password, status) in [
+            ("é".repeat(MIN_PASSWORD_CHARS - 1), 422),
+            ("p".repeat(MIN_PASSWORD_CHARS), 201),
+            ("p".repeat(MAX_PASSWORD_BYTES + 1), 422),
+        ] {
+            let email = format!("edge{}@example.com", password.len());
+            let reply = s
+                .json(
+                    "POST",
+                    "/auth/signup",
+                    None,
+                    json!({"email": email, "password": password}),
+                )
+                .await;
+            assert_eq!(reply.status, status, "{reply:?}");
+        }
+        let item = &doc["components"]["schemas"]["NewItem"]["properties"];
+        assert_eq!(
+            item["title"]["maxLength"],
+            json!(auth_kit::store::ITEM_TITLE_MAX_CHARS)
+        );
+        let limit = doc["paths"]["/users/me/items"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == json!("limit"))
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (&limit["schema"]["minimum"], &limit["schema"]["maximum"]),
+            (&json!(1), &json!(200))
+        );
+        let error_body = json!({"$ref": "#/components/schemas/ErrorBody"});
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let responses = operation["responses"].as_object().unwrap();
+                for (status, response) in responses {
+                    assert!(
+                        response["description"]
+                            .as_str()
+                            .is_some_and(|d| !d.is_empty()),
+                        "{method} {path} {status}"
+                    );
+                    if status.starts_with('4') || status.starts_with('5') {
+                        assert_eq!(
+                            response["content"]["application/json"]["schema"], error_body,
+                            "{method} {path} {status}"
+                        );
+                    }
+                }
+                if operation.get("security").is_some() {
+                    for status in ["401", "403", "503"] {
+                        assert!(
+                            responses.contains_key(status),
+                            "{method} {path} lacks {status}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(
+            doc["paths"]["/admin"]["get"]["responses"]["403"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("Role 'admin' required")
+        );
+    }
+}
+
 #[tokio::test]
 async fn remote_verification_refuses_a_logged_out_token_at_once() {
     let s = TestServer::start_with(

@@ -72,7 +72,7 @@ const NAME_WIDTH: usize = 46;
 pub async fn run(
     url: &str,
     env: Option<&LoadedEnv>,
-    credentials: Option<(String, String)>,
+    credentials: Option<(String, Zeroizing<String>)>,
     json: bool,
 ) -> Result<()> {
     let base = base_url(url)?;
@@ -87,9 +87,7 @@ pub async fn run(
         results: Vec::new(),
         no_login: "no login".to_owned(),
     };
-    prober
-        .all(credentials.map(|(u, p)| (u, Zeroizing::new(p))))
-        .await?;
+    prober.all(credentials).await?;
 
     let results = &prober.results;
     let count = |v| results.iter().filter(|p| p.status == v).count();
@@ -136,7 +134,9 @@ fn base_url(raw: &str) -> Result<String> {
         bail!("'{shown}' has no host: {example}");
     }
     if !url.username().is_empty() || url.password().is_some() {
-        bail!("give the URL without credentials: log in with --username and --password");
+        bail!(
+            "give the URL without credentials: log in with --username (its password from VALIDATE_PASSWORD or a prompt)"
+        );
     }
     if url.query().is_some() || url.fragment().is_some() {
         bail!("'{shown}' has a query or fragment: {example}");
@@ -420,7 +420,7 @@ impl Prober<'_> {
         let (root_status, root_json) = self.reach().await?;
         if !self.json {
             println!(
-                "Probing {} against SPEC section 3 (each request times out after {} s; no retries).",
+                "Probing {} against the HTTP contract (each request times out after {} s; no retries).",
                 self.base,
                 IO_TIMEOUT.as_secs()
             );
@@ -488,6 +488,8 @@ impl Prober<'_> {
         self.unheld_scope(session, credentials.as_ref()).await?;
         // Before the refresh probes, which end this login.
         self.forgot_password(session).await?;
+        self.down_scoped_admin(session, credentials.as_ref())
+            .await?;
         self.refresh(session).await?;
         self.logout(credentials.as_ref()).await
     }
@@ -660,10 +662,10 @@ impl Prober<'_> {
             }
             404 | 405 => {
                 self.no_login =
-                    "no login: the service has no signup, pass --username and --password"
+                    "no login: the service has no signup, pass --username (and VALIDATE_PASSWORD)"
                         .to_owned();
                 let reason = format!(
-                    "no signup here ({}): pass --username and --password to test logins",
+                    "no signup here ({}): pass --username (and VALIDATE_PASSWORD) to test logins",
                     answer.status
                 );
                 self.skip(PROBE, "201", reason);
@@ -671,7 +673,8 @@ impl Prober<'_> {
             }
             _ => {
                 self.no_login =
-                    "no login: the signup failed (or pass --username and --password)".to_owned();
+                    "no login: the signup failed (or pass --username and VALIDATE_PASSWORD)"
+                        .to_owned();
                 self.record(false, PROBE, "201", answer.describe());
                 Ok(None)
             }
@@ -696,9 +699,9 @@ impl Prober<'_> {
                 let got = match answer.status {
                     200 => format!("{got} ({})", problems.join("; ")),
                     400 if answer.body["error_description"] == "email not verified" => format!(
-                        "{got}: the service requires verified emails; pass --username and --password of a verified user"
+                        "{got}: the service requires verified emails; pass --username (and VALIDATE_PASSWORD) of a verified user"
                     ),
-                    400 => format!("{got}; check --username and --password"),
+                    400 => format!("{got}; check --username and VALIDATE_PASSWORD"),
                     _ => got,
                 };
                 self.record(false, PROBE, expected, got);
@@ -1191,6 +1194,62 @@ impl Prober<'_> {
             }
             _ => self.record(false, PROBE, expected, answer.describe()),
         }
+        Ok(())
+    }
+
+    /// Least privilege: an admin's token asked for `me` only must not
+    /// administer (the role is not enough without the scope `admin`).
+    async fn down_scoped_admin(
+        &mut self,
+        session: Option<&Session>,
+        credentials: Option<&Credentials>,
+    ) -> Result<()> {
+        const PROBE: &str = "down-scoped admin token at GET /users";
+        let expected =
+            "403, WWW-Authenticate: Bearer error=\"insufficient_scope\", scope=\"admin\"";
+        let (Some(session), Some((username, password))) = (session, credentials) else {
+            self.skip(PROBE, expected, self.no_login.clone());
+            return Ok(());
+        };
+        if session.scope().is_none() {
+            self.skip(
+                PROBE,
+                expected,
+                "the service issues no scopes: roles alone decide",
+            );
+            return Ok(());
+        }
+        if !session.holds("admin") {
+            self.skip(
+                PROBE,
+                expected,
+                "this user is no admin: probe with an admin's --username",
+            );
+            return Ok(());
+        }
+        let answer = self.login(username, password, Some("me")).await?;
+        let Some(narrow) = session_of(&answer)
+            .filter(|s| s.scope().is_some_and(|g| g.split_whitespace().eq(["me"])))
+        else {
+            let got = format!("asking for scope=me: {}", answer.describe());
+            self.record(false, PROBE, expected, got);
+            return Ok(());
+        };
+        let users = self
+            .send(
+                self.client
+                    .get(self.url("/users"))
+                    .bearer_auth(narrow.access.as_str()),
+                "GET /users",
+            )
+            .await?;
+        let pass = users.status == 403
+            && users.challenge.as_deref().is_some_and(|c| {
+                is_bearer(c)
+                    && c.contains("error=\"insufficient_scope\"")
+                    && c.contains("scope=\"admin\"")
+            });
+        self.record(pass, PROBE, expected, users.describe());
         Ok(())
     }
 

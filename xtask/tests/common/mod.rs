@@ -128,7 +128,14 @@ pub struct Flaws {
     pub reveals_unknown_emails: bool,
     /// Has no forgot-password route at all.
     pub no_forgot_password: bool,
+    /// Lets its admin administer with a token that lacks the scope `admin`.
+    pub admin_ignores_scope: bool,
 }
+
+/// The mini service's admin, who holds every scope.
+pub const MINI_ADMIN: &str = "root";
+/// The password of [`MINI_ADMIN`].
+pub const MINI_ADMIN_PASSWORD: &str = "root-password-of-the-mini-service";
 
 /// The scopes a signed-up user holds, and every scope there is.
 const HELD: [&str; 3] = ["me", "items", "items:write"];
@@ -146,13 +153,21 @@ pub fn mini_service(secret: &str, flaws: Flaws) -> String {
         flaws,
         inner: Arc::new(Mutex::new(Inner::default())),
     };
+    {
+        let mut inner = state.inner.lock().unwrap();
+        let id = inner.next();
+        inner
+            .users
+            .insert(MINI_ADMIN.to_owned(), (id, MINI_ADMIN_PASSWORD.to_owned()));
+    }
     let router = Router::new()
         .route("/", get(|| async { Json(json!({"service": NAME})) }))
         .route("/auth/signup", post(signup))
         .route("/token", post(token))
         .route("/auth/logout", post(logout))
         .route("/users/me", get(me))
-        .route("/users/me/items", get(items));
+        .route("/users/me/items", get(items))
+        .route("/users", get(users));
     let router = if flaws.no_forgot_password {
         router
     } else {
@@ -350,11 +365,16 @@ async fn token(State(s): State<Mini>, Form(form): Form<HashMap<String, String>>)
             if requested.iter().any(|r| !KNOWN.contains(r)) {
                 return bad("invalid_scope");
             }
-            if !s.flaws.grants_unheld_scopes && requested.iter().any(|r| !HELD.contains(r)) {
+            let held: &[&str] = if username == MINI_ADMIN {
+                &KNOWN
+            } else {
+                &HELD
+            };
+            if !s.flaws.grants_unheld_scopes && requested.iter().any(|r| !held.contains(r)) {
                 return bad("invalid_scope");
             }
             let scope = if requested.is_empty() {
-                HELD.join(" ")
+                held.join(" ")
             } else {
                 requested.join(" ")
             };
@@ -442,4 +462,22 @@ async fn forgot_password(State(s): State<Mini>, Json(body): Json<Value>) -> Resp
         return error(StatusCode::NOT_FOUND, "unknown_email", None);
     }
     (StatusCode::ACCEPTED, Json(json!({"status": "accepted"}))).into_response()
+}
+
+/// The admin route: role first (403 `forbidden`), then the scope `admin`.
+async fn users(State(s): State<Mini>, headers: HeaderMap) -> Response {
+    let claims = match s.authorize(&headers, None) {
+        Ok(claims) => claims,
+        Err(r) => return r,
+    };
+    let admin_id = s.inner.lock().unwrap().users[MINI_ADMIN].0;
+    if claims["sub"].as_str() != Some(admin_id.to_string().as_str()) {
+        return error(StatusCode::FORBIDDEN, "forbidden", None);
+    }
+    if !s.flaws.admin_ignores_scope
+        && let Err(r) = s.authorize(&headers, Some("admin"))
+    {
+        return r;
+    }
+    Json(json!([{"id": admin_id, "username": MINI_ADMIN}])).into_response()
 }

@@ -5,7 +5,7 @@
 //! extractors reject with [`ApiError`] / [`OAuthError`] JSON instead:
 //! - [`JsonBody`]: 415 for a non-JSON media type, 413 over the body limit,
 //!   400 for an empty body or broken JSON, 422 `<field>: <problem>` for
-//!   JSON of the wrong shape.
+//!   JSON of the wrong shape (never a Rust type's name, never the input).
 //! - [`TokenRequest`]: the RFC 6749 token request, form-encoded only; a
 //!   repeated parameter or a JSON body is `invalid_request`.
 //! - [`ResourceId`]: a positive 64-bit id from the path, else 422.
@@ -94,8 +94,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Parses `bytes` as `T`: syntax errors are 400, shape errors 422 naming
-/// the field.
+/// Parses `bytes`, a JSON object, as `T`: syntax errors are 400, anything
+/// but an object and shape errors 422 naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Syntax first: broken JSON is 400 even when its first values already
     // have the wrong shape (`[1,` would otherwise be reported as a type error).
@@ -103,6 +103,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::InvalidRequest(Cow::Borrowed(
             "The request body is not valid JSON",
         )));
+    }
+    // Every request body of the contract is an object (serde would also
+    // read a struct from an array, by position).
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::validation("body", "must be a JSON object"));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de);
@@ -114,21 +119,87 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
         let message = inner.to_string();
         // serde_json appends " at line 1 column 42"; the field name says where.
-        let message = message
-            .split(" at line ")
-            .next()
-            .unwrap_or(&message)
-            .to_owned();
-        let (field, message) = match message.strip_prefix("missing field `") {
-            Some(rest) if path == "." => (
-                rest.trim_end_matches('`').to_owned(),
-                "field required".to_owned(),
-            ),
-            _ if path == "." => ("body".to_owned(), message),
-            _ => (path, message),
-        };
-        ApiError::validation(field, message)
+        let message = message.split(" at line ").next().unwrap_or(&message);
+        let field = if path == "." { "body".to_owned() } else { path };
+        let (field, problem) = field_problem(field, message);
+        ApiError::validation(field, problem)
     })
+}
+
+/// serde's message for a field, in the contract's words: which field, and
+/// what it must be. serde names Rust types (`expected struct
+/// SignupRequest`, `expected u8`) and echoes the input; neither reaches the
+/// client. An unrecognised message becomes a generic one.
+fn field_problem(field: String, message: &str) -> (String, Cow<'static, str>) {
+    let quoted = |rest: &str| rest.split('`').nth(1).map(str::to_owned);
+    if let Some(name) = message.strip_prefix("missing field ").and_then(quoted) {
+        let name = if field == "body" {
+            name
+        } else {
+            format!("{field}.{name}")
+        };
+        return (name, Cow::Borrowed("field required"));
+    }
+    if message.starts_with("duplicate field ") {
+        let name = quoted(message).unwrap_or_default();
+        let name = if field == "body" {
+            name
+        } else {
+            format!("{field}.{name}")
+        };
+        return (name, Cow::Borrowed("given more than once"));
+    }
+    if let Some(expected) = message.split_once(", expected ").map(|(_, e)| e) {
+        let problem = if message.starts_with("invalid type: ") {
+            expected_type(expected)
+        } else if message.starts_with("invalid value: ") {
+            integer_range(expected).map_or(Cow::Borrowed("has an invalid value"), Cow::Owned)
+        } else if message.starts_with("invalid length ") {
+            Cow::Borrowed("has the wrong number of elements")
+        } else if message.starts_with("unknown variant ") {
+            // The variants are API values (`one of `a`, `b``), not Rust names.
+            let values: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+            Cow::Owned(format!("must be one of {}", values.join(", ")))
+        } else {
+            Cow::Borrowed("has the wrong type or value")
+        };
+        return (field, problem);
+    }
+    (field, Cow::Borrowed("has the wrong type or value"))
+}
+
+/// What a value must be, from serde's `expected ...` (a JSON type, never
+/// a Rust type's name).
+fn expected_type(expected: &str) -> Cow<'static, str> {
+    if let Some(range) = integer_range(expected) {
+        return Cow::Owned(range);
+    }
+    Cow::Borrowed(match expected {
+        e if e.contains("string") || e == "a character" => "must be a string",
+        "a boolean" => "must be true or false",
+        "a sequence" => "must be an array",
+        "f32" | "f64" => "must be a number",
+        e if e.starts_with("struct ") || e.starts_with("a map") || e.starts_with("map") => {
+            "must be a JSON object"
+        }
+        _ => "has the wrong type",
+    })
+}
+
+/// `must be an integer from A to B` for serde's names of integer types.
+fn integer_range(expected: &str) -> Option<String> {
+    let (lo, hi): (i128, i128) = match expected {
+        "u8" => (0, u8::MAX.into()),
+        "u16" => (0, u16::MAX.into()),
+        "u32" => (0, u32::MAX.into()),
+        "u64" | "usize" => (0, u64::MAX.into()),
+        "i8" => (i8::MIN.into(), i8::MAX.into()),
+        "i16" => (i16::MIN.into(), i16::MAX.into()),
+        "i32" => (i32::MIN.into(), i32::MAX.into()),
+        "i64" | "isize" => (i64::MIN.into(), i64::MAX.into()),
+        _ => return None,
+    };
+    Some(format!("must be an integer from {lo} to {hi}"))
 }
 
 /// A secret form value: wiped on drop, hidden from `Debug`.
@@ -252,7 +323,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-/// A positive 64-bit id from a one-segment path (`/items/{id}`).
+/// A positive 64-bit id from a one-segment path (`/items/{id}`), written
+/// as plain decimal digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResourceId(pub i64);
 
@@ -263,9 +335,16 @@ impl<S: Send + Sync> FromRequestParts<S> for ResourceId {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::validation("id", "must be a positive integer"))?;
-        raw.parse::<i64>()
-            .ok()
-            .filter(|id| *id > 0)
+        Self::parse(&raw)
+    }
+}
+
+impl ResourceId {
+    /// A path segment (already percent-decoded) as an id: plain decimal
+    /// digits of a positive 64-bit integer (`+2`, ` 2` and `02x` are not
+    /// ids), else 422 `id: must be a positive integer`.
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        crate::page::parse_positive(raw)
             .map(ResourceId)
             .ok_or_else(|| ApiError::validation("id", "must be a positive integer"))
     }
@@ -529,15 +608,21 @@ mod tests {
         assert_eq!(describe(r#"{}"#), "422 username: field required");
         assert_eq!(
             describe(r#"{"username":null}"#),
-            "422 username: invalid type: null, expected a string"
+            "422 username: must be a string"
         );
         assert_eq!(
             describe(r#"{"username":"a","age":300}"#),
-            "422 age: invalid value: integer `300`, expected u8"
+            "422 age: must be an integer from 0 to 255"
         );
         assert_eq!(
-            describe(r#""ann""#),
-            "422 body: invalid type: string \"ann\", expected struct Signup"
+            describe(r#"{"username":"a","age":"old"}"#),
+            "422 age: must be an integer from 0 to 255"
+        );
+        assert_eq!(describe(r#""ann""#), "422 body: must be a JSON object");
+        assert_eq!(describe(r#"[1]"#), "422 body: must be a JSON object");
+        assert_eq!(
+            describe(r#"{"username":"a","username":"b"}"#),
+            "422 username: given more than once"
         );
     }
 

@@ -8,7 +8,9 @@ use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 
 use crate::error::AuthError;
-use crate::extract::{Account, PermissionRequirement, RoleRequirement, check_permission};
+use crate::extract::{
+    Account, PermissionRequirement, RoleRequirement, RouteGuard, check_permission,
+};
 use crate::policy::AccessPolicy;
 use crate::supabase::claims::SupabaseUser;
 use crate::supabase::verifier::SupabaseVerifier;
@@ -190,4 +192,34 @@ where
             marker: PhantomData,
         })
     }
+}
+
+/// How the Supabase guards refuse, for OpenAPI.
+macro_rules! supabase_guard {
+    ($(impl$(<$param:ident: $bound:ident>)? for $ty:ty => $needs:expr;)*) => {$(
+        impl$(<$param: $bound>)? RouteGuard for $ty {
+            // Supabase tokens carry no OAuth2 scopes.
+            fn scopes() -> &'static [&'static str] {
+                &[]
+            }
+
+            fn role_or_permission() -> Option<String> {
+                $needs
+            }
+
+            fn account_refusal() -> &'static str {
+                "the user is banned (seen in remote verification)"
+            }
+
+            fn unavailable() -> &'static str {
+                "`supabase_unavailable`: Supabase Auth could not be asked; retry after `Retry-After` seconds"
+            }
+        }
+    )*};
+}
+
+supabase_guard! {
+    impl for CurrentSupabaseUser => None;
+    impl<P: PermissionRequirement> for RequireSupabasePermission<P> => Some(format!("Permission '{}' required", P::PERMISSION));
+    impl<R: RoleRequirement> for RequireSupabaseRole<R> => Some(format!("Role '{}' required", R::ROLE));
 }

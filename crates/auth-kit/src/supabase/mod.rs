@@ -70,3 +70,33 @@ pub use extract::{
     CurrentSupabaseUser, RequireSupabasePermission, RequireSupabaseRole, SupabaseAuth,
 };
 pub use verifier::{JwksTiming, SUPABASE_AUDIENCE, SupabaseVerifier};
+
+use crate::error::ApiError;
+
+/// The shortest password Supabase Auth accepts by default, in characters
+/// (a project may ask for more: its 422 names the rule).
+pub const MIN_PASSWORD_CHARS: usize = 6;
+/// The longest password Supabase Auth accepts, in UTF-8 bytes (bcrypt
+/// reads no more).
+pub const MAX_PASSWORD_BYTES: usize = 72;
+
+/// The password rules every Supabase project has, checked before asking
+/// it (422 naming the field), so a signup's schema can state them: at
+/// least [`MIN_PASSWORD_CHARS`] characters (Supabase counts bytes: a
+/// shorter password of wide characters would slip past it) and at most
+/// [`MAX_PASSWORD_BYTES`] bytes.
+pub fn check_signup_password(password: &str) -> Result<(), ApiError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(ApiError::validation(
+            "password",
+            format!("must be at least {MIN_PASSWORD_CHARS} characters long"),
+        ));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::validation(
+            "password",
+            format!("must be at most {MAX_PASSWORD_BYTES} bytes long"),
+        ));
+    }
+    Ok(())
+}

@@ -241,6 +241,7 @@ pub async fn serve(h: &Harness, options: auth_kit::http::ServeOptions) -> String
             h.verifier.clone(),
             h.store.clone(),
             AccessPolicy::standard(),
+            ScopeMode::Scoped,
         ),
     };
     let router = axum::Router::new()

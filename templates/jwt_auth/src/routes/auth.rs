@@ -5,7 +5,7 @@
 use auth_kit::account::AccountService;
 use auth_kit::http::{ClientIp, JsonBody, TokenRequest};
 use auth_kit::login::{LoginService, SignupRequest, TokenResponse};
-use auth_kit::openapi::TokenForm;
+use auth_kit::openapi::{JsonBodyErrors, TokenForm};
 use auth_kit::store::User;
 use auth_kit::{ApiError, CurrentUser, ErrorBody, OAuthError};
 use axum::Json;
@@ -17,12 +17,10 @@ use axum::http::StatusCode;
 /// on; signup then needs an email).
 #[utoipa::path(post, path = "/auth/signup", tag = "auth", request_body = SignupRequest, responses(
     (status = 201, body = User),
-    (status = 400, description = "Malformed JSON", body = ErrorBody),
-    (status = 409, description = "username_taken or email_taken", body = ErrorBody),
-    (status = 415, body = ErrorBody),
-    (status = 422, description = "A field is invalid; the description starts with its name", body = ErrorBody),
-    (status = 429, description = "Too many signups from this address; see Retry-After", body = ErrorBody),
-    (status = 503, description = "Busy; see Retry-After", body = ErrorBody),
+    (status = 409, description = "`username_taken` or `email_taken`", body = ErrorBody),
+    (status = 429, description = "`too_many_requests`: too many signups from this address; see `Retry-After`", body = ErrorBody),
+    (status = 503, description = "`temporarily_unavailable`: busy hashing passwords; see `Retry-After`", body = ErrorBody),
+    JsonBodyErrors,
 ))]
 pub async fn signup(
     State(accounts): State<AccountService>,
@@ -41,8 +39,9 @@ pub async fn signup(
     responses(
         (status = 200, body = TokenResponse),
         (status = 400, description = "invalid_request, invalid_grant or unsupported_grant_type", body = ErrorBody),
-        (status = 429, description = "Too many failed logins; see Retry-After", body = ErrorBody),
-        (status = 503, description = "Busy; see Retry-After", body = ErrorBody),
+        (status = 413, description = "`request_too_large`: the form is over 64 KiB", body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: too many failed logins; see `Retry-After`", body = ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`: busy; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn token(
     State(logins): State<LoginService>,
@@ -53,9 +52,8 @@ pub async fn token(
 }
 
 /// Ends this login: its refresh tokens and access tokens stop working.
-#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("oauth2" = [])), responses(
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", responses(
     (status = 204, description = "Logged out"),
-    (status = 401, body = ErrorBody),
 ))]
 pub async fn logout(
     caller: CurrentUser,

@@ -1,54 +1,59 @@
 //! Items, the example resource: yours to list and create with any valid
-//! token; anyone's to delete with the permission `items:delete`.
+//! token, up to ITEMS_MAX_PER_USER each; anyone's to delete with the
+//! permission `items:delete`.
 
 use auth_kit::extract::standard::DeleteItems;
 use auth_kit::http::{JsonBody, ResourceId};
+use auth_kit::openapi::{InvalidInput, JsonBodyErrors};
+use auth_kit::page::{Page, PageRequest};
 use auth_kit::store::{Item, NewItem, Store};
 use auth_kit::{ApiError, CurrentUser, ErrorBody, RequirePermission};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-/// Your items.
-#[utoipa::path(get, path = "/users/me/items", tag = "items", security(("oauth2" = [])), responses(
-    (status = 200, body = [Item]),
-    (status = 401, body = ErrorBody),
-    (status = 403, body = ErrorBody),
+use crate::ItemQuota;
+
+/// Your items by id, a page at a time.
+#[utoipa::path(get, path = "/users/me/items", tag = "items", params(PageRequest), responses(
+    (status = 200, body = [Item], headers(
+        ("Link" = String, description = "`<...?after=N&limit=L>; rel=\"next\"` when more items follow (RFC 8288)"),
+    )),
+    InvalidInput,
 ))]
 pub async fn my_items(
     caller: CurrentUser,
+    page: PageRequest,
     State(store): State<Store>,
-) -> Result<Json<Vec<Item>>, ApiError> {
-    Ok(Json(store.items_of(caller.user.id).await?))
+) -> Result<Page<Item>, ApiError> {
+    Ok(store.items_of(caller.user.id, &page).await?)
 }
 
 /// Creates an item you own.
-#[utoipa::path(post, path = "/items", tag = "items", security(("oauth2" = [])), request_body = NewItem, responses(
+#[utoipa::path(post, path = "/items", tag = "items", request_body = NewItem, responses(
     (status = 201, body = Item),
-    (status = 401, body = ErrorBody),
-    (status = 403, body = ErrorBody),
-    (status = 415, body = ErrorBody),
-    (status = 422, body = ErrorBody),
+    (status = 409, description = "`quota_exceeded`: you own ITEMS_MAX_PER_USER items already", body = ErrorBody),
+    JsonBodyErrors,
 ))]
 pub async fn create_item(
     caller: CurrentUser,
     State(store): State<Store>,
+    State(ItemQuota(quota)): State<ItemQuota>,
     JsonBody(item): JsonBody<NewItem>,
 ) -> Result<(StatusCode, Json<Item>), ApiError> {
     item.validate()?;
-    let item = store.create_item(caller.user.id, &item).await?;
+    let item = store.create_item(caller.user.id, &item, quota).await?;
     Ok((StatusCode::CREATED, Json(item)))
 }
 
 /// Deletes any item (permission `items:delete`, from the role or a
 /// per-user grant). Authorization comes first: 403 before 404.
-#[utoipa::path(delete, path = "/items/{id}", tag = "items", security(("oauth2" = [])),
-    params(("id" = i64, Path, description = "The item's id")),
+#[utoipa::path(delete, path = "/items/{id}", tag = "items",
+    params(("id" = i64, Path, minimum = 1, description = "The item's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, body = ErrorBody),
-        (status = 403, description = "Permission 'items:delete' required", body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 404, description = "`not_found`: no such item", body = ErrorBody),
+        InvalidInput,
     ))]
 pub async fn delete_item(
     _: RequirePermission<DeleteItems>,

@@ -1,7 +1,10 @@
-//! The route table. Each handler documents itself (`#[utoipa::path]`,
-//! with the permission or role it needs); `routes!` registers it with
-//! axum and OpenAPI at once, so the two cannot drift apart.
+//! The route table. Each handler documents itself (`#[utoipa::path]`);
+//! `routes!` registers it with axum and OpenAPI at once, so the two cannot
+//! drift apart. A protected handler's first argument is its guard (the
+//! permission or role it needs), and `guarded_route!` documents its
+//! security requirement and its 401/403 answers from that guard's type.
 
+use auth_kit::guarded_route;
 use auth_kit::openapi::ApiInfo;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -22,23 +25,27 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(meta::jwks))
         .routes(routes!(auth::signup))
         .routes(routes!(auth::token))
-        .routes(routes!(auth::logout))
+        .routes(guarded_route!(SCOPES, auth::logout))
         .routes(routes!(account::forgot_password))
         .routes(routes!(account::reset_password))
         .routes(routes!(account::request_verification))
         .routes(routes!(account::verify_email))
-        .routes(routes!(account::change_password))
-        .routes(routes!(users::me))
-        .routes(routes!(users::list_users))
-        .routes(routes!(users::update_user, users::delete_user))
-        .routes(routes!(items::my_items))
-        .routes(routes!(items::create_item))
-        .routes(routes!(items::delete_item));
+        .routes(guarded_route!(SCOPES, account::change_password))
+        .routes(guarded_route!(SCOPES, users::me))
+        .routes(guarded_route!(SCOPES, users::list_users))
+        .routes(guarded_route!(SCOPES, users::update_user))
+        .routes(guarded_route!(SCOPES, users::delete_user))
+        .routes(guarded_route!(SCOPES, items::my_items))
+        .routes(guarded_route!(SCOPES, items::create_item))
+        .routes(guarded_route!(SCOPES, items::delete_item));
     let info = ApiInfo {
         title: SERVICE_NAME,
         version: env!("CARGO_PKG_VERSION"),
         description: "JWT access tokens and rotating refresh tokens, roles and permissions. \
                       Click Authorize, log in with a username and password, then try the routes.",
+        // Contact and license only if this project's Cargo.toml sets them.
+        authors: env!("CARGO_PKG_AUTHORS"),
+        license: env!("CARGO_PKG_LICENSE"),
     };
     let router = auth_kit::openapi::document(api, info, state.auth.policy(), SCOPES);
     auth_kit::http::with_service_layers(router).with_state(state)

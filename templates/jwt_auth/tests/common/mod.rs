@@ -251,7 +251,7 @@ pub async fn servers(test: &str) -> Vec<TestServer> {
     servers_with(test, &[]).await
 }
 
-/// The same with more settings.
+/// [`servers`] with more settings.
 pub async fn servers_with(test: &str, settings: &[(&str, &str)]) -> Vec<TestServer> {
     let mut servers = Vec::new();
     for db in TestDatabase::all(test).await {

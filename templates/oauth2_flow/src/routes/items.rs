@@ -1,54 +1,60 @@
 //! Items, the example resource: yours to list and create (scopes `items`,
-//! `items:write`); anyone's to delete with the permission `items:delete`.
+//! `items:write`), up to ITEMS_MAX_PER_USER each; anyone's to delete with
+//! the permission `items:delete` (and the scope `items:write`).
 
 use auth_kit::extract::standard::{DeleteItems, ReadItems, WriteItems};
 use auth_kit::http::{JsonBody, ResourceId};
+use auth_kit::openapi::{InvalidInput, JsonBodyErrors};
+use auth_kit::page::{Page, PageRequest};
 use auth_kit::store::{Item, NewItem, Store};
 use auth_kit::{ApiError, ErrorBody, RequirePermission, RequireScopes};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-/// Your items (scope `items`).
-#[utoipa::path(get, path = "/users/me/items", tag = "items", security(("oauth2" = ["items"])), responses(
-    (status = 200, body = [Item]),
-    (status = 401, body = ErrorBody),
-    (status = 403, body = ErrorBody),
+use crate::ItemQuota;
+
+/// Your items by id, a page at a time (scope `items`).
+#[utoipa::path(get, path = "/users/me/items", tag = "items", params(PageRequest), responses(
+    (status = 200, body = [Item], headers(
+        ("Link" = String, description = "`<...?after=N&limit=L>; rel=\"next\"` when more items follow (RFC 8288)"),
+    )),
+    InvalidInput,
 ))]
 pub async fn my_items(
     caller: RequireScopes<ReadItems>,
+    page: PageRequest,
     State(store): State<Store>,
-) -> Result<Json<Vec<Item>>, ApiError> {
-    Ok(Json(store.items_of(caller.user.id).await?))
+) -> Result<Page<Item>, ApiError> {
+    Ok(store.items_of(caller.user.id, &page).await?)
 }
 
 /// Creates an item you own (scope `items:write`).
-#[utoipa::path(post, path = "/items", tag = "items", security(("oauth2" = ["items:write"])), request_body = NewItem, responses(
+#[utoipa::path(post, path = "/items", tag = "items", request_body = NewItem, responses(
     (status = 201, body = Item),
-    (status = 401, body = ErrorBody),
-    (status = 403, body = ErrorBody),
-    (status = 415, body = ErrorBody),
-    (status = 422, body = ErrorBody),
+    (status = 409, description = "`quota_exceeded`: you own ITEMS_MAX_PER_USER items already", body = ErrorBody),
+    JsonBodyErrors,
 ))]
 pub async fn create_item(
     caller: RequireScopes<WriteItems>,
     State(store): State<Store>,
+    State(ItemQuota(quota)): State<ItemQuota>,
     JsonBody(item): JsonBody<NewItem>,
 ) -> Result<(StatusCode, Json<Item>), ApiError> {
     item.validate()?;
-    let item = store.create_item(caller.user.id, &item).await?;
+    let item = store.create_item(caller.user.id, &item, quota).await?;
     Ok((StatusCode::CREATED, Json(item)))
 }
 
 /// Deletes any item (permission `items:delete`, from the role or a
-/// per-user grant). Authorization comes first: 403 before 404.
-#[utoipa::path(delete, path = "/items/{id}", tag = "items", security(("oauth2" = [])),
-    params(("id" = i64, Path, description = "The item's id")),
+/// per-user grant, and scope `items:write`). Authorization comes first:
+/// 403 before 404.
+#[utoipa::path(delete, path = "/items/{id}", tag = "items",
+    params(("id" = i64, Path, minimum = 1, description = "The item's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, body = ErrorBody),
-        (status = 403, description = "Permission 'items:delete' required", body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 404, description = "`not_found`: no such item", body = ErrorBody),
+        InvalidInput,
     ))]
 pub async fn delete_item(
     _: RequirePermission<DeleteItems>,

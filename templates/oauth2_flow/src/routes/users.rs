@@ -1,7 +1,10 @@
-//! Your profile, and user administration (role `admin`).
+//! Your profile, and user administration (role `admin`, and with scopes
+//! also the scope `admin`, so a down-scoped admin token cannot administer).
 
 use auth_kit::extract::standard::{Admin, ReadMe};
 use auth_kit::http::{JsonBody, ResourceId};
+use auth_kit::openapi::{InvalidInput, JsonBodyErrors};
+use auth_kit::page::{Page, PageRequest};
 use auth_kit::store::{AdminUserView, Store, User, UserUpdate};
 use auth_kit::{ApiError, Authenticator, ErrorBody, RequireRole, RequireScopes};
 use axum::Json;
@@ -9,43 +12,42 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 /// Your own profile (scope `me`).
-#[utoipa::path(get, path = "/users/me", tag = "users", security(("oauth2" = ["me"])), responses(
+#[utoipa::path(get, path = "/users/me", tag = "users", responses(
     (status = 200, body = User),
-    (status = 401, body = ErrorBody),
-    (status = 403, description = "insufficient_scope, or a disabled user", body = ErrorBody),
 ))]
 pub async fn me(caller: RequireScopes<ReadMe>) -> Json<User> {
     Json(caller.user)
 }
 
-/// Every user, with their per-user permission grants (role `admin`).
-#[utoipa::path(get, path = "/users", tag = "users", security(("oauth2" = [])), responses(
-    (status = 200, body = [AdminUserView]),
-    (status = 401, body = ErrorBody),
-    (status = 403, body = ErrorBody),
+/// Users by id, a page at a time, with their per-user permission grants
+/// (role and scope `admin`).
+#[utoipa::path(get, path = "/users", tag = "users", params(PageRequest), responses(
+    (status = 200, body = [AdminUserView], headers(
+        ("Link" = String, description = "`<...?after=N&limit=L>; rel=\"next\"` when more users follow (RFC 8288)"),
+    )),
+    InvalidInput,
 ))]
 pub async fn list_users(
     _: RequireRole<Admin>,
+    page: PageRequest,
     State(store): State<Store>,
-) -> Result<Json<Vec<AdminUserView>>, ApiError> {
-    let users = store.list_users().await?;
-    Ok(Json(users.into_iter().map(AdminUserView::from).collect()))
+) -> Result<Page<AdminUserView>, ApiError> {
+    Ok(store.list_users(&page).await?.map(AdminUserView::from))
 }
 
-/// Changes a user's role, disabled flag or per-user permissions (role
-/// `admin`). Absent or null fields are left alone; `permissions` replaces
-/// the grants (`[]` revokes them all). The last enabled admin cannot be
-/// demoted or disabled (409 `last_admin`), so the service always keeps one.
-#[utoipa::path(patch, path = "/users/{id}", tag = "users", security(("oauth2" = [])),
-    params(("id" = i64, Path, description = "The user's id")),
+/// Changes a user's role, disabled flag or per-user permissions (role and
+/// scope `admin`). Absent or null fields are left alone; `permissions`
+/// replaces the grants (`[]` revokes them all). The last enabled admin
+/// cannot be demoted or disabled (409 `last_admin`), so the service always
+/// keeps one.
+#[utoipa::path(patch, path = "/users/{id}", tag = "users",
+    params(("id" = i64, Path, minimum = 1, description = "The user's id")),
     request_body = UserUpdate,
     responses(
         (status = 200, body = AdminUserView),
-        (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user", body = ErrorBody),
         (status = 409, description = "`last_admin`: the change would leave no enabled admin", body = ErrorBody),
-        (status = 422, description = "Unknown role or permission", body = ErrorBody),
+        JsonBodyErrors,
     ))]
 pub async fn update_user(
     _: RequireRole<Admin>,
@@ -63,16 +65,15 @@ pub async fn update_user(
     Ok(Json(AdminUserView::from(user)))
 }
 
-/// Deletes a user with their items and logins (role `admin`); never the
+/// Deletes a user with their items and logins (role and scope `admin`); never the
 /// last enabled admin (409 `last_admin`).
-#[utoipa::path(delete, path = "/users/{id}", tag = "users", security(("oauth2" = [])),
-    params(("id" = i64, Path, description = "The user's id")),
+#[utoipa::path(delete, path = "/users/{id}", tag = "users",
+    params(("id" = i64, Path, minimum = 1, description = "The user's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user", body = ErrorBody),
         (status = 409, description = "`last_admin`: the last enabled admin cannot be deleted", body = ErrorBody),
+        InvalidInput,
     ))]
 pub async fn delete_user(
     _: RequireRole<Admin>,

@@ -12,7 +12,7 @@ use auth_kit::http::{ClientIp, JsonBody, TokenRequest};
 use auth_kit::account::Accepted;
 use auth_kit::limiter::{MailRequestLimiter, RateLimiter};
 use auth_kit::login::TokenResponse;
-use auth_kit::openapi::TokenForm;
+use auth_kit::openapi::{JsonBodyErrors, TokenForm};
 use auth_kit::supabase::{
     CurrentSupabaseUser, LogoutScope, SignUpOutcome, SupabaseAuth, SupabaseClaims, SupabaseClient,
     SupabaseError, SupabaseProfile, SupabaseUser,
@@ -29,11 +29,16 @@ use utoipa::ToSchema;
 /// edit: it never grants a role or a permission.
 #[derive(Deserialize, ToSchema)]
 pub struct SignupRequest {
+    /// The user's email address.
+    #[schema(format = Email)]
     email: String,
-    #[schema(format = Password)]
+    /// At least 6 characters, at most 72 bytes (checked here); the Supabase
+    /// project may ask for more (its 422 names the reasons).
+    #[schema(schema_with = auth_kit::openapi::schemas::supabase_password)]
     password: String,
+    /// Optional: the user's `user_metadata` (an object, or null).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     data: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -48,11 +53,11 @@ pub struct SignupAnswer {
 /// Creates a Supabase user.
 #[utoipa::path(post, path = "/auth/signup", tag = "auth", request_body = SignupRequest, responses(
     (status = 201, body = SignupAnswer),
-    (status = 400, description = "Malformed JSON", body = ErrorBody),
-    (status = 409, description = "email_taken", body = ErrorBody),
-    (status = 422, description = "A field is invalid (a weak password names the reasons)", body = ErrorBody),
-    (status = 429, description = "Too many signups from this address; see Retry-After", body = ErrorBody),
-    (status = 503, description = "supabase_unavailable", body = ErrorBody),
+    (status = 403, description = "`forbidden`: signups are disabled in the Supabase project", body = ErrorBody),
+    (status = 409, description = "`email_taken`", body = ErrorBody),
+    (status = 429, description = "`too_many_requests`: too many signups from this address, or Supabase's rate limit; see `Retry-After`", body = ErrorBody),
+    (status = 503, description = "`supabase_unavailable`: Supabase Auth could not be asked; see `Retry-After`", body = ErrorBody),
+    JsonBodyErrors,
 ))]
 pub async fn signup(
     State(supabase): State<SupabaseClient>,
@@ -61,6 +66,7 @@ pub async fn signup(
     ClientIp(client_ip): ClientIp,
     JsonBody(request): JsonBody<SignupRequest>,
 ) -> Result<Response, ApiError> {
+    auth_kit::supabase::check_signup_password(&request.password)?;
     limiter.count_signup(client_ip).await?;
     let outcome = supabase
         .sign_up(&request.email, &request.password, request.data)
@@ -93,8 +99,9 @@ pub async fn signup(
     responses(
         (status = 200, body = TokenResponse),
         (status = 400, description = "invalid_request, invalid_grant or unsupported_grant_type", body = ErrorBody),
-        (status = 429, description = "Too many failed sign-ins; see Retry-After", body = ErrorBody),
-        (status = 503, description = "supabase_unavailable", body = ErrorBody),
+        (status = 413, description = "`request_too_large`: the form is over 64 KiB", body = ErrorBody),
+        (status = 429, description = "`too_many_requests`: too many failed sign-ins, or Supabase's rate limit; see `Retry-After`", body = ErrorBody),
+        (status = 503, description = "`supabase_unavailable`: Supabase Auth could not be asked; see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn token(
     State(supabase): State<SupabaseClient>,
@@ -108,10 +115,8 @@ pub async fn token(
 /// Ends this session at Supabase: its refresh tokens stop working. Access
 /// tokens verified locally stay valid until they expire (SUPABASE_VERIFY=remote
 /// refuses them at once).
-#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("oauth2" = [])), responses(
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", responses(
     (status = 204, description = "Logged out"),
-    (status = 401, body = ErrorBody),
-    (status = 503, body = ErrorBody),
 ))]
 pub async fn logout(
     _caller: CurrentSupabaseUser,

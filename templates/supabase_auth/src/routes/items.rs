@@ -4,6 +4,8 @@
 
 use auth_kit::extract::standard::DeleteItems;
 use auth_kit::http::{JsonBody, ResourceId};
+use auth_kit::openapi::{InvalidInput, JsonBodyErrors};
+use auth_kit::page::{Page, PageRequest};
 use auth_kit::store::{NewItem, Store, SubjectItem};
 use auth_kit::supabase::{CurrentSupabaseUser, RequireSupabasePermission};
 use auth_kit::{ApiError, ErrorBody};
@@ -11,24 +13,25 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-/// Your items.
-#[utoipa::path(get, path = "/users/me/items", tag = "items", security(("oauth2" = [])), responses(
-    (status = 200, body = [SubjectItem]),
-    (status = 401, body = ErrorBody),
+/// Your items by id, a page at a time.
+#[utoipa::path(get, path = "/users/me/items", tag = "items", params(PageRequest), responses(
+    (status = 200, body = [SubjectItem], headers(
+        ("Link" = String, description = "`<...?after=N&limit=L>; rel=\"next\"` when more items follow (RFC 8288)"),
+    )),
+    InvalidInput,
 ))]
 pub async fn my_items(
     caller: CurrentSupabaseUser,
+    page: PageRequest,
     State(store): State<Store>,
-) -> Result<Json<Vec<SubjectItem>>, ApiError> {
-    Ok(Json(store.items_of_subject(caller.user.id()).await?))
+) -> Result<Page<SubjectItem>, ApiError> {
+    Ok(store.items_of_subject(caller.user.id(), &page).await?)
 }
 
 /// Creates an item you own.
-#[utoipa::path(post, path = "/items", tag = "items", security(("oauth2" = [])), request_body = NewItem, responses(
+#[utoipa::path(post, path = "/items", tag = "items", request_body = NewItem, responses(
     (status = 201, body = SubjectItem),
-    (status = 401, body = ErrorBody),
-    (status = 415, body = ErrorBody),
-    (status = 422, body = ErrorBody),
+    JsonBodyErrors,
 ))]
 pub async fn create_item(
     caller: CurrentSupabaseUser,
@@ -42,13 +45,12 @@ pub async fn create_item(
 
 /// Deletes any item (permission `items:delete`). Authorization comes first:
 /// 403 before 404.
-#[utoipa::path(delete, path = "/items/{id}", tag = "items", security(("oauth2" = [])),
-    params(("id" = i64, Path, description = "The item's id")),
+#[utoipa::path(delete, path = "/items/{id}", tag = "items",
+    params(("id" = i64, Path, minimum = 1, description = "The item's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, body = ErrorBody),
-        (status = 403, description = "Permission 'items:delete' required", body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 404, description = "`not_found`: no such item", body = ErrorBody),
+        InvalidInput,
     ))]
 pub async fn delete_item(
     _: RequireSupabasePermission<DeleteItems>,

@@ -1,8 +1,11 @@
-//! The route table. Each handler documents itself (`#[utoipa::path]`,
-//! with the permission or role it needs); `routes!` registers it with axum
-//! and OpenAPI at once, so the two cannot drift apart.
+//! The route table. Each handler documents itself (`#[utoipa::path]`);
+//! `routes!` registers it with axum and OpenAPI at once, so the two cannot
+//! drift apart. A protected handler's first argument is its guard (the
+//! permission or role it needs), and `guarded_route!` documents its
+//! security requirement and its 401/403 answers from that guard's type.
 
 use auth_kit::ScopeMode;
+use auth_kit::guarded_route;
 use auth_kit::openapi::ApiInfo;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -14,6 +17,10 @@ pub mod items;
 pub mod meta;
 pub mod users;
 
+/// Supabase tokens carry no OAuth2 scopes: roles and permissions come from
+/// the user's `app_metadata`.
+const SCOPES: ScopeMode = ScopeMode::Unscoped;
+
 /// Every route, `/openapi.json` and `/docs`, and the standard layers.
 pub fn router(state: AppState) -> axum::Router {
     let api = OpenApiRouter::new()
@@ -21,21 +28,22 @@ pub fn router(state: AppState) -> axum::Router {
         .routes(routes!(meta::health))
         .routes(routes!(auth::signup))
         .routes(routes!(auth::token))
-        .routes(routes!(auth::logout))
+        .routes(guarded_route!(SCOPES, auth::logout))
         .routes(routes!(auth::forgot_password))
-        .routes(routes!(users::me))
-        .routes(routes!(users::admin))
-        .routes(routes!(items::my_items))
-        .routes(routes!(items::create_item))
-        .routes(routes!(items::delete_item));
+        .routes(guarded_route!(SCOPES, users::me))
+        .routes(guarded_route!(SCOPES, users::admin))
+        .routes(guarded_route!(SCOPES, items::my_items))
+        .routes(guarded_route!(SCOPES, items::create_item))
+        .routes(guarded_route!(SCOPES, items::delete_item));
     let info = ApiInfo {
         title: SERVICE_NAME,
         version: env!("CARGO_PKG_VERSION"),
         description: "Supabase Auth behind an OAuth2 password-flow token endpoint. \
                       Click Authorize, log in with your email and password, then try the routes.",
+        // Contact and license only if this project's Cargo.toml sets them.
+        authors: env!("CARGO_PKG_AUTHORS"),
+        license: env!("CARGO_PKG_LICENSE"),
     };
-    // Supabase tokens carry no OAuth2 scopes: roles and permissions come
-    // from the user's `app_metadata`.
-    let router = auth_kit::openapi::document(api, info, state.auth.policy(), ScopeMode::Unscoped);
+    let router = auth_kit::openapi::document(api, info, state.auth.policy(), SCOPES);
     auth_kit::http::with_service_layers(router).with_state(state)
 }

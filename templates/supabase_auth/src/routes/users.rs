@@ -1,6 +1,5 @@
 //! Your profile, from the verified token alone, and an admin-only route.
 
-use auth_kit::ErrorBody;
 use auth_kit::extract::standard::Admin;
 use auth_kit::supabase::{CurrentSupabaseUser, RequireSupabaseRole, SupabaseProfile};
 use axum::Json;
@@ -9,9 +8,8 @@ use utoipa::ToSchema;
 
 /// `{id, email, role, app_metadata, user_metadata}` from the token: no call
 /// to Supabase in local verification mode.
-#[utoipa::path(get, path = "/users/me", tag = "users", security(("oauth2" = [])), responses(
+#[utoipa::path(get, path = "/users/me", tag = "users", responses(
     (status = 200, body = SupabaseProfile),
-    (status = 401, body = ErrorBody),
 ))]
 pub async fn me(caller: CurrentSupabaseUser) -> Json<SupabaseProfile> {
     Json(caller.user.profile())
@@ -26,10 +24,8 @@ pub struct AdminAnswer {
 
 /// For users whose `app_metadata.role` is `admin` (set by the server, with
 /// the service-role key; `user_metadata` never counts).
-#[utoipa::path(get, path = "/admin", tag = "users", security(("oauth2" = [])), responses(
+#[utoipa::path(get, path = "/admin", tag = "users", responses(
     (status = 200, body = AdminAnswer),
-    (status = 401, body = ErrorBody),
-    (status = 403, description = "Role 'admin' required", body = ErrorBody),
 ))]
 pub async fn admin(caller: RequireSupabaseRole<Admin>) -> Json<AdminAnswer> {
     Json(AdminAnswer {
