@@ -448,6 +448,22 @@ impl fmt::Display for RateLimitUrl {
     }
 }
 
+/// The default of SESSION_CACHE_SECONDS.
+pub const DEFAULT_SESSION_CACHE: Duration = Duration::from_secs(30);
+
+/// SESSION_CACHE_SECONDS, and the Redis that carries the cache's
+/// invalidations when the database is SQLite (see
+/// [`crate::session_cache`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCacheSettings {
+    /// How long a verified user and login may be served from memory; zero
+    /// reads the database on every protected request.
+    pub ttl: Duration,
+    /// RATE_LIMIT_URL: with SQLite, changes reach other processes through
+    /// this Redis (PostgreSQL carries them itself).
+    pub redis: Option<RateLimitUrl>,
+}
+
 /// Everything a jwt or oauth2 service reads from its configuration.
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
@@ -480,6 +496,8 @@ pub struct ServiceSettings {
     pub traffic: TrafficSettings,
     /// Mail, links, reset and verification tokens.
     pub account: AccountSettings,
+    /// SESSION_CACHE_SECONDS.
+    pub session_cache: SessionCacheSettings,
 }
 
 impl ServiceSettings {
@@ -831,6 +849,12 @@ fn read_service(
     });
     let traffic = read_traffic(env, report);
     let account = account::read_account(env, server.as_ref().map(|s| (s.host, s.port)), report);
+    let session_cache = read_session_cache(
+        env,
+        server.as_ref().map(|s| s.database_url.as_str()),
+        traffic.as_ref().and_then(|t| t.rate_limit_url.as_ref()),
+        report,
+    );
 
     Some(ServiceSettings {
         service_name: service_name.to_owned(),
@@ -847,6 +871,49 @@ fn read_service(
         admin: admin?,
         traffic: traffic?,
         account: account?,
+        session_cache: session_cache?,
+    })
+}
+
+/// SESSION_CACHE_SECONDS: 0 (off) to 300, default 30; the finding says how
+/// changes reach other instances with this database and RATE_LIMIT_URL.
+fn read_session_cache(
+    env: &Environment,
+    database_url: Option<&str>,
+    redis: Option<&RateLimitUrl>,
+    report: &mut Report,
+) -> Option<SessionCacheSettings> {
+    let postgres = database_url.is_some_and(|u| u.starts_with("postgres"));
+    let seconds = report.take(
+        integer(
+            env,
+            "SESSION_CACHE_SECONDS",
+            DEFAULT_SESSION_CACHE.as_secs(),
+            0,
+            300,
+        ),
+        |&s| {
+            let reach = if postgres {
+                "changes reach every instance at once through PostgreSQL LISTEN/NOTIFY".to_owned()
+            } else if let Some(redis) = redis {
+                format!("changes reach every instance at once through pub/sub on {redis}")
+            } else {
+                "SQLite without RATE_LIMIT_URL: one instance is assumed (another process on this database would serve a revoked token for up to this long)".to_owned()
+            };
+            Finding::pass(
+                "SESSION_CACHE_SECONDS",
+                if s == 0 {
+                    "0: off; every protected request reads its user and login from the database"
+                        .to_owned()
+                } else {
+                    format!("a verified user and login are served from memory for at most {s} seconds; {reach}")
+                },
+            )
+        },
+    )?;
+    Some(SessionCacheSettings {
+        ttl: Duration::from_secs(seconds),
+        redis: redis.cloned(),
     })
 }
 
