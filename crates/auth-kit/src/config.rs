@@ -1661,6 +1661,50 @@ mod tests {
     }
 
     #[test]
+    fn session_cache_settings() {
+        for (value, fragment) in [("301", "out of range"), ("-1", "not a whole number")] {
+            check_refused(
+                &[("SECRET_KEY", GOOD_KEY), ("SESSION_CACHE_SECONDS", value)],
+                "SESSION_CACHE_SECONDS",
+                fragment,
+            );
+        }
+        // Which channel the finding names follows the database and RATE_LIMIT_URL.
+        for (extra, ttl, says) in [
+            (vec![], 30, "one instance is assumed"),
+            (vec![("SESSION_CACHE_SECONDS", "0")], 0, "0: off"),
+            (
+                vec![("RATE_LIMIT_URL", "redis://:hunter2@cache:6379")],
+                30,
+                "pub/sub on Redis at cache:6379",
+            ),
+            (
+                vec![
+                    ("DATABASE_URL", "postgres://db/auth"),
+                    ("RATE_LIMIT_URL", "redis://cache:6379"),
+                    ("SESSION_CACHE_SECONDS", "5"),
+                ],
+                5,
+                "PostgreSQL LISTEN/NOTIFY",
+            ),
+        ] {
+            let pairs: Vec<(&str, &str)> = [("SECRET_KEY", GOOD_KEY)]
+                .into_iter()
+                .chain(extra)
+                .collect();
+            let s = ServiceSettings::from_env(&env(&pairs), "svc").unwrap();
+            assert_eq!(s.session_cache.ttl, Duration::from_secs(ttl));
+            let finding = check_service(&env(&pairs), "svc")
+                .into_iter()
+                .find(|f| f.subject == "SESSION_CACHE_SECONDS")
+                .unwrap();
+            assert_eq!(finding.status, Status::Pass);
+            assert!(finding.message.contains(says), "{}", finding.message);
+            assert!(!finding.message.contains("hunter2"));
+        }
+    }
+
+    #[test]
     fn traffic_settings() {
         let pairs = [
             ("TRUSTED_PROXIES", "10.0.0.0/8,::1"),
@@ -1918,6 +1962,8 @@ mod tests {
         assert!(s.traffic.trusted_proxies.is_empty());
         assert_eq!(s.traffic.rate_limit_url, None);
         assert_eq!(s.traffic.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        assert_eq!(s.session_cache.ttl, DEFAULT_SESSION_CACHE);
+        assert_eq!(s.session_cache.redis, None);
         let findings = check_service(&env(&[("SECRET_KEY", GOOD_KEY)]), "my-api");
         assert!(
             findings.iter().all(|f| f.status == Status::Pass),

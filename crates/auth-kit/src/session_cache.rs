@@ -25,11 +25,12 @@
 //!   meanwhile, so an answer read before a commit cannot be stored after
 //!   the commit's invalidation.
 //! - **A channel that is down is not trusted.** Each instance listens on
-//!   the channel and publishes a heartbeat every [`HEARTBEAT`]; if the
-//!   listening connection fails, or nothing (not even its own heartbeat)
-//!   arrives for [`SILENCE_LIMIT`], the cache is emptied and bypassed:
-//!   every request reads the database until the channel is back, and the
-//!   cache is emptied again then, because messages may have been missed.
+//!   one connection; when it fails, or, after [`QUIET_CHECK`] without a
+//!   message, does not answer a round trip on that same connection within
+//!   [`ANSWER_LIMIT`] (a network that drops packets without closing
+//!   anything), the cache is emptied and bypassed: every request reads the
+//!   database until the channel is back, and the cache is emptied again
+//!   then, because messages may have been missed.
 //! - **Writes made outside the service** (an operator's `UPDATE users ...`
 //!   in psql) send no message: they are seen by every instance within
 //!   SESSION_CACHE_SECONDS. Send `NOTIFY` yourself (see the deployment
@@ -59,11 +60,12 @@ pub const CAPACITY: usize = 10_000;
 /// Logins remembered per user; a user with more is read again for the
 /// least recently read ones.
 pub const MAX_LOGINS_PER_USER: usize = 8;
-/// How often each instance publishes a heartbeat on the channel.
-pub const HEARTBEAT: Duration = Duration::from_secs(1);
-/// How long the channel may stay silent (no change, no heartbeat, not even
-/// this instance's own) before it is considered down.
-pub const SILENCE_LIMIT: Duration = Duration::from_secs(3);
+/// After this long without a message, the listening connection is asked
+/// for a round trip (`SELECT 1` on PostgreSQL, `PING` on Redis).
+pub const QUIET_CHECK: Duration = Duration::from_secs(1);
+/// How long a round trip (or connecting and subscribing) may take before
+/// the channel is considered down.
+pub const ANSWER_LIMIT: Duration = Duration::from_secs(2);
 /// Pause between two attempts to reach a channel that is down.
 const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 /// Changes waiting to be published to Redis; beyond this, the next message
@@ -93,7 +95,6 @@ impl Change {
 }
 
 const EVERYONE: &str = "all";
-const PING: &str = "ping";
 
 /// A store's session cache and the channel its changes travel on. Cheap to
 /// clone; a store without a cache (SESSION_CACHE_SECONDS=0, or never
@@ -199,11 +200,6 @@ impl Sessions {
             // Nobody to listen for: another instance that caches listens itself.
             _ if shared.cache.is_none() => {}
             Some(Listen::Postgres { pool, channel }) => {
-                tokio::spawn(heartbeat_postgres(
-                    weak.clone(),
-                    pool.clone(),
-                    channel.clone(),
-                ));
                 tokio::spawn(listen_postgres(weak, pool, channel));
             }
             Some(Listen::Redis { client, channel }) => {
@@ -270,7 +266,6 @@ impl Shared {
     /// A message from the channel.
     fn receive(&self, payload: &str) {
         match payload {
-            PING => {}
             EVERYONE => self.apply(Change::Everyone),
             other => match other.strip_prefix("user:").map(str::parse::<i64>) {
                 Some(Ok(id)) => self.apply(Change::User(id)),
@@ -426,12 +421,25 @@ enum Listen {
     },
 }
 
+/// Why a listening connection stopped serving.
+fn lost_because(quiet: bool, error: Option<String>) -> String {
+    match (quiet, error) {
+        (_, Some(e)) => e,
+        (true, None) => format!(
+            "quiet for {} s, then no answer within {} s",
+            QUIET_CHECK.as_secs(),
+            ANSWER_LIMIT.as_secs()
+        ),
+        (false, None) => "the connection was lost".to_owned(),
+    }
+}
+
 /// Listens on PostgreSQL until the store is closed or dropped; serves the
 /// cache only while listening works.
 async fn listen_postgres(shared: Weak<Shared>, pool: PgPool, channel: String) {
     let mut outage_logged = false;
     loop {
-        let connected = tokio::time::timeout(SILENCE_LIMIT, async {
+        let connected = tokio::time::timeout(ANSWER_LIMIT, async {
             let mut listener = PgListener::connect_with(&pool).await?;
             // Report a lost connection at once instead of reconnecting
             // first: the cache must stop serving before anything is missed.
@@ -467,69 +475,56 @@ async fn listen_postgres(shared: Weak<Shared>, pool: PgPool, channel: String) {
         if outage_logged {
             tracing::info!("session cache: listening for changes on PostgreSQL again");
         }
-        let closed = loop {
-            let next = tokio::time::timeout(SILENCE_LIMIT, listener.try_recv()).await;
+        let lost = loop {
+            // Waiting is cancel-safe in sqlx: a quiet second costs nothing.
+            let next = tokio::time::timeout(QUIET_CHECK, listener.try_recv()).await;
             let Some(strong) = shared.upgrade() else {
                 return;
             };
             match next {
                 Ok(Ok(Some(notification))) => strong.receive(notification.payload()),
-                Ok(Err(sqlx::Error::PoolClosed)) => break true,
-                lost => {
+                Ok(Err(sqlx::Error::PoolClosed)) => {
                     strong.set_serving(false);
-                    let error = match lost {
-                        Ok(Err(e)) => e.to_string(),
-                        Ok(Ok(None)) => "the connection was lost".to_owned(),
-                        _ => format!("nothing heard for {} s", SILENCE_LIMIT.as_secs()),
-                    };
-                    tracing::warn!(%error, "session cache: stopped listening for changes on PostgreSQL; every request reads the database until it listens again");
-                    outage_logged = true;
-                    break false;
+                    return;
+                }
+                Ok(Ok(None)) => break lost_because(false, None),
+                Ok(Err(e)) => break lost_because(false, Some(e.to_string())),
+                // Quiet: a round trip on the listening connection itself
+                // proves it still receives.
+                Err(_) => {
+                    let answer = tokio::time::timeout(
+                        ANSWER_LIMIT,
+                        sqlx::query("SELECT 1").execute(&mut listener),
+                    )
+                    .await;
+                    match answer {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => break lost_because(true, Some(e.to_string())),
+                        Err(_) => break lost_because(true, None),
+                    }
                 }
             }
         };
         if let Some(strong) = shared.upgrade() {
             strong.set_serving(false);
         }
-        if closed {
-            return;
-        }
+        tracing::warn!(error = %lost, "session cache: stopped listening for changes on PostgreSQL; every request reads the database until it listens again");
+        outage_logged = true;
     }
 }
 
-/// Publishes a heartbeat on PostgreSQL every [`HEARTBEAT`], so a listener
-/// whose connection died silently notices.
-async fn heartbeat_postgres(shared: Weak<Shared>, pool: PgPool, channel: String) {
-    let mut ticks = tokio::time::interval(HEARTBEAT);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        if shared.strong_count() == 0 || pool.is_closed() {
-            return;
-        }
-        let sent = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(&channel)
-            .bind(PING)
-            .execute(&pool)
-            .await;
-        if let Err(e) = sent {
-            tracing::debug!(error = %e, "session cache: heartbeat not sent");
-        }
-    }
-}
-
-/// Listens on Redis; serves the cache only while subscribed and hearing.
+/// Listens on Redis; serves the cache only while subscribed and answering.
 async fn listen_redis(shared: Weak<Shared>, client: redis::Client, channel: String) {
     let mut outage_logged = false;
     loop {
-        let subscribed = tokio::time::timeout(REDIS_TIMEOUT, async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            Ok::<_, redis::RedisError>(pubsub)
+        let subscribed = tokio::time::timeout(ANSWER_LIMIT, async {
+            let (mut sink, messages) = client.get_async_pubsub().await?.split();
+            sink.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>((sink, messages))
         })
         .await;
-        let mut messages = match subscribed {
-            Ok(Ok(pubsub)) => pubsub.into_on_message(),
+        let (mut sink, mut messages) = match subscribed {
+            Ok(Ok(subscription)) => subscription,
             failed => {
                 if !outage_logged {
                     let error = match failed {
@@ -554,32 +549,38 @@ async fn listen_redis(shared: Weak<Shared>, client: redis::Client, channel: Stri
         if outage_logged {
             tracing::info!("session cache: subscribed to changes on Redis again");
         }
-        loop {
-            let next = tokio::time::timeout(SILENCE_LIMIT, messages.next()).await;
+        let lost = loop {
+            let next = tokio::time::timeout(QUIET_CHECK, messages.next()).await;
             let Some(strong) = shared.upgrade() else {
                 return;
             };
             match next {
-                Ok(Some(message)) => match message.get_payload::<String>() {
-                    Ok(payload) => strong.receive(&payload),
-                    Err(_) => strong.receive(""),
-                },
-                lost => {
-                    strong.set_serving(false);
-                    let error = match lost {
-                        Ok(None) => "the connection was lost".to_owned(),
-                        _ => format!("nothing heard for {} s", SILENCE_LIMIT.as_secs()),
-                    };
-                    tracing::warn!(%error, "session cache: stopped hearing changes on Redis; every request reads the database until it hears them again");
-                    outage_logged = true;
-                    break;
+                Ok(Some(message)) => {
+                    strong.receive(&message.get_payload::<String>().unwrap_or_default());
+                }
+                Ok(None) => break lost_because(false, None),
+                // Quiet: a PING on the subscribed connection itself proves
+                // it still receives.
+                Err(_) => {
+                    let answer =
+                        tokio::time::timeout(ANSWER_LIMIT, sink.ping::<redis::Value>()).await;
+                    match answer {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => break lost_because(true, Some(e.to_string())),
+                        Err(_) => break lost_because(true, None),
+                    }
                 }
             }
+        };
+        if let Some(strong) = shared.upgrade() {
+            strong.set_serving(false);
         }
+        tracing::warn!(error = %lost, "session cache: stopped hearing changes on Redis; every request reads the database until it hears them again");
+        outage_logged = true;
     }
 }
 
-/// Publishes this instance's changes, and its heartbeat, on Redis.
+/// Publishes this instance's changes on Redis.
 struct RedisPublisher {
     connection: redis::aio::ConnectionManager,
     channel: String,
@@ -612,17 +613,11 @@ impl RedisPublisher {
         matches!(sent, Ok(Ok(_)))
     }
 
-    /// Changes first, each retried until it is published or `ttl` has
-    /// passed (then every entry it concerned has expired everywhere); a
-    /// heartbeat whenever the queue is idle for [`HEARTBEAT`].
+    /// Publishes each change, retried until it gets through or `ttl` has
+    /// passed (then every entry it concerned has expired everywhere).
     async fn run(self, shared: Weak<Shared>, mut queue: mpsc::Receiver<Change>, ttl: Duration) {
-        loop {
-            let change = match tokio::time::timeout(HEARTBEAT, queue.recv()).await {
-                Ok(Some(change)) => Some(change),
-                // Every store handle is gone.
-                Ok(None) => return,
-                Err(_) => None,
-            };
+        // `None`: every store handle is gone.
+        while let Some(change) = queue.recv().await {
             let Some(strong) = shared.upgrade() else {
                 return;
             };
@@ -631,13 +626,8 @@ impl RedisPublisher {
                     .swap(false, std::sync::atomic::Ordering::SeqCst)
             });
             drop(strong);
-            let payload = if overflowed {
-                Some(EVERYONE.to_owned())
-            } else {
-                change.and_then(Change::payload)
-            };
-            let Some(payload) = payload else {
-                let _ = self.publish(PING).await;
+            let change = if overflowed { Change::Everyone } else { change };
+            let Some(payload) = change.payload() else {
                 continue;
             };
             let deadline = tokio::time::Instant::now() + ttl;
@@ -737,7 +727,6 @@ mod tests {
     #[test]
     fn messages() {
         for (payload, dropped) in [
-            ("ping", false),
             ("user:1", true),
             ("user:2", false),
             ("all", true),
