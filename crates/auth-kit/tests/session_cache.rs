@@ -749,6 +749,57 @@ async fn postgres_listener_killed_empties_the_cache_and_it_comes_back() {
     );
 }
 
+/// Resumes a stopped process when dropped, so a failed assertion cannot
+/// leave a database backend stopped.
+struct Stopped(String);
+
+impl Stopped {
+    fn stop(pid: String) -> Self {
+        signal("-STOP", &pid);
+        Self(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal("-CONT", &self.0);
+    }
+}
+
+/// The PostgreSQL backend that stops answering without closing its
+/// connection (SIGSTOP on the listener's backend process): the quiet
+/// listener's `SELECT 1` goes unanswered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_postgres_listener_is_noticed_by_an_unanswered_round_trip() {
+    let Some(db) = TestDatabase::postgres("silent_postgres_listener").await else {
+        return;
+    };
+    let raw = Raw::open(&db).await;
+    let store = cached_store(&db, None).await;
+    serving(&store, &raw, "postgres").await;
+    let s = session(&store, "silent", None).await;
+    cached_everywhere(&[&store], &raw, &s, "before the silence").await;
+    let Raw::Postgres(pool) = &raw else {
+        unreachable!()
+    };
+    let pids: Vec<i32> = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity \
+         WHERE query = 'LISTEN \"sessions.' || current_schema() || '\"' AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(pids.len(), 1, "one listener: {pids:?}");
+    let stopped = Stopped::stop(pids[0].to_string());
+    let noticed = bypassed_within(&store, &raw, &s, (QUIET_CHECK + ANSWER_LIMIT) * 3).await;
+    drop(stopped);
+    serving(&store, &raw, "postgres resumed").await;
+    println!(
+        "postgres listener's backend stopped (SIGSTOP): the cache stepped aside after {:.1} s (a quiet second, then an unanswered SELECT 1); resumed: serving again",
+        noticed.as_secs_f64()
+    );
+}
+
 // -- the TTL -----------------------------------------------------------------------
 
 #[tokio::test]
