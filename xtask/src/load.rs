@@ -6,10 +6,16 @@
 //! - GET / (no database) and GET /users/me with the session cache on and
 //!   off: requests per second and p99;
 //! - /users/me's ratio to GET / on the same binary, and to the peer;
-//! - a login flood (256 connections, distinct users) next to 8 clients on
-//!   /users/me: logins per second against the machine's limit measured in
-//!   the same run (cores / one hash's time), and /users/me's p99 meanwhile;
-//! - the service's peak RSS.
+//! - a login flood (256 connections, distinct users) alone: logins per
+//!   second against the machine's limit measured in the same run (cores /
+//!   one login's time at rest);
+//! - the same flood next to 8 clients on /users/me: /users/me's p99
+//!   meanwhile (the hashing threads run at a lower priority);
+//! - the service's peak RSS;
+//! - the cross-instance revocation delay: two instances sharing a session
+//!   cache channel (PostgreSQL LISTEN/NOTIFY with TEST_DATABASE_URL; Redis
+//!   pub/sub on one SQLite file with `redis-server`), 100 logouts at one,
+//!   each timed until the other answers 401: median and maximum.
 //!
 //! `--fleet`: two instances behind nginx on PostgreSQL and Redis next to
 //! one instance reached directly (the same database and Redis), with the
@@ -136,6 +142,21 @@ impl Wrk {
         parse_wrk(&String::from_utf8_lossy(&output.stdout))
     }
 
+    /// A login flood on `base`, nothing else.
+    fn flood_alone(&self, base: &str) -> Result<Figures> {
+        let script = self.dir.join("logins.lua");
+        fs::write(&script, login_script(FLOOD_CONNECTIONS))?;
+        let flood = self
+            .command(
+                &format!("{base}/token"),
+                FLOOD_CONNECTIONS,
+                None,
+                Some(&script),
+            )
+            .output()?;
+        parse_wrk(&String::from_utf8_lossy(&flood.stdout))
+    }
+
     /// A login flood on `base` and, at the same time, 8 clients on /users/me.
     fn flood(&self, base: &str, token: &str) -> Result<(Figures, Figures)> {
         let script = self.dir.join("logins.lua");
@@ -220,8 +241,8 @@ fn base_env(database_url: &str, cache_seconds: u64) -> Vec<(String, String)> {
         ("DATABASE_URL", database_url.to_owned()),
         ("HOST", "127.0.0.1".to_owned()),
         ("SESSION_CACHE_SECONDS", cache_seconds.to_string()),
-        ("LOGIN_MAX_FAILURES_PER_IP", "1000000".to_owned()),
-        ("SIGNUP_MAX_PER_IP", "1000000".to_owned()),
+        ("LOGIN_MAX_FAILURES_PER_IP", "100000".to_owned()),
+        ("SIGNUP_MAX_PER_IP", "100000".to_owned()),
         ("RUST_LOG", "warn".to_owned()),
     ]
     .into_iter()
@@ -365,6 +386,7 @@ async fn single_figures(binary: &Path, peer: Option<&Path>, wrk: &Wrk) -> Result
         );
     };
 
+    let load_before = load_average();
     let cached = start_instance("service-cache-on", binary, dir, base_env(&database, 30)).await?;
     let token = prepare_users(&cached.url()).await?;
     let root = wrk.run(&format!("{}/", cached.url()), 32, None)?;
@@ -372,7 +394,23 @@ async fn single_figures(binary: &Path, peer: Option<&Path>, wrk: &Wrk) -> Result
     row(&mut out, "GET /", root);
     row(&mut out, "GET /users/me (session cache on)", me_cached);
     let hash_ms = one_login_ms(&cached.url()).await?;
-    let (flood, readers) = wrk.flood(&cached.url(), &token)?;
+    let flood = wrk.flood_alone(&cached.url())?;
+    row(
+        &mut out,
+        "POST /token: login flood alone (256 conn.)",
+        flood,
+    );
+    let (flood_with_readers, readers) = wrk.flood(&cached.url(), &token)?;
+    row(
+        &mut out,
+        "POST /token: the flood next to 8 readers",
+        flood_with_readers,
+    );
+    row(
+        &mut out,
+        "GET /users/me: 8 readers during the flood",
+        readers,
+    );
     let rss = peak_rss_mib(pid_of(&cached)?)?;
     drop(cached);
 
@@ -404,6 +442,7 @@ async fn single_figures(binary: &Path, peer: Option<&Path>, wrk: &Wrk) -> Result
     };
 
     let logins = (flood.requests - flood.non_2xx) as f64 / wrk.seconds as f64;
+
     let limit = cores() as f64 * 1000.0 / hash_ms;
     writeln!(out)?;
     writeln!(
@@ -425,21 +464,183 @@ async fn single_figures(binary: &Path, peer: Option<&Path>, wrk: &Wrk) -> Result
     }
     writeln!(
         out,
-        "login flood ({FLOOD_CONNECTIONS} connections): {logins:.1} logins/s ({} refused); one login at rest {hash_ms:.1} ms, so the limit is {} cores / {hash_ms:.1} ms = {limit:.1}/s: {:.0}%",
+        "login flood alone ({FLOOD_CONNECTIONS} connections): {logins:.1} logins/s ({} refused); one login at rest {hash_ms:.1} ms, so the limit is {} cores / {hash_ms:.1} ms = {limit:.1}/s: {:.0}%",
         flood.non_2xx,
         cores(),
         100.0 * logins / limit
     )?;
     writeln!(
         out,
-        "/users/me during the flood (8 connections): {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
-        readers.requests_per_second, readers.p50_ms, readers.p99_ms
+        "/users/me during the flood (8 connections): {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms ({:.1} logins/s meanwhile)",
+        readers.requests_per_second,
+        readers.p50_ms,
+        readers.p99_ms,
+        (flood_with_readers.requests - flood_with_readers.non_2xx) as f64 / wrk.seconds as f64
     )?;
     writeln!(
         out,
-        "peak RSS of the service (cache on, flood included): {rss:.1} MiB"
+        "peak RSS of the service (cache on, both floods included): {rss:.1} MiB"
+    )?;
+    writeln!(out)?;
+    revocation_figures(&mut out, binary, dir).await?;
+    writeln!(
+        out,
+        "\nload average (1, 5, 15 min): {load_before} at the start, {} at the end",
+        load_average()
     )?;
     Ok(out)
+}
+
+/// The machine's load average, as /proc/loadavg gives it.
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// Logouts measured by [`revocation_delays`].
+const REVOCATIONS: usize = 100;
+
+/// Two instances sharing a session-cache channel, for each channel this
+/// machine has: the delays of [`REVOCATIONS`] logouts.
+async fn revocation_figures(out: &mut String, binary: &Path, dir: &Path) -> Result<()> {
+    writeln!(
+        out,
+        "cross-instance revocation ({REVOCATIONS} logouts at instance 1, each timed from the logout's answer until instance 2 answers 401 on /users/me, polled over HTTP):"
+    )?;
+    match std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+    {
+        Some(server) => {
+            let database = Database::create(&server).await?;
+            let delays = revocation_delays(binary, dir, base_env(&database.url, 30)).await;
+            database.drop_database().await;
+            writeln!(
+                out,
+                "  PostgreSQL LISTEN/NOTIFY: {}",
+                describe_delays(&delays?)
+            )?;
+        }
+        None => writeln!(
+            out,
+            "  PostgreSQL LISTEN/NOTIFY: skipped (set TEST_DATABASE_URL=postgres://...)"
+        )?,
+    }
+    match fleet::find_program("redis-server", &["/usr/bin/redis-server"]) {
+        Some(binary_of_redis) => {
+            let mut redis = Redis {
+                binary: binary_of_redis,
+                port: fleet::free_port()?,
+                dir: dir.to_owned(),
+                process: None,
+            };
+            redis.start().await?;
+            let database = format!("sqlite://{}/revocations.db?mode=rwc", dir.display());
+            let mut env = base_env(&database, 30);
+            env.push(("RATE_LIMIT_URL".to_owned(), redis.url()));
+            let delays = revocation_delays(binary, dir, env).await?;
+            writeln!(
+                out,
+                "  Redis pub/sub (two instances on one SQLite file): {}",
+                describe_delays(&delays)
+            )?;
+        }
+        None => writeln!(
+            out,
+            "  Redis pub/sub: skipped (apt-get install redis-server)"
+        )?,
+    }
+    Ok(())
+}
+
+fn describe_delays(delays: &[f64]) -> String {
+    let mut sorted = delays.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
+    let max = sorted.last().copied().unwrap_or(f64::NAN);
+    format!(
+        "median {median:.2} ms, maximum {max:.2} ms over {} revocations",
+        sorted.len()
+    )
+}
+
+/// Starts two instances with `env`, then [`REVOCATIONS`] times: logs in at
+/// the first, has the second serve the token (so its cache holds it), logs
+/// out at the first, and polls the second until it answers 401. A poll
+/// beyond one second fails the run: the cache would be serving a revoked
+/// token.
+async fn revocation_delays(
+    binary: &Path,
+    dir: &Path,
+    env: Vec<(String, String)>,
+) -> Result<Vec<f64>> {
+    let first = start_instance("revoke-1", binary, dir, env.clone()).await?;
+    let second = start_instance("revoke-2", binary, dir, env).await?;
+    let client = fleet::client(None)?;
+    let signup = client
+        .post(format!("{}/auth/signup", first.url()))
+        .json(&serde_json::json!({"username": "revoker", "password": PASSWORD}))
+        .send()
+        .await?;
+    ensure!(
+        signup.status() == 201,
+        "signup answered {}",
+        signup.status()
+    );
+    let me = |base: String, token: String| {
+        let client = client.clone();
+        async move {
+            anyhow::Ok(
+                client
+                    .get(format!("{base}/users/me"))
+                    .bearer_auth(token)
+                    .send()
+                    .await?
+                    .status()
+                    .as_u16(),
+            )
+        }
+    };
+    let mut delays = Vec::with_capacity(REVOCATIONS);
+    for _ in 0..REVOCATIONS {
+        let answer = fleet::login(&client, &first.url(), "revoker", PASSWORD).await?;
+        ensure!(answer.status == 200, "login answered {}", answer.status);
+        let token = answer.body["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        for base in [first.url(), second.url()] {
+            ensure!(
+                me(base.clone(), token.clone()).await? == 200,
+                "the fresh token was refused at {base}"
+            );
+        }
+        let logout = client
+            .post(format!("{}/auth/logout", first.url()))
+            .bearer_auth(&token)
+            .send()
+            .await?;
+        ensure!(
+            logout.status() == 204,
+            "logout answered {}",
+            logout.status()
+        );
+        let revoked = Instant::now();
+        loop {
+            let status = me(second.url(), token.clone()).await?;
+            if status == 401 {
+                break;
+            }
+            ensure!(
+                status == 200 && revoked.elapsed() < Duration::from_secs(1),
+                "instance 2 still answered {status} {:.0} ms after the logout",
+                revoked.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+        delays.push(revoked.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(delays)
 }
 
 /// The FastAPI peer: one uvicorn worker, SQLite, the same contract.

@@ -451,6 +451,22 @@ impl fmt::Display for RateLimitUrl {
     }
 }
 
+/// The default of SESSION_CACHE_SECONDS.
+pub const DEFAULT_SESSION_CACHE: Duration = Duration::from_secs(30);
+
+/// SESSION_CACHE_SECONDS, and the Redis that carries the cache's
+/// invalidations when the database is SQLite (see
+/// [`crate::session_cache`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCacheSettings {
+    /// How long a verified user and login may be served from memory; zero
+    /// reads the database on every protected request.
+    pub ttl: Duration,
+    /// RATE_LIMIT_URL: with SQLite, changes reach other processes through
+    /// this Redis (PostgreSQL carries them itself).
+    pub redis: Option<RateLimitUrl>,
+}
+
 /// Everything a jwt or oauth2 service reads from its configuration.
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
@@ -485,6 +501,8 @@ pub struct ServiceSettings {
     pub account: AccountSettings,
     /// How many items one user may own (ITEMS_MAX_PER_USER).
     pub items_max_per_user: u32,
+    /// SESSION_CACHE_SECONDS.
+    pub session_cache: SessionCacheSettings,
 }
 
 /// ITEMS_MAX_PER_USER when unset.
@@ -854,6 +872,12 @@ fn read_service(
         ),
         |n| Finding::pass("ITEMS_MAX_PER_USER", format!("{n} items per user")),
     );
+    let session_cache = read_session_cache(
+        env,
+        server.as_ref().map(|s| s.database_url.as_str()),
+        traffic.as_ref().and_then(|t| t.rate_limit_url.as_ref()),
+        report,
+    );
 
     Some(ServiceSettings {
         service_name: service_name.to_owned(),
@@ -871,6 +895,49 @@ fn read_service(
         traffic: traffic?,
         account: account?,
         items_max_per_user: u32::try_from(items_max?).ok()?,
+        session_cache: session_cache?,
+    })
+}
+
+/// SESSION_CACHE_SECONDS: 0 (off) to 300, default 30; the finding says how
+/// changes reach other instances with this database and RATE_LIMIT_URL.
+fn read_session_cache(
+    env: &Environment,
+    database_url: Option<&str>,
+    redis: Option<&RateLimitUrl>,
+    report: &mut Report,
+) -> Option<SessionCacheSettings> {
+    let postgres = database_url.is_some_and(|u| u.starts_with("postgres"));
+    let seconds = report.take(
+        integer(
+            env,
+            "SESSION_CACHE_SECONDS",
+            DEFAULT_SESSION_CACHE.as_secs(),
+            0,
+            300,
+        ),
+        |&s| {
+            let reach = if postgres {
+                "changes reach every instance at once through PostgreSQL LISTEN/NOTIFY".to_owned()
+            } else if let Some(redis) = redis {
+                format!("changes reach every instance at once through pub/sub on {redis}")
+            } else {
+                "SQLite without RATE_LIMIT_URL: one instance is assumed (another process on this database would serve a revoked token for up to this long)".to_owned()
+            };
+            Finding::pass(
+                "SESSION_CACHE_SECONDS",
+                if s == 0 {
+                    "0: off; every protected request reads its user and login from the database"
+                        .to_owned()
+                } else {
+                    format!("a verified user and login are served from memory for at most {s} seconds; {reach}")
+                },
+            )
+        },
+    )?;
+    Some(SessionCacheSettings {
+        ttl: Duration::from_secs(seconds),
+        redis: redis.cloned(),
     })
 }
 
@@ -1721,6 +1788,50 @@ mod tests {
     }
 
     #[test]
+    fn session_cache_settings() {
+        for (value, fragment) in [("301", "out of range"), ("-1", "not a whole number")] {
+            check_refused(
+                &[("SECRET_KEY", GOOD_KEY), ("SESSION_CACHE_SECONDS", value)],
+                "SESSION_CACHE_SECONDS",
+                fragment,
+            );
+        }
+        // Which channel the finding names follows the database and RATE_LIMIT_URL.
+        for (extra, ttl, says) in [
+            (vec![], 30, "one instance is assumed"),
+            (vec![("SESSION_CACHE_SECONDS", "0")], 0, "0: off"),
+            (
+                vec![("RATE_LIMIT_URL", "redis://:hunter2@cache:6379")],
+                30,
+                "pub/sub on Redis at cache:6379",
+            ),
+            (
+                vec![
+                    ("DATABASE_URL", "postgres://db/auth"),
+                    ("RATE_LIMIT_URL", "redis://cache:6379"),
+                    ("SESSION_CACHE_SECONDS", "5"),
+                ],
+                5,
+                "PostgreSQL LISTEN/NOTIFY",
+            ),
+        ] {
+            let pairs: Vec<(&str, &str)> = [("SECRET_KEY", GOOD_KEY)]
+                .into_iter()
+                .chain(extra)
+                .collect();
+            let s = ServiceSettings::from_env(&env(&pairs), "svc").unwrap();
+            assert_eq!(s.session_cache.ttl, Duration::from_secs(ttl));
+            let finding = check_service(&env(&pairs), "svc")
+                .into_iter()
+                .find(|f| f.subject == "SESSION_CACHE_SECONDS")
+                .unwrap();
+            assert_eq!(finding.status, Status::Pass);
+            assert!(finding.message.contains(says), "{}", finding.message);
+            assert!(!finding.message.contains("hunter2"));
+        }
+    }
+
+    #[test]
     fn traffic_settings() {
         let pairs = [
             ("TRUSTED_PROXIES", "10.0.0.0/8,::1"),
@@ -1978,6 +2089,8 @@ mod tests {
         assert!(s.traffic.trusted_proxies.is_empty());
         assert_eq!(s.traffic.rate_limit_url, None);
         assert_eq!(s.traffic.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        assert_eq!(s.session_cache.ttl, DEFAULT_SESSION_CACHE);
+        assert_eq!(s.session_cache.redis, None);
         let findings = check_service(&env(&[("SECRET_KEY", GOOD_KEY)]), "my-api");
         assert!(
             findings.iter().all(|f| f.status == Status::Pass),

@@ -148,6 +148,14 @@ impl fmt::Debug for RateLimiter {
 #[error("RATE_LIMIT_URL cannot be used: {0}")]
 pub struct RedisUrlError(String);
 
+impl RedisUrlError {
+    /// An error saying what is wrong with the URL (never the URL itself: it
+    /// may hold a password).
+    pub(crate) fn new(problem: &str) -> Self {
+        Self(problem.to_owned())
+    }
+}
+
 impl RateLimiter {
     /// Keys each in-process table keeps before it evicts the least recently
     /// touched unlocked window (and as many locks again).

@@ -20,6 +20,15 @@
 //! memory. (A thread per request, as `spawn_blocking` gives, grew a
 //! prototype to gigabytes: every thread gets its own allocator arena.)
 //!
+//! The hashing threads run at a lower scheduling priority than everything
+//! else in the process (on Linux: `SCHED_BATCH` at nice 10, which any
+//! process may choose for its own threads): when a login flood keeps them
+//! busy, a request thread that wakes up still gets a core at once, so the
+//! flood costs login latency, not the latency of the other routes. When
+//! nothing else runs they get the whole machine, as before.
+//! (`thread-priority` makes the two system calls; this workspace forbids
+//! `unsafe` code.)
+//!
 //! Signups cannot take the pool from logins: [`PasswordHasher::hash_for_signup`]
 //! has a queue of its own, a quarter of the size, and a free worker always
 //! takes a waiting login (or any other job) before a waiting signup. A
@@ -181,7 +190,10 @@ impl PasswordHasher {
             let signup_queue = signup_queue.clone();
             std::thread::Builder::new()
                 .name(format!("password-hash-{n}"))
-                .spawn(move || Worker::new().run(&queue, &signup_queue))
+                .spawn(move || {
+                    give_way_to_requests();
+                    Worker::new().run(&queue, &signup_queue)
+                })
                 .expect("could not start a password hashing thread");
         }
         Self {
@@ -248,6 +260,36 @@ impl PasswordHasher {
     /// Jobs waiting for a worker right now (signups included).
     pub fn waiting(&self) -> usize {
         self.jobs.len() + self.signups.len()
+    }
+}
+
+/// The nice value of the hashing threads (Linux).
+pub const HASHING_NICE: i32 = 10;
+
+/// Lowers the calling thread's priority below the request threads':
+/// `SCHED_BATCH` (never preempts another thread on waking) at nice
+/// [`HASHING_NICE`] (about a tenth of a normal thread's share of a busy
+/// core). Elsewhere than Linux the thread keeps its priority.
+fn give_way_to_requests() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{
+            NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+        };
+        // thread-priority spreads its 0..=99 over nice 19..=-20: 21 is nice 10.
+        let lowered = ThreadPriorityValue::try_from(21u8)
+            .map_err(|e| e.to_string())
+            .and_then(|value| {
+                thread_priority::set_thread_priority_and_policy(
+                    thread_priority::thread_native_id(),
+                    ThreadPriority::Crossplatform(value),
+                    ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch),
+                )
+                .map_err(|e| format!("{e:?}"))
+            });
+        if let Err(e) = lowered {
+            tracing::warn!(error = %e, "could not lower the priority of a password hashing thread; a login flood may slow other requests");
+        }
     }
 }
 
@@ -696,6 +738,40 @@ mod tests {
             busy >= 1,
             "8 jobs on 1 worker and a queue of 1 must overflow"
         );
+    }
+
+    /// What the kernel says about the hashing threads: their nice value and
+    /// scheduling policy (fields 19 and 41 of `/proc/<pid>/task/<tid>/stat`;
+    /// SCHED_BATCH is 3).
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_at_a_lower_priority() {
+        let h = PasswordHasher::new(PoolSize {
+            workers: 2,
+            queue: 4,
+        });
+        // The threads lower themselves first thing; a job done proves they ran.
+        h.hash("priority-check").await.unwrap();
+        h.hash("priority-check").await.unwrap();
+        let mut seen = 0;
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let task = task.unwrap().path();
+            let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(task.join("stat")).unwrap_or_default();
+            // Fields after the parenthesised name, which may hold spaces.
+            let Some((_, rest)) = stat.rsplit_once(") ") else {
+                continue;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let (nice, policy) = (fields[19 - 3], fields[41 - 3]);
+            if comm.starts_with("password-hash-") {
+                assert_eq!((nice, policy), ("10", "3"), "{}", comm.trim());
+                seen += 1;
+            } else if comm.starts_with("tokio-runtime") {
+                assert_eq!((nice, policy), ("0", "0"), "{}", comm.trim());
+            }
+        }
+        assert!(seen >= 2, "found {seen} hashing threads");
     }
 
     #[test]

@@ -26,7 +26,13 @@
 //!   row is locked, so concurrent creations never exceed it;
 //! - lists are read by keyset (`id > after ORDER BY id LIMIT n + 1`): one
 //!   indexed query per page, however deep;
-//! - the per-request lookup of a token's user and login is one indexed query.
+//! - the per-request lookup of a token's user and login is one indexed query,
+//!   served from the session cache ([`crate::session_cache`]) when one is
+//!   configured;
+//! - every write to `users` or `logins` commits through `Store::commit`,
+//!   naming the user it changed: the one place that tells the session
+//!   caches of this and every other instance (`tests/session_cache.rs`
+//!   lists those writes by scanning this module's SQL).
 
 use std::fmt;
 use std::str::FromStr;
@@ -38,10 +44,13 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use crate::clock::{Clock, rfc3339};
+use crate::config::SessionCacheSettings;
 use crate::error::{ApiError, AuthError};
 use crate::extract::{Account, Lookup, LookupError, UserDirectory};
+use crate::limiter::RedisUrlError;
 use crate::page::{Page, PageRequest};
 use crate::refresh::{ReuseWindow, SealedSuccessor};
+use crate::session_cache::{Change, Sessions};
 use crate::token::{InvalidToken, VerifiedAccess};
 use crate::username;
 
@@ -130,11 +139,13 @@ pub enum OpenError {
     Migrate(#[source] sqlx::migrate::MigrateError),
 }
 
-/// The store: a connection pool and the clock timestamps come from.
+/// The store: a connection pool, the clock timestamps come from, and the
+/// session cache its writes keep true.
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
     clock: Clock,
+    sessions: Sessions,
 }
 
 impl fmt::Debug for Store {
@@ -195,9 +206,16 @@ impl Store {
                 "use sqlite://<file>.db?mode=rwc or postgres://...".to_owned(),
             ));
         };
+        // Even without a cache of its own, a store on PostgreSQL announces
+        // its changes, for the instances that cache.
+        let postgres_channel = match &pool {
+            Pool::Postgres(pool) => Some(postgres_channel(pool).await.map_err(OpenError::Connect)?),
+            Pool::Sqlite(_) => None,
+        };
         let store = Self {
             pool,
             clock: Clock::System,
+            sessions: Sessions::uncached(postgres_channel),
         };
         store
             .fill_username_keys()
@@ -218,14 +236,16 @@ impl Store {
         })?;
         for (id, name) in rows {
             let key = username::fold(&name);
-            let updated = on_pool!(self, |pool| {
+            let updated = on_pool!(self, |pool| async {
+                let mut tx = pool.begin().await?;
                 sqlx::query("UPDATE users SET username_key = $1 WHERE id = $2")
                     .bind(&key)
                     .bind(id)
-                    .execute(pool)
-                    .await
-                    .map(|_| ())
-            });
+                    .execute(&mut *tx)
+                    .await?;
+                self.commit(tx, Change::User(id)).await
+            }
+            .await);
             match updated {
                 Ok(_) => {}
                 Err(sqlx::Error::Database(db))
@@ -248,6 +268,47 @@ impl Store {
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// The same store serving verified sessions from memory for at most
+    /// `settings.ttl` (SESSION_CACHE_SECONDS; zero keeps reading the
+    /// database on every request), as [`crate::session_cache`] describes:
+    /// on PostgreSQL, other instances' changes arrive by LISTEN/NOTIFY; on
+    /// SQLite, through `settings.redis` (RATE_LIMIT_URL) when set, else
+    /// this is assumed to be the only instance. `service_name` names the
+    /// Redis channel. Starts background tasks: call it inside a Tokio
+    /// runtime, once, at start-up.
+    pub fn with_session_cache(
+        mut self,
+        settings: &SessionCacheSettings,
+        service_name: &str,
+    ) -> Result<Self, RedisUrlError> {
+        let postgres = match &self.pool {
+            Pool::Postgres(pool) => Some(pool.clone()),
+            Pool::Sqlite(_) => None,
+        };
+        let channel = self.sessions.postgres_channel().map(str::to_owned);
+        self.sessions = Sessions::start(settings, postgres, channel, service_name)?;
+        Ok(self)
+    }
+
+    /// Commits a transaction that wrote `users` or `logins`, and tells every
+    /// session cache what it changed: on PostgreSQL with a `NOTIFY` in the
+    /// transaction (delivered on commit only), here right after the commit
+    /// (also when the commit reports an error: it may have happened), and
+    /// on Redis after that. Every such write ends here.
+    async fn commit<DB: Announce>(
+        &self,
+        mut tx: sqlx::Transaction<'_, DB>,
+        change: Change,
+    ) -> Result<(), sqlx::Error> {
+        if let (Some(channel), Some(payload)) = (self.sessions.postgres_channel(), change.payload())
+        {
+            DB::announce(&mut tx, channel, &payload).await?;
+        }
+        let committed = tx.commit().await;
+        self.sessions.changed(change);
+        committed
     }
 
     /// Which database this store is on.
@@ -281,7 +342,9 @@ impl Store {
         let now = self.clock.now();
         let email_key = new.email.map(str::to_lowercase);
         let result = on_pool!(self, |pool| {
-            sqlx::query_scalar::<_, i64>(
+            async {
+            let mut tx = pool.begin().await?;
+            let id = sqlx::query_scalar::<_, i64>(
                 "INSERT INTO users (username, username_key, email, email_key, full_name, password_hash, role, permissions, disabled, created_at) \
                  VALUES ($1, $8, $2, $3, $4, $5, $6, '', FALSE, $7) RETURNING id",
             )
@@ -293,8 +356,14 @@ impl Store {
             .bind(new.role)
             .bind(now)
             .bind(username::fold(new.username))
-            .fetch_one(pool)
-            .await
+            .fetch_one(&mut *tx)
+            .await?;
+            // A new id names nothing cached; announced all the same, like
+            // every write to users.
+            self.commit(tx, Change::User(id)).await?;
+            Ok::<_, sqlx::Error>(id)
+        }
+        .await
         });
         match result {
             Ok(id) => Ok(User {
@@ -385,14 +454,16 @@ impl Store {
         user_id: i64,
         password_hash: &str,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
+        on_pool!(self, |pool| async {
+            let mut tx = pool.begin().await?;
             sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
                 .bind(password_hash)
                 .bind(user_id)
-                .execute(pool)
-                .await
-                .map(|_| ())
-        })?;
+                .execute(&mut *tx)
+                .await?;
+            self.commit(tx, Change::User(user_id)).await
+        }
+        .await)?;
         Ok(())
     }
 
@@ -462,7 +533,12 @@ impl Store {
                         .await?
                 }
             };
-            tx.commit().await?;
+            let change = if row.is_some() {
+                Change::User(id)
+            } else {
+                Change::Nothing
+            };
+            self.commit(tx, change).await?;
             Ok::<_, sqlx::Error>((row, exists))
         }
         .await)
@@ -504,7 +580,12 @@ impl Store {
                     .bind(id)
                     .fetch_one(&mut *tx)
                     .await?;
-            tx.commit().await?;
+            let change = if deleted {
+                Change::User(id)
+            } else {
+                Change::Nothing
+            };
+            self.commit(tx, change).await?;
             Ok::<_, sqlx::Error>((deleted, exists))
         }
         .await)
@@ -601,7 +682,14 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            tx.commit().await?;
+            // A new login is not cached anywhere; announced all the same,
+            // like every write to logins.
+            let change = if created == 1 {
+                Change::User(user_id)
+            } else {
+                Change::Nothing
+            };
+            self.commit(tx, change).await?;
             Ok::<_, sqlx::Error>(created == 1)
         })?;
         Ok(inserted.then_some(login_id))
@@ -718,17 +806,24 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let now = self.clock.now();
         let revoked = on_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE logins SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND ($3 IS NULL OR user_id = $3)",
+            async {
+            let mut tx = pool.begin().await?;
+            let user_id = sqlx::query_scalar::<_, i64>(
+                "UPDATE logins SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND ($3 IS NULL OR user_id = $3) \
+                 RETURNING user_id",
             )
             .bind(now)
             .bind(login_id)
             .bind(owner)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
+            .fetch_optional(&mut *tx)
+            .await?;
+            self.commit(tx, user_id.map_or(Change::Nothing, Change::User))
+                .await?;
+            Ok::<_, sqlx::Error>(user_id.is_some())
+        }
+        .await
         })?;
-        Ok(revoked > 0)
+        Ok(revoked)
     }
 
     /// Deletes expired refresh tokens and the logins left without any. A
@@ -742,10 +837,16 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM logins WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.login_id = logins.id)")
+            let logins = sqlx::query("DELETE FROM logins WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.login_id = logins.id)")
                 .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+                .await?
+                .rows_affected();
+            let change = if logins > 0 {
+                Change::Everyone
+            } else {
+                Change::Nothing
+            };
+            self.commit(tx, change).await?;
             Ok::<_, sqlx::Error>(tokens.rows_affected())
         })?;
         Ok(purged)
@@ -777,6 +878,12 @@ impl Store {
         user_id: i64,
         login_id: Option<&str>,
     ) -> Result<Lookup<User>, StoreError> {
+        let now = self.clock.now();
+        if let Some(user) = self.sessions.cached(user_id, login_id, now) {
+            return Ok(Lookup::Found(user));
+        }
+        // Before the read: a change committed meanwhile keeps its answer out.
+        let ticket = self.sessions.ticket();
         let row = on_pool!(self, |pool| {
             sqlx::query_as::<_, AccessRow>(ACCESS_LOOKUP_SQL)
                 .bind(user_id)
@@ -790,7 +897,11 @@ impl Store {
             Some(r) if login_id.is_some() && (r.login_id.is_none() || r.revoked_at.is_some()) => {
                 Lookup::RevokedLogin
             }
-            Some(r) => Lookup::Found(User::from(r.user)),
+            Some(r) => {
+                let user = User::from(r.user);
+                self.sessions.remember(ticket, &user, login_id, now);
+                Lookup::Found(user)
+            }
         })
     }
 
@@ -1026,6 +1137,64 @@ const USER_COLUMNS: &str =
 pub const ACCESS_LOOKUP_SQL: &str = "SELECT u.id, u.username, u.email, u.full_name, u.role, u.permissions, u.disabled, \
      u.email_verified, u.created_at, l.id AS login_id, l.revoked_at FROM users u \
      LEFT JOIN logins l ON l.id = $2 AND l.user_id = u.id WHERE u.id = $1";
+
+/// How a transaction tells other instances what it changed: PostgreSQL
+/// sends a `NOTIFY`, delivered when (and only if) the transaction commits.
+/// SQLite has no such thing (its changes go through Redis, after the commit).
+trait Announce: sqlx::Database {
+    fn announce<'c>(
+        connection: &'c mut Self::Connection,
+        channel: &'c str,
+        payload: &'c str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;
+}
+
+impl Announce for sqlx::Postgres {
+    fn announce<'c>(
+        connection: &'c mut Self::Connection,
+        channel: &'c str,
+        payload: &'c str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>>
+    {
+        Box::pin(async move {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(payload)
+                .execute(connection)
+                .await
+                .map(|_| ())
+        })
+    }
+}
+
+impl Announce for sqlx::Sqlite {
+    fn announce<'c>(
+        _connection: &'c mut Self::Connection,
+        _channel: &'c str,
+        _payload: &'c str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>>
+    {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// The PostgreSQL channel of this database schema's session changes:
+/// stores of other schemas on the same server (other services, tests) do
+/// not hear them. A channel name is at most 63 bytes.
+async fn postgres_channel(pool: &PgPool) -> Result<String, sqlx::Error> {
+    let schema: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(pool)
+        .await?;
+    let name = format!("sessions.{schema}");
+    Ok(if name.len() <= 63 {
+        name
+    } else {
+        format!(
+            "sessions.{}",
+            &hex::encode(Sha256::digest(schema.as_bytes()))[..32]
+        )
+    })
+}
 
 #[derive(sqlx::FromRow)]
 struct UserRow {

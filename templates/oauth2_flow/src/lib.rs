@@ -67,7 +67,13 @@ impl App {
     pub async fn start(settings: &ServiceSettings) -> Result<Self, StartupError> {
         let store = Store::connect(&settings.database_url)
             .await
-            .map_err(StartupError::Database)?;
+            .map_err(StartupError::Database)?
+            // A verified user and login served from memory for at most
+            // SESSION_CACHE_SECONDS; every change to them drops the entry
+            // here at once, and on the other instances through PostgreSQL
+            // or Redis.
+            .with_session_cache(&settings.session_cache, SERVICE_NAME)
+            .map_err(StartupError::Limiter)?;
         let keys = Arc::new(settings.keys.clone());
         let rules = ClaimRules::new(&settings.issuer, &settings.audience, settings.leeway);
         let policy = AccessPolicy::standard();
@@ -130,7 +136,7 @@ pub enum StartupError {
     Admin(String),
     /// The mail outbox or the SMTP client could not be set up.
     Mail(account::StartError),
-    /// RATE_LIMIT_URL could not be used.
+    /// RATE_LIMIT_URL could not be used (limiter or session cache).
     Limiter(RedisUrlError),
 }
 

@@ -15,6 +15,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::{Pool, Store, StoreError, USER_COLUMNS, User, UserRow};
+use crate::session_cache::Change;
 
 /// What a mailed token allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -170,7 +171,7 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            tx.commit().await?;
+            self.commit(tx, Change::User(user_id)).await?;
             Ok::<_, sqlx::Error>(Some(PasswordReset {
                 user_id,
                 logins_revoked: revoked,
@@ -206,7 +207,7 @@ impl Store {
             .bind(&email_key)
             .fetch_optional(&mut *tx)
             .await?;
-            tx.commit().await?;
+            self.commit(tx, Change::User(user_id)).await?;
             Ok::<_, sqlx::Error>(user)
         })?;
         Ok(row.map(User::from))
@@ -255,7 +256,7 @@ impl Store {
                 .bind(TokenPurpose::ResetPassword.as_str())
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
+            self.commit(tx, Change::User(user_id)).await?;
             Ok::<_, sqlx::Error>(revoked)
         })?;
         Ok(revoked)
