@@ -1479,9 +1479,9 @@ impl AdminBootstrapOutcome {
     /// [`AdminBootstrapOutcome::NotAnAdmin`]): the stamped tool, or SQL by
     /// hand. Both spellings work on SQLite and PostgreSQL.
     pub fn promote_hint(username: &str) -> String {
-        let quoted = username.replace('\'', "''");
+        let key = username::fold(username).replace('\'', "''");
         format!(
-            "if that user should be the admin, run `cargo auth admin promote {username}` (in projects that have the `cargo auth` tools), or by hand in the database: UPDATE users SET role = 'admin', disabled = FALSE WHERE lower(username) = lower('{quoted}'); otherwise set ADMIN_USERNAME to a name nobody uses"
+            "if that user should be the admin, run `cargo auth admin promote {username}` (in projects that have the `cargo auth` tools), or by hand in the database: UPDATE users SET role = 'admin', disabled = FALSE WHERE username_key = '{key}'; then restart the service; otherwise set ADMIN_USERNAME to a name nobody uses"
         )
     }
 }
@@ -1495,7 +1495,8 @@ pub async fn inspect_admin(
     username: &str,
     timeout: Duration,
 ) -> Result<Option<AdminBootstrapOutcome>, String> {
-    let query = format!("SELECT {USER_COLUMNS} FROM users WHERE lower(username) = lower($1)");
+    let query = format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = $1");
+    let key = username::fold(username);
     let probe = async {
         let row: Result<Option<UserRow>, sqlx::Error> = if url.starts_with("sqlite:") {
             // Read-only: never creates the file or takes a write lock.
@@ -1509,7 +1510,7 @@ pub async fn inspect_admin(
                 .await
                 .map_err(|e| e.to_string())?;
             let row = sqlx::query_as(&query)
-                .bind(username)
+                .bind(&key)
                 .fetch_optional(&pool)
                 .await;
             pool.close().await;
@@ -1524,7 +1525,7 @@ pub async fn inspect_admin(
                 .await
                 .map_err(|e| e.to_string())?;
             let row = sqlx::query_as(&query)
-                .bind(username)
+                .bind(&key)
                 .fetch_optional(&pool)
                 .await;
             pool.close().await;

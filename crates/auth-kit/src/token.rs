@@ -270,8 +270,8 @@ impl SigningKeys {
         if !algorithm.is_hmac() {
             return Err(KeyError::WrongKind(algorithm));
         }
-        check_hmac_length(algorithm, secret)?;
         let current = hmac_verification_key(secret)?;
+        check_hmac_length(algorithm, secret)?;
         let encoding =
             EncodingKey::from_secret(secret).map_err(|_| KeyError::SecretTooShort(secret.len()))?;
         Ok(Self {
@@ -332,8 +332,8 @@ impl SigningKeys {
         if !self.algorithm.is_hmac() {
             return Err(KeyError::WrongKind(self.algorithm));
         }
-        check_hmac_length(self.algorithm, secret)?;
         let key = hmac_verification_key(secret)?;
+        check_hmac_length(self.algorithm, secret)?;
         self.with_previous(key)
     }
 

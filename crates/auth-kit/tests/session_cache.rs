@@ -60,6 +60,16 @@ const WRITES: &[(&str, &str)] = &[
     ("change_password", "update logins"),
 ];
 
+/// Statements that match the scan but change no user or login, so no cache
+/// entry: each with why.
+const NOT_CHANGES: &[(&str, &str)] = &[
+    // `SET disabled = disabled`: takes the owner's row lock (SQLite's write
+    // lock) so the item quota holds under concurrency; changes nothing.
+    ("create_item", "update users"),
+    // SQL printed for the operator in a start-up warning, never executed.
+    ("promote_hint", "update users"),
+];
+
 #[test]
 fn every_write_to_users_and_logins_is_listed() {
     let mut found = BTreeSet::new();
@@ -69,6 +79,7 @@ fn every_write_to_users_and_logins_is_listed() {
     );
     let listed: BTreeSet<(String, String)> = WRITES
         .iter()
+        .chain(NOT_CHANGES)
         .map(|(f, s)| ((*f).to_owned(), (*s).to_owned()))
         .collect();
     let unlisted: Vec<_> = found.difference(&listed).collect();

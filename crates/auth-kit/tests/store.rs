@@ -605,7 +605,9 @@ async fn admin_bootstrap_is_idempotent() {
             auth_kit::store::inspect_admin(db.url(), "nobody", timeout).await,
             Ok(None)
         );
-        // A disabled admin is not an admin either.
+        // A disabled admin is not an admin either (another admin stays, as
+        // the last-admin rule requires).
+        store.create_user(&self::admin("deputy")).await.unwrap();
         let (root, _) = store.credentials("root").await.unwrap().unwrap();
         store
             .update_user(

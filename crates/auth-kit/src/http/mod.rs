@@ -521,16 +521,17 @@ async fn answer(
     request.extensions_mut().insert(ConnectInfo(peer));
     request.extensions_mut().insert(ClientIp(Some(client)));
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
-    let response =
-        match tokio::time::timeout(options.request_timeout, router.oneshot(request)).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(never)) => match never {},
-            Err(_) => {
-                tracing::warn!(%method, %path, %client, "request not answered in time");
-                ApiError::Unavailable(None).into_response()
-            }
-        };
-    Ok(unread_body::finish(response, &leftover).await)
+    match tokio::time::timeout(options.request_timeout, router.oneshot(request)).await {
+        Ok(Ok(response)) => Ok(unread_body::finish(response, &leftover).await),
+        Ok(Err(never)) => match never {},
+        Err(_) => {
+            tracing::warn!(%method, %path, %client, "request not answered in time");
+            // Whatever is left of a body that took this long is not waited for.
+            Ok(unread_body::closing(
+                ApiError::Unavailable(None).into_response(),
+            ))
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM: pass it to [`serve`] (or

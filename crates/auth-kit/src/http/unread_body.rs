@@ -100,16 +100,24 @@ impl Drop for TrackedBody {
 
 /// After the router answered: reads away the body it left unread, or marks
 /// the answer `Connection: close` when that is too much or too slow.
-pub(super) async fn finish(mut response: Response, leftover: &Leftover) -> Response {
+pub(super) async fn finish(response: Response, leftover: &Leftover) -> Response {
     let Some(rest) = leftover.take() else {
         return response;
     };
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, read_away(rest, MAX_BODY_BYTES)).await;
-    if !matches!(drained, Ok(true)) {
+    if matches!(drained, Ok(true)) {
         response
-            .headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("close"));
+    } else {
+        closing(response)
     }
+}
+
+/// The answer, marked `Connection: close`: the connection serves no other
+/// request after it.
+pub(super) fn closing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
