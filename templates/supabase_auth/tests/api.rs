@@ -153,7 +153,7 @@ async fn supabase_errors_map_to_the_contract() {
         "{weak:?}"
     );
     assert!(
-        weak.error().1.starts_with("password: ") && weak.error().1.contains("length"),
+        weak.error().1.starts_with("password: ") && weak.error().1.contains("at least"),
         "{weak:?}"
     );
     let bad_email = s
