@@ -88,6 +88,7 @@ async fn seed(url: &str) -> (Store, i64, String) {
     let login = store
         .start_login(
             last,
+            "x",
             "me",
             &RefreshTokenHash::of("t"),
             Duration::from_secs(60),

@@ -391,22 +391,34 @@ impl AccountService {
         // A password over the signup limit cannot be right (and would make
         // legacy hashes expensive): the same dummy verification instead.
         let stored = if request.current_password.len() <= MAX_PASSWORD_BYTES {
-            self.store()
-                .password_hash(user.id)
-                .await
-                .map_err(ApiError::from)?
+            match self.store().password_hash(user.id).await {
+                Ok(stored) => stored,
+                Err(e) => {
+                    attempt.released().await;
+                    return Err(ApiError::from(e).into());
+                }
+            }
         } else {
             None
         };
-        let verification = logins
+        let verification = match logins
             .hasher()
             .verify(&request.current_password, stored.as_deref())
             .await
-            .map_err(busy)?;
-        if !matches!(verification, Verification::Match { .. }) {
-            attempt.failed().await;
-            return Err(AccountError::WrongPassword);
-        }
+        {
+            Ok(verification) => verification,
+            Err(e) => {
+                attempt.released().await;
+                return Err(busy(e));
+            }
+        };
+        let checked_hash = match (stored, verification) {
+            (Some(stored), Verification::Match { .. }) => stored,
+            _ => {
+                attempt.failed().await;
+                return Err(AccountError::WrongPassword);
+            }
+        };
         attempt.succeeded().await;
         let password_hash = logins
             .hasher()
@@ -415,9 +427,12 @@ impl AccountService {
             .map_err(busy)?;
         let revoked = self
             .store()
-            .change_password(user.id, &password_hash, access.login_id())
+            .change_password(user.id, &checked_hash, &password_hash, access.login_id())
             .await
-            .map_err(ApiError::from)?;
+            .map_err(ApiError::from)?
+            // Reset or changed meanwhile (which revoked this login): the
+            // password checked above is no longer the current one.
+            .ok_or(AccountError::WrongPassword)?;
         tracing::info!(
             user_id = user.id,
             logins_revoked = revoked,

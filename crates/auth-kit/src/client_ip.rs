@@ -159,10 +159,10 @@ enum Hop {
 fn forwarded_for_hops(headers: &HeaderMap) -> Vec<Hop> {
     let mut hops = Vec::new();
     for value in headers.get_all(X_FORWARDED_FOR) {
-        let Ok(value) = value.to_str() else {
-            hops.push(Hop::Unreadable);
-            continue;
-        };
+        // Read lossily: a proxy appends to the client's own line, so one
+        // stray byte on the client's side must not make the proxy's entry
+        // unreadable (bad bytes become U+FFFD, which no address contains).
+        let value = String::from_utf8_lossy(value.as_bytes());
         hops.extend(value.split(',').map(|entry| node(entry.trim())));
     }
     hops
@@ -172,11 +172,8 @@ fn forwarded_for_hops(headers: &HeaderMap) -> Vec<Hop> {
 fn forwarded_hops(headers: &HeaderMap) -> Vec<Hop> {
     let mut hops = Vec::new();
     for value in headers.get_all(FORWARDED) {
-        let Ok(value) = value.to_str() else {
-            hops.push(Hop::Unreadable);
-            continue;
-        };
-        for element in split_outside_quotes(value, ',') {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        for element in split_outside_quotes(&value, ',') {
             let mut hop = Hop::Unreadable;
             for pair in split_outside_quotes(element, ';') {
                 let Some((name, value)) = pair.split_once('=') else {
@@ -269,6 +266,34 @@ mod tests {
             expected,
             "peer {peer}, headers {headers:?}"
         );
+    }
+
+    /// A byte outside ASCII in the client's part of the line (nginx joins
+    /// the client's header and the real address into one line) does not
+    /// push the answer to the proxy.
+    #[test]
+    fn stray_bytes_left_of_the_answer_are_never_read() {
+        let proxies: TrustedProxies = PROXIES.parse().unwrap();
+        for name in ["x-forwarded-for", "forwarded"] {
+            let (junk, real): (&[u8], &[u8]) = if name == "forwarded" {
+                (b"for=\x80", b"for=203.0.113.5")
+            } else {
+                (b"\x80", b"203.0.113.5")
+            };
+            let mut line = junk.to_vec();
+            line.extend_from_slice(b", ");
+            line.extend_from_slice(real);
+            let mut map = HeaderMap::new();
+            map.insert(
+                axum::http::HeaderName::from_static(name),
+                axum::http::HeaderValue::from_bytes(&line).unwrap(),
+            );
+            assert_eq!(
+                proxies.client_address([10, 0, 0, 1].into(), &map),
+                IpAddr::from([203, 0, 113, 5]),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -1508,10 +1508,17 @@ pub fn is_valid_username(name: &str) -> bool {
 }
 
 /// An email address as signup and the account routes accept it: at most
-/// 254 bytes, RFC 5321 syntax, and a dot (no bare `user@host`).
+/// 254 bytes, RFC 5321 syntax, and a dot (no bare `user@host`). A bare
+/// address only: no display name (`Name <a@b.c>` would make many "unique"
+/// addresses of one mailbox, and put the sender's text in the service's
+/// own mail) and no domain literal (`a@[10.0.0.1]`).
 pub fn is_valid_email(email: &str) -> bool {
+    use email_address::{EmailAddress, Options};
+    let bare = Options::default()
+        .without_display_text()
+        .without_domain_literal();
     email.chars().count() <= crate::login::EMAIL_MAX_CHARS
-        && email_address::EmailAddress::is_valid(email)
+        && EmailAddress::parse_with_options(email, bare).is_ok_and(|a| a.email() == email)
         && email.contains('.')
 }
 
@@ -1560,6 +1567,23 @@ mod tests {
     use super::*;
 
     const GOOD_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn emails_are_bare_addresses() {
+        for good in ["ann@example.com", "a.b+tag@sub.example.org"] {
+            assert!(is_valid_email(good), "{good}");
+        }
+        for bad in [
+            "x <victim@corp.com>",
+            "\"y\" <victim@corp.com>",
+            "a@[10.0.0.1]",
+            "ann@localhost",
+            "nope",
+            " ann@example.com",
+        ] {
+            assert!(!is_valid_email(bad), "{bad}");
+        }
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Environment {
         Environment::from_pairs(pairs.iter().copied())

@@ -363,8 +363,21 @@ impl LoginAttempt {
         self.reported = true;
         self.limiter.end(&self.keys, Outcome::Succeeded).await;
     }
+
+    /// The service could not judge the password (its database or hashing
+    /// pool was unavailable): frees the place without counting anything,
+    /// so an outage locks nobody out.
+    pub async fn released(mut self) {
+        self.reported = true;
+        self.limiter.end(&self.keys, Outcome::Released).await;
+    }
 }
 
+/// Dropped without a report, the request was cancelled: its client hung up
+/// while the password was being checked. That counts as a failure of the
+/// client's address (else hanging up before the answer would be a way to
+/// guess, and to keep the hashing pool busy, with no limit), not of the
+/// username (the client learnt nothing about its password).
 impl Drop for LoginAttempt {
     fn drop(&mut self) {
         if self.reported {
@@ -441,8 +454,11 @@ fn mail_counts(limits: MailLimits) -> LoginLimits {
 enum Outcome {
     Failed,
     Succeeded,
-    /// The request went away before its password was judged.
+    /// The client went away before its password was judged: a failure of
+    /// the address, nothing for the username.
     Abandoned,
+    /// The service could not judge the password: counts for nobody.
+    Released,
 }
 
 /// 16 bytes of SHA-256 of the folded username: fixed size, whatever the name.
@@ -508,6 +524,10 @@ impl MemoryTables {
         // A success clears its username's failures, never its address's.
         self.usernames.end(&keys.username, outcome, true, now);
         if let Some(ip) = &keys.ip {
+            let outcome = match outcome {
+                Outcome::Abandoned => Outcome::Failed,
+                other => other,
+            };
             self.ips.end(ip, outcome, false, now);
         }
     }
@@ -610,7 +630,7 @@ impl<K: Hash + Eq + Clone> Table<K> {
         match outcome {
             Outcome::Failed => window.failures = window.failures.saturating_add(1),
             Outcome::Succeeded if clears => window.failures = 0,
-            Outcome::Succeeded | Outcome::Abandoned => {}
+            Outcome::Succeeded | Outcome::Abandoned | Outcome::Released => {}
         }
         if window.failures >= self.max && self.lock(key, now + self.window, now) {
             // Attempts of this key still in flight end on a missing window,
@@ -695,23 +715,25 @@ return {1, 0}
 ";
 
 /// Ends a reserved attempt in each key (KEYS). ARGV[1] is now, ARGV[2] the
-/// outcome (`failed`, `succeeded`, `abandoned`); then, per key, its maximum,
-/// its window and whether a success clears it (1 or 0).
+/// outcome (`failed`, `succeeded`, `abandoned`, `released`); then, per key,
+/// its maximum, its window, whether a success clears it (1 or 0) and
+/// whether an abandoned attempt counts as a failure (1 or 0).
 const END_SCRIPT: &str = r"
 local now = tonumber(ARGV[1])
 local outcome = ARGV[2]
 local stale = tonumber(ARGV[3])
 for n, key in ipairs(KEYS) do
-  local max = tonumber(ARGV[1 + 3 * n])
-  local window = tonumber(ARGV[2 + 3 * n])
-  local clears = ARGV[3 + 3 * n] == '1'
+  local max = tonumber(ARGV[4 * n])
+  local window = tonumber(ARGV[1 + 4 * n])
+  local clears = ARGV[2 + 4 * n] == '1'
+  local counts_abandoned = ARGV[3 + 4 * n] == '1'
   local h = redis.call('HMGET', key, 'f', 'i', 's', 'l', 't')
   local f, i = tonumber(h[1]) or 0, tonumber(h[2]) or 1
   local s, l, t = tonumber(h[3]) or now, tonumber(h[4]) or 0, tonumber(h[5]) or now
   if i > 0 then i = i - 1 end
   if l ~= 0 and l <= now then f = 0; s = now; l = 0 end
   if l == 0 and now - s >= window then f = 0; s = now end
-  if outcome == 'failed' then
+  if outcome == 'failed' or (outcome == 'abandoned' and counts_abandoned) then
     f = f + 1
     if f >= max and l == 0 then l = now + window end
   elseif outcome == 'succeeded' and clears then
@@ -808,6 +830,7 @@ impl RedisCounters {
             Outcome::Failed => "failed",
             Outcome::Succeeded => "succeeded",
             Outcome::Abandoned => "abandoned",
+            Outcome::Released => "released",
         };
         invocation
             .arg(now)
@@ -818,13 +841,15 @@ impl RedisCounters {
         invocation
             .arg(limits.max_failures_per_username)
             .arg(lockout)
-            .arg(1);
+            .arg(1)
+            .arg(0);
         if let Some(ip) = keys.ip {
             invocation.key(self.ip_key("login", ip));
             invocation
                 .arg(limits.max_failures_per_ip)
                 .arg(lockout)
-                .arg(0);
+                .arg(0)
+                .arg(1);
         }
         self.run(&invocation).await.map(|_| ())
     }
@@ -900,7 +925,10 @@ mod tests {
 
     async fn wait(l: &RateLimiter, user: &str, ip: Option<IpAddr>) -> Option<u64> {
         match l.begin_login(user, ip).await {
-            Ok(_) => None,
+            Ok(attempt) => {
+                attempt.released().await;
+                None
+            }
             Err(LimitError::TooMany { retry_after }) => Some(retry_after),
             Err(e) => panic!("{e}"),
         }
@@ -957,11 +985,38 @@ mod tests {
             attempt.failed().await;
         }
         assert_eq!(wait(&l, "dan", None).await, Some(60));
-        // An abandoned attempt (the client went away) frees its place without counting.
+        // An abandoned attempt (the client went away) frees its place
+        // without counting for the username.
         drop(l.begin_login("eve", None).await.unwrap());
         fail(&l, "eve", None).await;
         fail(&l, "eve", None).await;
         assert_eq!(wait(&l, "eve", None).await, None);
+    }
+
+    /// Hanging up while the password is checked is no way around the
+    /// address's limit, and an outage (released) locks nobody out.
+    #[tokio::test]
+    async fn abandoned_attempts_count_for_the_address_only() {
+        let clock = Clock::manual(0);
+        let l = limiter(&clock);
+        let ip = Some(IpAddr::from([10, 0, 0, 9]));
+        for _ in 0..10 {
+            l.begin_login("fay", ip).await.unwrap().released().await;
+        }
+        assert_eq!(
+            wait(&l, "fay", ip).await,
+            None,
+            "released counts for nobody"
+        );
+        for n in 0..5 {
+            drop(l.begin_login(&format!("gus{n}"), ip).await.unwrap());
+        }
+        assert_eq!(
+            wait(&l, "someone-else", ip).await,
+            Some(60),
+            "five hang-ups lock the address"
+        );
+        assert_eq!(wait(&l, "gus0", None).await, None, "not the usernames");
     }
 
     #[tokio::test]

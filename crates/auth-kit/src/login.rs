@@ -357,24 +357,30 @@ impl LoginService {
         // from elsewhere may have other shapes.)
         let plausible = username.chars().count() <= MAX_LOGIN_USERNAME_CHARS
             && password.expose().len() <= MAX_PASSWORD_BYTES;
+        // Failing to judge the password is the service's fault, not the
+        // client's: the attempt is released without counting.
         let found = if plausible {
-            inner
-                .store
-                .credentials(username)
-                .await
-                .map_err(OAuthError::unavailable)?
+            match inner.store.credentials(username).await {
+                Ok(found) => found,
+                Err(e) => {
+                    attempt.released().await;
+                    return Err(OAuthError::unavailable(e));
+                }
+            }
         } else {
             None
         };
         let stored_hash = found.as_ref().map(|(_, hash)| hash.as_str());
-        let verification = inner
-            .hasher
-            .verify(password.expose(), stored_hash)
-            .await
-            .map_err(oauth_busy)?;
-        let (user, rehashed) = match (found, verification) {
-            (Some((user, _)), Verification::Match { rehashed }) if !user.disabled => {
-                (user, rehashed)
+        let verification = match inner.hasher.verify(password.expose(), stored_hash).await {
+            Ok(verification) => verification,
+            Err(e) => {
+                attempt.released().await;
+                return Err(oauth_busy(e));
+            }
+        };
+        let (user, mut checked_hash, rehashed) = match (found, verification) {
+            (Some((user, hash)), Verification::Match { rehashed }) if !user.disabled => {
+                (user, hash, rehashed)
             }
             // Unknown user, wrong password, disabled user: one answer, and a
             // disabled user's right password counts as a failure too, so the
@@ -385,11 +391,20 @@ impl LoginService {
             }
         };
         attempt.succeeded().await;
-        if let Some(new_hash) = rehashed
-            && let Err(e) = inner.store.set_password_hash(user.id, &new_hash).await
-        {
-            // The login still succeeds; the upgrade is retried next time.
-            tracing::warn!(user_id = user.id, error = %e, "could not store the upgraded password hash");
+        if let Some(new_hash) = rehashed {
+            match inner
+                .store
+                .set_password_hash(user.id, &checked_hash, &new_hash)
+                .await
+            {
+                Ok(true) => checked_hash = new_hash,
+                // Changed meanwhile: the login below will not start.
+                Ok(false) => {}
+                // The login still succeeds; the upgrade is retried next time.
+                Err(e) => {
+                    tracing::warn!(user_id = user.id, error = %e, "could not store the upgraded password hash");
+                }
+            }
         }
         // Only a caller who knows the password learns that the email is not
         // verified: a guesser gets the same answer as for any wrong password.
@@ -417,13 +432,15 @@ impl LoginService {
             .store
             .start_login(
                 user.id,
+                &checked_hash,
                 &grant,
                 &RefreshTokenHash::of(&refresh_token),
                 inner.refresh_ttl,
             )
             .await
             .map_err(OAuthError::unavailable)?
-            // Deleted while the password was being checked.
+            // Deleted, disabled, or given a new password while the password
+            // was being checked.
             .ok_or_else(OAuthError::bad_credentials)?;
         self.respond(user.id, &grant, &login_id, refresh_token)
     }

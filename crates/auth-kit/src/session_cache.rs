@@ -26,11 +26,15 @@
 //!   the commit's invalidation.
 //! - **A channel that is down is not trusted.** Each instance listens on
 //!   one connection; when it fails, or, after [`QUIET_CHECK`] without a
-//!   message, does not answer a round trip on that same connection within
-//!   [`ANSWER_LIMIT`] (a network that drops packets without closing
-//!   anything), the cache is emptied and bypassed: every request reads the
-//!   database until the channel is back, and the cache is emptied again
-//!   then, because messages may have been missed.
+//!   message, a round trip does not come back within [`ANSWER_LIMIT`], the
+//!   cache is emptied and bypassed: every request reads the database until
+//!   the channel is back, and the cache is emptied again then, because
+//!   messages may have been missed. On PostgreSQL the round trip is a
+//!   notification of its own, sent through the pool the way changes are
+//!   and heard on the listening connection (also before the cache first
+//!   serves): a connection that answers queries but never hears
+//!   notifications (a network dropping packets, a pooler in transaction
+//!   mode) is caught. On Redis it is a `PING` on the subscription.
 //! - **Writes made outside the service** (an operator's `UPDATE users ...`
 //!   in psql) send no message: they are seen by every instance within
 //!   SESSION_CACHE_SECONDS. Send `NOTIFY` yourself (see the deployment
@@ -60,8 +64,8 @@ pub const CAPACITY: usize = 10_000;
 /// Logins remembered per user; a user with more is read again for the
 /// least recently read ones.
 pub const MAX_LOGINS_PER_USER: usize = 8;
-/// After this long without a message, the listening connection is asked
-/// for a round trip (`SELECT 1` on PostgreSQL, `PING` on Redis).
+/// After this long without a message, the channel is asked for a round
+/// trip (a notification of its own on PostgreSQL, `PING` on Redis).
 pub const QUIET_CHECK: Duration = Duration::from_secs(1);
 /// How long a round trip (or connecting and subscribing) may take before
 /// the channel is considered down.
@@ -95,6 +99,8 @@ impl Change {
 }
 
 const EVERYONE: &str = "all";
+/// A listener's round-trip message (`ping:` and a nonce): changes nothing.
+const PING_PREFIX: &str = "ping:";
 
 /// A store's session cache and the channel its changes travel on. Cheap to
 /// clone; a store without a cache (SESSION_CACHE_SECONDS=0, or never
@@ -267,6 +273,8 @@ impl Shared {
     fn receive(&self, payload: &str) {
         match payload {
             EVERYONE => self.apply(Change::Everyone),
+            // Some instance's round trip.
+            ping if ping.starts_with(PING_PREFIX) => {}
             other => match other.strip_prefix("user:").map(str::parse::<i64>) {
                 Some(Ok(id)) => self.apply(Change::User(id)),
                 // Not ours to understand: the safe reading is "everything changed".
@@ -470,6 +478,16 @@ async fn listen_postgres(shared: Weak<Shared>, pool: PgPool, channel: String) {
         let Some(strong) = shared.upgrade() else {
             return;
         };
+        // Serve only once a notification has been heard on this connection.
+        if let Err(why) = round_trip(&mut listener, &pool, &channel, &strong).await {
+            drop(strong);
+            if !outage_logged {
+                tracing::warn!(error = %why, "session cache: cannot hear changes on PostgreSQL; every request reads the database until it can");
+                outage_logged = true;
+            }
+            tokio::time::sleep(RECONNECT_PAUSE).await;
+            continue;
+        }
         strong.set_serving(true);
         drop(strong);
         if outage_logged {
@@ -489,18 +507,11 @@ async fn listen_postgres(shared: Weak<Shared>, pool: PgPool, channel: String) {
                 }
                 Ok(Ok(None)) => break lost_because(false, None),
                 Ok(Err(e)) => break lost_because(false, Some(e.to_string())),
-                // Quiet: a round trip on the listening connection itself
-                // proves it still receives.
+                // Quiet: a notification of our own, heard back, proves
+                // changes still reach this connection.
                 Err(_) => {
-                    let answer = tokio::time::timeout(
-                        ANSWER_LIMIT,
-                        sqlx::query("SELECT 1").execute(&mut listener),
-                    )
-                    .await;
-                    match answer {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => break lost_because(true, Some(e.to_string())),
-                        Err(_) => break lost_because(true, None),
+                    if let Err(why) = round_trip(&mut listener, &pool, &channel, &strong).await {
+                        break why;
                     }
                 }
             }
@@ -511,6 +522,36 @@ async fn listen_postgres(shared: Weak<Shared>, pool: PgPool, channel: String) {
         tracing::warn!(error = %lost, "session cache: stopped listening for changes on PostgreSQL; every request reads the database until it listens again");
         outage_logged = true;
     }
+}
+
+/// Sends a notification with a fresh nonce through the pool (the way every
+/// change is announced) and waits, within [`ANSWER_LIMIT`], to hear it on
+/// `listener`; changes heard meanwhile are applied.
+async fn round_trip(
+    listener: &mut PgListener,
+    pool: &PgPool,
+    channel: &str,
+    shared: &Shared,
+) -> Result<(), String> {
+    let ping = format!("{PING_PREFIX}{}", hex::encode(crate::random::bytes::<8>()));
+    let heard = tokio::time::timeout(ANSWER_LIMIT, async {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(&ping)
+            .execute(pool)
+            .await
+            .map_err(|e| e.to_string())?;
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(notification)) if notification.payload() == ping => return Ok(()),
+                Ok(Some(notification)) => shared.receive(notification.payload()),
+                Ok(None) => return Err(lost_because(false, None)),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    })
+    .await;
+    heard.unwrap_or_else(|_| Err(lost_because(true, None)))
 }
 
 /// Listens on Redis; serves the cache only while subscribed and answering.

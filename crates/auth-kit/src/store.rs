@@ -448,23 +448,38 @@ impl Store {
         Ok(row.map(|r| (User::from(r.user), r.password_hash)))
     }
 
-    /// Replaces a user's password hash (verify-and-update).
+    /// Replaces a user's password hash `checked_hash` with `password_hash`
+    /// (verify-and-update: the same password in a better format). `false`
+    /// when the user's hash is no longer `checked_hash`: a password set
+    /// meanwhile is never overwritten with the old password.
     pub async fn set_password_hash(
         &self,
         user_id: i64,
+        checked_hash: &str,
         password_hash: &str,
-    ) -> Result<(), StoreError> {
-        on_pool!(self, |pool| async {
+    ) -> Result<bool, StoreError> {
+        let replaced = on_pool!(self, |pool| async {
             let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-                .bind(password_hash)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-            self.commit(tx, Change::User(user_id)).await
+            let replaced = sqlx::query(
+                "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3",
+            )
+            .bind(password_hash)
+            .bind(user_id)
+            .bind(checked_hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            let change = if replaced {
+                Change::User(user_id)
+            } else {
+                Change::Nothing
+            };
+            self.commit(tx, change).await?;
+            Ok::<_, sqlx::Error>(replaced)
         }
         .await)?;
-        Ok(())
+        Ok(replaced)
     }
 
     /// One page of users, by id.
@@ -648,10 +663,15 @@ impl Store {
     // -- logins and refresh tokens --------------------------------------------
 
     /// Starts a login (a password grant) for `user_id` with `scope` and its
-    /// first refresh token. `Ok(None)` when the user no longer exists.
+    /// first refresh token, provided the user is still enabled and still has
+    /// `checked_hash`, the password hash the grant's password was checked
+    /// against. `Ok(None)` otherwise: a password reset or change (which
+    /// revokes every login) or a disable that commits while the password was
+    /// being checked also stops this login from starting after it.
     pub async fn start_login(
         &self,
         user_id: i64,
+        checked_hash: &str,
         scope: &str,
         refresh: &RefreshTokenHash,
         ttl: Duration,
@@ -662,12 +682,14 @@ impl Store {
         let inserted = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let created = sqlx::query(
-                "INSERT INTO logins (id, user_id, scope, created_at) SELECT $1, id, $3, $4 FROM users WHERE id = $2",
+                "INSERT INTO logins (id, user_id, scope, created_at) SELECT $1, id, $3, $4 FROM users \
+                 WHERE id = $2 AND password_hash = $5 AND NOT disabled",
             )
             .bind(&login_id)
             .bind(user_id)
             .bind(scope)
             .bind(now)
+            .bind(checked_hash)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -837,6 +859,15 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            // Past the longest reuse window a sealed successor is never
+            // served: nothing usable stays in the database.
+            sqlx::query(
+                "UPDATE refresh_tokens SET successor_sealed = NULL \
+                 WHERE successor_sealed IS NOT NULL AND spent_at <= $1",
+            )
+            .bind(now.saturating_sub(i64::try_from(ReuseWindow::MAX_SECONDS).unwrap_or(i64::MAX)))
+            .execute(&mut *tx)
+            .await?;
             let logins = sqlx::query("DELETE FROM logins WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.login_id = logins.id)")
                 .execute(&mut *tx)
                 .await?

@@ -150,6 +150,7 @@ impl Fixture {
         self.store
             .start_login(
                 user.id,
+                "x",
                 "",
                 &RefreshTokenHash::of(name_of(user)),
                 Duration::from_secs(60),

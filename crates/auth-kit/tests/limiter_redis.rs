@@ -158,6 +158,65 @@ async fn counters_are_shared_by_every_instance() {
     assert_eq!(fail(&a, "victim", None).await, None);
 }
 
+/// A client that hangs up while its password is checked still spends its
+/// address's budget (not the username's); an outage releases for nobody.
+#[tokio::test]
+async fn abandoned_attempts_count_for_the_address_in_redis() {
+    let Some(server) = RedisServer::start("abandoned_attempts_count_for_the_address_in_redis")
+    else {
+        return;
+    };
+    let clock = Clock::manual(1_000_000);
+    let limiter = redis_limiter(&server, "svc", &clock);
+    for _ in 0..60 {
+        limiter
+            .begin_login("hal", ip("192.0.2.7"))
+            .await
+            .unwrap()
+            .released()
+            .await;
+    }
+    for n in 0..50 {
+        drop(
+            limiter
+                .begin_login(&format!("ivy{n}"), ip("192.0.2.7"))
+                .await
+                .unwrap(),
+        );
+    }
+    // Dropped attempts are ended in the background.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match limiter.begin_login("zed", ip("192.0.2.7")).await {
+            // Locked for LOGIN_LOCKOUT_SECONDS.
+            Err(LimitError::TooMany { retry_after: 300 }) => break,
+            // Not yet: the hang-ups still in flight fill the budget, or
+            // have not all been counted.
+            Err(LimitError::TooMany { .. }) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "50 hang-ups did not lock the address"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(attempt) => {
+                attempt.released().await;
+                assert!(
+                    Instant::now() < deadline,
+                    "50 hang-ups did not lock the address"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(
+        fail(&limiter, "ivy0", None).await,
+        None,
+        "not the usernames"
+    );
+}
+
 #[tokio::test]
 async fn signups_per_address_in_redis() {
     let Some(server) = RedisServer::start("signups_per_address_in_redis") else {

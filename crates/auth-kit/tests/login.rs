@@ -606,6 +606,21 @@ async fn the_successor_cannot_be_read_from_the_database() {
                 .map(String::as_str),
             Some(second.refresh_token.as_str())
         );
+
+        // Past the longest reuse window the purge drops the sealed copy:
+        // the database plus an old token opens nothing any more.
+        let past_every_window =
+            auth_kit::Clock::System.now() + i64::try_from(ReuseWindow::MAX_SECONDS).unwrap() + 1;
+        h.store
+            .clone()
+            .with_clock(auth_kit::Clock::manual(past_every_window))
+            .purge_expired()
+            .await
+            .unwrap();
+        assert!(
+            refresh_token_rows(&db).await.iter().all(|r| r.2.is_none()),
+            "{db:?}: a sealed successor outlived every reuse window"
+        );
     }
 }
 

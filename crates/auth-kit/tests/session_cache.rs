@@ -367,6 +367,7 @@ async fn session(store: &Store, username: &str, email: Option<&str>) -> Session 
     let login_id = store
         .start_login(
             user.id,
+            "$argon2id$v=19$x",
             "me",
             &RefreshTokenHash::of(&auth_kit::random::secret_hex()),
             Duration::from_secs(3600),
@@ -482,8 +483,9 @@ async fn check(d: &Deployment, write: Write, n: usize) -> Option<Duration> {
         }
         Write::SetPasswordHash => d
             .writer
-            .set_password_hash(s.user_id, "$argon2id$v=19$y")
+            .set_password_hash(s.user_id, "$argon2id$v=19$x", "$argon2id$v=19$y")
             .await
+            .map(|replaced| assert!(replaced))
             .unwrap(),
         Write::UpdateUserRole | Write::UpdateUserDisabled | Write::UpdateUserPermissions => {
             let update = match write {
@@ -513,7 +515,13 @@ async fn check(d: &Deployment, write: Write, n: usize) -> Option<Duration> {
             let hash = RefreshTokenHash::of(&token);
             let started = d
                 .writer
-                .start_login(s.user_id, "me", &hash, Duration::from_secs(60))
+                .start_login(
+                    s.user_id,
+                    "$argon2id$v=19$x",
+                    "me",
+                    &hash,
+                    Duration::from_secs(60),
+                )
                 .await;
             assert!(started.unwrap().is_some());
         }
@@ -541,17 +549,23 @@ async fn check(d: &Deployment, write: Write, n: usize) -> Option<Duration> {
         ),
         Write::ChangePasswordKeepingThisLogin => {
             d.writer
-                .change_password(s.user_id, "$argon2id$v=19$z", Some(&s.login_id))
+                .change_password(
+                    s.user_id,
+                    "$argon2id$v=19$x",
+                    "$argon2id$v=19$z",
+                    Some(&s.login_id),
+                )
                 .await
+                .unwrap()
                 .unwrap();
         }
         Write::ChangePasswordEverywhere => {
             assert_eq!(
                 d.writer
-                    .change_password(s.user_id, "$argon2id$v=19$z", None)
+                    .change_password(s.user_id, "$argon2id$v=19$x", "$argon2id$v=19$z", None)
                     .await
                     .unwrap(),
-                1
+                Some(1)
             );
         }
     }

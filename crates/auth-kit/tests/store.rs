@@ -141,6 +141,7 @@ async fn refresh_rotation_is_atomic() {
         let login = store
             .start_login(
                 user.id,
+                "$argon2id$v=19$x",
                 "me",
                 &RefreshTokenHash::of("first"),
                 Duration::from_secs(60),
@@ -235,6 +236,7 @@ async fn access_lookup_checks_the_login() {
         let login = store
             .start_login(
                 user.id,
+                "$argon2id$v=19$x",
                 "me",
                 &RefreshTokenHash::of("t"),
                 Duration::from_secs(60),
@@ -311,7 +313,13 @@ async fn deleting_a_user_takes_items_and_logins() {
             .unwrap();
         let refresh = RefreshTokenHash::of("r");
         store
-            .start_login(user.id, "", &refresh, Duration::from_secs(60))
+            .start_login(
+                user.id,
+                "$argon2id$v=19$x",
+                "",
+                &refresh,
+                Duration::from_secs(60),
+            )
             .await
             .unwrap()
             .unwrap();
@@ -337,6 +345,7 @@ async fn deleting_a_user_takes_items_and_logins() {
             store
                 .start_login(
                     user.id,
+                    "$argon2id$v=19$x",
                     "",
                     &RefreshTokenHash::of("z"),
                     Duration::from_secs(60)
@@ -728,13 +737,25 @@ async fn purge_removes_expired_tokens_and_empty_logins() {
         let user = store.create_user(&new_user("purge", None)).await.unwrap();
         let short = RefreshTokenHash::of("short");
         let login = store
-            .start_login(user.id, "", &short, Duration::from_secs(10))
+            .start_login(
+                user.id,
+                "$argon2id$v=19$x",
+                "",
+                &short,
+                Duration::from_secs(10),
+            )
             .await
             .unwrap()
             .unwrap();
         let long = RefreshTokenHash::of("long");
         let kept = store
-            .start_login(user.id, "", &long, Duration::from_secs(1000))
+            .start_login(
+                user.id,
+                "$argon2id$v=19$x",
+                "",
+                &long,
+                Duration::from_secs(1000),
+            )
             .await
             .unwrap()
             .unwrap();
@@ -1140,5 +1161,80 @@ async fn the_item_quota_holds_under_concurrency() {
             store.create_item(999_999, &again, quota).await,
             Err(CreateItemError::OwnerGone)
         ));
+    }
+}
+
+/// A password reset, change or disable that commits while a grant's
+/// password is being checked (against the hash read before it) wins: the
+/// login does not start, a format upgrade never puts the old password
+/// back, and a change checked against the old hash changes nothing.
+#[tokio::test]
+async fn writes_checked_against_a_replaced_hash_change_nothing() {
+    const OLD: &str = "$argon2id$v=19$x";
+    for (db, store) in stores("writes_checked_against_a_replaced_hash_change_nothing").await {
+        let user = store.create_user(&new_user("raced", None)).await.unwrap();
+        let reset = store
+            .change_password(user.id, OLD, "$argon2id$v=19$new", None)
+            .await
+            .unwrap();
+        assert_eq!(reset, Some(0), "{db:?}");
+        let started = store
+            .start_login(
+                user.id,
+                OLD,
+                "",
+                &RefreshTokenHash::of("late"),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        assert!(
+            started.is_none(),
+            "{db:?}: a login checked against the old hash"
+        );
+        assert!(
+            !store
+                .set_password_hash(user.id, OLD, "$argon2id$v=19$upgraded-old")
+                .await
+                .unwrap(),
+            "{db:?}"
+        );
+        assert_eq!(
+            store
+                .change_password(user.id, OLD, "$argon2id$v=19$other", None)
+                .await
+                .unwrap(),
+            None,
+            "{db:?}"
+        );
+        assert_eq!(
+            store.password_hash(user.id).await.unwrap().as_deref(),
+            Some("$argon2id$v=19$new"),
+            "{db:?}"
+        );
+        // With the current hash: the upgrade and the login go through,
+        // unless the user is disabled meanwhile.
+        assert!(
+            store
+                .set_password_hash(user.id, "$argon2id$v=19$new", "$argon2id$v=19$newer")
+                .await
+                .unwrap()
+        );
+        let update = UserUpdate {
+            disabled: Some(true),
+            ..UserUpdate::default()
+        };
+        store.update_user(user.id, &update).await.unwrap();
+        let started = store
+            .start_login(
+                user.id,
+                "$argon2id$v=19$newer",
+                "",
+                &RefreshTokenHash::of("disabled"),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        assert!(started.is_none(), "{db:?}: disabled meanwhile");
     }
 }

@@ -224,23 +224,36 @@ impl Store {
         Ok(hash)
     }
 
-    /// Sets a new password hash, revokes every login of the user except
-    /// `keep` (the caller's own), and voids a pending reset token, in one
-    /// transaction. Returns how many logins were revoked.
+    /// Replaces the password hash `checked_hash` (the one the current
+    /// password was checked against) with `password_hash`, revokes every
+    /// login of the user except `keep` (the caller's own), and voids a
+    /// pending reset token, in one transaction. Returns how many logins were
+    /// revoked; `None`, changing nothing, when the hash is no longer
+    /// `checked_hash` (a reset or another change committed meanwhile, and
+    /// revoked the caller's login).
     pub async fn change_password(
         &self,
         user_id: i64,
+        checked_hash: &str,
         password_hash: &str,
         keep: Option<&str>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Option<u64>, StoreError> {
         let now = self.clock.now();
         let revoked = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-                .bind(password_hash)
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
+            let changed = sqlx::query(
+                "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3",
+            )
+            .bind(password_hash)
+            .bind(user_id)
+            .bind(checked_hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed != 1 {
+                tx.rollback().await?;
+                return Ok(None);
+            }
             let revoked = sqlx::query(
                 "UPDATE logins SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL \
                  AND ($3 IS NULL OR id <> $3)",
@@ -257,7 +270,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             self.commit(tx, Change::User(user_id)).await?;
-            Ok::<_, sqlx::Error>(revoked)
+            Ok::<_, sqlx::Error>(Some(revoked))
         })?;
         Ok(revoked)
     }
