@@ -2,8 +2,9 @@
 //!
 //! The template harness stamps every template into target/template-tests,
 //! checks that the stamped workspace has no path back into this repository,
-//! then builds it with warnings denied, lints it, runs its own tests, and
-//! clicks through its Swagger UI in a real browser. All stamped projects
+//! then builds it with warnings denied, lints it, runs its own tests and
+//! the kit's copied tests (`cargo test --workspace`, as its user would),
+//! and clicks through its Swagger UI in a real browser. All stamped projects
 //! share target/stamped, so dependencies build once.
 
 use std::path::Path;
@@ -71,7 +72,8 @@ pub fn run_templates(args: &TestTemplatesArgs) -> Result<()> {
                 &deny,
             )
         })?;
-        let test = timed(|| cargo(&dest, &["test"], &deny))?;
+        // The whole workspace: the service's tests and the copied kit's.
+        let test = timed(|| cargo(&dest, &["test", "--workspace"], &deny))?;
         let browser = match strategy {
             // The supabase service's Authorize dialog needs a Supabase Auth
             // to log in against; its check runs with gotrue-stub in its tests.

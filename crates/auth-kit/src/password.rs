@@ -1,4 +1,4 @@
-//! Password hashing and verification (SPEC section 4).
+//! Password hashing and verification (docs/contract.md, "Passwords").
 //!
 //! - New hashes are Argon2id with OWASP's parameters (m=19456 KiB, t=2,
 //!   p=1), in PHC strings.
@@ -522,7 +522,7 @@ fn sha_crypt_rounds(stored: &str) -> Option<u32> {
     (rounds <= MAX_SHA_CRYPT_ROUNDS).then_some(rounds)
 }
 
-/// SPEC section 9's password rule for new passwords: at least 8 characters,
+/// The password rule for new passwords: at least 8 characters,
 /// at most 1024 UTF-8 bytes. `Err` is the message after `password: `.
 pub fn check_new_password(password: &str) -> Result<(), &'static str> {
     if password.chars().count() < MIN_PASSWORD_CHARS {

@@ -900,7 +900,7 @@ async fn failed_logins_lock_then_unlock() {
     }
 }
 
-/// Unknown user and wrong password take the same time (SPEC section 9:
+/// Unknown user and wrong password take the same time (the contract:
 /// medians within 10%). Asserted loosely here (a shared, noisy machine);
 /// the exact figures are printed.
 #[tokio::test]
