@@ -107,7 +107,7 @@ impl Strategy {
     }
 
     /// The workspace crates a stamped project carries a copy of.
-    fn crates(self) -> &'static [&'static str] {
+    pub fn crates(self) -> &'static [&'static str] {
         match self {
             Strategy::Supabase => &["auth-kit", "auth-kit-supabase", "gotrue-stub"],
             _ => &["auth-kit"],
