@@ -578,11 +578,23 @@ mod tests {
             "blocker",
         )
         .unwrap();
-        let blocker = {
-            let h = h.clone();
-            tokio::spawn(async move { h.verify("blocker", Some(&slow)).await })
-        };
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // Polled once here, so the blocker is in the queue before we wait for
+        // the worker to take it: a fixed sleep lost that race on a loaded
+        // machine, leaving the logins seven places.
+        let mut blocker = Box::pin(h.verify("blocker", Some(&slow)));
+        std::future::poll_fn(|cx| {
+            assert!(blocker.as_mut().poll(cx).is_pending());
+            std::task::Poll::Ready(())
+        })
+        .await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while h.waiting() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the worker never started"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
         let started = std::time::Instant::now();
         let flood: Vec<_> = (0..20)
             .map(|_| {
@@ -621,7 +633,7 @@ mod tests {
                 last_signup = last_signup.max(done);
             }
         }
-        assert!(blocker.await.unwrap().is_ok());
+        assert!(blocker.await.is_ok());
         // The signups' two places; the other eighteen were refused at once.
         assert_eq!(hashed, 2, "signups admitted");
         assert!(
