@@ -1,4 +1,4 @@
-//! `cargo xtask`: the scaffolder and the operator tools (SPEC section 7).
+//! `cargo xtask`: the scaffolder and the operator tools (see README.md).
 //!
 //! Plain Rust, one module per subcommand. Every failure prints one line
 //! naming the problem and the fix, and exits non-zero.

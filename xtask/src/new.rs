@@ -3,10 +3,11 @@
 //! 1. The template is rendered by the cargo-generate library, exactly as
 //!    `cargo generate --path templates/<template> --name <name>` would.
 //! 2. The project is completed into a standalone workspace: a copy of
-//!    auth-kit (and gotrue-stub for supabase) with its manifest made
-//!    self-contained, this repository's Cargo.lock, the troubleshooting
-//!    guide (and, for jwt and oauth2, the account-lifecycle guide), and a
-//!    `.env` with a fresh SECRET_KEY.
+//!    auth-kit (and auth-kit-supabase and gotrue-stub for supabase) with
+//!    manifests made self-contained and their tests, this repository's
+//!    Cargo.lock, the contract, troubleshooting and deployment guides (and,
+//!    for jwt and oauth2, the account-lifecycle and operations guides), and
+//!    a `.env` with a fresh SECRET_KEY.
 //! 3. Everything happens in a staging folder next to the destination, which
 //!    is moved into place only when complete: a failure leaves nothing
 //!    half-written.
@@ -90,10 +91,25 @@ impl Strategy {
         repo::root().join("templates").join(folder)
     }
 
-    /// The workspace crates a stamped project carries a copy of.
-    fn crates(self) -> &'static [&'static str] {
+    /// The guides a stamped project carries in its docs/ (the contract says
+    /// which of its sections apply to which service).
+    pub fn docs(self) -> &'static [&'static str] {
         match self {
-            Strategy::Supabase => &["auth-kit", "gotrue-stub"],
+            Strategy::Supabase => &["contract.md", "deployment.md", "troubleshooting.md"],
+            _ => &[
+                "account-lifecycle.md",
+                "contract.md",
+                "deployment.md",
+                "operations.md",
+                "troubleshooting.md",
+            ],
+        }
+    }
+
+    /// The workspace crates a stamped project carries a copy of.
+    pub fn crates(self) -> &'static [&'static str] {
+        match self {
+            Strategy::Supabase => &["auth-kit", "auth-kit-supabase", "gotrue-stub"],
             _ => &["auth-kit"],
         }
     }
@@ -122,7 +138,7 @@ pub fn run(args: &NewArgs) -> Result<PathBuf> {
     // A closed pipe (`cargo xtask new ... | head`) is not an error worth a panic.
     let _ = writeln!(
         std::io::stdout(),
-        "Stamped the {} service '{}' into {} in {:.1}s.\n\n{run}\n  cargo test             # its own tests",
+        "Stamped the {} service '{}' into {} in {:.1}s.\n\n{run}\n  cargo test --workspace # its own tests and the kit's",
         strategy.name(),
         args.name,
         dest.display(),
@@ -134,6 +150,7 @@ pub fn run(args: &NewArgs) -> Result<PathBuf> {
 /// Names cargo, crates.io and this project's own crates would trip over.
 const RESERVED_NAMES: &[&str] = &[
     "auth-kit",
+    "auth-kit-supabase",
     "gotrue-stub",
     "service",
     "test",
@@ -186,17 +203,10 @@ pub fn stamp(strategy: Strategy, name: &str, dest: &Path, force: bool) -> Result
     fs::copy(repo::root().join("Cargo.lock"), project.join("Cargo.lock"))
         .context("cannot copy Cargo.lock")?;
     fs::create_dir_all(project.join("docs"))?;
-    fs::copy(
-        repo::root().join("docs/troubleshooting.md"),
-        project.join("docs/troubleshooting.md"),
-    )
-    .context("cannot copy docs/troubleshooting.md")?;
-    if strategy != Strategy::Supabase {
-        fs::copy(
-            repo::root().join("docs/account-lifecycle.md"),
-            project.join("docs/account-lifecycle.md"),
-        )
-        .context("cannot copy docs/account-lifecycle.md")?;
+    for doc in strategy.docs() {
+        let path = format!("docs/{doc}");
+        fs::copy(repo::root().join(&path), project.join(&path))
+            .with_context(|| format!("cannot copy {path}"))?;
     }
     write_private_file(&project.join(".env"), &env_file(strategy, name))?;
     write_manifest(&project)?;
@@ -528,12 +538,14 @@ fn check_replaceable_aside(replaced: &Path, dest: &Path) -> Result<()> {
     }
 }
 
-/// Copies `crates/<krate>` (sources, migrations, README; not its tests or
-/// benches, which run in this repository) with a self-contained manifest.
+/// Copies `crates/<krate>` (sources, migrations, README, and its tests with
+/// their fixtures, so `cargo test --workspace` in the project runs them; not
+/// its benchmarks, which run in this repository) with a self-contained
+/// manifest.
 fn copy_crate(krate: &str, project: &Path) -> Result<()> {
     let from = repo::root().join("crates").join(krate);
     let to = project.join("crates").join(krate);
-    for part in ["src", "migrations", "README.md"] {
+    for part in ["src", "migrations", "tests", "README.md"] {
         let source = from.join(part);
         if source.exists() {
             copy_recursively(&source, &to.join(part))?;
@@ -560,9 +572,14 @@ fn copy_recursively(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Dev-dependency entries only the benchmarks need: they stay behind with
+/// them (auth-kit's `sqlx` entry adds the Any driver its store benchmark
+/// compares against; the tests use the normal dependency).
+const BENCH_ONLY_DEV_DEPENDENCIES: &[&str] = &["criterion", "sqlx"];
+
 /// A member crate's manifest with every `workspace = true` resolved against
-/// this repository's root manifest, and the parts that only make sense here
-/// (dev-dependencies, benches, tests) dropped.
+/// this repository's root manifest (dev-dependencies too: the tests travel
+/// with the crate), and the benchmarks, which stay here, dropped.
 pub fn standalone_manifest(crate_manifest: &Path, root_manifest: &Path) -> Result<String> {
     use toml::{Table, Value};
     let read = |p: &Path| -> Result<Table> {
@@ -610,7 +627,13 @@ pub fn standalone_manifest(crate_manifest: &Path, root_manifest: &Path) -> Resul
         .and_then(Value::as_table)
         .cloned()
         .unwrap_or_default();
-    if let Some(Value::Table(deps)) = manifest.get_mut("dependencies") {
+    if let Some(Value::Table(dev)) = manifest.get_mut("dev-dependencies") {
+        dev.retain(|name, _| !BENCH_ONLY_DEV_DEPENDENCIES.contains(&name));
+    }
+    for section in ["dependencies", "dev-dependencies"] {
+        let Some(Value::Table(deps)) = manifest.get_mut(section) else {
+            continue;
+        };
         for (name, value) in deps.iter_mut() {
             if !inherits(value) {
                 continue;
@@ -643,12 +666,12 @@ pub fn standalone_manifest(crate_manifest: &Path, root_manifest: &Path) -> Resul
             *value = Value::Table(resolved);
         }
     }
-    for dropped in ["dev-dependencies", "bench", "test", "example"] {
+    for dropped in ["bench", "example"] {
         manifest.remove(dropped);
     }
     let body = toml::to_string(&manifest).context("cannot write the manifest")?;
     Ok(format!(
-        "# A copy of this crate from the auth-kit repository, made self-contained by\n# `cargo xtask new` (workspace inheritance resolved). Its tests live upstream.\n\n{body}"
+        "# A copy of this crate from the auth-kit repository, made self-contained by\n# `cargo xtask new` (workspace inheritance resolved). Its tests came with it;\n# its benchmarks stayed in the repository.\n\n{body}"
     ))
 }
 
@@ -784,7 +807,7 @@ mod tests {
         let cases = [
             (Strategy::Oauth2, auth_kit::config::check_service(&env, "x")),
             (Strategy::Supabase, {
-                let mut findings = auth_kit::config::check_supabase(&env);
+                let mut findings = auth_kit_supabase::config::check_supabase(&env);
                 findings.extend(auth_kit::config::check_traffic(&env));
                 findings
             }),
@@ -866,8 +889,12 @@ mod tests {
         )
         .unwrap();
         assert!(!manifest.contains("workspace = true"), "{manifest}");
-        assert!(!manifest.contains("dev-dependencies"), "{manifest}");
         let parsed: toml::Table = manifest.parse().unwrap();
+        // The tests' dev-dependencies travel, resolved; the benchmarks' do not.
+        let dev = parsed["dev-dependencies"].as_table().unwrap();
+        assert_eq!(dev["tempfile"]["version"].as_str(), Some("3"), "{manifest}");
+        assert!(!dev.contains_key("criterion"), "{manifest}");
+        assert!(!parsed.contains_key("bench"), "{manifest}");
         assert_eq!(parsed["package"]["edition"].as_str(), Some("2024"));
         assert_eq!(
             parsed["dependencies"]["jsonwebtoken"]["default-features"].as_bool(),

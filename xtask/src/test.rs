@@ -2,9 +2,14 @@
 //!
 //! The template harness stamps every template into target/template-tests,
 //! checks that the stamped workspace has no path back into this repository,
-//! then builds it with warnings denied, lints it, runs its own tests, and
-//! clicks through its Swagger UI in a real browser. All stamped projects
+//! then builds it with warnings denied, lints it, runs its own tests and
+//! the kit's copied tests (`cargo test --workspace`, as its user would),
+//! and clicks through its Swagger UI in a real browser. All stamped projects
 //! share target/stamped, so dependencies build once.
+//!
+//! The copies of a kit crate are the same in every stamp: with
+//! `STAMP_KIT_TESTS=once` (CI sets it) each crate's tests run in the first
+//! stamp that carries it and are left out (`--exclude`) of the next ones.
 
 use std::path::Path;
 use std::process::Command;
@@ -50,6 +55,8 @@ pub fn run_templates(args: &TestTemplatesArgs) -> Result<()> {
             .map(|s| Strategy::parse(s))
             .collect::<Result<Vec<_>>>()?
     };
+    let kit_tests_once = std::env::var_os("STAMP_KIT_TESTS").is_some_and(|v| v == "once");
+    let mut kit_tested: Vec<&str> = Vec::new();
     let mut report = Vec::new();
     for strategy in strategies {
         let name = format!("stamped-{}", strategy.name());
@@ -71,7 +78,16 @@ pub fn run_templates(args: &TestTemplatesArgs) -> Result<()> {
                 &deny,
             )
         })?;
-        let test = timed(|| cargo(&dest, &["test"], &deny))?;
+        // The whole workspace: the service's tests and the copied kit's.
+        let mut test_args = vec!["test", "--workspace"];
+        for krate in strategy.crates() {
+            if kit_tests_once && kit_tested.contains(krate) {
+                test_args.extend(["--exclude", krate]);
+            } else {
+                kit_tested.push(krate);
+            }
+        }
+        let test = timed(|| cargo(&dest, &test_args, &deny))?;
         let browser = match strategy {
             // The supabase service's Authorize dialog needs a Supabase Auth
             // to log in against; its check runs with gotrue-stub in its tests.

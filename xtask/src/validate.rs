@@ -22,8 +22,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use auth_kit::config::{Environment, Finding, Status, check_service, check_supabase, classify_key};
+use auth_kit::config::{Environment, Finding, Status, check_service};
 use auth_kit::mail::{MailTransportSettings, SmtpSettings};
+use auth_kit_supabase::config::{check_supabase, classify_key};
 use serde::Serialize;
 use zeroize::Zeroizing;
 

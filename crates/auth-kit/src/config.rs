@@ -1,12 +1,12 @@
-//! Configuration (SPEC sections 2 and 9): the environment, then `.env`.
+//! Configuration (docs/contract.md, "Settings"): the environment, then `.env`.
 //!
 //! [`Environment`] merges the process environment over a `.env` file (the
 //! environment wins). [`ServiceSettings::from_env`] turns it into typed
 //! settings or the first [`ConfigError`]; [`check_service`] runs the very
 //! same checks and reports every one as a [`Finding`] (PASS / WARN / FAIL
 //! with the fix), which is what `cargo xtask validate` prints.
-//! [`SupabaseSettings::from_env`] and [`check_supabase`] do the same for
-//! the supabase service's variables.
+//! A service with settings of its own (an identity provider's) reads them
+//! with the same building blocks: [`Report`], [`integer`], [`leeway`].
 //!
 //! ```
 //! use auth_kit::config::{Environment, ServiceSettings, Status, check_service};
@@ -33,14 +33,6 @@ use crate::client_ip::TrustedProxies;
 use crate::refresh::ReuseWindow;
 use crate::token::{KeyError, Leeway, MIN_SECRET_BYTES, SigningAlgorithm, SigningKeys};
 
-// The Supabase settings live in their own file but use this module's
-// report and parsing helpers; they need no HTTP client, so they are
-// always compiled (for `cargo xtask validate`).
-mod supabase;
-pub use supabase::{
-    JwtSecret, KeyKind, SupabaseKey, SupabaseSettings, VerifyMode, check_supabase, classify_key,
-};
-
 // Mail, links and tokens of the account lifecycle (reset, verification).
 mod account;
 pub use account::{
@@ -48,7 +40,7 @@ pub use account::{
     mail_transport,
 };
 
-/// Placeholders refused as SECRET_KEY (SPEC section 9), compared ignoring
+/// Placeholders refused as SECRET_KEY, compared ignoring
 /// case and surrounding space.
 pub const PLACEHOLDER_SECRETS: &[&str] = &[
     "your_secret_key_here",
@@ -208,7 +200,8 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(
+    /// A refused `variable`: what is wrong with it, and how to fix it.
+    pub fn new(
         variable: &str,
         kind: ConfigErrorKind,
         problem: impl Into<String>,
@@ -344,7 +337,7 @@ impl fmt::Debug for AdminBootstrap {
     }
 }
 
-/// Failed-login limits (SPEC section 9).
+/// Failed-login limits (docs/contract.md, "Settings").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginLimits {
     /// Failures per username within the window that lock it.
@@ -386,7 +379,7 @@ impl SignupLimits {
 /// REQUEST_TIMEOUT_SECONDS).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How a service meets its clients, for the jwt, oauth2 and supabase
+/// How a service meets its clients, for every service
 /// services alike: who the client is behind proxies, how many login and
 /// signup attempts it gets, where those counters live, and how long a
 /// request may take.
@@ -540,16 +533,18 @@ pub fn check_service(env: &Environment, service_name: &str) -> Vec<Finding> {
     report.findings
 }
 
-/// Collects findings; remembers the first failure as a typed error.
-#[derive(Default)]
-struct Report {
+/// Collects findings; remembers the first failure as a typed error. A
+/// service with settings of its own checks them through one, so its
+/// startup error and its findings come from the same code.
+#[derive(Debug, Default)]
+pub struct Report {
     findings: Vec<Finding>,
     first_error: Option<ConfigError>,
 }
 
 impl Report {
     /// The first refused setting (or a generic one if none was recorded).
-    fn into_error(self) -> ConfigError {
+    pub fn into_error(self) -> ConfigError {
         self.first_error.unwrap_or_else(|| {
             ConfigError::new(
                 "configuration",
@@ -560,8 +555,13 @@ impl Report {
         })
     }
 
+    /// Every finding, in the order recorded.
+    pub fn into_findings(self) -> Vec<Finding> {
+        self.findings
+    }
+
     /// Records a check's outcome and passes its value on.
-    fn take<T>(
+    pub fn take<T>(
         &mut self,
         result: Result<T, ConfigError>,
         pass: impl FnOnce(&T) -> Finding,
@@ -579,12 +579,13 @@ impl Report {
         }
     }
 
-    fn push(&mut self, finding: Finding) {
+    /// Records a finding that refuses nothing (a pass or a warning).
+    pub fn push(&mut self, finding: Finding) {
         self.findings.push(finding);
     }
 
     /// Records a refused setting that has no value to pass on.
-    fn refuse(&mut self, e: ConfigError) {
+    pub fn refuse(&mut self, e: ConfigError) {
         self.findings.push(Finding::from(&e));
         self.first_error.get_or_insert(e);
     }
@@ -592,7 +593,7 @@ impl Report {
 
 /// Where a service keeps its data and listens: DATABASE_URL, HOST, PORT.
 /// (The jwt and oauth2 services read these inside [`ServiceSettings`]; the
-/// supabase service, which has no SECRET_KEY, reads them alone.)
+/// services without a SECRET_KEY read them alone.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSettings {
     /// DATABASE_URL.
@@ -1101,7 +1102,7 @@ fn rate_limit_url(env: &Environment) -> Result<Option<RateLimitUrl>, ConfigError
 }
 
 /// JWT_LEEWAY_SECONDS: 0 to 60, default 30.
-fn leeway(env: &Environment) -> Result<Leeway, ConfigError> {
+pub fn leeway(env: &Environment) -> Result<Leeway, ConfigError> {
     let seconds = integer(env, "JWT_LEEWAY_SECONDS", 30, 0, Leeway::MAX_SECONDS)?;
     Leeway::seconds(seconds).ok_or_else(|| {
         ConfigError::new(
@@ -1138,7 +1139,7 @@ pub struct SecretStrength {
     pub entropy_bits: u32,
 }
 
-/// SPEC section 9's rules for SECRET_KEY, which is used as its UTF-8 bytes.
+/// The rules for SECRET_KEY, which is used as its UTF-8 bytes.
 pub fn secret_key(raw: Option<&str>) -> Result<SecretStrength, ConfigError> {
     check_secret("SECRET_KEY", raw)
 }
@@ -1384,7 +1385,7 @@ pub fn key_files(env: &Environment, alg: SigningAlgorithm) -> Result<SigningKeys
 }
 
 /// A whole number from `lo` to `hi`, or `default` when unset.
-fn integer(
+pub fn integer(
     env: &Environment,
     var: &str,
     default: u64,
@@ -1414,7 +1415,8 @@ fn integer(
     Ok(value)
 }
 
-fn truncate(s: &str) -> String {
+/// The first 40 characters of a value, to quote it in a message.
+pub fn truncate(s: &str) -> String {
     s.chars().take(40).collect()
 }
 
@@ -2144,7 +2146,7 @@ mod tests {
 
     #[test]
     fn low_entropy_key_warns() {
-        // 32 bytes, 8 distinct characters: accepted by SPEC's rules, about 96 bits.
+        // 32 bytes, 8 distinct characters: accepted by the rules, about 96 bits.
         let key = "abcdefgh".repeat(4);
         let findings = check_service(&env(&[("SECRET_KEY", &key)]), "svc");
         assert!(

@@ -1,4 +1,4 @@
-//! Errors as HTTP answers (SPEC sections 3 and 9).
+//! Errors as HTTP answers (docs/contract.md, "Errors").
 //!
 //! Every error body is `{"error": "<code>", "error_description": "<text>"}`.
 //! - [`AuthError`]: bearer-token failures on protected routes (RFC 6750):
@@ -81,10 +81,9 @@ pub enum AuthError {
     RoleRequired(&'static str),
     /// The user store did not answer: 503.
     Unavailable(Arc<dyn std::error::Error + Send + Sync>),
-    /// Supabase Auth could not be asked (unreachable, timing out, dropping
-    /// the connection, answering 5xx or non-JSON): 503
-    /// `supabase_unavailable`. The cause is logged, never sent.
-    SupabaseUnavailable(Arc<dyn std::error::Error + Send + Sync>),
+    /// An identity provider the service relies on could not be asked: 503
+    /// with the provider's code. The cause is logged, never sent.
+    ProviderUnavailable(ProviderUnavailable),
 }
 
 impl From<InvalidToken> for AuthError {
@@ -107,16 +106,27 @@ impl fmt::Display for AuthError {
             AuthError::Unavailable(_) => {
                 f.write_str("The service is temporarily unavailable; retry shortly")
             }
-            AuthError::SupabaseUnavailable(_) => f.write_str(SUPABASE_UNAVAILABLE),
+            AuthError::ProviderUnavailable(outage) => f.write_str(outage.description),
         }
     }
 }
 
 impl std::error::Error for AuthError {}
 
-/// The description of every `supabase_unavailable` answer: generic, never
-/// the upstream body.
-const SUPABASE_UNAVAILABLE: &str = "Supabase Auth is unavailable; retry shortly";
+/// An identity provider the service relies on (a hosted auth service) could
+/// not be asked: unreachable, timing out, dropping the connection,
+/// answering 5xx or garbage. Answered 503 with `Retry-After: 1`, the
+/// provider's own error code and a generic description; the cause is
+/// logged, never sent.
+#[derive(Debug, Clone)]
+pub struct ProviderUnavailable {
+    /// The error code, e.g. `<provider>_unavailable`.
+    pub code: &'static str,
+    /// What the caller reads: generic, never the provider's answer.
+    pub description: &'static str,
+    /// Why (logged, never sent).
+    pub cause: Arc<dyn std::error::Error + Send + Sync>,
+}
 
 /// An RFC 6750 challenge. Descriptions are ours (no quotes or backslashes),
 /// so quoting is safe; the check keeps it that way.
@@ -165,11 +175,11 @@ impl IntoResponse for AuthError {
                 None,
                 Some(cause.clone()),
             ),
-            AuthError::SupabaseUnavailable(cause) => (
+            AuthError::ProviderUnavailable(outage) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "supabase_unavailable",
+                outage.code,
                 None,
-                Some(cause.clone()),
+                Some(outage.cause.clone()),
             ),
         };
         let mut response = json_error(status, code, &description);
@@ -214,9 +224,9 @@ pub enum OAuthError {
     },
     /// 503 `temporarily_unavailable` with `Retry-After: 1`.
     Unavailable(Option<Arc<dyn std::error::Error + Send + Sync>>),
-    /// 503 `supabase_unavailable` with `Retry-After: 1`: Supabase Auth
-    /// could not be asked. The cause is logged, never sent.
-    SupabaseUnavailable(Arc<dyn std::error::Error + Send + Sync>),
+    /// 503 with `Retry-After: 1` and the provider's code: an identity
+    /// provider could not be asked. The cause is logged, never sent.
+    ProviderUnavailable(ProviderUnavailable),
 }
 
 impl OAuthError {
@@ -245,7 +255,7 @@ impl OAuthError {
             OAuthError::TooManyRequests { .. } => "too_many_requests",
             OAuthError::RequestTooLarge { .. } => "request_too_large",
             OAuthError::Unavailable(_) => "temporarily_unavailable",
-            OAuthError::SupabaseUnavailable(_) => "supabase_unavailable",
+            OAuthError::ProviderUnavailable(outage) => outage.code,
         }
     }
 }
@@ -264,7 +274,7 @@ impl fmt::Display for OAuthError {
                 write!(f, "The request body exceeds {limit} bytes")
             }
             OAuthError::Unavailable(_) => f.write_str("The server is busy; retry shortly"),
-            OAuthError::SupabaseUnavailable(_) => f.write_str(SUPABASE_UNAVAILABLE),
+            OAuthError::ProviderUnavailable(outage) => f.write_str(outage.description),
         }
     }
 }
@@ -284,7 +294,7 @@ impl IntoResponse for OAuthError {
         let status = match &self {
             OAuthError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             OAuthError::RequestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            OAuthError::Unavailable(_) | OAuthError::SupabaseUnavailable(_) => {
+            OAuthError::Unavailable(_) | OAuthError::ProviderUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             _ => StatusCode::BAD_REQUEST,
@@ -293,7 +303,7 @@ impl IntoResponse for OAuthError {
         response.headers_mut().extend(no_store_headers());
         let retry_after = match &self {
             OAuthError::TooManyRequests { retry_after } => Some(*retry_after),
-            OAuthError::Unavailable(_) | OAuthError::SupabaseUnavailable(_) => Some(1),
+            OAuthError::Unavailable(_) | OAuthError::ProviderUnavailable(_) => Some(1),
             _ => None,
         };
         if let Some(seconds) = retry_after {
@@ -303,7 +313,7 @@ impl IntoResponse for OAuthError {
         }
         let cause = match self {
             OAuthError::Unavailable(cause) => cause,
-            OAuthError::SupabaseUnavailable(cause) => Some(cause),
+            OAuthError::ProviderUnavailable(outage) => Some(outage.cause),
             _ => None,
         };
         with_detail(response, cause)
@@ -356,9 +366,9 @@ pub enum ApiError {
     Unavailable(Option<Arc<dyn std::error::Error + Send + Sync>>),
     /// 500 `server_error`, generic body; the cause is logged.
     Internal(Arc<dyn std::error::Error + Send + Sync>),
-    /// 503 `supabase_unavailable` with `Retry-After: 1`: Supabase Auth
-    /// could not be asked. The cause is logged, never sent.
-    SupabaseUnavailable(Arc<dyn std::error::Error + Send + Sync>),
+    /// 503 with `Retry-After: 1` and the provider's code: an identity
+    /// provider could not be asked. The cause is logged, never sent.
+    ProviderUnavailable(ProviderUnavailable),
 }
 
 impl ApiError {
@@ -414,7 +424,7 @@ impl fmt::Display for ApiError {
                 f.write_str("The service is temporarily unavailable; retry shortly")
             }
             ApiError::Internal(_) => f.write_str("Internal server error"),
-            ApiError::SupabaseUnavailable(_) => f.write_str(SUPABASE_UNAVAILABLE),
+            ApiError::ProviderUnavailable(outage) => f.write_str(outage.description),
         }
     }
 }
@@ -445,14 +455,12 @@ impl IntoResponse for ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
             }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
-            ApiError::SupabaseUnavailable(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "supabase_unavailable")
-            }
+            ApiError::ProviderUnavailable(outage) => (StatusCode::SERVICE_UNAVAILABLE, outage.code),
         };
         let mut response = json_error(status, code, &description);
         let retry_after = match &self {
             ApiError::TooManyRequests { retry_after } => Some(*retry_after),
-            ApiError::Unavailable(_) | ApiError::SupabaseUnavailable(_) => Some(1),
+            ApiError::Unavailable(_) | ApiError::ProviderUnavailable(_) => Some(1),
             _ => None,
         };
         if let Some(seconds) = retry_after {
@@ -468,7 +476,8 @@ impl IntoResponse for ApiError {
         }
         let cause = match self {
             ApiError::Unavailable(cause) => cause,
-            ApiError::Internal(cause) | ApiError::SupabaseUnavailable(cause) => Some(cause),
+            ApiError::Internal(cause) => Some(cause),
+            ApiError::ProviderUnavailable(outage) => Some(outage.cause),
             _ => None,
         };
         with_detail(response, cause)

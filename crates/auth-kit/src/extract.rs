@@ -209,7 +209,7 @@ impl<U: Account> Authenticator<U> {
 /// The raw bearer token (RFC 6750 section 2.1): the scheme is
 /// case-insensitive; another scheme counts as no credentials; an empty or
 /// over-long token is `invalid_token`.
-pub(crate) fn bearer_token(parts: &Parts) -> Result<&str, AuthError> {
+pub fn bearer_token(parts: &Parts) -> Result<&str, AuthError> {
     let Some(value) = parts.headers.get(AUTHORIZATION) else {
         return Err(AuthError::MissingCredentials);
     };

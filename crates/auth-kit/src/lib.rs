@@ -20,8 +20,6 @@ pub mod random;
 pub mod refresh;
 pub mod session_cache;
 pub mod store;
-#[cfg(feature = "supabase")]
-pub mod supabase;
 pub mod testing;
 pub mod token;
 pub mod username;

@@ -271,7 +271,7 @@ impl RateLimiter {
         })
     }
 
-    /// Runs `grant`, a password check done elsewhere (Supabase Auth), under
+    /// Runs `grant`, a password check done elsewhere (a hosted identity provider), under
     /// the login limits of `username` from `ip`: refused while either is
     /// locked; an `invalid_grant` answer counts as a failure, a success
     /// clears the username, and any other answer (the upstream unreachable,

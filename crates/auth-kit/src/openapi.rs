@@ -515,21 +515,6 @@ pub mod schemas {
             .build()
     }
 
-    /// A Supabase signup's password: at least 6 characters (a project may
-    /// ask for more), at most 72 UTF-8 bytes.
-    #[cfg(feature = "supabase")]
-    pub fn supabase_password() -> Object {
-        use crate::supabase::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
-        string()
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
-            .min_length(Some(MIN_PASSWORD_CHARS))
-            .max_length(Some(MAX_PASSWORD_BYTES))
-            .description(Some(format!(
-                "At least {MIN_PASSWORD_CHARS} characters (the Supabase project may ask for more) and at most {MAX_PASSWORD_BYTES} bytes in UTF-8"
-            )))
-            .build()
-    }
-
     /// An email address, or null.
     pub fn email() -> Object {
         nullable_string()

@@ -1,4 +1,4 @@
-//! Password hashing and verification (SPEC section 4).
+//! Password hashing and verification (docs/contract.md, "Passwords").
 //!
 //! - New hashes are Argon2id with OWASP's parameters (m=19456 KiB, t=2,
 //!   p=1), in PHC strings.
@@ -522,7 +522,7 @@ fn sha_crypt_rounds(stored: &str) -> Option<u32> {
     (rounds <= MAX_SHA_CRYPT_ROUNDS).then_some(rounds)
 }
 
-/// SPEC section 9's password rule for new passwords: at least 8 characters,
+/// The password rule for new passwords: at least 8 characters,
 /// at most 1024 UTF-8 bytes. `Err` is the message after `password: `.
 pub fn check_new_password(password: &str) -> Result<(), &'static str> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
@@ -578,11 +578,23 @@ mod tests {
             "blocker",
         )
         .unwrap();
-        let blocker = {
-            let h = h.clone();
-            tokio::spawn(async move { h.verify("blocker", Some(&slow)).await })
-        };
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // Polled once here, so the blocker is in the queue before we wait for
+        // the worker to take it: a fixed sleep lost that race on a loaded
+        // machine, leaving the logins seven places.
+        let mut blocker = Box::pin(h.verify("blocker", Some(&slow)));
+        std::future::poll_fn(|cx| {
+            assert!(blocker.as_mut().poll(cx).is_pending());
+            std::task::Poll::Ready(())
+        })
+        .await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while h.waiting() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the worker never started"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
         let started = std::time::Instant::now();
         let flood: Vec<_> = (0..20)
             .map(|_| {
@@ -621,7 +633,7 @@ mod tests {
                 last_signup = last_signup.max(done);
             }
         }
-        assert!(blocker.await.unwrap().is_ok());
+        assert!(blocker.await.is_ok());
         // The signups' two places; the other eighteen were refused at once.
         assert_eq!(hashed, 2, "signups admitted");
         assert!(

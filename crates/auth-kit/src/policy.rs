@@ -1,4 +1,5 @@
-//! Roles, scopes and permissions as data (SPEC section 3).
+//! Roles, scopes and permissions as data (docs/contract.md, "Roles, scopes
+//! and permissions").
 //!
 //! A service describes its access model once, as a [`PolicySpec`] constant,
 //! and turns it into an [`AccessPolicy`] at start-up; [`AccessPolicy::new`]
@@ -53,7 +54,7 @@ pub struct PolicySpec {
     pub signup_role: &'static str,
 }
 
-/// The access model of SPEC section 3: `guest` may hold `me`; `user` holds
+/// The standard access model: `guest` may hold `me`; `user` holds
 /// `me items items:write` and may read and write items; `admin` holds every
 /// scope and every permission.
 pub const STANDARD: PolicySpec = PolicySpec {
@@ -174,7 +175,7 @@ impl AccessPolicy {
         Ok(Self { spec })
     }
 
-    /// The standard policy of SPEC section 3.
+    /// The standard policy (docs/contract.md, "Roles, scopes and permissions").
     pub fn standard() -> Self {
         // STANDARD is checked by this module's tests; it cannot fail here.
         Self { spec: &STANDARD }

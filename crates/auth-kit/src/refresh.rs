@@ -61,7 +61,7 @@ impl ReuseWindow {
     pub const DISABLED: ReuseWindow = ReuseWindow(0);
 
     /// 10 seconds, REFRESH_TOKEN_REUSE_SECONDS' default (the interval
-    /// Supabase Auth uses for the same purpose).
+    /// common hosted identity providers use for the same purpose).
     pub const STANDARD: ReuseWindow = ReuseWindow(10);
 
     /// `None` above [`ReuseWindow::MAX_SECONDS`].

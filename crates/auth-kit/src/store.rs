@@ -1040,7 +1040,7 @@ impl Store {
     }
 }
 
-/// Items owned by users of another identity provider (Supabase), named by
+/// Items owned by users of another identity provider, named by
 /// their token's `sub`.
 impl Store {
     /// Stores an item owned by the subject `owner`.
@@ -1700,7 +1700,7 @@ pub struct RefreshRecord {
     pub revoked_at: Option<i64>,
 }
 
-/// An item (the example resource of SPEC section 3).
+/// An item (the example resource of the contract's routes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Item {
@@ -1738,7 +1738,7 @@ impl From<ItemRow> for Item {
 }
 
 /// An item owned by a user of another identity provider: `owner_id` is
-/// their `sub` (a Supabase user id).
+/// their `sub` (the provider's user id).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubjectItem {

@@ -45,7 +45,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::clock::Clock;
 use crate::policy::claim_holds_all;
 
-/// Longest bearer token accepted (SPEC section 9): anything longer is
+/// Longest bearer token accepted: anything longer is
 /// rejected before any decoding work.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
@@ -68,7 +68,7 @@ pub fn install_crypto_provider() {
     });
 }
 
-/// The signing algorithms a service may be configured with (SPEC section 2).
+/// The signing algorithms a service may be configured with (ALGORITHM).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[allow(clippy::upper_case_acronyms)]
 pub enum SigningAlgorithm {
@@ -580,7 +580,7 @@ impl fmt::Debug for AccessToken {
     }
 }
 
-/// The claims of our access tokens (SPEC section 3, RFC 9068).
+/// The claims of our access tokens (docs/contract.md, "Tokens"; RFC 9068).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {
     /// The user id, as a decimal string.
@@ -695,7 +695,8 @@ pub enum InvalidToken {
     #[error("The access token has been revoked")]
     Revoked,
     /// The identity provider that issued it refused it when asked (remote
-    /// verification with Supabase Auth: expired, revoked, malformed, ...).
+    /// verification with a hosted identity provider: expired, revoked,
+    /// malformed, ...).
     #[error("The access token was rejected by its issuer")]
     RejectedByIssuer,
 }
@@ -895,7 +896,7 @@ fn decode_checked<C: DeserializeOwned>(
 /// Maps a jsonwebtoken failure to the reason we report. Runs only on the
 /// failure path, so the extra header look for JSON errors costs valid
 /// tokens nothing.
-pub(crate) fn classify(token: &str, kind: &ErrorKind) -> InvalidToken {
+pub fn classify(token: &str, kind: &ErrorKind) -> InvalidToken {
     match kind {
         ErrorKind::ExpiredSignature => InvalidToken::Expired,
         ErrorKind::ImmatureSignature => InvalidToken::NotYetValid,
@@ -1031,7 +1032,7 @@ impl KeySet {
     }
 }
 
-/// Verifies a token with a shared HMAC secret (legacy Supabase projects):
+/// Verifies a token with a shared HMAC secret (an identity provider's legacy HS256 tokens):
 /// the algorithm is pinned to HS256 and the claims checked against `rules`.
 pub fn verify_hs256<C: DeserializeOwned>(
     token: &str,

@@ -1,5 +1,5 @@
 //! The extractors behind a real axum server on loopback: the exact 401/403
-//! statuses, `WWW-Authenticate` challenges and JSON bodies of SPEC section 3.
+//! statuses, `WWW-Authenticate` challenges and JSON bodies of docs/contract.md.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 

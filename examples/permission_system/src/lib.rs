@@ -335,7 +335,7 @@ pub const ADMIN: DemoUser = DemoUser {
 /// Every demo account.
 pub const DEMO_USERS: [DemoUser; 4] = [GUEST, USER, EDITOR, ADMIN];
 
-/// Access tokens live 30 minutes, refresh tokens 14 days (SPEC defaults).
+/// Access tokens live 30 minutes, refresh tokens 14 days (the defaults in docs/contract.md).
 const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(30 * 60);
 const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
 

@@ -8,11 +8,13 @@
 use std::fmt;
 
 use auth_kit::Clock;
-use auth_kit::config::{ServerSettings, SupabaseSettings, TrafficSettings};
+use auth_kit::config::{ServerSettings, TrafficSettings};
 use auth_kit::limiter::{MailRequestLimiter, RateLimiter, RedisUrlError};
 use auth_kit::policy::AccessPolicy;
 use auth_kit::store::{OpenError, Store};
-use auth_kit::supabase::{ClientBuildError, SupabaseAuth, SupabaseClient, SupabaseVerifier};
+use auth_kit_supabase::{
+    ClientBuildError, SupabaseAuth, SupabaseClient, SupabaseSettings, SupabaseVerifier,
+};
 use axum::extract::FromRef;
 
 pub mod routes;

@@ -4,10 +4,9 @@
 
 use std::process::ExitCode;
 
-use auth_kit::config::{
-    ConfigError, Environment, ServerSettings, SupabaseSettings, TrafficSettings,
-};
+use auth_kit::config::{ConfigError, Environment, ServerSettings, TrafficSettings};
 use auth_kit::http::ServeOptions;
+use auth_kit_supabase::SupabaseSettings;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]

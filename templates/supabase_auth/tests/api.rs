@@ -483,7 +483,7 @@ async fn the_openapi_document_tells_the_truth() {
         }
         let signup = &doc["components"]["schemas"]["SignupRequest"]["properties"];
         assert_eq!(signup["email"]["format"], json!("email"));
-        use auth_kit::supabase::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
+        use auth_kit_supabase::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
         assert_eq!(signup["password"]["minLength"], json!(MIN_PASSWORD_CHARS));
         assert_eq!(signup["password"]["maxLength"], json!(MAX_PASSWORD_BYTES));
         // The service agrees at the edges (Supabase counts bytes: a short

@@ -1,6 +1,6 @@
 //! Shared by the xtask integration tests: running the real binary, and small
 //! HTTP servers (a Supabase health endpoint, a hand-written service that
-//! follows SPEC section 3 with optional deliberate flaws).
+//! follows the HTTP contract of docs/contract.md, with optional deliberate flaws).
 #![allow(dead_code)] // each test file uses a different part
 
 use std::collections::HashMap;
@@ -109,7 +109,7 @@ pub fn supabase_health_stub() -> String {
     ))
 }
 
-/// Deliberate departures from SPEC section 3 for [`mini_service`].
+/// Deliberate departures from the HTTP contract (docs/contract.md) for [`mini_service`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Flaws {
     /// Verifies signatures but not `exp`.

@@ -39,8 +39,8 @@ use crate::config::TrafficSettings;
 use crate::error::{ApiError, OAuthError, ServerErrorDetail};
 pub use unread_body::DRAIN_TIMEOUT;
 
-/// Largest request body accepted (SPEC section 9). Services apply it with
-/// `axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES)`.
+/// Largest request body accepted (docs/contract.md, "Input rules"). Services
+/// apply it with `axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES)`.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 fn media_type(parts_or_req: &axum::http::HeaderMap) -> Option<String> {

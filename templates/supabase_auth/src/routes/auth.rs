@@ -13,7 +13,7 @@ use auth_kit::account::Accepted;
 use auth_kit::limiter::{MailRequestLimiter, RateLimiter};
 use auth_kit::login::TokenResponse;
 use auth_kit::openapi::{JsonBodyErrors, TokenForm};
-use auth_kit::supabase::{
+use auth_kit_supabase::{
     CurrentSupabaseUser, LogoutScope, SignUpOutcome, SupabaseAuth, SupabaseClaims, SupabaseClient,
     SupabaseError, SupabaseProfile, SupabaseUser,
 };
@@ -34,7 +34,7 @@ pub struct SignupRequest {
     email: String,
     /// At least 6 characters, at most 72 bytes (checked here); the Supabase
     /// project may ask for more (its 422 names the reasons).
-    #[schema(schema_with = auth_kit::openapi::schemas::supabase_password)]
+    #[schema(schema_with = auth_kit_supabase::password_schema)]
     password: String,
     /// Optional: the user's `user_metadata` (an object, or null).
     #[serde(default)]
@@ -66,7 +66,7 @@ pub async fn signup(
     ClientIp(client_ip): ClientIp,
     JsonBody(request): JsonBody<SignupRequest>,
 ) -> Result<Response, ApiError> {
-    auth_kit::supabase::check_signup_password(&request.password)?;
+    auth_kit_supabase::check_signup_password(&request.password)?;
     limiter.count_signup(client_ip).await?;
     let outcome = supabase
         .sign_up(&request.email, &request.password, request.data)

@@ -7,7 +7,7 @@ use auth_kit::http::{JsonBody, ResourceId};
 use auth_kit::openapi::{InvalidInput, JsonBodyErrors};
 use auth_kit::page::{Page, PageRequest};
 use auth_kit::store::{NewItem, Store, SubjectItem};
-use auth_kit::supabase::{CurrentSupabaseUser, RequireSupabasePermission};
+use auth_kit_supabase::{CurrentSupabaseUser, RequireSupabasePermission};
 use auth_kit::{ApiError, ErrorBody};
 use axum::Json;
 use axum::extract::State;

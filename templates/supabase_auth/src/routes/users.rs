@@ -1,7 +1,7 @@
 //! Your profile, from the verified token alone, and an admin-only route.
 
 use auth_kit::extract::standard::Admin;
-use auth_kit::supabase::{CurrentSupabaseUser, RequireSupabaseRole, SupabaseProfile};
+use auth_kit_supabase::{CurrentSupabaseUser, RequireSupabaseRole, SupabaseProfile};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -4,7 +4,8 @@
 
 use std::net::SocketAddr;
 
-use auth_kit::config::{Environment, ServerSettings, SupabaseSettings, TrafficSettings};
+use auth_kit::config::{Environment, ServerSettings, TrafficSettings};
+use auth_kit_supabase::SupabaseSettings;
 use auth_kit::http::ServeOptions;
 use auth_kit::testing::TestDatabase;
 use gotrue_stub::{StubConfig, StubHandle};

@@ -8,8 +8,8 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::{ApiError, AuthError, OAuthError};
-use crate::token::InvalidToken;
+use auth_kit::error::{ApiError, AuthError, OAuthError, ProviderUnavailable};
+use auth_kit::token::InvalidToken;
 
 /// Why Supabase Auth could not be asked or its answer could not be used.
 /// The `Display` text is for logs (it may name the URL, never a token);
@@ -54,7 +54,7 @@ pub enum Unavailable {
 }
 
 /// A failed call to Supabase Auth, classified by its error code (never by
-/// its message text), and how each maps to the contract (SPEC section 5)
+/// its message text), and how each maps to the contract (docs/contract.md)
 /// through `From` into [`ApiError`] (signup and other routes),
 /// [`OAuthError`] (the token endpoint) and [`AuthError`] (bearer checks):
 ///
@@ -71,7 +71,7 @@ pub enum Unavailable {
 /// | connection refused or dropped, timeout, 5xx, non-JSON, API key refused | `Unavailable` | 503 `supabase_unavailable` | 503 `supabase_unavailable` | 503 `supabase_unavailable` |
 ///
 /// 503 bodies are generic; the cause rides in the response's extensions for
-/// [`crate::http::log_server_errors`]. `IntoResponse` uses the [`ApiError`]
+/// [`auth_kit::http::log_server_errors`]. `IntoResponse` uses the [`ApiError`]
 /// mapping.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -140,6 +140,24 @@ impl SupabaseError {
     fn into_cause(self) -> Arc<dyn std::error::Error + Send + Sync> {
         Arc::new(self)
     }
+
+    /// 503 `supabase_unavailable`: the cause logged, a generic description
+    /// sent (never upstream's body).
+    pub(crate) fn into_outage(self) -> ProviderUnavailable {
+        supabase_unavailable(self.into_cause())
+    }
+}
+
+/// The answer when Supabase Auth cannot be asked: 503
+/// `supabase_unavailable` with `Retry-After: 1`.
+pub(crate) fn supabase_unavailable(
+    cause: Arc<dyn std::error::Error + Send + Sync>,
+) -> ProviderUnavailable {
+    ProviderUnavailable {
+        code: "supabase_unavailable",
+        description: "Supabase Auth is unavailable; retry shortly",
+        cause,
+    }
 }
 
 /// A human description of upstream's weak-password reasons.
@@ -191,7 +209,7 @@ impl From<SupabaseError> for OAuthError {
             SupabaseError::Validation { field, message } => {
                 OAuthError::InvalidRequest(Cow::Owned(format!("{field}: {message}")))
             }
-            SupabaseError::Unavailable(_) => OAuthError::SupabaseUnavailable(e.into_cause()),
+            SupabaseError::Unavailable(_) => OAuthError::ProviderUnavailable(e.into_outage()),
             SupabaseError::EmailTaken
             | SupabaseError::WeakPassword { .. }
             | SupabaseError::SignupDisabled
@@ -214,7 +232,7 @@ impl From<SupabaseError> for AuthError {
             SupabaseError::Banned => AuthError::Disabled,
             // A remote check that cannot be made is not the caller's fault.
             SupabaseError::Unavailable(_) | SupabaseError::RateLimited { .. } => {
-                AuthError::SupabaseUnavailable(e.into_cause())
+                AuthError::ProviderUnavailable(e.into_outage())
             }
             SupabaseError::EmailTaken
             | SupabaseError::WeakPassword { .. }
@@ -252,7 +270,7 @@ impl From<SupabaseError> for ApiError {
             SupabaseError::InvalidGrant { .. } | SupabaseError::Other { .. } => {
                 ApiError::InvalidRequest(Cow::Borrowed("Supabase Auth refused the request"))
             }
-            SupabaseError::Unavailable(_) => ApiError::SupabaseUnavailable(e.into_cause()),
+            SupabaseError::Unavailable(_) => ApiError::ProviderUnavailable(e.into_outage()),
         }
     }
 }
@@ -314,7 +332,7 @@ mod tests {
             assert!(
                 response
                     .extensions()
-                    .get::<crate::error::ServerErrorDetail>()
+                    .get::<auth_kit::error::ServerErrorDetail>()
                     .is_some()
             );
         }

@@ -8,8 +8,8 @@
 
 use std::hint::black_box;
 
-use auth_kit::config::{Environment, SupabaseSettings};
-use auth_kit::supabase::{SignUpOutcome, SupabaseClient, SupabaseVerifier};
+use auth_kit::config::Environment;
+use auth_kit_supabase::{SignUpOutcome, SupabaseClient, SupabaseSettings, SupabaseVerifier};
 use criterion::{Criterion, criterion_group, criterion_main};
 use gotrue_stub::StubConfig;
 

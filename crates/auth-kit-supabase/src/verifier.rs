@@ -7,13 +7,13 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 use zeroize::Zeroizing;
 
-use crate::clock::Clock;
+use crate::claims::SupabaseClaims;
+use crate::client::SupabaseClient;
 use crate::config::{SupabaseSettings, VerifyMode};
-use crate::error::AuthError;
-use crate::supabase::claims::SupabaseClaims;
-use crate::supabase::client::SupabaseClient;
-use crate::supabase::error::{SupabaseError, Unavailable};
-use crate::token::{
+use crate::error::{SupabaseError, Unavailable};
+use auth_kit::clock::Clock;
+use auth_kit::error::AuthError;
+use auth_kit::token::{
     ClaimRules, InvalidToken, KeySet, KeySetError, MAX_TOKEN_BYTES, SigningAlgorithm,
 };
 
@@ -38,7 +38,7 @@ pub struct JwksTiming {
 }
 
 impl JwksTiming {
-    /// SPEC section 5: cached up to 10 minutes, refetched at most once per
+    /// The contract's timing: cached up to 10 minutes, refetched at most once per
     /// 30 s; without any key set, a new attempt after 5 s.
     pub const STANDARD: JwksTiming = JwksTiming {
         max_age: Duration::from_secs(600),
@@ -64,7 +64,7 @@ fn secs(d: Duration) -> i64 {
 ///
 /// Local mode checks the signature here:
 /// - ES256 / RS256 tokens against the project's JWKS through
-///   [`crate::token::KeySet`] (each key pinned to its algorithm). The key
+///   [`auth_kit::token::KeySet`] (each key pinned to its algorithm). The key
 ///   set is cached for at most 10 minutes (less if the JWKS answer's
 ///   `Cache-Control` says so). Once it is stale, requests are still
 ///   answered from it at once while one background task refreshes it
@@ -74,13 +74,13 @@ fn secs(d: Duration) -> i64 {
 ///   30 s, one in flight at a time. A failed refetch keeps the last good
 ///   key set.
 /// - HS256 tokens with SUPABASE_JWT_SECRET through
-///   [`crate::token::verify_hs256`]. Without the secret, an HS256 project
+///   [`auth_kit::token::verify_hs256`]. Without the secret, an HS256 project
 ///   (its JWKS lists no keys) is asked with `GET /auth/v1/user`; in a
 ///   project that publishes keys, an HS256 token is refused.
 ///
 /// Either way `aud` must be `authenticated`, `iss` must be
 /// `<SUPABASE_URL>/auth/v1`, `exp` is required and at most 60 s of leeway is
-/// allowed ([`crate::token::ClaimRules`]).
+/// allowed ([`auth_kit::token::ClaimRules`]).
 ///
 /// Remote mode asks `GET /auth/v1/user` for every token: a logout or a ban
 /// takes effect at once.
@@ -125,7 +125,7 @@ impl SupabaseVerifier {
         timing: JwksTiming,
         clock: Clock,
     ) -> Self {
-        crate::token::install_crypto_provider();
+        auth_kit::token::install_crypto_provider();
         Self {
             inner: Arc::new(Inner {
                 client,
@@ -178,10 +178,10 @@ impl SupabaseVerifier {
             return self.verify_remote(token).await;
         }
         let header = jsonwebtoken::decode_header(token)
-            .map_err(|e| crate::token::classify(token, e.kind()))?;
+            .map_err(|e| auth_kit::token::classify(token, e.kind()))?;
         if header.alg == Algorithm::HS256 {
             if let Some(secret) = &self.inner.secret {
-                return Ok(crate::token::verify_hs256(
+                return Ok(auth_kit::token::verify_hs256(
                     token,
                     secret,
                     &self.inner.rules,
@@ -307,9 +307,9 @@ impl JwksCache {
             }
             if !state.may_fetch(now, &self.timing) {
                 return state.keys.clone().ok_or_else(|| {
-                    AuthError::SupabaseUnavailable(Arc::new(SupabaseError::from(
-                        Unavailable::KeysUnavailable,
-                    )))
+                    AuthError::ProviderUnavailable(
+                        SupabaseError::from(Unavailable::KeysUnavailable).into_outage(),
+                    )
                 });
             }
         }
@@ -343,7 +343,7 @@ impl JwksCache {
                 self.state()
                     .keys
                     .clone()
-                    .ok_or_else(|| AuthError::SupabaseUnavailable(Arc::new(e)))
+                    .ok_or_else(|| AuthError::ProviderUnavailable(e.into_outage()))
             }
         }
     }

@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
+use crate::claims::null_as_empty;
 use crate::config::{SupabaseKey, SupabaseSettings};
-use crate::http::SecretString;
-use crate::supabase::claims::null_as_empty;
-use crate::supabase::error::{SupabaseError, Unavailable};
+use crate::error::{SupabaseError, Unavailable};
+use auth_kit::http::SecretString;
 
 /// The error shape this client asks for (upstream's newest).
 const API_VERSION: &str = "2024-01-01";
@@ -214,7 +214,7 @@ impl From<RawSession> for Session {
     }
 }
 
-impl From<Session> for crate::login::TokenResponse {
+impl From<Session> for auth_kit::login::TokenResponse {
     /// Our `/token` answer for a Supabase session (no `scope`: Supabase
     /// tokens carry none).
     fn from(session: Session) -> Self {
@@ -313,9 +313,9 @@ impl SupabaseClient {
     /// RFC 6749's shape; Supabase's errors mapped by their code.
     pub async fn token(
         &self,
-        request: &crate::http::TokenRequest,
-    ) -> Result<crate::login::TokenResponse, crate::OAuthError> {
-        use crate::OAuthError;
+        request: &auth_kit::http::TokenRequest,
+    ) -> Result<auth_kit::login::TokenResponse, auth_kit::OAuthError> {
+        use auth_kit::OAuthError;
         use std::borrow::Cow;
         match request.grant_type.as_deref() {
             Some("password") => {
@@ -356,10 +356,10 @@ impl SupabaseClient {
     /// apart). Refreshes are not counted.
     pub async fn token_limited(
         &self,
-        request: &crate::http::TokenRequest,
-        limiter: &crate::limiter::RateLimiter,
+        request: &auth_kit::http::TokenRequest,
+        limiter: &auth_kit::limiter::RateLimiter,
         client_ip: Option<std::net::IpAddr>,
-    ) -> Result<crate::login::TokenResponse, crate::OAuthError> {
+    ) -> Result<auth_kit::login::TokenResponse, auth_kit::OAuthError> {
         match (request.grant_type.as_deref(), request.username.as_deref()) {
             (Some("password"), Some(email)) => {
                 limiter
@@ -1069,7 +1069,7 @@ mod tests {
 
     #[test]
     fn builds_without_a_process_wide_tls_provider() {
-        use crate::config::Environment;
+        use auth_kit::config::Environment;
         // Nothing in this test binary installs a rustls default provider:
         // the client must not need one (reqwest would panic without it).
         assert!(rustls::crypto::CryptoProvider::get_default().is_none());

@@ -7,26 +7,26 @@ use std::sync::Arc;
 use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 
-use crate::error::AuthError;
-use crate::extract::{
+use crate::claims::SupabaseUser;
+use crate::verifier::SupabaseVerifier;
+use auth_kit::error::AuthError;
+use auth_kit::extract::{
     Account, PermissionRequirement, RoleRequirement, RouteGuard, check_permission,
 };
-use crate::policy::AccessPolicy;
-use crate::supabase::claims::SupabaseUser;
-use crate::supabase::verifier::SupabaseVerifier;
+use auth_kit::policy::AccessPolicy;
 
 /// Verifies bearer tokens and applies the access policy: the state the
 /// extractors [`CurrentSupabaseUser`], [`RequireSupabasePermission`] and
 /// [`RequireSupabaseRole`] need (found through `FromRef`). Cheap to clone.
 ///
-/// The extractors are the counterparts of [`crate::extract`]'s: rejections
+/// The extractors are the counterparts of [`auth_kit::extract`]'s: rejections
 /// are [`AuthError`]s with RFC 6750 challenges, and permission and role
-/// checks are [`crate::extract::check_permission`] and the same role
+/// checks are [`auth_kit::extract::check_permission`] and the same role
 /// comparison, over [`SupabaseUser`]'s `app_metadata`.
 ///
 /// ```
 /// use auth_kit::extract::standard::{Admin, DeleteItems};
-/// use auth_kit::supabase::{CurrentSupabaseUser, RequireSupabasePermission, RequireSupabaseRole};
+/// use auth_kit_supabase::{CurrentSupabaseUser, RequireSupabasePermission, RequireSupabaseRole};
 ///
 /// async fn me(caller: CurrentSupabaseUser) -> String {
 ///     caller.user.id().to_owned()
@@ -76,7 +76,7 @@ impl SupabaseAuth {
     /// Verifies the request's bearer token and returns its user; a user
     /// without `app_metadata.role` gets the policy's signup role.
     pub async fn authenticate(&self, parts: &Parts) -> Result<SupabaseUser, AuthError> {
-        let token = crate::extract::bearer_token(parts)?;
+        let token = auth_kit::extract::bearer_token(parts)?;
         let claims = self.verifier.verify(token).await?;
         Ok(SupabaseUser::new(claims, self.policy.signup_role()))
     }

@@ -1,16 +1,16 @@
-//! Supabase Auth as the identity provider (SPEC section 5), behind the
-//! `supabase` feature.
+//! Supabase Auth as the identity provider of an axum service, on top of
+//! auth-kit (docs/contract.md, "Routes of the supabase service" and
+//! "Supabase tokens"). Only the supabase service carries this crate.
 //!
-//! - [`SupabaseSettings`] (in [`crate::config`], always compiled so that
-//!   `cargo xtask validate` can run [`check_supabase`] without an HTTP
-//!   client): SUPABASE_URL, SUPABASE_KEY, SUPABASE_JWT_SECRET,
-//!   SUPABASE_VERIFY, SUPABASE_TIMEOUT_SECONDS.
+//! - [`SupabaseSettings`] and [`check_supabase`] (in [`config`]):
+//!   SUPABASE_URL, SUPABASE_KEY, SUPABASE_JWT_SECRET, SUPABASE_VERIFY,
+//!   SUPABASE_TIMEOUT_SECONDS.
 //! - [`SupabaseClient`]: signup, password sign-in, refresh, get user,
 //!   logout, password recovery; bounded by the timeout, retried only when
 //!   idempotent.
 //! - [`SupabaseError`]: every failure classified by upstream's error code,
-//!   and mapped to the contract through [`crate::ApiError`],
-//!   [`crate::OAuthError`] and [`crate::AuthError`] (`From` impls); an
+//!   and mapped to the contract through [`auth_kit::ApiError`],
+//!   [`auth_kit::OAuthError`] and [`auth_kit::AuthError`] (`From` impls); an
 //!   unreachable, slow or broken Supabase is always 503
 //!   `supabase_unavailable`.
 //! - [`SupabaseVerifier`]: local verification against the project's JWKS
@@ -22,9 +22,11 @@
 //! Wiring a service:
 //!
 //! ```no_run
-//! use auth_kit::config::{Environment, SupabaseSettings};
+//! use auth_kit::config::Environment;
 //! use auth_kit::policy::AccessPolicy;
-//! use auth_kit::supabase::{CurrentSupabaseUser, SupabaseAuth, SupabaseClient, SupabaseVerifier};
+//! use auth_kit_supabase::{
+//!     CurrentSupabaseUser, SupabaseAuth, SupabaseClient, SupabaseSettings, SupabaseVerifier,
+//! };
 //! use axum::extract::FromRef;
 //! use axum::{Json, Router, routing::get};
 //!
@@ -34,7 +36,7 @@
 //!     auth: SupabaseAuth,
 //! }
 //!
-//! async fn me(caller: CurrentSupabaseUser) -> Json<auth_kit::supabase::SupabaseProfile> {
+//! async fn me(caller: CurrentSupabaseUser) -> Json<auth_kit_supabase::SupabaseProfile> {
 //!     Json(caller.user.profile())
 //! }
 //!
@@ -53,17 +55,18 @@
 
 mod claims;
 mod client;
+pub mod config;
 mod error;
 mod extract;
 mod verifier;
 
-pub use crate::config::{
-    JwtSecret, KeyKind, SupabaseKey, SupabaseSettings, VerifyMode, check_supabase, classify_key,
-};
 pub use claims::{SupabaseClaims, SupabaseProfile, SupabaseUser};
 pub use client::{
     ClientBuildError, LogoutScope, Session, SignUpOutcome, SupabaseClient, UserRecord,
     WeakPasswordNotice,
+};
+pub use config::{
+    JwtSecret, KeyKind, SupabaseKey, SupabaseSettings, VerifyMode, check_supabase, classify_key,
 };
 pub use error::{SupabaseError, Unavailable};
 pub use extract::{
@@ -71,7 +74,7 @@ pub use extract::{
 };
 pub use verifier::{JwksTiming, SUPABASE_AUDIENCE, SupabaseVerifier};
 
-use crate::error::ApiError;
+use auth_kit::error::ApiError;
 
 /// The shortest password Supabase Auth accepts by default, in characters
 /// (a project may ask for more: its 422 names the rule).
@@ -99,4 +102,20 @@ pub fn check_signup_password(password: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// The OpenAPI schema of a signup's password, from the constants
+/// [`check_signup_password`] checks, so the document and the check cannot
+/// drift apart (`#[schema(schema_with = auth_kit_supabase::password_schema)]`).
+pub fn password_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+        .min_length(Some(MIN_PASSWORD_CHARS))
+        .max_length(Some(MAX_PASSWORD_BYTES))
+        .description(Some(format!(
+            "At least {MIN_PASSWORD_CHARS} characters (the Supabase project may ask for more) and at most {MAX_PASSWORD_BYTES} bytes in UTF-8"
+        )))
+        .build()
 }

@@ -1,4 +1,4 @@
-//! The supabase service's settings (SPEC sections 2 and 5).
+//! The supabase service's settings (docs/contract.md, "Settings").
 
 use std::fmt;
 use std::time::Duration;
@@ -6,10 +6,10 @@ use std::time::Duration;
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
-use super::{
+use auth_kit::config::{
     ConfigError, ConfigErrorKind, Environment, Finding, Report, integer, leeway, truncate,
 };
-use crate::token::Leeway;
+use auth_kit::token::Leeway;
 
 /// How protected routes check access tokens (SUPABASE_VERIFY).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +144,8 @@ impl fmt::Debug for JwtSecret {
 /// | JWT_LEEWAY_SECONDS | 30 | 0 to 60 |
 ///
 /// ```
-/// use auth_kit::config::{Environment, Status, SupabaseSettings, check_supabase};
+/// use auth_kit::config::{Environment, Status};
+/// use auth_kit_supabase::config::{SupabaseSettings, check_supabase};
 ///
 /// let env = Environment::from_pairs([
 ///     ("SUPABASE_URL", "https://abcdefghijklmnopqrst.supabase.co"),
@@ -178,14 +179,7 @@ impl SupabaseSettings {
         let mut report = Report::default();
         match read_supabase(env, &mut report) {
             Some(settings) => Ok(settings),
-            None => Err(report.first_error.unwrap_or_else(|| {
-                ConfigError::new(
-                    "configuration",
-                    ConfigErrorKind::Invalid,
-                    "the Supabase configuration is invalid",
-                    "run `cargo xtask validate`",
-                )
-            })),
+            None => Err(report.into_error()),
         }
     }
 
@@ -205,7 +199,7 @@ impl SupabaseSettings {
 pub fn check_supabase(env: &Environment) -> Vec<Finding> {
     let mut report = Report::default();
     read_supabase(env, &mut report);
-    report.findings
+    report.into_findings()
 }
 
 const URL_FIX: &str = "set SUPABASE_URL to the project URL from the Supabase dashboard (Project Settings, API), e.g. https://<project-ref>.supabase.co, or to the URL `cargo run -p gotrue-stub` prints for offline development";
@@ -426,7 +420,7 @@ fn verify_mode(env: &Environment) -> Result<VerifyMode, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Status;
+    use auth_kit::config::Status;
 
     const URL: &str = "https://abcdefghijklmnopqrst.supabase.co";
     const PUBLISHABLE: &str = "sb_publishable_abc123";

@@ -1,4 +1,4 @@
-//! auth-kit's Supabase module against gotrue-stub on loopback: the client's
+//! auth-kit-supabase against gotrue-stub on loopback: the client's
 //! round trip, every mapped error (including 503 when Supabase is slow,
 //! down or broken), JWKS caching and rotation, roles from `app_metadata`
 //! only, the legacy HS256 and remote modes.
@@ -7,16 +7,17 @@
 
 use std::time::{Duration, Instant};
 
-use auth_kit::config::{Environment, SupabaseSettings, VerifyMode};
+use auth_kit::config::Environment;
 use auth_kit::error::ServerErrorDetail;
 use auth_kit::extract::standard::{Admin, DeleteItems};
 use auth_kit::policy::AccessPolicy;
-use auth_kit::supabase::{
-    CurrentSupabaseUser, JwksTiming, LogoutScope, RequireSupabasePermission, RequireSupabaseRole,
-    Session, SignUpOutcome, SupabaseAuth, SupabaseClient, SupabaseError, SupabaseVerifier,
-};
 use auth_kit::token::InvalidToken;
 use auth_kit::{ApiError, AuthError, Clock, OAuthError};
+use auth_kit_supabase::{
+    CurrentSupabaseUser, JwksTiming, LogoutScope, RequireSupabasePermission, RequireSupabaseRole,
+    Session, SignUpOutcome, SupabaseAuth, SupabaseClient, SupabaseError, SupabaseSettings,
+    SupabaseVerifier, VerifyMode,
+};
 use axum::extract::FromRef;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;

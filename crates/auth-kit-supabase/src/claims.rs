@@ -3,8 +3,8 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use crate::extract::Account;
-use crate::supabase::client::UserRecord;
+use crate::client::UserRecord;
+use auth_kit::extract::Account;
 
 /// The claims of a Supabase access token that a service uses. Unknown
 /// claims are ignored; `iss`, `aud` and `exp` are checked during
@@ -133,7 +133,7 @@ impl SupabaseUser {
         &self.claims
     }
 
-    /// The `GET /users/me` answer of SPEC section 5, built from the
+    /// The `GET /users/me` answer (docs/contract.md), built from the
     /// verified token alone.
     pub fn profile(&self) -> SupabaseProfile {
         SupabaseProfile {
@@ -163,8 +163,7 @@ impl Account for SupabaseUser {
 }
 
 /// `{id, email, role, app_metadata, user_metadata}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SupabaseProfile {
     /// The user's id.
     pub id: String,
@@ -173,10 +172,10 @@ pub struct SupabaseProfile {
     /// The application role.
     pub role: String,
     /// Server-set metadata.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[schema(value_type = Object)]
     pub app_metadata: Map<String, Value>,
     /// User-editable metadata.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[schema(value_type = Object)]
     pub user_metadata: Map<String, Value>,
 }
 
