@@ -1,4 +1,4 @@
-//! `cargo xtask validate [--env-file PATH] [--json]`, through the real binary:
+//! `cargo auth validate [--env-file PATH] [--json]`, through the real binary:
 //! each bad configuration gets its FAIL line and exit status 1.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -126,7 +126,7 @@ fn secret_key_problems() {
         &[("WARN", "SECRET_KEY", "bits of entropy")],
     );
     assert!(
-        out.contains("fix: generate one with `cargo xtask setup-jwt`"),
+        out.contains("fix: generate one with `cargo auth setup-jwt`"),
         "{out}"
     );
 }

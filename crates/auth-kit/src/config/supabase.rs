@@ -183,7 +183,7 @@ impl SupabaseSettings {
                     "configuration",
                     ConfigErrorKind::Invalid,
                     "the Supabase configuration is invalid",
-                    "run `cargo xtask validate`",
+                    "run `cargo auth validate`",
                 )
             })),
         }

@@ -2,7 +2,7 @@
 //! `supabase` feature.
 //!
 //! - [`SupabaseSettings`] (in [`crate::config`], always compiled so that
-//!   `cargo xtask validate` can run [`check_supabase`] without an HTTP
+//!   `cargo auth validate` can run [`check_supabase`] without an HTTP
 //!   client): SUPABASE_URL, SUPABASE_KEY, SUPABASE_JWT_SECRET,
 //!   SUPABASE_VERIFY, SUPABASE_TIMEOUT_SECONDS.
 //! - [`SupabaseClient`]: signup, password sign-in, refresh, get user,

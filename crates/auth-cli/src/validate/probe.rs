@@ -1,4 +1,4 @@
-//! `cargo xtask validate --url URL`: probes a running service over HTTP
+//! `cargo auth validate --url URL`: probes a running service over HTTP
 //! against SPEC section 3.
 //!
 //! It knows only the contract, not this project's code (beyond the HTTP
