@@ -51,6 +51,10 @@ pub struct NewArgs {
     /// (see `.xtask-stamp` in it); anything else is refused.
     #[arg(long)]
     pub force: bool,
+    /// Stamp from another checkout of this repository (its templates and
+    /// kit, and its commit in the provenance record) instead of this one.
+    #[arg(long, value_name = "REPO")]
+    pub from: Option<PathBuf>,
 }
 
 /// An authentication strategy and its template.
@@ -85,12 +89,17 @@ impl Strategy {
     }
 
     pub fn template_dir(self) -> PathBuf {
+        self.template_dir_in(repo::root())
+    }
+
+    /// The template in the checkout at `root`.
+    pub fn template_dir_in(self, root: &Path) -> PathBuf {
         let folder = match self {
             Strategy::Jwt => "jwt_auth",
             Strategy::Oauth2 => "oauth2_flow",
             Strategy::Supabase => "supabase_auth",
         };
-        repo::root().join("templates").join(folder)
+        root.join("templates").join(folder)
     }
 }
 
@@ -103,7 +112,14 @@ pub fn run(args: &NewArgs) -> Result<PathBuf> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(&args.name));
     let started = std::time::Instant::now();
-    stamp(strategy, &args.name, &dest, args.force)?;
+    let root = args.from.as_deref().unwrap_or(repo::root());
+    if !root.join("crates/auth-kit").is_dir() {
+        bail!(
+            "{} is not a checkout of the auth-kit repository (it has no crates/auth-kit): pass its root with --from",
+            root.display()
+        );
+    }
+    stamp_from(root, strategy, &args.name, &dest, args.force)?;
     let run = match strategy {
         Strategy::Supabase => format!(
             "  cd {0} && cargo run -p gotrue-stub -- --env-file .env   # an offline Supabase Auth stand-in\n  cd {0} && cargo run     # in a second terminal; then open http://127.0.0.1:8000/docs",
@@ -163,6 +179,17 @@ pub fn check_name(name: &str) -> Result<()> {
 
 /// Renders, completes and moves the project into `dest`.
 pub fn stamp(strategy: Strategy, name: &str, dest: &Path, force: bool) -> Result<()> {
+    stamp_from(repo::root(), strategy, name, dest, force)
+}
+
+/// [`stamp`] from the checkout of this repository at `root`.
+pub fn stamp_from(
+    root: &Path,
+    strategy: Strategy,
+    name: &str,
+    dest: &Path,
+    force: bool,
+) -> Result<()> {
     check_destination(dest, force)?;
     let parent = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -174,11 +201,8 @@ pub fn stamp(strategy: Strategy, name: &str, dest: &Path, force: bool) -> Result
         .prefix(".xtask-new-")
         .tempdir_in(&parent)
         .with_context(|| format!("cannot write in {}", parent.display()))?;
-    let project = render(strategy, name, staging.path())?;
-    let kit = auth_cli::kit::kit_files(
-        &auth_cli::kit::WorkingTree(repo::root().to_owned()),
-        strategy.name(),
-    )?;
+    let project = render(&strategy.template_dir_in(root), strategy, name, staging.path())?;
+    let kit = auth_cli::kit::kit_files(&auth_cli::kit::WorkingTree(root.to_owned()), strategy.name())?;
     for (path, bytes) in &kit {
         let to = project.join(path);
         if let Some(folder) = to.parent() {
@@ -186,9 +210,9 @@ pub fn stamp(strategy: Strategy, name: &str, dest: &Path, force: bool) -> Result
         }
         fs::write(&to, bytes).with_context(|| format!("cannot write {}", to.display()))?;
     }
-    fs::write(project.join(PROVENANCE), provenance(strategy, &kit)?.render())
+    fs::write(project.join(PROVENANCE), provenance(root, strategy, &kit)?.render())
         .context("cannot write the kit's provenance record")?;
-    fs::copy(repo::root().join("Cargo.lock"), project.join("Cargo.lock"))
+    fs::copy(root.join("Cargo.lock"), project.join("Cargo.lock"))
         .context("cannot copy Cargo.lock")?;
     write_private_file(&project.join(".env"), &env_file(strategy, name))?;
     write_manifest(&project)?;
@@ -202,8 +226,7 @@ pub fn stamp(strategy: Strategy, name: &str, dest: &Path, force: bool) -> Result
 /// (`cargo xtask generate` is that CLI), in a child process; returns the
 /// rendered folder inside `into`. cargo-generate's chatter is shown only
 /// when it fails.
-pub fn render(strategy: Strategy, name: &str, into: &Path) -> Result<PathBuf> {
-    let template = strategy.template_dir();
+pub fn render(template: &Path, strategy: Strategy, name: &str, into: &Path) -> Result<PathBuf> {
     if !template.join("cargo-generate.toml").is_file() {
         bail!(
             "the {} template is missing at {}",
@@ -523,12 +546,18 @@ fn check_replaceable_aside(replaced: &Path, dest: &Path) -> Result<()> {
 /// Where the kit being stamped comes from: the kit's version, this
 /// repository's commit, and whether the kit's sources differ from it.
 fn provenance(
+    root: &Path,
     strategy: Strategy,
     kit: &std::collections::BTreeMap<String, Vec<u8>>,
 ) -> Result<auth_cli::kit::Provenance> {
-    let (commit, dirty) = repository_commit(repo::root());
+    let (commit, dirty) = repository_commit(root);
+    let version = fs::read_to_string(root.join("Cargo.toml"))
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|m| m.get("workspace")?.get("package")?.get("version")?.as_str().map(str::to_owned))
+        .context("the repository's Cargo.toml has no workspace.package.version")?;
     Ok(auth_cli::kit::Provenance::of(
-        env!("CARGO_PKG_VERSION"),
+        &version,
         &commit,
         dirty,
         strategy.name(),

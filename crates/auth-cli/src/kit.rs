@@ -525,9 +525,10 @@ pub fn render_file(source: &dyn KitSource, path: &str, strategy: &str) -> Result
 
 /// A member crate's manifest with every `workspace = true` resolved against
 /// the repository's root manifest, and the parts that only make sense there
-/// (dev-dependencies, benches, tests) dropped. A stamp of a template other
-/// than supabase drops the `supabase` feature (and the dependencies only it
-/// enables); a supabase stamp turns it on by default.
+/// (dev-dependencies, benches, tests) dropped. In a stamp of a template
+/// other than supabase the `supabase` feature enables nothing and is off
+/// (the dependencies only it enabled are dropped); a supabase stamp turns
+/// it on by default.
 pub fn standalone_manifest(
     crate_manifest: &str,
     root_manifest: &str,
@@ -624,15 +625,16 @@ pub fn standalone_manifest(
             {
                 default.push(Value::String("supabase".to_owned()));
             }
-        } else if let Some(Value::Array(enabled)) = features.remove("supabase") {
+        } else if let Some(Value::Array(enabled)) = features.get_mut("supabase") {
+            // Kept declared but enabling nothing, so `cfg(feature = "supabase")`
+            // stays a known condition; off by default.
             let only_through_supabase: Vec<String> = enabled
                 .iter()
                 .filter_map(|f| f.as_str()?.strip_prefix("dep:").map(str::to_owned))
                 .collect();
-            for (_, list) in features.iter_mut() {
-                if let Value::Array(list) = list {
-                    list.retain(|f| f.as_str() != Some("supabase"));
-                }
+            enabled.clear();
+            if let Some(Value::Array(default)) = features.get_mut("default") {
+                default.retain(|f| f.as_str() != Some("supabase"));
             }
             if let Some(Value::Table(deps)) = manifest.get_mut("dependencies") {
                 for dep in only_through_supabase {
@@ -743,7 +745,9 @@ mod tests {
         let root = "[workspace]\n[workspace.package]\nversion = \"0.1.0\"\n[workspace.dependencies]\nx = \"1\"\n";
         let krate = "[package]\nname = \"c\"\nversion.workspace = true\n[features]\ndefault = [\"supabase\"]\nsupabase = [\"dep:x\"]\n[dependencies]\nx = { workspace = true, optional = true }\n";
         let jwt = standalone_manifest(krate, root, "jwt").unwrap();
-        assert!(!jwt.contains("supabase"), "{jwt}");
+        let parsed: toml::Table = jwt.parse().unwrap();
+        assert_eq!(parsed["features"]["default"].as_array().unwrap().len(), 0);
+        assert_eq!(parsed["features"]["supabase"].as_array().unwrap().len(), 0);
         assert!(!jwt.contains("[dependencies.x]") && !jwt.contains("x ="), "{jwt}");
         let supabase = standalone_manifest(krate, root, "supabase").unwrap();
         let parsed: toml::Table = supabase.parse().unwrap();
