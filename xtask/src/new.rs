@@ -201,8 +201,16 @@ pub fn stamp_from(
         .prefix(".xtask-new-")
         .tempdir_in(&parent)
         .with_context(|| format!("cannot write in {}", parent.display()))?;
-    let project = render(&strategy.template_dir_in(root), strategy, name, staging.path())?;
-    let kit = auth_cli::kit::kit_files(&auth_cli::kit::WorkingTree(root.to_owned()), strategy.name())?;
+    let project = render(
+        &strategy.template_dir_in(root),
+        strategy,
+        name,
+        staging.path(),
+    )?;
+    let kit = auth_cli::kit::kit_files(
+        &auth_cli::kit::WorkingTree(root.to_owned()),
+        strategy.name(),
+    )?;
     for (path, bytes) in &kit {
         let to = project.join(path);
         if let Some(folder) = to.parent() {
@@ -210,8 +218,11 @@ pub fn stamp_from(
         }
         fs::write(&to, bytes).with_context(|| format!("cannot write {}", to.display()))?;
     }
-    fs::write(project.join(PROVENANCE), provenance(root, strategy, &kit)?.render())
-        .context("cannot write the kit's provenance record")?;
+    fs::write(
+        project.join(PROVENANCE),
+        provenance(root, strategy, &kit)?.render(),
+    )
+    .context("cannot write the kit's provenance record")?;
     fs::copy(root.join("Cargo.lock"), project.join("Cargo.lock"))
         .context("cannot copy Cargo.lock")?;
     write_private_file(&project.join(".env"), &env_file(strategy, name))?;
@@ -554,7 +565,13 @@ fn provenance(
     let version = fs::read_to_string(root.join("Cargo.toml"))
         .ok()
         .and_then(|text| text.parse::<toml::Table>().ok())
-        .and_then(|m| m.get("workspace")?.get("package")?.get("version")?.as_str().map(str::to_owned))
+        .and_then(|m| {
+            m.get("workspace")?
+                .get("package")?
+                .get("version")?
+                .as_str()
+                .map(str::to_owned)
+        })
         .context("the repository's Cargo.toml has no workspace.package.version")?;
     Ok(auth_cli::kit::Provenance::of(
         &version,

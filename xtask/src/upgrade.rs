@@ -106,9 +106,7 @@ impl Action {
     /// The new contents, when the file is written.
     fn contents(&self) -> Option<&[u8]> {
         match self {
-            Action::Replace(c) | Action::Merge(c) | Action::Conflict(c) | Action::Add(c) => {
-                Some(c)
-            }
+            Action::Replace(c) | Action::Merge(c) | Action::Conflict(c) | Action::Add(c) => Some(c),
             _ => None,
         }
     }
@@ -129,10 +127,7 @@ pub fn run(args: &UpgradeArgs) -> Result<()> {
             project.display()
         );
     }
-    let from = args
-        .from
-        .clone()
-        .unwrap_or_else(|| repo::root().to_owned());
+    let from = args.from.clone().unwrap_or_else(|| repo::root().to_owned());
     let base_source = GitCommit::open(&from, &record.commit)?;
     let theirs_source = GitCommit::open(&from, "HEAD")?;
     let base = kit_files(&base_source, &record.strategy)?;
@@ -176,10 +171,7 @@ pub fn run(args: &UpgradeArgs) -> Result<()> {
             }
         );
     }
-    if steps
-        .iter()
-        .any(|(_, a)| matches!(a, Action::Unresolved))
-    {
+    if steps.iter().any(|(_, a)| matches!(a, Action::Unresolved)) {
         bail!(
             "conflict markers from an earlier upgrade are still in {}: resolve them first",
             conflicts.join(", ")
@@ -252,7 +244,11 @@ fn plan(
                     // Changed here only.
                     has_markers(&ours).then_some(Action::Unresolved)
                 } else {
-                    Some(merge(base.get(path).map_or(&[][..], Vec::as_slice), &ours, theirs))
+                    Some(merge(
+                        base.get(path).map_or(&[][..], Vec::as_slice),
+                        &ours,
+                        theirs,
+                    ))
                 }
             }
             (Some(_), None, Some(theirs)) => {
@@ -413,10 +409,8 @@ mod tests {
             fs::write(dir.path().join(path), bytes).unwrap();
         }
         let steps = plan(dir.path(), &record(&base), &base, &theirs).unwrap();
-        let labels: Vec<(&str, &str)> = steps
-            .iter()
-            .map(|(p, a)| (p.as_str(), a.label()))
-            .collect();
+        let labels: Vec<(&str, &str)> =
+            steps.iter().map(|(p, a)| (p.as_str(), a.label())).collect();
         assert_eq!(
             labels,
             [

@@ -17,7 +17,12 @@ fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["-c", "user.name=upgrade-test", "-c", "user.email=upgrade@test"])
+        .args([
+            "-c",
+            "user.name=upgrade-test",
+            "-c",
+            "user.email=upgrade@test",
+        ])
         .args(args)
         .output()
         .unwrap();
@@ -98,7 +103,10 @@ fn upgrade_replaces_merges_and_stops_on_conflicts() {
     assert!(stamped.status.success(), "{}", stderr(&stamped));
     let record = fs::read_to_string(project.join(".kit-stamp")).unwrap();
     let stamped_at = git(&clone, &["rev-parse", "HEAD"]);
-    assert!(record.contains(&format!("# commit: {stamped_at}\n")), "{record}");
+    assert!(
+        record.contains(&format!("# commit: {stamped_at}\n")),
+        "{record}"
+    );
     assert!(record.contains("# dirty: false\n"), "{record}");
 
     // Nothing to do yet.
@@ -112,15 +120,21 @@ fn upgrade_replaces_merges_and_stops_on_conflicts() {
         let text = fs::read_to_string(path).unwrap();
         fs::write(path, f(&text)).unwrap();
     };
-    edit(&project.join(MERGED), &|t| format!("// Project: our note.\n{t}"));
+    edit(&project.join(MERGED), &|t| {
+        format!("// Project: our note.\n{t}")
+    });
     edit(&project.join(CLASHING), &|t| {
         let (first, rest) = t.split_once('\n').unwrap();
         format!("{first} (ours)\n{rest}")
     });
     // Upstream changes the untouched file, the end of the merged one, the
     // first line of the clashing one, and adds a migration.
-    edit(&clone.join(UNTOUCHED), &|t| format!("{t}\nUpstream: a new section.\n"));
-    edit(&clone.join(MERGED), &|t| format!("{t}// Upstream: their note.\n"));
+    edit(&clone.join(UNTOUCHED), &|t| {
+        format!("{t}\nUpstream: a new section.\n")
+    });
+    edit(&clone.join(MERGED), &|t| {
+        format!("{t}// Upstream: their note.\n")
+    });
     edit(&clone.join(CLASHING), &|t| {
         let (first, rest) = t.split_once('\n').unwrap();
         format!("{first} (theirs)\n{rest}")
@@ -152,7 +166,13 @@ fn upgrade_replaces_merges_and_stops_on_conflicts() {
 
     // The upgrade: replaced, merged, added; the conflict with markers, exit 1.
     let run = upgrade(&project, &clone, false);
-    assert_eq!(run.status.code(), Some(1), "{}{}", stdout(&run), stderr(&run));
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&run),
+        stderr(&run)
+    );
     assert!(stderr(&run).contains(&format!("1 conflict in {CLASHING}")));
     let read = |path: &str| fs::read_to_string(project.join(path)).unwrap();
     assert_eq!(
@@ -163,12 +183,21 @@ fn upgrade_replaces_merges_and_stops_on_conflicts() {
     assert!(merged.starts_with("// Project: our note.\n"), "{merged}");
     assert!(merged.ends_with("// Upstream: their note.\n"), "{merged}");
     let clashing = read(CLASHING);
-    for marker in ["<<<<<<< ours", "=======", ">>>>>>> theirs", "(ours)", "(theirs)"] {
+    for marker in [
+        "<<<<<<< ours",
+        "=======",
+        ">>>>>>> theirs",
+        "(ours)",
+        "(theirs)",
+    ] {
         assert!(clashing.contains(marker), "{marker} in {clashing}");
     }
     assert_eq!(read(MIGRATION), "SELECT 1;\n");
     let record = read(".kit-stamp");
-    assert!(record.contains(&format!("# commit: {upstream}\n")), "{record}");
+    assert!(
+        record.contains(&format!("# commit: {upstream}\n")),
+        "{record}"
+    );
     let names: Vec<String> = fs::read_dir(&project)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -195,7 +224,12 @@ fn upgrade_replaces_merges_and_stops_on_conflicts() {
     )
     .unwrap();
     let check = upgrade(&project, &clone, true);
-    assert!(check.status.success(), "{}{}", stdout(&check), stderr(&check));
+    assert!(
+        check.status.success(),
+        "{}{}",
+        stdout(&check),
+        stderr(&check)
+    );
     assert!(stdout(&check).contains("Nothing to upgrade."));
 
     // A record that says the kit had uncommitted changes is refused, and so

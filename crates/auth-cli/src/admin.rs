@@ -91,7 +91,12 @@ pub fn run(args: &AdminArgs) -> Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let store = open_store(&url).await?;
-        let outcome = apply(&store, &args.action, password.as_deref().map(|p| p.as_str())).await;
+        let outcome = apply(
+            &store,
+            &args.action,
+            password.as_deref().map(|p| p.as_str()),
+        )
+        .await;
         store.close().await;
         println!("{}", outcome?);
         Ok(())

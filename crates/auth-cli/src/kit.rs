@@ -514,13 +514,9 @@ pub fn render_file(source: &dyn KitSource, path: &str, strategy: &str) -> Result
     let text = |bytes: Vec<u8>, name: &str| {
         String::from_utf8(bytes).with_context(|| format!("{name} is not UTF-8"))
     };
-    standalone_manifest(
-        &text(manifest, path)?,
-        &text(root, "Cargo.toml")?,
-        strategy,
-    )
-    .with_context(|| format!("cannot make {path} self-contained"))
-    .map(|m| Some(m.into_bytes()))
+    standalone_manifest(&text(manifest, path)?, &text(root, "Cargo.toml")?, strategy)
+        .with_context(|| format!("cannot make {path} self-contained"))
+        .map(|m| Some(m.into_bytes()))
 }
 
 /// A member crate's manifest with every `workspace = true` resolved against
@@ -697,14 +693,23 @@ mod tests {
     #[test]
     fn provenance_round_trips_and_is_sha256sum_format() {
         let files = BTreeMap::from([
-            ("crates/auth-kit/src/lib.rs".to_owned(), b"fn a() {}\n".to_vec()),
+            (
+                "crates/auth-kit/src/lib.rs".to_owned(),
+                b"fn a() {}\n".to_vec(),
+            ),
             ("docs/troubleshooting.md".to_owned(), b"# T\n".to_vec()),
         ]);
         let record = Provenance::of("0.1.0", &"a".repeat(40), true, "oauth2", &files);
         let text = record.render();
         assert_eq!(Provenance::parse(&text, Path::new("x")).unwrap(), record);
-        let line = text.lines().find(|l| l.ends_with("docs/troubleshooting.md")).unwrap();
-        assert_eq!(line, format!("{}  docs/troubleshooting.md", sha256_hex(b"# T\n")));
+        let line = text
+            .lines()
+            .find(|l| l.ends_with("docs/troubleshooting.md"))
+            .unwrap();
+        assert_eq!(
+            line,
+            format!("{}  docs/troubleshooting.md", sha256_hex(b"# T\n"))
+        );
         let broken = text.replace("# dirty: true\n", "");
         let e = Provenance::parse(&broken, Path::new("p/.kit-stamp")).unwrap_err();
         assert!(e.to_string().contains("no `# dirty:` line"), "{e}");
@@ -748,7 +753,10 @@ mod tests {
         let parsed: toml::Table = jwt.parse().unwrap();
         assert_eq!(parsed["features"]["default"].as_array().unwrap().len(), 0);
         assert_eq!(parsed["features"]["supabase"].as_array().unwrap().len(), 0);
-        assert!(!jwt.contains("[dependencies.x]") && !jwt.contains("x ="), "{jwt}");
+        assert!(
+            !jwt.contains("[dependencies.x]") && !jwt.contains("x ="),
+            "{jwt}"
+        );
         let supabase = standalone_manifest(krate, root, "supabase").unwrap();
         let parsed: toml::Table = supabase.parse().unwrap();
         assert_eq!(parsed["features"]["default"][0].as_str(), Some("supabase"));

@@ -71,4 +71,3 @@ async fn supabase_reachable(url: &str, key: Option<&str>) -> Finding {
         ),
     }
 }
-
