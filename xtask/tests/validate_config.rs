@@ -663,9 +663,14 @@ fn a_squatted_admin_name_fails() {
             "'boss' belongs to a user who is not an enabled admin (role 'user', enabled)",
         )],
     );
-    assert!(out.contains("cargo auth admin promote boss"), "{out}");
     assert!(
-        out.contains("UPDATE users SET role = 'admin', disabled = FALSE WHERE lower(username) = lower('boss')"),
+        out.contains("cargo auth admin promote --username boss"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "UPDATE users SET role = 'admin', disabled = FALSE WHERE username_key = 'boss'"
+        ),
         "{out}"
     );
     assert!(!out.contains("a-long-admin-password"));
