@@ -598,10 +598,7 @@ pub fn http_client() -> reqwest::Result<reqwest::Client> {
         .connect_timeout(IO_TIMEOUT)
         .timeout(IO_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!(
-            "auth-kit-xtask-validate/",
-            env!("CARGO_PKG_VERSION")
-        ))
+        .user_agent(concat!("auth-cli-validate/", env!("CARGO_PKG_VERSION")))
         .build()
 }
 
