@@ -1,4 +1,6 @@
-//! `cargo xtask`: the scaffolder and the operator tools (see README.md).
+//! `cargo xtask`: the scaffolder, its upgrades, and the test and load harnesses.
+//! The operator tools (`setup-jwt`, `validate`) are auth-cli's, the code
+//! stamped projects run as `cargo auth`.
 //!
 //! Plain Rust, one module per subcommand. Every failure prints one line
 //! naming the problem and the fix, and exits non-zero.
@@ -13,9 +15,8 @@ mod fleet;
 mod load;
 mod new;
 mod repo;
-mod setup_jwt;
 mod test;
-mod validate;
+mod upgrade;
 
 #[derive(Parser)]
 #[command(
@@ -41,10 +42,12 @@ enum Command {
     FleetTest(fleet::FleetTestArgs),
     /// Load figures (wrk): a stamped service alone or as a fleet, beside the FastAPI peer.
     Load(load::LoadArgs),
-    /// Write a fresh signing key (SECRET_KEY, or a key pair) into an env file.
-    SetupJwt(setup_jwt::SetupJwtArgs),
-    /// Check a configuration (PASS/WARN/FAIL with the fix), or probe a running service with --url.
-    Validate(validate::ValidateArgs),
+    /// Bring a stamped project's kit to this repository's current one (three-way merges).
+    Upgrade(upgrade::UpgradeArgs),
+    /// Write a fresh signing key (SECRET_KEY, or a key pair) into an env file (= `cargo auth setup-jwt`).
+    SetupJwt(auth_cli::setup_jwt::SetupJwtArgs),
+    /// Check a configuration, or probe a running service with --url (= `cargo auth validate`).
+    Validate(auth_cli::validate::ValidateArgs),
     /// cargo-generate's own command line (`cargo generate ...`), from its library.
     #[command(hide = true)]
     Generate {
@@ -62,8 +65,9 @@ fn main() -> ExitCode {
         Command::TestTemplates(args) => test::run_templates(&args),
         Command::FleetTest(args) => fleet::run(&args),
         Command::Load(args) => load::run(&args),
-        Command::SetupJwt(args) => setup_jwt::run(&args),
-        Command::Validate(args) => validate::run(&args),
+        Command::Upgrade(args) => upgrade::run(&args),
+        Command::SetupJwt(args) => auth_cli::setup_jwt::run(&args),
+        Command::Validate(args) => auth_cli::validate::run(&args),
         Command::Generate { args } => new::generate(&args),
     };
     match outcome {

@@ -2,12 +2,15 @@
 //!
 //! 1. The template is rendered by the cargo-generate library, exactly as
 //!    `cargo generate --path templates/<template> --name <name>` would.
-//! 2. The project is completed into a standalone workspace: a copy of
-//!    auth-kit (and auth-kit-supabase and gotrue-stub for supabase) with
-//!    manifests made self-contained and their tests, this repository's
-//!    Cargo.lock, the contract, troubleshooting and deployment guides (and,
-//!    for jwt and oauth2, the account-lifecycle and operations guides), and
-//!    a `.env` with a fresh SECRET_KEY.
+//! 2. The project is completed into a standalone workspace: a copy of the
+//!    kit (auth-kit, the operator tools auth-cli, and for supabase
+//!    auth-kit-supabase and gotrue-stub, each manifest made self-contained
+//!    and each crate with its tests; the contract, troubleshooting and
+//!    deployment guides and, for jwt and oauth2, the account-lifecycle and
+//!    operations guides: see `auth_cli::kit::kit_files`), the kit's
+//!    provenance record (`.kit-stamp`: version, commit, SHA-256 per kit
+//!    file), this repository's Cargo.lock, and a `.env` with a fresh
+//!    SECRET_KEY.
 //! 3. Everything happens in a staging folder next to the destination, which
 //!    is moved into place only when complete: a failure leaves nothing
 //!    half-written.
@@ -32,6 +35,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::repo;
+use auth_cli::kit::PROVENANCE;
 
 /// Arguments of `cargo xtask new`.
 #[derive(clap::Args, Debug)]
@@ -49,6 +53,10 @@ pub struct NewArgs {
     /// (see `.xtask-stamp` in it); anything else is refused.
     #[arg(long)]
     pub force: bool,
+    /// Stamp from another checkout of this repository (its templates and
+    /// kit, and its commit in the provenance record) instead of this one.
+    #[arg(long, value_name = "REPO")]
+    pub from: Option<PathBuf>,
 }
 
 /// An authentication strategy and its template.
@@ -83,35 +91,17 @@ impl Strategy {
     }
 
     pub fn template_dir(self) -> PathBuf {
+        self.template_dir_in(repo::root())
+    }
+
+    /// The template in the checkout at `root`.
+    pub fn template_dir_in(self, root: &Path) -> PathBuf {
         let folder = match self {
             Strategy::Jwt => "jwt_auth",
             Strategy::Oauth2 => "oauth2_flow",
             Strategy::Supabase => "supabase_auth",
         };
-        repo::root().join("templates").join(folder)
-    }
-
-    /// The guides a stamped project carries in its docs/ (the contract says
-    /// which of its sections apply to which service).
-    pub fn docs(self) -> &'static [&'static str] {
-        match self {
-            Strategy::Supabase => &["contract.md", "deployment.md", "troubleshooting.md"],
-            _ => &[
-                "account-lifecycle.md",
-                "contract.md",
-                "deployment.md",
-                "operations.md",
-                "troubleshooting.md",
-            ],
-        }
-    }
-
-    /// The workspace crates a stamped project carries a copy of.
-    pub fn crates(self) -> &'static [&'static str] {
-        match self {
-            Strategy::Supabase => &["auth-kit", "auth-kit-supabase", "gotrue-stub"],
-            _ => &["auth-kit"],
-        }
+        root.join("templates").join(folder)
     }
 }
 
@@ -124,7 +114,14 @@ pub fn run(args: &NewArgs) -> Result<PathBuf> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(&args.name));
     let started = std::time::Instant::now();
-    stamp(strategy, &args.name, &dest, args.force)?;
+    let root = args.from.as_deref().unwrap_or(repo::root());
+    if !root.join("crates/auth-kit").is_dir() {
+        bail!(
+            "{} is not a checkout of the auth-kit repository (it has no crates/auth-kit): pass its root with --from",
+            root.display()
+        );
+    }
+    stamp_from(root, strategy, &args.name, &dest, args.force)?;
     let run = match strategy {
         Strategy::Supabase => format!(
             "  cd {0} && cargo run -p gotrue-stub -- --env-file .env   # an offline Supabase Auth stand-in\n  cd {0} && cargo run     # in a second terminal; then open http://127.0.0.1:8000/docs",
@@ -185,6 +182,17 @@ pub fn check_name(name: &str) -> Result<()> {
 
 /// Renders, completes and moves the project into `dest`.
 pub fn stamp(strategy: Strategy, name: &str, dest: &Path, force: bool) -> Result<()> {
+    stamp_from(repo::root(), strategy, name, dest, force)
+}
+
+/// [`stamp`] from the checkout of this repository at `root`.
+pub fn stamp_from(
+    root: &Path,
+    strategy: Strategy,
+    name: &str,
+    dest: &Path,
+    force: bool,
+) -> Result<()> {
     check_destination(dest, force)?;
     let parent = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -196,18 +204,30 @@ pub fn stamp(strategy: Strategy, name: &str, dest: &Path, force: bool) -> Result
         .prefix(".xtask-new-")
         .tempdir_in(&parent)
         .with_context(|| format!("cannot write in {}", parent.display()))?;
-    let project = render(strategy, name, staging.path())?;
-    for krate in strategy.crates() {
-        copy_crate(krate, &project)?;
+    let project = render(
+        &strategy.template_dir_in(root),
+        strategy,
+        name,
+        staging.path(),
+    )?;
+    let kit = auth_cli::kit::kit_files(
+        &auth_cli::kit::WorkingTree(root.to_owned()),
+        strategy.name(),
+    )?;
+    for (path, bytes) in &kit {
+        let to = project.join(path);
+        if let Some(folder) = to.parent() {
+            fs::create_dir_all(folder)?;
+        }
+        fs::write(&to, bytes).with_context(|| format!("cannot write {}", to.display()))?;
     }
-    fs::copy(repo::root().join("Cargo.lock"), project.join("Cargo.lock"))
+    fs::write(
+        project.join(PROVENANCE),
+        provenance(root, strategy, &kit)?.render(),
+    )
+    .context("cannot write the kit's provenance record")?;
+    fs::copy(root.join("Cargo.lock"), project.join("Cargo.lock"))
         .context("cannot copy Cargo.lock")?;
-    fs::create_dir_all(project.join("docs"))?;
-    for doc in strategy.docs() {
-        let path = format!("docs/{doc}");
-        fs::copy(repo::root().join(&path), project.join(&path))
-            .with_context(|| format!("cannot copy {path}"))?;
-    }
     write_private_file(&project.join(".env"), &env_file(strategy, name))?;
     write_manifest(&project)?;
     // Again: the destination may have changed while the template rendered.
@@ -220,8 +240,7 @@ pub fn stamp(strategy: Strategy, name: &str, dest: &Path, force: bool) -> Result
 /// (`cargo xtask generate` is that CLI), in a child process; returns the
 /// rendered folder inside `into`. cargo-generate's chatter is shown only
 /// when it fails.
-pub fn render(strategy: Strategy, name: &str, into: &Path) -> Result<PathBuf> {
-    let template = strategy.template_dir();
+pub fn render(template: &Path, strategy: Strategy, name: &str, into: &Path) -> Result<PathBuf> {
     if !template.join("cargo-generate.toml").is_file() {
         bail!(
             "the {} template is missing at {}",
@@ -538,141 +557,57 @@ fn check_replaceable_aside(replaced: &Path, dest: &Path) -> Result<()> {
     }
 }
 
-/// Copies `crates/<krate>` (sources, migrations, README, and its tests with
-/// their fixtures, so `cargo test --workspace` in the project runs them; not
-/// its benchmarks, which run in this repository) with a self-contained
-/// manifest.
-fn copy_crate(krate: &str, project: &Path) -> Result<()> {
-    let from = repo::root().join("crates").join(krate);
-    let to = project.join("crates").join(krate);
-    for part in ["src", "migrations", "tests", "README.md"] {
-        let source = from.join(part);
-        if source.exists() {
-            copy_recursively(&source, &to.join(part))?;
-        }
-    }
-    let manifest = standalone_manifest(&from.join("Cargo.toml"), &repo::root().join("Cargo.toml"))?;
-    fs::write(to.join("Cargo.toml"), manifest)?;
-    Ok(())
-}
-
-fn copy_recursively(from: &Path, to: &Path) -> Result<()> {
-    if from.is_file() {
-        if let Some(parent) = to.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        fs::copy(from, to).with_context(|| format!("cannot copy {}", from.display()))?;
-        return Ok(());
-    }
-    fs::create_dir_all(to)?;
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        copy_recursively(&entry.path(), &to.join(entry.file_name()))?;
-    }
-    Ok(())
-}
-
-/// Dev-dependency entries only the benchmarks need: they stay behind with
-/// them (auth-kit's `sqlx` entry adds the Any driver its store benchmark
-/// compares against; the tests use the normal dependency).
-const BENCH_ONLY_DEV_DEPENDENCIES: &[&str] = &["criterion", "sqlx"];
-
-/// A member crate's manifest with every `workspace = true` resolved against
-/// this repository's root manifest (dev-dependencies too: the tests travel
-/// with the crate), and the benchmarks, which stay here, dropped.
-pub fn standalone_manifest(crate_manifest: &Path, root_manifest: &Path) -> Result<String> {
-    use toml::{Table, Value};
-    let read = |p: &Path| -> Result<Table> {
-        let text = fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-        text.parse::<Table>()
-            .with_context(|| format!("{} is not valid TOML", p.display()))
-    };
-    let mut manifest = read(crate_manifest)?;
-    let root = read(root_manifest)?;
-    let workspace = root
-        .get("workspace")
-        .and_then(Value::as_table)
-        .context("the root manifest has no [workspace]")?;
-    let inherits = |v: &Value| {
-        v.as_table()
-            .and_then(|t| t.get("workspace"))
-            .and_then(Value::as_bool)
-            == Some(true)
-    };
-
-    if let Some(Value::Table(package)) = manifest.get_mut("package") {
-        let shared = workspace
-            .get("package")
-            .and_then(Value::as_table)
-            .cloned()
-            .unwrap_or_default();
-        for (key, value) in package.iter_mut() {
-            if inherits(value) {
-                *value = shared
-                    .get(key)
-                    .cloned()
-                    .with_context(|| format!("workspace.package.{key} is missing"))?;
-            }
-        }
-    }
-    if manifest.get("lints").is_some_and(inherits) {
-        let lints = workspace
-            .get("lints")
-            .cloned()
-            .context("workspace.lints is missing")?;
-        manifest.insert("lints".to_owned(), lints);
-    }
-    let shared_deps = workspace
-        .get("dependencies")
-        .and_then(Value::as_table)
-        .cloned()
-        .unwrap_or_default();
-    if let Some(Value::Table(dev)) = manifest.get_mut("dev-dependencies") {
-        dev.retain(|name, _| !BENCH_ONLY_DEV_DEPENDENCIES.contains(&name));
-    }
-    for section in ["dependencies", "dev-dependencies"] {
-        let Some(Value::Table(deps)) = manifest.get_mut(section) else {
-            continue;
-        };
-        for (name, value) in deps.iter_mut() {
-            if !inherits(value) {
-                continue;
-            }
-            let mut resolved = match shared_deps.get(name) {
-                Some(Value::String(version)) => {
-                    Table::from_iter([("version".to_owned(), Value::String(version.clone()))])
-                }
-                Some(Value::Table(t)) => t.clone(),
-                _ => bail!("workspace.dependencies.{name} is missing"),
-            };
-            // A path in the root manifest is relative to the repository root;
-            // in the stamped project both crates sit side by side under crates/.
-            if let Some(Value::String(path)) = resolved.get("path").cloned() {
-                let sibling = path.strip_prefix("crates/").unwrap_or(&path);
-                resolved.insert("path".to_owned(), Value::String(format!("../{sibling}")));
-            }
-            let local = value.as_table().cloned().unwrap_or_default();
-            for (key, extra) in local {
-                match (key.as_str(), resolved.get_mut("features"), extra) {
-                    ("workspace", ..) => {}
-                    ("features", Some(Value::Array(features)), Value::Array(more)) => {
-                        features.extend(more)
-                    }
-                    (_, _, extra) => {
-                        resolved.insert(key, extra);
-                    }
-                }
-            }
-            *value = Value::Table(resolved);
-        }
-    }
-    for dropped in ["bench", "example"] {
-        manifest.remove(dropped);
-    }
-    let body = toml::to_string(&manifest).context("cannot write the manifest")?;
-    Ok(format!(
-        "# A copy of this crate from the auth-kit repository, made self-contained by\n# `cargo xtask new` (workspace inheritance resolved). Its tests came with it;\n# its benchmarks stayed in the repository.\n\n{body}"
+/// Where the kit being stamped comes from: the kit's version, this
+/// repository's commit, and whether the kit's sources differ from it.
+fn provenance(
+    root: &Path,
+    strategy: Strategy,
+    kit: &std::collections::BTreeMap<String, Vec<u8>>,
+) -> Result<auth_cli::kit::Provenance> {
+    let (commit, dirty) = repository_commit(root);
+    let version = fs::read_to_string(root.join("Cargo.toml"))
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|m| {
+            m.get("workspace")?
+                .get("package")?
+                .get("version")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .context("the repository's Cargo.toml has no workspace.package.version")?;
+    Ok(auth_cli::kit::Provenance::of(
+        &version,
+        &commit,
+        dirty,
+        strategy.name(),
+        kit,
     ))
+}
+
+/// This repository's HEAD, and whether the kit's sources (crates/, docs/,
+/// the root manifest) have uncommitted changes; `unknown` outside a git
+/// checkout (such a stamp cannot be upgraded).
+pub fn repository_commit(root: &Path) -> (String, bool) {
+    let head = auth_cli::kit::git(root, &["rev-parse", "HEAD"])
+        .map(|out| String::from_utf8_lossy(&out).trim().to_owned());
+    let Ok(head) = head else {
+        return ("unknown".to_owned(), true);
+    };
+    let dirty = auth_cli::kit::git(
+        root,
+        &[
+            "status",
+            "--porcelain",
+            "--untracked-files=all",
+            "--",
+            "crates",
+            "docs",
+            "Cargo.toml",
+        ],
+    )
+    .map_or(true, |out| !out.is_empty());
+    (head, dirty)
 }
 
 /// Writes `contents` to a file only its owner can read (`.env` holds secrets).
@@ -723,7 +658,7 @@ pub fn env_file(strategy: Strategy, name: &str) -> String {
             &auth_kit::random::secret_hex()[..32]
         ),
         Strategy::Jwt | Strategy::Oauth2 => format!(
-            "{header}# 256 bits from the operating system's random number generator.\nSECRET_KEY={}\n# ALGORITHM=HS256\n# JWT_PRIVATE_KEY_FILE=  (RS256, ES256, EdDSA)\n# JWT_PUBLIC_KEY_FILE=\n# ACCESS_TOKEN_EXPIRE_MINUTES=30\n# REFRESH_TOKEN_EXPIRE_DAYS=14\n# Seconds a used refresh token still gets the same new one (0 to 60, 0 off):\n# REFRESH_TOKEN_REUSE_SECONDS=10\n# Written by `cargo xtask setup-jwt --rotate`: the key before the last rotation,\n# which verifies but never signs, and when it was retired:\n# SECRET_KEY_PREVIOUS=\n# JWT_PREVIOUS_PUBLIC_KEY_FILES=  (RS256, ES256, EdDSA; comma-separated)\n# JWT_KEY_ROTATED_AT=\n# JWT_ISSUER={name}\n# JWT_AUDIENCE={name}\n# JWT_LEEWAY_SECONDS=30\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n# ADMIN_USERNAME=\n# ADMIN_PASSWORD=\n# Seconds a verified user and login may be served from memory (0 to 300, 0 off).\n# A change is seen by every instance at once: PostgreSQL tells the others, and\n# with SQLite so does the Redis of RATE_LIMIT_URL (without it: one instance).\n# SESSION_CACHE_SECONDS=30\n{TRAFFIC_SETTINGS}# Mail (password-reset and verification links). file://DIR writes each mail as\n# an .eml file into DIR; smtp://user:password@host:587 (STARTTLS) or\n# smtps://user:password@host:465 (TLS) sends it. Percent-encode special characters.\n# MAIL_URL=file://./outbox\n# MAIL_FROM=no-reply@localhost\n# The address users open: links are PUBLIC_URL/reset-password?token=... and\n# PUBLIC_URL/verify?token=... (https outside loopback). Default http://HOST:PORT.\n# PUBLIC_URL=http://127.0.0.1:8000\n# RESET_TOKEN_EXPIRE_MINUTES=30\n# VERIFY_TOKEN_EXPIRE_HOURS=48\n# true: logins need a verified email (and signup an email).\n# REQUIRE_VERIFIED_EMAIL=false\n# Items one user may own (one more is 409 quota_exceeded).\n# ITEMS_MAX_PER_USER=1000\n",
+            "{header}# 256 bits from the operating system's random number generator.\nSECRET_KEY={}\n# ALGORITHM=HS256\n# JWT_PRIVATE_KEY_FILE=  (RS256, ES256, EdDSA)\n# JWT_PUBLIC_KEY_FILE=\n# ACCESS_TOKEN_EXPIRE_MINUTES=30\n# REFRESH_TOKEN_EXPIRE_DAYS=14\n# Seconds a used refresh token still gets the same new one (0 to 60, 0 off):\n# REFRESH_TOKEN_REUSE_SECONDS=10\n# Written by `cargo auth setup-jwt --rotate`: the key before the last rotation,\n# which verifies but never signs, and when it was retired:\n# SECRET_KEY_PREVIOUS=\n# JWT_PREVIOUS_PUBLIC_KEY_FILES=  (RS256, ES256, EdDSA; comma-separated)\n# JWT_KEY_ROTATED_AT=\n# JWT_ISSUER={name}\n# JWT_AUDIENCE={name}\n# JWT_LEEWAY_SECONDS=30\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n# ADMIN_USERNAME=\n# ADMIN_PASSWORD=\n# Seconds a verified user and login may be served from memory (0 to 300, 0 off).\n# A change is seen by every instance at once: PostgreSQL tells the others, and\n# with SQLite so does the Redis of RATE_LIMIT_URL (without it: one instance).\n# SESSION_CACHE_SECONDS=30\n{TRAFFIC_SETTINGS}# Mail (password-reset and verification links). file://DIR writes each mail as\n# an .eml file into DIR; smtp://user:password@host:587 (STARTTLS) or\n# smtps://user:password@host:465 (TLS) sends it. Percent-encode special characters.\n# MAIL_URL=file://./outbox\n# MAIL_FROM=no-reply@localhost\n# The address users open: links are PUBLIC_URL/reset-password?token=... and\n# PUBLIC_URL/verify?token=... (https outside loopback). Default http://HOST:PORT.\n# PUBLIC_URL=http://127.0.0.1:8000\n# RESET_TOKEN_EXPIRE_MINUTES=30\n# VERIFY_TOKEN_EXPIRE_HOURS=48\n# true: logins need a verified email (and signup an email).\n# REQUIRE_VERIFIED_EMAIL=false\n# Items one user may own (one more is 409 quota_exceeded).\n# ITEMS_MAX_PER_USER=1000\n",
             auth_kit::random::secret_hex()
         ),
     }
@@ -883,9 +818,10 @@ mod tests {
 
     #[test]
     fn auth_kit_manifest_is_self_contained() {
-        let manifest = standalone_manifest(
-            &repo::root().join("crates/auth-kit/Cargo.toml"),
-            &repo::root().join("Cargo.toml"),
+        let manifest = auth_cli::kit::standalone_manifest(
+            &fs::read_to_string(repo::root().join("crates/auth-kit/Cargo.toml")).unwrap(),
+            &fs::read_to_string(repo::root().join("Cargo.toml")).unwrap(),
+            "oauth2",
         )
         .unwrap();
         assert!(!manifest.contains("workspace = true"), "{manifest}");

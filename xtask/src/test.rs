@@ -80,7 +80,7 @@ pub fn run_templates(args: &TestTemplatesArgs) -> Result<()> {
         })?;
         // The whole workspace: the service's tests and the copied kit's.
         let mut test_args = vec!["test", "--workspace"];
-        for krate in strategy.crates() {
+        for krate in auth_cli::kit::kit_crates(strategy.name()) {
             if kit_tests_once && kit_tested.contains(krate) {
                 test_args.extend(["--exclude", krate]);
             } else {

@@ -49,6 +49,7 @@ fn is_addition(path: &str) -> bool {
         || path == "Cargo.lock"
         || path == ".env"
         || path == ".xtask-stamp"
+        || path == ".kit-stamp"
         || path.starts_with("docs/")
 }
 

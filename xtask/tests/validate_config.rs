@@ -1,4 +1,4 @@
-//! `cargo xtask validate [--env-file PATH] [--json]`, through the real binary:
+//! `cargo auth validate [--env-file PATH] [--json]`, through the real binary:
 //! each bad configuration gets its FAIL line and exit status 1.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -126,7 +126,7 @@ fn secret_key_problems() {
         &[("WARN", "SECRET_KEY", "bits of entropy")],
     );
     assert!(
-        out.contains("fix: generate one with `cargo xtask setup-jwt`"),
+        out.contains("fix: generate one with `cargo auth setup-jwt`"),
         "{out}"
     );
 }
@@ -663,9 +663,14 @@ fn a_squatted_admin_name_fails() {
             "'boss' belongs to a user who is not an enabled admin (role 'user', enabled)",
         )],
     );
-    assert!(out.contains("cargo auth admin promote boss"), "{out}");
     assert!(
-        out.contains("UPDATE users SET role = 'admin', disabled = FALSE WHERE lower(username) = lower('boss')"),
+        out.contains("cargo auth admin promote --username boss"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "UPDATE users SET role = 'admin', disabled = FALSE WHERE username_key = 'boss'"
+        ),
         "{out}"
     );
     assert!(!out.contains("a-long-admin-password"));

@@ -4,7 +4,7 @@
 //! environment wins). [`ServiceSettings::from_env`] turns it into typed
 //! settings or the first [`ConfigError`]; [`check_service`] runs the very
 //! same checks and reports every one as a [`Finding`] (PASS / WARN / FAIL
-//! with the fix), which is what `cargo xtask validate` prints.
+//! with the fix), which is what `cargo auth validate` prints.
 //! A service with settings of its own (an identity provider's) reads them
 //! with the same building blocks: [`Report`], [`integer`], [`leeway`].
 //!
@@ -14,7 +14,7 @@
 //! let env = Environment::from_pairs([("SECRET_KEY", "changeme")]);
 //! let err = ServiceSettings::from_env(&env, "my-api").unwrap_err();
 //! assert_eq!(err.variable(), "SECRET_KEY");
-//! assert!(err.to_string().contains("cargo xtask setup-jwt"));
+//! assert!(err.to_string().contains("cargo auth setup-jwt"));
 //!
 //! let findings = check_service(&env, "my-api");
 //! assert!(findings.iter().any(|f| f.status == Status::Fail && f.subject == "SECRET_KEY"));
@@ -71,7 +71,7 @@ pub const PUBLISHED_SECRETS: &[(&str, &str)] = &[
 pub const MIN_SECRET_DISTINCT_CHARS: usize = 8;
 
 /// How to get a good key, quoted by every SECRET_KEY error.
-pub const SECRET_KEY_FIX: &str = "generate one with `cargo xtask setup-jwt` (or `openssl rand -hex 32`) and set SECRET_KEY to it in the environment or .env";
+pub const SECRET_KEY_FIX: &str = "generate one with `cargo auth setup-jwt` (or `openssl rand -hex 32`) and set SECRET_KEY to it in the environment or .env";
 
 /// The process environment over an optional `.env` file.
 #[derive(Clone, Default)]
@@ -515,7 +515,7 @@ impl ServiceSettings {
                 "configuration",
                 ConfigErrorKind::Invalid,
                 "the configuration is invalid",
-                "run `cargo xtask validate`",
+                "run `cargo auth validate`",
             )),
         }
     }
@@ -550,7 +550,7 @@ impl Report {
                 "configuration",
                 ConfigErrorKind::Invalid,
                 "the configuration is invalid",
-                "run `cargo xtask validate`",
+                "run `cargo auth validate`",
             )
         })
     }
@@ -614,7 +614,7 @@ impl ServerSettings {
                     "configuration",
                     ConfigErrorKind::Invalid,
                     "the configuration is invalid",
-                    "run `cargo xtask validate`",
+                    "run `cargo auth validate`",
                 )
             })
         })
@@ -1196,7 +1196,7 @@ fn check_secret(var: &str, raw: Option<&str>) -> Result<SecretStrength, ConfigEr
 }
 
 /// How to fix a refused SECRET_KEY_PREVIOUS.
-const PREVIOUS_SECRET_FIX: &str = "SECRET_KEY_PREVIOUS is the key SECRET_KEY had before `cargo xtask setup-jwt --rotate`; a weak key must not verify tokens either: remove SECRET_KEY_PREVIOUS (tokens it signed stop working, their users log in again)";
+const PREVIOUS_SECRET_FIX: &str = "SECRET_KEY_PREVIOUS is the key SECRET_KEY had before `cargo auth setup-jwt --rotate`; a weak key must not verify tokens either: remove SECRET_KEY_PREVIOUS (tokens it signed stop working, their users log in again)";
 
 /// A previous key refused by [`SigningKeys`], as the variable's error.
 fn previous_key_error(var: &str, current: &str, e: &KeyError) -> ConfigError {
@@ -1210,7 +1210,7 @@ fn previous_key_error(var: &str, current: &str, e: &KeyError) -> ConfigError {
         ConfigErrorKind::KeyFile,
         problem,
         format!(
-            "{var} holds the key {current} had before `cargo xtask setup-jwt --rotate`: remove it, or set it to the retired key"
+            "{var} holds the key {current} had before `cargo auth setup-jwt --rotate`: remove it, or set it to the retired key"
         ),
     )
 }
@@ -1223,7 +1223,7 @@ fn previous_key_files(
 ) -> Result<SigningKeys, ConfigError> {
     const VAR: &str = "JWT_PREVIOUS_PUBLIC_KEY_FILES";
     let fix = format!(
-        "list the {alg} public key files retired by `cargo xtask setup-jwt --rotate`, comma-separated, or remove {VAR}"
+        "list the {alg} public key files retired by `cargo auth setup-jwt --rotate`, comma-separated, or remove {VAR}"
     );
     for path in files.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let pem = std::fs::read(path).map_err(|e| {
@@ -1251,7 +1251,7 @@ fn previous_key_files(
     Ok(keys)
 }
 
-/// JWT_KEY_ROTATED_AT, written by `cargo xtask setup-jwt --rotate`: when
+/// JWT_KEY_ROTATED_AT, written by `cargo auth setup-jwt --rotate`: when
 /// the previous key stopped signing. With it, the report says when the
 /// previous key may be dropped: once every token it signed has expired,
 /// `lifetime` (the access-token lifetime and the leeway) after the rotation.
@@ -1272,7 +1272,7 @@ fn check_key_rotation(
                 VAR,
                 ConfigErrorKind::Invalid,
                 format!("{VAR}={:?} is not an RFC 3339 time", truncate(raw)),
-                "set it to when the key was rotated, e.g. 2026-12-01T10:00:00Z (`cargo xtask setup-jwt --rotate` writes it), or remove it",
+                "set it to when the key was rotated, e.g. 2026-12-01T10:00:00Z (`cargo auth setup-jwt --rotate` writes it), or remove it",
             )
         })?),
     };
@@ -1288,7 +1288,7 @@ fn check_key_rotation(
             var,
             format!("when the key was retired is unknown ({VAR} unset): validate cannot tell when {var} may be dropped"),
             format!(
-                "drop {var} once every token it signed has expired: {minutes} minutes (the access-token lifetime and leeway) after every instance runs the new key; set {VAR} to that moment, as `cargo xtask setup-jwt --rotate` does"
+                "drop {var} once every token it signed has expired: {minutes} minutes (the access-token lifetime and leeway) after every instance runs the new key; set {VAR} to that moment, as `cargo auth setup-jwt --rotate` does"
             ),
         )),
         (Some(var), Some(at)) => {
@@ -1336,7 +1336,7 @@ pub fn secret_length_for(
                 raw.len()
             ),
             format!(
-                "generate a longer key with `cargo xtask setup-jwt --force` (64 characters) or `openssl rand -hex {}`, or set ALGORITHM=HS256",
+                "generate a longer key with `cargo auth setup-jwt --force` (64 characters) or `openssl rand -hex {}`, or set ALGORITHM=HS256",
                 min.div_ceil(2)
             ),
         )),
@@ -1347,7 +1347,7 @@ pub fn secret_length_for(
 /// Reads and checks JWT_PRIVATE_KEY_FILE / JWT_PUBLIC_KEY_FILE for `alg`.
 pub fn key_files(env: &Environment, alg: SigningAlgorithm) -> Result<SigningKeys, ConfigError> {
     let fix = format!(
-        "generate a key pair with `cargo xtask setup-jwt --algorithm {alg}` and set JWT_PRIVATE_KEY_FILE and JWT_PUBLIC_KEY_FILE, or use ALGORITHM=HS256"
+        "generate a key pair with `cargo auth setup-jwt --algorithm {alg}` and set JWT_PRIVATE_KEY_FILE and JWT_PUBLIC_KEY_FILE, or use ALGORITHM=HS256"
     );
     let read = |var: &str| -> Result<Vec<u8>, ConfigError> {
         let path = env.get(var).ok_or_else(|| {
@@ -1623,7 +1623,7 @@ mod tests {
                 "svc",
             )
             .unwrap_err();
-            assert!(err.fix().contains("cargo xtask setup-jwt"), "{err}");
+            assert!(err.fix().contains("cargo auth setup-jwt"), "{err}");
             let long = key(min);
             let settings = ServiceSettings::from_env(
                 &env(&[("ALGORITHM", alg), ("SECRET_KEY", &long)]),
@@ -2080,7 +2080,7 @@ mod tests {
     fn every_secret_error_names_the_fix() {
         for key in ["", "short", "secret", &"a".repeat(40)] {
             let err = secret_key(Some(key).filter(|k| !k.is_empty())).unwrap_err();
-            assert!(err.to_string().contains("cargo xtask setup-jwt"), "{err}");
+            assert!(err.to_string().contains("cargo auth setup-jwt"), "{err}");
             assert!(err.to_string().contains("openssl rand -hex 32"), "{err}");
         }
     }

@@ -64,7 +64,7 @@ pub enum MailTransportSettings {
 }
 
 impl MailTransportSettings {
-    /// For logs and `cargo xtask validate`: where mail goes, never a password.
+    /// For logs and `cargo auth validate`: where mail goes, never a password.
     pub fn describe(&self) -> String {
         match self {
             MailTransportSettings::Outbox { dir } => format!(
@@ -328,7 +328,7 @@ fn plain_body(text: &str) -> Body {
 
 /// Connects to the SMTP server, says hello, negotiates TLS and logs in as
 /// the service would, then says goodbye; within `timeout`
-/// (`cargo xtask validate`). The error is one line without secrets.
+/// (`cargo auth validate`). The error is one line without secrets.
 pub async fn check_smtp(settings: &SmtpSettings, timeout: Duration) -> Result<(), String> {
     let transport = smtp_transport(settings, timeout).map_err(|e| e.to_string())?;
     match tokio::time::timeout(timeout, transport.test_connection()).await {

@@ -13,7 +13,7 @@ pub fn bytes<const N: usize>() -> [u8; N] {
 }
 
 /// 256 bits of OS randomness as 64 lowercase hex characters: the form of
-/// `SECRET_KEY` that `cargo xtask setup-jwt` writes.
+/// `SECRET_KEY` that `cargo auth setup-jwt` writes.
 pub fn secret_hex() -> String {
     hex::encode(bytes::<32>())
 }

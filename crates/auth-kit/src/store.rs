@@ -1114,7 +1114,7 @@ impl UserDirectory for Store {
     }
 }
 
-/// Opens `url` just long enough to check that it answers (`cargo xtask validate`).
+/// Opens `url` just long enough to check that it answers (`cargo auth validate`).
 pub async fn check_database(url: &str, timeout: Duration) -> Result<Backend, String> {
     let probe = async {
         if url.starts_with("sqlite:") {
@@ -1147,6 +1147,94 @@ pub async fn check_database(url: &str, timeout: Duration) -> Result<Backend, Str
             pool.close().await;
             Ok(Backend::Postgres)
         }
+    };
+    tokio::time::timeout(timeout, probe)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {}s", timeout.as_secs())))
+}
+
+/// Which of this kit's migrations a database has not applied, and which it
+/// applied that this kit does not know (a newer kit migrated it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MigrationState {
+    /// `(version, description)` of each migration not applied yet, in order.
+    pub pending: Vec<(i64, String)>,
+    /// Versions applied that this kit has no migration for.
+    pub unknown: Vec<i64>,
+}
+
+impl MigrationState {
+    /// Every migration applied, none unknown.
+    pub fn is_current(&self) -> bool {
+        self.pending.is_empty() && self.unknown.is_empty()
+    }
+}
+
+/// Reads which migrations `url` has applied, without changing it (the
+/// operator tools refuse a database the service has not migrated). A SQLite
+/// file that does not exist is not created: every migration is pending.
+pub async fn migration_state(url: &str, timeout: Duration) -> Result<MigrationState, String> {
+    const APPLIED: &str = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
+    let probe = async {
+        let (migrator, applied): (&sqlx::migrate::Migrator, Result<Vec<i64>, sqlx::Error>) =
+            if url.starts_with("sqlite:") {
+                let options = SqliteConnectOptions::from_str(url)
+                    .map_err(|_| "not a valid sqlite: URL".to_owned())?
+                    .read_only(true)
+                    .create_if_missing(false);
+                let applied = if options.get_filename().exists() {
+                    let pool = SqlitePoolOptions::new()
+                        .max_connections(1)
+                        .connect_with(options)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let applied = sqlx::query_scalar(APPLIED).fetch_all(&pool).await;
+                    pool.close().await;
+                    applied
+                } else {
+                    Ok(Vec::new())
+                };
+                (&SQLITE_MIGRATIONS, applied)
+            } else {
+                let options = PgConnectOptions::from_str(url)
+                    .map_err(|_| "not a valid postgres:// URL".to_owned())?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(timeout)
+                    .connect_with(options)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let applied = sqlx::query_scalar(APPLIED).fetch_all(&pool).await;
+                pool.close().await;
+                (&POSTGRES_MIGRATIONS, applied)
+            };
+        let applied = match applied {
+            Ok(applied) => applied,
+            // Never migrated: no bookkeeping table yet.
+            Err(sqlx::Error::Database(db))
+                if db.code().as_deref() == Some("42P01")
+                    || db.message().contains("no such table") =>
+            {
+                Vec::new()
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let known: Vec<&sqlx::migrate::Migration> = migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .collect();
+        Ok(MigrationState {
+            pending: known
+                .iter()
+                .filter(|m| !applied.contains(&m.version))
+                .map(|m| (m.version, m.description.to_string()))
+                .collect(),
+            unknown: applied
+                .iter()
+                .copied()
+                .filter(|v| !known.iter().any(|m| m.version == *v))
+                .collect(),
+        })
     };
     tokio::time::timeout(timeout, probe)
         .await
@@ -1512,13 +1600,13 @@ impl AdminBootstrapOutcome {
     pub fn promote_hint(username: &str) -> String {
         let key = username::fold(username).replace('\'', "''");
         format!(
-            "if that user should be the admin, run `cargo auth admin promote {username}` (in projects that have the `cargo auth` tools), or by hand in the database: UPDATE users SET role = 'admin', disabled = FALSE WHERE username_key = '{key}'; then restart the service; otherwise set ADMIN_USERNAME to a name nobody uses"
+            "if that user should be the admin, run `cargo auth admin promote --username {username}` in the service's project, or by hand in the database: UPDATE users SET role = 'admin', disabled = FALSE WHERE username_key = '{key}'; then restart the service; otherwise set ADMIN_USERNAME to a name nobody uses"
         )
     }
 }
 
 /// Who the bootstrap admin's name belongs to, read without changing the
-/// database (`cargo xtask validate`): `Ok(None)` when nobody has it (or the
+/// database (`cargo auth validate`): `Ok(None)` when nobody has it (or the
 /// schema does not exist yet), else [`AdminBootstrapOutcome::LeftAlone`]
 /// or [`AdminBootstrapOutcome::NotAnAdmin`].
 pub async fn inspect_admin(

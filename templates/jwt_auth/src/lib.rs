@@ -146,12 +146,12 @@ impl fmt::Display for StartupError {
         match self {
             StartupError::Database(e) => write!(
                 f,
-                "{e}; check DATABASE_URL (`cargo xtask validate` tests it)"
+                "{e}; check DATABASE_URL (`cargo auth validate` tests it)"
             ),
             StartupError::Admin(e) => write!(f, "the bootstrap admin could not be created: {e}"),
             StartupError::Mail(e) => write!(
                 f,
-                "{e}; check MAIL_URL and MAIL_FROM (`cargo xtask validate` tests them)"
+                "{e}; check MAIL_URL and MAIL_FROM (`cargo auth validate` tests them)"
             ),
             StartupError::Limiter(e) => write!(f, "{e}"),
         }

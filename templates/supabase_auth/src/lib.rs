@@ -107,7 +107,7 @@ impl fmt::Display for StartupError {
         match self {
             StartupError::Database(e) => write!(
                 f,
-                "{e}; check DATABASE_URL (`cargo xtask validate` tests it)"
+                "{e}; check DATABASE_URL (`cargo auth validate` tests it)"
             ),
             StartupError::Client(e) => write!(f, "the Supabase client could not be built: {e}"),
             StartupError::Limiter(e) => write!(f, "{e}"),

@@ -1,5 +1,5 @@
-//! `cargo xtask setup-jwt [--env-file PATH] [--force] [--algorithm ALG]`
-//! `cargo xtask setup-jwt --rotate [--env-file PATH] [--force]`
+//! `cargo auth setup-jwt [--env-file PATH] [--force] [--algorithm ALG]`
+//! `cargo auth setup-jwt --rotate [--env-file PATH] [--force]`
 //!
 //! Writes the signing settings into an env file (default `.env`):
 //! - HS256, HS384, HS512: a fresh SECRET_KEY of 256 bits from the operating
@@ -22,7 +22,7 @@
 //! JWT_PREVIOUS_PUBLIC_KEY_FILES and the fresh pair gets new, dated file
 //! names, so no file the running service reads is overwritten), a fresh
 //! current key is written, and JWT_KEY_ROTATED_AT records when, so
-//! `cargo xtask validate` can say when the previous key may be dropped
+//! `cargo auth validate` can say when the previous key may be dropped
 //! (once every token it signed has expired). The env file changes in one
 //! atomic rename. A previous key that may still verify live tokens is only
 //! dropped by a second rotation with `--force`.
@@ -36,7 +36,7 @@ use auth_kit::token::{SigningAlgorithm, SigningKeys};
 use p256::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, LineEnding};
 use zeroize::Zeroizing;
 
-/// Arguments of `cargo xtask setup-jwt`.
+/// Arguments of `cargo auth setup-jwt`.
 #[derive(clap::Args, Debug)]
 pub struct SetupJwtArgs {
     /// The env file to write; created (mode 0600) if missing.
@@ -170,7 +170,7 @@ pub fn run(args: &SetupJwtArgs) -> Result<()> {
     if !algorithm.is_hmac() && current_value(&updated, "SECRET_KEY").is_some_and(|v| !v.is_empty())
     {
         println!(
-            "SECRET_KEY is still set but {algorithm} does not use it: remove it from {display} (`cargo xtask validate` warns about it)."
+            "SECRET_KEY is still set but {algorithm} does not use it: remove it from {display} (`cargo auth validate` warns about it)."
         );
     }
     if algorithm.is_hmac()
@@ -181,7 +181,7 @@ pub fn run(args: &SetupJwtArgs) -> Result<()> {
             "JWT_PRIVATE_KEY_FILE / JWT_PUBLIC_KEY_FILE are still set but {algorithm} does not use them: remove them from {display}."
         );
     }
-    println!("Check it: cargo xtask validate --env-file {display}");
+    println!("Check it: cargo auth validate --env-file {display}");
     Ok(())
 }
 
@@ -212,7 +212,7 @@ fn rotate(args: &SetupJwtArgs) -> Result<()> {
         Ok(bytes) => String::from_utf8(bytes)
             .map_err(|_| anyhow::anyhow!("{display} is not UTF-8 text: fix or remove it"))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-            "{display} does not exist, so there is no key to rotate: write one with `cargo xtask setup-jwt --env-file {display}`"
+            "{display} does not exist, so there is no key to rotate: write one with `cargo auth setup-jwt --env-file {display}`"
         ),
         Err(e) => bail!("cannot read {display}: {e}"),
     };
@@ -229,7 +229,7 @@ fn rotate(args: &SetupJwtArgs) -> Result<()> {
         let asked = parse_algorithm(asked)?;
         if asked != configured {
             bail!(
-                "--rotate keeps the algorithm ({configured}): a token is only verified with its own algorithm, so moving to {asked} logs everyone out; do that with `cargo xtask setup-jwt --algorithm {asked} --force`"
+                "--rotate keeps the algorithm ({configured}): a token is only verified with its own algorithm, so moving to {asked} logs everyone out; do that with `cargo auth setup-jwt --algorithm {asked} --force`"
             );
         }
     }
@@ -241,12 +241,12 @@ fn rotate(args: &SetupJwtArgs) -> Result<()> {
     let mut settings = Vec::new();
     let (old_kid, new_kid) = if configured.is_hmac() {
         let current = current_value(&text, "SECRET_KEY").filter(|v| !v.is_empty()).with_context(|| {
-            format!("{display} has no SECRET_KEY to rotate: write one with `cargo xtask setup-jwt --env-file {display}`")
+            format!("{display} has no SECRET_KEY to rotate: write one with `cargo auth setup-jwt --env-file {display}`")
         })?;
         let current = Zeroizing::new(current);
         if let Err(e) = auth_kit::config::secret_key(Some(&current)) {
             bail!(
-                "{display}: {}, and a weak key must not keep verifying tokens: replace it with `cargo xtask setup-jwt --env-file {display} --force` instead (everyone logs in again)",
+                "{display}: {}, and a weak key must not keep verifying tokens: replace it with `cargo auth setup-jwt --env-file {display} --force` instead (everyone logs in again)",
                 e.problem()
             );
         }
@@ -261,7 +261,7 @@ fn rotate(args: &SetupJwtArgs) -> Result<()> {
     } else {
         let setting = |var: &str| {
             current_value(&text, var).filter(|v| !v.is_empty()).with_context(|| {
-                format!("{display} has no {var} to rotate: write a key pair with `cargo xtask setup-jwt --env-file {display} --algorithm {configured}`")
+                format!("{display} has no {var} to rotate: write a key pair with `cargo auth setup-jwt --env-file {display} --algorithm {configured}`")
             })
         };
         let (private_file, public_file) = (
@@ -328,7 +328,7 @@ fn rotate(args: &SetupJwtArgs) -> Result<()> {
         "Rotated {configured}: kid {old_kid} now only verifies, kid {new_kid} signs from the next restart. Restart every instance with this configuration: nobody is logged out, tokens signed with the old key keep working until they expire."
     );
     println!(
-        "Drop the previous key after {} (the access-token lifetime and leeway after the last instance restarted); `cargo xtask validate --env-file {display}` says when.",
+        "Drop the previous key after {} (the access-token lifetime and leeway after the last instance restarted); `cargo auth validate --env-file {display}` says when.",
         auth_kit::clock::rfc3339(now.saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX)))
     );
     Ok(())
@@ -408,6 +408,15 @@ pub fn key_file_names(algorithm: SigningAlgorithm) -> (String, String) {
 pub struct KeyPair {
     pub private_pem: Zeroizing<String>,
     pub public_pem: String,
+}
+
+// The private key never reaches a log or a panic message.
+impl std::fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyPair")
+            .field("public_pem", &self.public_pem)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A fresh key pair for an asymmetric algorithm, from OS randomness.

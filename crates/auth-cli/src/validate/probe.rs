@@ -1,4 +1,4 @@
-//! `cargo xtask validate --url URL`: probes a running service over HTTP
+//! `cargo auth validate --url URL`: probes a running service over HTTP
 //! against SPEC section 3.
 //!
 //! It knows only the contract, not this project's code (beyond the HTTP
@@ -475,7 +475,7 @@ impl Prober<'_> {
         let credentials = credentials.filter(|_| session.is_some());
         let session = session.as_ref();
 
-        let garbage = self.me("xtask-validate-garbage-token").await?;
+        let garbage = self.me("auth-cli-validate-garbage-token").await?;
         self.expect_invalid_token("garbage bearer token", &garbage);
         self.forged_alg_none(session).await?;
         self.forged_other_key(session).await?;

@@ -1,14 +1,14 @@
-//! `cargo xtask validate [--env-file PATH] [--json]`: every configuration
+//! `cargo auth validate [--env-file PATH] [--json]`: every configuration
 //! check, PASS / WARN / FAIL with the fix.
 //!
-//! `cargo xtask validate --url URL [--env-file PATH] [--username U] [--json]`:
+//! `cargo auth validate --url URL [--env-file PATH] [--username U] [--json]`:
 //! probes a running service over HTTP against the contract (see
 //! [`probe`]). The password of `--username` comes from VALIDATE_PASSWORD or
 //! a prompt, never from the command line (where `ps` and the shell's
 //! history would show it).
 //!
 //! The configuration checks are auth-kit's own ([`check_service`], and
-//! [`check_supabase`] when SUPABASE_URL is set), the very code the service
+//! auth-kit-supabase's when SUPABASE_URL is set), the very code the service
 //! runs at start-up, plus what needs I/O: the database answers, Supabase
 //! answers, and the env and key files are private. The env file is read as
 //! the service reads it: the process environment wins, and relative paths
@@ -24,13 +24,16 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use auth_kit::config::{Environment, Finding, Status, check_service};
 use auth_kit::mail::{MailTransportSettings, SmtpSettings};
-use auth_kit_supabase::config::{check_supabase, classify_key};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
 mod probe;
+// The supabase service's checks: a stamp of another template has neither
+// the feature nor the file.
+#[cfg(feature = "supabase")]
+mod supabase;
 
-/// Arguments of `cargo xtask validate`.
+/// Arguments of `cargo auth validate`.
 #[derive(clap::Args, Debug)]
 pub struct ValidateArgs {
     /// The service's env file (default: .env). The process environment
@@ -120,6 +123,7 @@ fn probe_password(username: &str) -> Result<Zeroizing<String>> {
 }
 
 /// An env file, read as the service reads it.
+#[derive(Debug)]
 pub struct LoadedEnv {
     pub env: Environment,
     /// The env file, absolute.
@@ -130,7 +134,7 @@ pub struct LoadedEnv {
 
 /// Reads `path` over the process environment, and moves into its folder
 /// so relative paths resolve as they do for the service.
-fn load_env(path: &Path) -> Result<LoadedEnv> {
+pub(crate) fn load_env(path: &Path) -> Result<LoadedEnv> {
     if path.is_dir() {
         bail!(
             "{} is a folder: pass the env file itself, e.g. --env-file {}/.env",
@@ -140,7 +144,7 @@ fn load_env(path: &Path) -> Result<LoadedEnv> {
     }
     if !path.exists() {
         bail!(
-            "the env file {} does not exist: pass --env-file PATH, or create it with `cargo xtask setup-jwt --env-file {}`",
+            "the env file {} does not exist: pass --env-file PATH, or create it with `cargo auth setup-jwt --env-file {}`",
             path.display(),
             path.display()
         );
@@ -161,7 +165,7 @@ fn load_env(path: &Path) -> Result<LoadedEnv> {
 
 /// A stamped project's name is its package's name (the default issuer,
 /// audience and SQLite file); otherwise the folder's name.
-fn service_name(folder: &Path) -> String {
+pub(crate) fn service_name(folder: &Path) -> String {
     let from_manifest = std::fs::read_to_string(folder.join("Cargo.toml"))
         .ok()
         .and_then(|text| text.parse::<toml::Table>().ok())
@@ -241,13 +245,16 @@ async fn check_configuration(loaded: &LoadedEnv, json: bool) -> Result<()> {
             .collect()
         }
     };
+    #[cfg(feature = "supabase")]
     if kind == ServiceKind::Supabase || env.get("SUPABASE_URL").is_some() {
-        for finding in check_supabase(env) {
-            // JWT_LEEWAY_SECONDS is checked by both: report it once.
-            if !findings.contains(&finding) {
-                findings.push(finding);
-            }
-        }
+        supabase::static_checks(env, &mut findings);
+    }
+    #[cfg(not(feature = "supabase"))]
+    if kind == ServiceKind::Supabase {
+        bail!(
+            "{} configures a service of the supabase template, and this `cargo auth` has no checks for it: run the `cargo auth` of that service's own project",
+            loaded.path.display()
+        );
     }
     findings.extend(io_checks(loaded, &findings).await);
 
@@ -353,13 +360,9 @@ async fn io_checks(loaded: &LoadedEnv, static_findings: &[Finding]) -> Vec<Findi
             Err(_) => {}
         }
     }
-    if let Some(url) = env.get("SUPABASE_URL")
-        && !failed("SUPABASE_URL")
-    {
-        let key = env
-            .get("SUPABASE_KEY")
-            .filter(|k| classify_key(k).is_public());
-        findings.push(supabase_reachable(url.trim().trim_end_matches('/'), key).await);
+    #[cfg(feature = "supabase")]
+    if !failed("SUPABASE_URL") {
+        findings.extend(supabase::reachable(env).await);
     }
     findings
 }
@@ -575,7 +578,7 @@ fn outbox_usable(dir: &Path) -> Option<Finding> {
 }
 
 /// `message` with the URL's password, should a driver quote it, masked.
-fn redact_password(url: &str, message: &str) -> String {
+pub(crate) fn redact_password(url: &str, message: &str) -> String {
     let password = url
         .split_once("://")
         .and_then(|(_, rest)| rest.rsplit_once('@'))
@@ -588,53 +591,6 @@ fn redact_password(url: &str, message: &str) -> String {
     }
 }
 
-/// `GET <SUPABASE_URL>/auth/v1/health` answers 2xx within [`IO_TIMEOUT`].
-async fn supabase_reachable(url: &str, key: Option<&str>) -> Finding {
-    let seconds = IO_TIMEOUT.as_secs();
-    let health = format!("{url}/auth/v1/health");
-    let fix = "check SUPABASE_URL (the project URL, without a path) and the network; for offline development run `cargo run -p gotrue-stub` and use the URL it prints";
-    let client = match http_client() {
-        Ok(c) => c,
-        Err(e) => {
-            return Finding::fail(
-                "SUPABASE_URL",
-                format!("cannot build an HTTP client: {e}"),
-                fix,
-            );
-        }
-    };
-    let mut request = client.get(&health);
-    if let Some(key) = key {
-        // Hosted projects answer only requests carrying the project's public key.
-        request = request.header("apikey", key.trim());
-    }
-    match request.send().await {
-        Ok(answer) if answer.status().is_success() => Finding::pass(
-            "SUPABASE_URL",
-            format!(
-                "reachable: GET {health} answered {} (timeout {seconds} s)",
-                answer.status().as_u16()
-            ),
-        ),
-        Ok(answer) => Finding::fail(
-            "SUPABASE_URL",
-            format!(
-                "GET {health} answered {} (timeout {seconds} s): not a Supabase Auth server, or SUPABASE_KEY is refused",
-                answer.status()
-            ),
-            fix,
-        ),
-        Err(e) => Finding::fail(
-            "SUPABASE_URL",
-            format!(
-                "unreachable: GET {health} failed: {} (timeout {seconds} s)",
-                error_chain(&e)
-            ),
-            fix,
-        ),
-    }
-}
-
 /// The HTTP client of every check and probe: a timeout on each request, no
 /// redirects followed (a probe reports what the service itself answered).
 pub fn http_client() -> reqwest::Result<reqwest::Client> {
@@ -642,10 +598,7 @@ pub fn http_client() -> reqwest::Result<reqwest::Client> {
         .connect_timeout(IO_TIMEOUT)
         .timeout(IO_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!(
-            "auth-kit-xtask-validate/",
-            env!("CARGO_PKG_VERSION")
-        ))
+        .user_agent(concat!("auth-cli-validate/", env!("CARGO_PKG_VERSION")))
         .build()
 }
 
