@@ -62,7 +62,7 @@ const PREVIOUS_SECRET: &str = "SECRET_KEY_PREVIOUS";
 const PREVIOUS_PUBLIC_KEYS: &str = "JWT_PREVIOUS_PUBLIC_KEY_FILES";
 const ROTATED_AT: &str = "JWT_KEY_ROTATED_AT";
 
-/// The access-token lifetime written when the env file sets none (SPEC's default).
+/// The access-token lifetime written when the env file sets none (the contract's default).
 const DEFAULT_EXPIRE_MINUTES: &str = "30";
 
 /// RSA modulus size: 3072 bits is 128-bit security (NIST SP 800-57).

@@ -1,5 +1,5 @@
 //! `cargo auth validate --url URL`: probes a running service over HTTP
-//! against SPEC section 3.
+//! against the contract (docs/contract.md).
 //!
 //! It knows only the contract, not this project's code (beyond the HTTP
 //! client, and jsonwebtoken to forge test tokens), so it works against any
@@ -173,7 +173,7 @@ impl ServiceKeys {
         keys.algorithm = Some(jwt_algorithm(alg));
         if alg.is_hmac() {
             match env.get("SECRET_KEY") {
-                // Used as its UTF-8 bytes, as written (SPEC section 9).
+                // Used as its UTF-8 bytes, as written (docs/contract.md, Tokens).
                 Some(secret) => {
                     keys.encoding = EncodingKey::from_secret(secret.as_bytes()).ok();
                     keys.decoding = DecodingKey::from_secret(secret.as_bytes()).ok();
@@ -842,7 +842,7 @@ impl Prober<'_> {
         Ok(())
     }
 
-    /// The access token's claims: present and sane (SPEC section 3).
+    /// The access token's claims: present and sane (docs/contract.md, Tokens).
     fn claims(&mut self, session: Option<&Session>) {
         const PROBE: &str = "access token claims";
         let expected =
@@ -993,7 +993,7 @@ impl Prober<'_> {
         (problems, summary)
     }
 
-    /// SPEC sections 2 and 9: asymmetric keys are published with a `kid`;
+    /// Asymmetric keys are published with a `kid`;
     /// an HMAC service answers 404 (its secret is never published).
     async fn jwks(&mut self, session: Option<&Session>) -> Result<()> {
         const PROBE: &str = "GET /.well-known/jwks.json";
@@ -1498,7 +1498,7 @@ impl Prober<'_> {
     }
 }
 
-/// What a successful token response lacks (SPEC section 3, RFC 6749 5.1).
+/// What a successful token response lacks (docs/contract.md; RFC 6749 5.1).
 fn token_response_problems(answer: &Answer) -> Vec<String> {
     if answer.status != 200 {
         return vec![format!("status {}", answer.status)];
