@@ -127,6 +127,18 @@ pub fn run(args: &UpgradeArgs) -> Result<()> {
             project.display()
         );
     }
+    // A staging folder left behind means an earlier upgrade was killed while
+    // it moved files: what it set aside is there, and must be looked at first.
+    if let Some(left) = fs::read_dir(project)
+        .with_context(|| format!("cannot read {}", project.display()))?
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().starts_with(".kit-upgrade-"))
+    {
+        bail!(
+            "{} is left from an interrupted upgrade and may hold files it set aside: compare them with the project's, then remove the folder and run the upgrade again",
+            left.path().display()
+        );
+    }
     let from = args.from.clone().unwrap_or_else(|| repo::root().to_owned());
     let base_source = GitCommit::open(&from, &record.commit)?;
     let theirs_source = GitCommit::open(&from, "HEAD")?;
@@ -228,6 +240,12 @@ fn plan(
     let paths: BTreeSet<&String> = record.files.keys().chain(theirs.keys()).collect();
     let mut steps = Vec::new();
     for path in paths {
+        if auth_cli::kit::is_linked(project, path) {
+            bail!(
+                "{path} in {} is, or lies in, a symbolic link: the upgrade never follows one; replace it with the file or folder itself",
+                project.display()
+            );
+        }
         let file = project.join(path);
         let ours = match fs::read(&file) {
             Ok(bytes) => Some(bytes),
@@ -239,6 +257,8 @@ fn plan(
         let action = match (recorded, ours, theirs.get(path)) {
             (_, Some(ours), Some(theirs)) if ours == *theirs => None,
             (Some(_), Some(_), Some(theirs)) if untouched => Some(Action::Replace(theirs.clone())),
+            // Markers left from an earlier upgrade: never merged over.
+            (_, Some(ours), Some(_)) if has_markers(&ours) => Some(Action::Unresolved),
             (Some(_), Some(ours), Some(theirs)) => {
                 if base.get(path) == Some(theirs) {
                     // Changed here only.
@@ -307,7 +327,9 @@ fn apply(project: &Path, steps: &[(String, Action)], record: &Provenance) -> Res
     )?;
     moves.push((PROVENANCE.to_owned(), true));
 
-    // Every file is staged: move them into place.
+    // Every file is staged: move them into place. A file replaced is first
+    // linked (or copied) aside and then replaced by one rename, so at no
+    // moment is it missing; a file removed is renamed aside.
     let mut done: Vec<(&str, bool, bool)> = Vec::new();
     for (path, write) in &moves {
         let target = project.join(path);
@@ -316,29 +338,41 @@ fn apply(project: &Path, steps: &[(String, Action)], record: &Provenance) -> Res
         let moved = (|| -> Result<()> {
             if had_file {
                 create_parent(&aside)?;
-                fs::rename(&target, &aside)
-                    .with_context(|| format!("cannot move {} aside", target.display()))?;
+                let kept = if *write {
+                    fs::hard_link(&target, &aside)
+                        .or_else(|_| fs::copy(&target, &aside).map(|_| ()))
+                } else {
+                    fs::rename(&target, &aside)
+                };
+                kept.with_context(|| format!("cannot set {} aside", target.display()))?;
             }
             if *write {
                 create_parent(&target)?;
-                if let Err(e) = fs::rename(new_dir.join(path), &target) {
-                    if had_file {
-                        let _ = fs::rename(&aside, &target);
-                    }
-                    return Err(e).with_context(|| format!("cannot write {}", target.display()));
-                }
+                fs::rename(new_dir.join(path), &target)
+                    .with_context(|| format!("cannot write {}", target.display()))?;
             }
             Ok(())
         })();
         if let Err(e) = moved {
+            let mut undone = true;
             for (path, write, had_file) in done.into_iter().rev() {
                 let target = project.join(path);
-                if write {
-                    let _ = fs::remove_file(&target);
-                }
-                if had_file {
-                    let _ = fs::rename(old_dir.join(path), &target);
-                }
+                let restored = if had_file {
+                    fs::rename(old_dir.join(path), &target)
+                } else if write {
+                    fs::remove_file(&target)
+                } else {
+                    Ok(())
+                };
+                undone &= restored.is_ok();
+            }
+            if !undone {
+                // Keep what was set aside: it is the only copy now.
+                let kept = staging.keep();
+                return Err(e.context(format!(
+                    "the upgrade could not be fully undone: the project's replaced files are in {}; move them back by hand",
+                    kept.join("old").display()
+                )));
             }
             return Err(e.context("the upgrade was undone; the project is as it was"));
         }

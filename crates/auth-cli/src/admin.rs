@@ -14,7 +14,7 @@
 //! A database the service has not migrated to this kit's schema is
 //! refused: the tools never create or migrate it.
 
-use std::io::{BufRead as _, IsTerminal as _};
+use std::io::{BufRead as _, IsTerminal as _, Read as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -128,11 +128,18 @@ fn load_settings(env_file: Option<&Path>) -> Result<(Environment, String)> {
 /// the terminal; checked against the kit's rule for new passwords.
 fn new_password(username: &str, from_stdin: bool) -> Result<Zeroizing<String>> {
     let password = if from_stdin {
+        if std::io::stdin().is_terminal() {
+            bail!(
+                "--password-stdin reads a pipe, and standard input is a terminal (it would show the password): leave out --password-stdin to be asked with echo off"
+            );
+        }
         let mut line = Zeroizing::new(String::new());
+        // A line longer than any acceptable password is not read in full.
         std::io::stdin()
             .lock()
+            .take(1024)
             .read_line(&mut line)
-            .context("cannot read the password from standard input")?;
+            .context("cannot read the password from standard input (one line of UTF-8)")?;
         Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned())
     } else {
         if !std::io::stdin().is_terminal() {
@@ -180,7 +187,7 @@ async fn open_store(url: &str) -> Result<Store> {
 /// Does it; the line to print.
 async fn apply(store: &Store, action: &AdminAction, password: Option<&str>) -> Result<String> {
     let hash = |password: &str| {
-        let password = password.to_owned();
+        let password = Zeroizing::new(password.to_owned());
         async move {
             let hasher = PasswordHasher::new(PoolSize {
                 workers: 1,

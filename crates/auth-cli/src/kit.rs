@@ -158,6 +158,12 @@ impl Provenance {
                 Some((hash, path))
                     if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) =>
                 {
+                    if !is_kit_path(path) {
+                        bail!(
+                            "{} names a file outside the kit ({path:?}): kit files sit under crates/ or docs/; restore the file from version control",
+                            origin.display()
+                        );
+                    }
                     files.insert(path.to_owned(), hash.to_ascii_lowercase());
                 }
                 _ => bail!(
@@ -174,9 +180,19 @@ impl Provenance {
                 )
             })
         };
+        let commit = field("commit")?;
+        // `unknown`: stamped from a copy that was not a git checkout.
+        let full_hash =
+            matches!(commit.len(), 40 | 64) && commit.bytes().all(|b| b.is_ascii_hexdigit());
+        if !full_hash && commit != "unknown" {
+            bail!(
+                "{} records the commit {commit:?}, not a full git hash; restore the file from version control",
+                origin.display()
+            );
+        }
         Ok(Self {
             kit_version: field("kit-version")?,
-            commit: field("commit")?,
+            commit,
             dirty: field("dirty")? == "true",
             strategy: field("strategy")?,
             files,
@@ -194,6 +210,32 @@ impl Provenance {
         })?;
         Self::parse(&text, &path)
     }
+}
+
+/// Whether `path` can name a kit file: relative, `/`-separated plain names
+/// (no empty, `.` or `..` part, no backslash), under crates/ or docs/. A
+/// record or a git tree naming anything else is refused, so nothing outside
+/// the project is ever read, written or removed.
+pub fn is_kit_path(path: &str) -> bool {
+    is_plain_relative(path) && matches!(path.split('/').next(), Some("crates" | "docs"))
+}
+
+/// Relative, `/`-separated plain names: no empty, `.` or `..` part, no
+/// backslash or NUL.
+fn is_plain_relative(path: &str) -> bool {
+    path.split('/')
+        .all(|part| !matches!(part, "" | "." | "..") && !part.contains(['\\', '\0']))
+}
+
+/// Whether `path` under `project`, or a folder on the way to it, is a
+/// symbolic link (the tools never follow one: it could lead outside the
+/// project).
+pub fn is_linked(project: &Path, path: &str) -> bool {
+    let mut at = project.to_owned();
+    path.split('/').any(|part| {
+        at.push(part);
+        fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink())
+    })
 }
 
 /// What happened to a kit file since it was copied.
@@ -222,6 +264,10 @@ pub fn changes(project: &Path, record: &Provenance) -> Result<Vec<(Change, Strin
     let mut out = Vec::new();
     for (path, hash) in &record.files {
         let file = project.join(path);
+        if is_linked(project, path) {
+            out.push((Change::Changed, path.clone()));
+            continue;
+        }
         match fs::read(&file) {
             Ok(bytes) if sha256_hex(&bytes) == *hash => {}
             Ok(_) => out.push((Change::Changed, path.clone())),
@@ -298,6 +344,10 @@ fn diff(project: &Path, record: &Provenance, repo: &Path, only: &[String]) -> Re
     let mut shown = 0;
     for (change, path) in changes(project, record)? {
         if !only.is_empty() && !only.contains(&path) {
+            continue;
+        }
+        if is_linked(project, &path) {
+            println!("{path} is a symbolic link: not followed");
             continue;
         }
         let ours = match change {
@@ -386,6 +436,8 @@ impl GitCommit {
             .split(|b| *b == 0)
             .filter(|name| !name.is_empty())
             .map(|name| String::from_utf8_lossy(name).into_owned())
+            // A crafted tree could name `..`: never read or written.
+            .filter(|name| is_plain_relative(name))
             .collect();
         Ok(Self {
             repo: repo.to_owned(),
@@ -692,6 +744,8 @@ fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
             fs::read_dir(&folder).with_context(|| format!("cannot read {}", folder.display()))?
         {
             let entry = entry?;
+            // `file_type` does not follow links: a linked folder is listed,
+            // never entered.
             if entry.file_type()?.is_dir() {
                 pending.push(entry.path());
             } else {
@@ -716,6 +770,60 @@ fn relative_path(root: &Path, file: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tampered record cannot point the tools outside the project, nor
+    /// hand git an option or a moving reference.
+    #[test]
+    fn records_naming_paths_outside_the_kit_are_refused() {
+        let hash = "0".repeat(64);
+        let commit = "a".repeat(40);
+        for path in [
+            "../outside",
+            "/etc/passwd",
+            "crates/../../outside",
+            "crates/auth-kit/./src/lib.rs",
+            "crates//x",
+            "src/main.rs",
+            "crates\\..\\x",
+        ] {
+            let text = format!(
+                "# kit-version: 0.1.0\n# commit: {commit}\n# dirty: false\n# strategy: jwt\n{hash}  {path}\n"
+            );
+            let e = Provenance::parse(&text, Path::new(".kit-stamp")).unwrap_err();
+            assert!(e.to_string().contains("outside the kit"), "{path}: {e}");
+        }
+        for commit in ["HEAD~5", "--upload-pack=x", "c0ffee"] {
+            let text = format!(
+                "# kit-version: 0.1.0\n# commit: {commit}\n# dirty: false\n# strategy: jwt\n"
+            );
+            let e = Provenance::parse(&text, Path::new(".kit-stamp")).unwrap_err();
+            assert!(
+                e.to_string().contains("not a full git hash"),
+                "{commit}: {e}"
+            );
+        }
+        assert!(is_kit_path("crates/auth-kit/src/lib.rs") && is_kit_path("docs/contract.md"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn linked_files_and_folders_are_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), "key").unwrap();
+        fs::create_dir_all(dir.path().join("crates")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("crates/auth-kit")).unwrap();
+        assert!(is_linked(dir.path(), "crates/auth-kit/secret"));
+        assert!(!is_linked(dir.path(), "crates/other/file"));
+        let mut files = BTreeMap::new();
+        files.insert("crates/auth-kit/secret".to_owned(), b"key".to_vec());
+        let record = Provenance::of("0.1.0", &"a".repeat(40), false, "jwt", &files);
+        assert_eq!(
+            changes(dir.path(), &record).unwrap(),
+            vec![(Change::Changed, "crates/auth-kit/secret".to_owned())],
+            "a linked file counts as changed, and is not read"
+        );
+    }
 
     #[test]
     fn provenance_round_trips_and_is_sha256sum_format() {
@@ -755,7 +863,7 @@ mod tests {
             fs::create_dir_all(file.parent().unwrap()).unwrap();
             fs::write(file, bytes).unwrap();
         }
-        let record = Provenance::of("0.1.0", "c0ffee", false, "jwt", &files);
+        let record = Provenance::of("0.1.0", &"c0ffee00".repeat(5), false, "jwt", &files);
         assert!(changes(dir.path(), &record).unwrap().is_empty());
         fs::write(dir.path().join("crates/auth-kit/src/a.rs"), "mine\n").unwrap();
         fs::remove_file(dir.path().join("crates/auth-kit/src/b.rs")).unwrap();
