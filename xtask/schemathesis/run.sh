@@ -127,7 +127,16 @@ run_schemathesis() {
     --seed "${SCHEMATHESIS_SEED:-20261202}" "$@"
 }
 say "schemathesis, every operation but logout ($examples examples each)"
-run_schemathesis -H "Authorization: Bearer $token" --exclude-path /auth/logout
+run_schemathesis -H "Authorization: Bearer $token" --exclude-path /auth/logout \
+  --exclude-path /auth/reset-password --exclude-path /auth/verify
+# A generated token is schema-valid but never one the service sent: 400
+# invalid_token is the right answer, so "valid data accepted" cannot hold
+# here; every other check still runs.
+if [ "$strategy" != supabase ]; then
+  say "schemathesis, the mailed-token routes (a generated token is unknown: 400)"
+  run_schemathesis -H "Authorization: Bearer $token" --include-path /auth/reset-password \
+    --include-path /auth/verify --exclude-checks positive_data_acceptance
+fi
 say "schemathesis, POST /auth/logout with a token of its own"
 run_schemathesis -H "Authorization: Bearer $logout_token" --include-path /auth/logout
 say "no failure: $strategy"

@@ -661,8 +661,8 @@ fn split_line_ending(line: &str) -> (&str, &str) {
 
 /// Writes `contents` to `path` atomically: a temporary file in the same
 /// folder (created 0600), fsync, rename over `path`, fsync the folder. A
-/// file replaced keeps its owner and group (so a service reading it as
-/// another user still can) and its mode without the bits for others.
+/// file replaced keeps its owner and group (so the service's user still
+/// owns it); the mode is always 0600.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<()> {
     let folder = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -680,9 +680,6 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<()> {
             .set_permissions(fs::Permissions::from_mode(0o600))?;
         if let Ok(current) = fs::metadata(path) {
             use std::os::unix::fs::MetadataExt as _;
-            let mode = (current.mode() & 0o770) | 0o600;
-            temp.as_file()
-                .set_permissions(fs::Permissions::from_mode(mode))?;
             if let Err(e) =
                 std::os::unix::fs::fchown(temp.as_file(), Some(current.uid()), Some(current.gid()))
             {

@@ -58,7 +58,7 @@ pub struct ResetPasswordRequest {
     /// The token from the reset mail (its `token:` line, or the link's `token` parameter).
     pub token: String,
     /// The new password: 8 characters to 1024 bytes.
-    #[cfg_attr(feature = "openapi", schema(format = Password))]
+    #[cfg_attr(feature = "openapi", schema(format = Password, min_length = 8))]
     pub password: String,
 }
 
@@ -78,7 +78,7 @@ pub struct ChangePasswordRequest {
     #[cfg_attr(feature = "openapi", schema(format = Password))]
     pub current_password: String,
     /// The new password: 8 characters to 1024 bytes.
-    #[cfg_attr(feature = "openapi", schema(format = Password))]
+    #[cfg_attr(feature = "openapi", schema(format = Password, min_length = 8))]
     pub new_password: String,
 }
 
