@@ -437,7 +437,7 @@ fn foreign_file(dir: &Path) -> Result<Option<Foreign>> {
         .filter_map(|l| l.split_once("  "))
         .map(|(hash, path)| (path, hash))
         .collect();
-    for path in files_under(dir)? {
+    for path in auth_cli::kit::files_under(dir)? {
         let relative = path.strip_prefix(dir).unwrap_or(&path);
         let name = relative.to_string_lossy();
         if name == MANIFEST || regenerated_by_cargo(dir, relative) {
@@ -461,26 +461,6 @@ fn regenerated_by_cargo(dir: &Path, relative: &Path) -> bool {
         || (relative.starts_with("target") && dir.join("target/CACHEDIR.TAG").is_file())
 }
 
-/// Every file (and symbolic link, which is never followed) under `dir`.
-fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut pending = vec![dir.to_owned()];
-    while let Some(folder) = pending.pop() {
-        for entry in
-            fs::read_dir(&folder).with_context(|| format!("cannot read {}", folder.display()))?
-        {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                pending.push(entry.path());
-            } else {
-                out.push(entry.path());
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 fn sha256_of(path: &Path) -> Result<String> {
     use sha2::{Digest as _, Sha256};
     if fs::symlink_metadata(path)?.file_type().is_symlink() {
@@ -497,7 +477,7 @@ fn write_manifest(project: &Path) -> Result<()> {
     let mut text = String::from(
         "# Written by `cargo xtask new`: every file it made, with its SHA-256.\n# `cargo xtask new --force` replaces this folder only while it holds these files unchanged.\n",
     );
-    for path in files_under(project)? {
+    for path in auth_cli::kit::files_under(project)? {
         let relative = path.strip_prefix(project).unwrap_or(&path);
         text.push_str(&format!("{}  {}\n", sha256_of(&path)?, relative.display()));
     }

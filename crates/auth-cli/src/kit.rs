@@ -732,8 +732,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Every file under `dir` (symbolic links are not followed), sorted.
-fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+/// Every file (and symbolic link, which is never followed) under `dir`,
+/// sorted; none when `dir` is not a folder.
+pub fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     if !dir.is_dir() {
         return Ok(out);
