@@ -177,10 +177,8 @@ impl SupabaseSettings {
     /// Reads and checks every setting; the first refused one is the error.
     pub fn from_env(env: &Environment) -> Result<Self, ConfigError> {
         let mut report = Report::default();
-        match read_supabase(env, &mut report) {
-            Some(settings) => Ok(settings),
-            None => Err(report.into_error()),
-        }
+        let settings = read_supabase(env, &mut report);
+        report.settle(settings)
     }
 
     /// `<SUPABASE_URL>/auth/v1`: the base of every Supabase Auth call, and

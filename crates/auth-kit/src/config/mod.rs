@@ -314,6 +314,28 @@ pub struct Report {
 }
 
 impl Report {
+    /// The settings read, unless a setting was refused: any refusal
+    /// refuses the whole, also one that reading could go on without. The
+    /// error is the first refused setting.
+    ///
+    /// ```
+    /// use auth_kit::config::{Environment, Finding, Report, integer};
+    ///
+    /// let env = Environment::from_pairs([("WORKERS", "0")]);
+    /// let mut report = Report::default();
+    /// let workers = report.take(integer(&env, "WORKERS", 4, 1, 64), |n| {
+    ///     Finding::pass("WORKERS", format!("{n}"))
+    /// });
+    /// let err = report.settle(workers).unwrap_err();
+    /// assert_eq!(err.variable(), "WORKERS");
+    /// ```
+    pub fn settle<T>(self, read: Option<T>) -> Result<T, ConfigError> {
+        match (read, self.first_error.is_some()) {
+            (Some(settings), false) => Ok(settings),
+            _ => Err(self.into_error()),
+        }
+    }
+
     /// The first refused setting (or a generic one if none was recorded).
     pub fn into_error(self) -> ConfigError {
         self.first_error.unwrap_or_else(|| {

@@ -25,16 +25,8 @@ impl ServerSettings {
     /// Reads and checks DATABASE_URL, HOST and PORT.
     pub fn from_env(env: &Environment, service_name: &str) -> Result<Self, ConfigError> {
         let mut report = Report::default();
-        read_server(env, service_name, &mut report).ok_or_else(|| {
-            report.first_error.take().unwrap_or_else(|| {
-                ConfigError::new(
-                    "configuration",
-                    ConfigErrorKind::Invalid,
-                    "the configuration is invalid",
-                    "run `cargo auth validate`",
-                )
-            })
-        })
+        let settings = read_server(env, service_name, &mut report);
+        report.settle(settings)
     }
 
     /// The address to listen on.

@@ -10,9 +10,7 @@ use crate::token::{Leeway, SigningKeys};
 use super::keys::{algorithm, check_key_rotation, leeway, read_signing_keys, refresh_reuse};
 use super::server::{AdminBootstrap, admin, read_server};
 use super::traffic::{SessionCacheSettings, TrafficSettings, read_session_cache, read_traffic};
-use super::{
-    AccountSettings, ConfigError, ConfigErrorKind, Environment, Finding, Report, account, integer,
-};
+use super::{AccountSettings, ConfigError, Environment, Finding, Report, account, integer};
 
 /// Everything a jwt or oauth2 service reads from its configuration.
 #[derive(Debug, Clone)]
@@ -60,18 +58,7 @@ impl ServiceSettings {
     pub fn from_env(env: &Environment, service_name: &str) -> Result<Self, ConfigError> {
         let mut report = Report::default();
         let settings = read_service(env, service_name, &mut report);
-        // Any refused setting refuses the whole, also one that reading
-        // could go on without.
-        match (settings, report.first_error) {
-            (_, Some(e)) => Err(e),
-            (Some(settings), None) => Ok(settings),
-            (None, None) => Err(ConfigError::new(
-                "configuration",
-                ConfigErrorKind::Invalid,
-                "the configuration is invalid",
-                "run `cargo auth validate`",
-            )),
-        }
+        report.settle(settings)
     }
 
     /// The address to listen on.

@@ -77,7 +77,8 @@ impl TrafficSettings {
     /// error.
     pub fn from_env(env: &Environment) -> Result<Self, ConfigError> {
         let mut report = Report::default();
-        read_traffic(env, &mut report).ok_or_else(|| report.into_error())
+        let settings = read_traffic(env, &mut report);
+        report.settle(settings)
     }
 }
 
