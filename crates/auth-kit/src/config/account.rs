@@ -73,6 +73,9 @@ pub struct AccountSettings {
 
 /// Reads the account settings into `report`; `listen` is the service's
 /// HOST and PORT (the default PUBLIC_URL), when they were valid.
+///
+/// Long because it is a list: each setting read, checked and reported in
+/// the order `cargo auth validate` prints them, which one function keeps.
 pub(super) fn read_account(
     env: &super::Environment,
     listen: Option<(IpAddr, u16)>,
@@ -176,6 +179,9 @@ pub(super) fn read_account(
 /// host (a local relay or test sink; port 25) or with `?tls=none`;
 /// `smtps://` is TLS from the start (port 465). Messages never quote the
 /// URL: it may hold a password.
+///
+/// Long because each part of the URL (scheme, host, port, credentials,
+/// `tls`) has its own refusal with its own fix, read in one pass.
 pub fn mail_transport(env: &super::Environment) -> Result<MailTransportSettings, ConfigError> {
     let raw = env.get("MAIL_URL").unwrap_or(DEFAULT_MAIL_URL).trim();
     let invalid = |problem: &str| {

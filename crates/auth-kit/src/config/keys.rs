@@ -427,37 +427,43 @@ fn read_hmac_keys(
     });
     match env.get("SECRET_KEY_PREVIOUS") {
         None => current,
-        Some(raw) => {
-            // Held to SECRET_KEY's rules, then added to the current keys.
-            let checked = check_secret("SECRET_KEY_PREVIOUS", Some(raw))
-                .and_then(|strength| {
-                    secret_length_for("SECRET_KEY_PREVIOUS", alg, raw).map(|()| strength)
-                })
-                .and_then(|strength| match current {
-                    Some(keys) => keys
-                        .with_previous_hmac(raw.as_bytes())
-                        .map(|keys| (strength, Some(keys)))
-                        .map_err(|e| previous_key_error("SECRET_KEY_PREVIOUS", "SECRET_KEY", &e)),
-                    None => Ok((strength, None)),
-                });
-            report
-                .take(checked, |(strength, keys)| {
-                    let kid = keys
-                        .as_ref()
-                        .and_then(|k| k.previous_kids().next())
-                        .map(|kid| format!(", kid {kid}"))
-                        .unwrap_or_default();
-                    Finding::pass(
-                        "SECRET_KEY_PREVIOUS",
-                        format!(
-                            "{} bytes, about {} bits of entropy{kid}: verifies tokens signed before the rotation, never signs",
-                            strength.bytes, strength.entropy_bits
-                        ),
-                    )
-                })
-                .and_then(|(_, keys)| keys)
-        }
+        Some(raw) => read_previous_secret(alg, raw, current, report),
     }
+}
+
+/// SECRET_KEY_PREVIOUS, held to SECRET_KEY's rules, then added to the
+/// current keys (when there are any) to verify what they signed before.
+fn read_previous_secret(
+    alg: SigningAlgorithm,
+    raw: &str,
+    current: Option<SigningKeys>,
+    report: &mut Report,
+) -> Option<SigningKeys> {
+    let checked = check_secret("SECRET_KEY_PREVIOUS", Some(raw))
+        .and_then(|strength| secret_length_for("SECRET_KEY_PREVIOUS", alg, raw).map(|()| strength))
+        .and_then(|strength| match current {
+            Some(keys) => keys
+                .with_previous_hmac(raw.as_bytes())
+                .map(|keys| (strength, Some(keys)))
+                .map_err(|e| previous_key_error("SECRET_KEY_PREVIOUS", "SECRET_KEY", &e)),
+            None => Ok((strength, None)),
+        });
+    report
+        .take(checked, |(strength, keys)| {
+            let kid = keys
+                .as_ref()
+                .and_then(|k| k.previous_kids().next())
+                .map(|kid| format!(", kid {kid}"))
+                .unwrap_or_default();
+            Finding::pass(
+                "SECRET_KEY_PREVIOUS",
+                format!(
+                    "{} bytes, about {} bits of entropy{kid}: verifies tokens signed before the rotation, never signs",
+                    strength.bytes, strength.entropy_bits
+                ),
+            )
+        })
+        .and_then(|(_, keys)| keys)
 }
 
 fn read_key_pair(

@@ -133,6 +133,11 @@ pub struct SessionCacheSettings {
     pub redis: Option<RateLimitUrl>,
 }
 
+/// Reads TRUSTED_PROXIES, the login, signup and mail limits, RATE_LIMIT_URL
+/// and REQUEST_TIMEOUT_SECONDS into `report`.
+///
+/// Long because it is a list: each setting read, checked and reported in
+/// the order `cargo auth validate` prints them, which one function keeps.
 pub(super) fn read_traffic(env: &Environment, report: &mut Report) -> Option<TrafficSettings> {
     let proxies = report.take(trusted_proxies(env), |p| {
         if p.is_empty() {

@@ -87,6 +87,10 @@ struct SignupParams {
     data: Option<Map<String, Value>>,
 }
 
+/// `POST /signup`, upstream's `Signup` step by step (signups disabled,
+/// the body, the password and email checks, a repeated address, the new
+/// user, its confirmation mail or session): long because it keeps
+/// upstream's order of checks readable in one place.
 pub(super) async fn signup(
     State(state): State<AppState>,
     request: Request,
