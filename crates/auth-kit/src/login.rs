@@ -333,6 +333,12 @@ impl LoginService {
         }
     }
 
+    /// The password grant. Long on purpose: the order of its steps is the
+    /// security property (the attempt reserved before any work, one answer
+    /// for every failure, the hash upgraded only after a match, the email
+    /// rule and the scopes only for a caller who knows the password, the
+    /// login started only if nothing changed meanwhile), and it reads top
+    /// to bottom here.
     async fn password_grant(
         &self,
         request: &TokenRequest,
@@ -445,6 +451,11 @@ impl LoginService {
         self.respond(user.id, &grant, &login_id, refresh_token)
     }
 
+    /// The refresh grant. Long on purpose, like the password grant: reuse
+    /// outside the window revokes the login before anything else is
+    /// looked at, the scopes never exceed the original grant or the role's
+    /// current scopes, and the one conditional rotation decides between a
+    /// new successor, the reuse window's successor, and revocation.
     async fn refresh_grant(
         &self,
         request: &TokenRequest,
