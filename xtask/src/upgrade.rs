@@ -130,18 +130,7 @@ pub fn run(args: &UpgradeArgs) -> Result<()> {
             project.display()
         );
     }
-    // A staging folder left behind means an earlier upgrade was killed while
-    // it moved files: what it set aside is there, and must be looked at first.
-    if let Some(left) = fs::read_dir(project)
-        .with_context(|| format!("cannot read {}", project.display()))?
-        .filter_map(Result::ok)
-        .find(|e| e.file_name().to_string_lossy().starts_with(".kit-upgrade-"))
-    {
-        bail!(
-            "{} is left from an interrupted upgrade and may hold files it set aside: compare them with the project's, then remove the folder and run the upgrade again",
-            left.path().display()
-        );
-    }
+    refuse_leftover_staging(project)?;
     let from = args.from.clone().unwrap_or_else(|| repo::root().to_owned());
     let base_source = GitCommit::open(&from, &record.commit)?;
     let theirs_source = GitCommit::open(&from, "HEAD")?;
@@ -169,22 +158,7 @@ pub fn run(args: &UpgradeArgs) -> Result<()> {
         .map(|(p, _)| p.as_str())
         .collect();
     if args.check {
-        if steps.is_empty() {
-            println!("Nothing to upgrade.");
-            return Ok(());
-        }
-        bail!(
-            "{} kit file{} to upgrade ({} conflicting): run `cargo xtask upgrade --project {}`{}",
-            steps.len(),
-            if steps.len() == 1 { "" } else { "s" },
-            conflicts.len(),
-            project.display(),
-            if steps.iter().any(|(_, a)| *a == Action::Unresolved) {
-                ", and resolve the conflict markers left in the files listed as unresolved"
-            } else {
-                ""
-            }
-        );
+        return check_outcome(project, &steps, conflicts.len());
     }
     if steps.iter().any(|(_, a)| matches!(a, Action::Unresolved)) {
         bail!(
@@ -214,6 +188,42 @@ pub fn run(args: &UpgradeArgs) -> Result<()> {
         if conflicts.len() == 1 { "" } else { "s" },
         conflicts.join(", ")
     )
+}
+
+/// A staging folder left behind means an earlier upgrade was killed while
+/// it moved files: what it set aside is there, and must be looked at first.
+fn refuse_leftover_staging(project: &Path) -> Result<()> {
+    if let Some(left) = fs::read_dir(project)
+        .with_context(|| format!("cannot read {}", project.display()))?
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().starts_with(".kit-upgrade-"))
+    {
+        bail!(
+            "{} is left from an interrupted upgrade and may hold files it set aside: compare them with the project's, then remove the folder and run the upgrade again",
+            left.path().display()
+        );
+    }
+    Ok(())
+}
+
+/// What `--check` answers: nothing pending, or an error naming how much is.
+fn check_outcome(project: &Path, steps: &[(String, Action)], conflicts: usize) -> Result<()> {
+    if steps.is_empty() {
+        println!("Nothing to upgrade.");
+        return Ok(());
+    }
+    bail!(
+        "{} kit file{} to upgrade ({} conflicting): run `cargo xtask upgrade --project {}`{}",
+        steps.len(),
+        if steps.len() == 1 { "" } else { "s" },
+        conflicts,
+        project.display(),
+        if steps.iter().any(|(_, a)| *a == Action::Unresolved) {
+            ", and resolve the conflict markers left in the files listed as unresolved"
+        } else {
+            ""
+        }
+    );
 }
 
 /// The kit's version at a commit: the repository's workspace version.
@@ -366,19 +376,7 @@ fn apply(project: &Path, steps: &[(String, Action)], record: &Provenance) -> Res
             Ok(())
         })();
         if let Err(e) = moved {
-            let mut undone = true;
-            for (path, write, had_file) in done.into_iter().rev() {
-                let target = project.join(path);
-                let restored = if had_file {
-                    fs::rename(old_dir.join(path), &target)
-                } else if write {
-                    fs::remove_file(&target)
-                } else {
-                    Ok(())
-                };
-                undone &= restored.is_ok();
-            }
-            if !undone {
+            if !undo(project, &old_dir, done) {
                 // Keep what was set aside: it is the only copy now.
                 let kept = staging.keep();
                 return Err(e.context(format!(
@@ -454,6 +452,24 @@ fn restamped_manifest(
         }
     }
     Ok(Some(out))
+}
+
+/// Puts back what the moves in `done` (path, written, had a file) changed,
+/// latest first; whether every one was put back.
+fn undo(project: &Path, old_dir: &Path, done: Vec<(&str, bool, bool)>) -> bool {
+    let mut undone = true;
+    for (path, write, had_file) in done.into_iter().rev() {
+        let target = project.join(path);
+        let restored = if had_file {
+            fs::rename(old_dir.join(path), &target)
+        } else if write {
+            fs::remove_file(&target)
+        } else {
+            Ok(())
+        };
+        undone &= restored.is_ok();
+    }
+    undone
 }
 
 /// Writes `contents` at `staged`, with the permissions of the file it
