@@ -21,9 +21,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use auth_kit::config::{
-    Environment, TrafficSettings, database_url, describe_database, is_valid_username,
+    Environment, database_url, describe_database, is_valid_username, rate_limit_url,
 };
 use auth_kit::password::{PasswordHasher, PoolSize, check_new_password};
+use auth_kit::session_cache::Delivery;
 use auth_kit::store::{CreateUserError, NewUser, Store, UserChangeError, UserUpdate};
 use zeroize::Zeroizing;
 
@@ -80,10 +81,12 @@ pub fn run(args: &AdminArgs) -> Result<()> {
     let (env, service_name) = load_settings(args.env_file.as_deref())?;
     let url = database_url(&env, &service_name).map_err(|e| anyhow::anyhow!("{e}"))?;
     // With SQLite, the running instances hear of the change through the
-    // Redis they share (RATE_LIMIT_URL).
-    let redis = TrafficSettings::from_env(&env)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .rate_limit_url;
+    // Redis they share (RATE_LIMIT_URL); PostgreSQL carries it itself.
+    let redis = if url.starts_with("sqlite:") {
+        rate_limit_url(&env).map_err(|e| anyhow::anyhow!("{e}"))?
+    } else {
+        None
+    };
     // Read before the runtime starts: the prompt blocks.
     let password = match &args.action {
         AdminAction::Create(a) | AdminAction::ResetPassword(a) => {
@@ -101,7 +104,7 @@ pub fn run(args: &AdminArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let done = runtime.block_on(async {
         let mut store = open_store(&url).await?;
         if let Some(redis) = &redis {
             store = store
@@ -114,16 +117,26 @@ pub fn run(args: &AdminArgs) -> Result<()> {
             password.as_deref().map(|p| p.as_str()),
         )
         .await;
-        if outcome.is_ok() && !store.published(ANNOUNCE_TIMEOUT).await {
-            eprintln!(
-                "warning: the change could not be published on {} (RATE_LIMIT_URL): running instances see it within SESSION_CACHE_SECONDS",
-                redis.as_ref().map_or_else(String::new, ToString::to_string)
-            );
+        // Also after a failure: a write may have committed before it.
+        if let Some(redis) = &redis {
+            match store.published(ANNOUNCE_TIMEOUT).await {
+                Delivery::Delivered => {}
+                Delivery::Unheard => eprintln!(
+                    "note: no running instance listens for changes on {redis} (channel '{service_name}:sessions'): none caches sessions, or the service has another name (run this in the service's folder, next to its Cargo.toml); instances under another name see the change within SESSION_CACHE_SECONDS"
+                ),
+                Delivery::NotDelivered => eprintln!(
+                    "warning: the change could not be published on {redis} (RATE_LIMIT_URL): running instances see it within SESSION_CACHE_SECONDS"
+                ),
+            }
         }
         store.close().await;
         println!("{}", outcome?);
         Ok(())
-    })
+    });
+    // Whatever is still resolving or connecting (Redis) does not hold up
+    // the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    done
 }
 
 /// The environment as the service reads it, and the service's name (its

@@ -221,10 +221,10 @@ pub fn is_kit_path(path: &str) -> bool {
 }
 
 /// Relative, `/`-separated plain names: no empty, `.` or `..` part, no
-/// backslash or NUL.
+/// backslash, NUL or line break (the records are one path a line).
 fn is_plain_relative(path: &str) -> bool {
     path.split('/')
-        .all(|part| !matches!(part, "" | "." | "..") && !part.contains(['\\', '\0']))
+        .all(|part| !matches!(part, "" | "." | "..") && !part.contains(['\\', '\0', '\n', '\r']))
 }
 
 /// Whether `path` under `project`, or a folder on the way to it, is a

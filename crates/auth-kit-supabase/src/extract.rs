@@ -13,7 +13,7 @@ use auth_kit::error::AuthError;
 use auth_kit::extract::{
     Account, PermissionRequirement, RoleRequirement, RouteGuard, check_permission,
 };
-use auth_kit::policy::AccessPolicy;
+use auth_kit::policy::{AccessPolicy, GuardNames};
 
 /// Verifies bearer tokens and applies the access policy: the state the
 /// extractors [`CurrentSupabaseUser`], [`RequireSupabasePermission`] and
@@ -183,8 +183,9 @@ where
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let user = SupabaseAuth::from_ref(state).authenticate(parts).await?;
-        if Account::role(&user) != R::ROLE {
+        let auth = SupabaseAuth::from_ref(state);
+        let user = auth.authenticate(parts).await?;
+        if !auth.policy.has_role(Account::role(&user), R::ROLE) {
             return Err(AuthError::RoleRequired(R::ROLE));
         }
         Ok(Self {
@@ -196,15 +197,11 @@ where
 
 /// How the Supabase guards refuse, for OpenAPI.
 macro_rules! supabase_guard {
-    ($(impl$(<$param:ident: $bound:ident>)? for $ty:ty => $needs:expr;)*) => {$(
+    ($(impl$(<$param:ident: $bound:ident>)? for $ty:ty => $names:expr;)*) => {$(
         impl$(<$param: $bound>)? RouteGuard for $ty {
             // Supabase tokens carry no OAuth2 scopes.
-            fn scopes() -> &'static [&'static str] {
-                &[]
-            }
-
-            fn role_or_permission() -> Option<String> {
-                $needs
+            fn names() -> GuardNames<'static> {
+                $names
             }
 
             fn account_refusal() -> &'static str {
@@ -219,7 +216,7 @@ macro_rules! supabase_guard {
 }
 
 supabase_guard! {
-    impl for CurrentSupabaseUser => None;
-    impl<P: PermissionRequirement> for RequireSupabasePermission<P> => Some(format!("Permission '{}' required", P::PERMISSION));
-    impl<R: RoleRequirement> for RequireSupabaseRole<R> => Some(format!("Role '{}' required", R::ROLE));
+    impl for CurrentSupabaseUser => GuardNames::default();
+    impl<P: PermissionRequirement> for RequireSupabasePermission<P> => GuardNames { permission: Some(P::PERMISSION), ..GuardNames::default() };
+    impl<R: RoleRequirement> for RequireSupabaseRole<R> => GuardNames { role: Some(R::ROLE), ..GuardNames::default() };
 }

@@ -46,7 +46,7 @@ use axum::http::request::Parts;
 
 use crate::error::AuthError;
 use crate::login::ScopeMode;
-use crate::policy::AccessPolicy;
+use crate::policy::{AccessPolicy, GuardNames};
 use crate::token::{AccessTokenVerifier, InvalidToken, MAX_TOKEN_BYTES, VerifiedAccess};
 
 /// What an authorization check needs to know about a user.
@@ -328,10 +328,9 @@ pub trait RoleRequirement: Send + Sync + 'static {
 /// requirement and its 401/403 answers from it, so the document and the
 /// check cannot drift apart).
 pub trait RouteGuard {
-    /// The scopes the token must carry in a service with scopes.
-    fn scopes() -> &'static [&'static str];
-    /// The role or permission whose absence is 403 `forbidden`, if any.
-    fn role_or_permission() -> Option<String>;
+    /// The scopes the token must carry in a service with scopes, and the
+    /// permission or role whose absence is 403 `forbidden`.
+    fn names() -> GuardNames<'static>;
     /// Why a user with a valid token is refused with 403 `forbidden` on
     /// every route this guard protects.
     fn account_refusal() -> &'static str {
@@ -344,17 +343,13 @@ pub trait RouteGuard {
 }
 
 impl<U> RouteGuard for CurrentUser<U> {
-    fn scopes() -> &'static [&'static str] {
-        &[]
-    }
-
-    fn role_or_permission() -> Option<String> {
-        None
+    fn names() -> GuardNames<'static> {
+        GuardNames::default()
     }
 }
 
 macro_rules! guarded_extractor {
-    ($(#[$doc:meta])* $name:ident<$marker:ident: $bound:ident>, scopes: $scopes:expr, needs: $needs:expr, |$caller:ident, $auth:ident| $check:expr) => {
+    ($(#[$doc:meta])* $name:ident<$marker:ident: $bound:ident>, names: $names:expr, |$caller:ident, $auth:ident| $check:expr) => {
         $(#[$doc])*
         pub struct $name<$marker, U = crate::store::User> {
             /// The user.
@@ -388,12 +383,8 @@ macro_rules! guarded_extractor {
         }
 
         impl<$marker: $bound, U> RouteGuard for $name<$marker, U> {
-            fn scopes() -> &'static [&'static str] {
-                $scopes
-            }
-
-            fn role_or_permission() -> Option<String> {
-                $needs
+            fn names() -> GuardNames<'static> {
+                $names
             }
         }
     };
@@ -407,8 +398,7 @@ guarded_extractor!(
     /// naming all of them. In a service without scopes any active user
     /// passes.
     RequireScopes<R: ScopeRequirement>,
-    scopes: R::SCOPES,
-    needs: None,
+    names: GuardNames { scopes: R::SCOPES, ..GuardNames::default() },
     |caller, auth| auth.check_scopes(&caller, R::SCOPES)
 );
 
@@ -419,8 +409,7 @@ guarded_extractor!(
     /// carry `P::SCOPES`, checked after the permission: 403
     /// `insufficient_scope` naming them.
     RequirePermission<R: PermissionRequirement>,
-    scopes: R::SCOPES,
-    needs: Some(format!("Permission '{}' required", R::PERMISSION)),
+    names: GuardNames { scopes: R::SCOPES, permission: Some(R::PERMISSION), role: None },
     |caller, auth| check_permission(auth.policy(), &caller.user, R::PERMISSION)
         .and_then(|()| auth.check_scopes(&caller, R::SCOPES))
 );
@@ -431,9 +420,8 @@ guarded_extractor!(
     /// service with scopes the token must also carry `R::SCOPES`, checked
     /// after the role: 403 `insufficient_scope` naming them.
     RequireRole<R: RoleRequirement>,
-    scopes: R::SCOPES,
-    needs: Some(format!("Role '{}' required", R::ROLE)),
-    |caller, auth| if caller.user.role() == R::ROLE {
+    names: GuardNames { scopes: R::SCOPES, permission: None, role: Some(R::ROLE) },
+    |caller, auth| if auth.policy().has_role(caller.user.role(), R::ROLE) {
         auth.check_scopes(&caller, R::SCOPES)
     } else {
         Err(AuthError::RoleRequired(R::ROLE))

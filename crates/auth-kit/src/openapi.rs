@@ -38,7 +38,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::RouteGuard;
 use crate::login::ScopeMode;
-use crate::policy::AccessPolicy;
+use crate::policy::{AccessPolicy, GuardNames, PolicyError};
 
 /// The name of the security scheme handlers refer to in `security(...)`.
 pub const SECURITY_SCHEME: &str = "oauth2";
@@ -129,16 +129,21 @@ pub fn password_flow_scheme(policy: &AccessPolicy, scopes: ScopeMode) -> Securit
 /// Splits `router` into routes and document, adds the security scheme and
 /// `info`, and returns the routes plus `/openapi.json` and `/docs` (with
 /// [`docs_headers`] and a JSON 404 for unknown paths under `/docs`).
+///
+/// Every route's guard is held to `policy` here: a marker naming a scope,
+/// permission or role the policy does not declare is the error (start-up
+/// fails on the typo instead of every request being refused).
 pub fn document<S>(
     router: OpenApiRouter<S>,
     info: ApiInfo<'_>,
     policy: &AccessPolicy,
     scopes: ScopeMode,
-) -> axum::Router<S>
+) -> Result<axum::Router<S>, PolicyError>
 where
     S: Clone + Send + Sync + 'static,
 {
     let (routes, mut openapi) = router.split_for_parts();
+    check_guards(&mut openapi, policy)?;
     describe(&mut openapi, info, policy, scopes);
     let oauth = utoipa_swagger_ui::oauth::Config::new()
         .scope_separator(" ")
@@ -147,7 +152,7 @@ where
         .url("/openapi.json", openapi)
         .oauth(oauth)
         .into();
-    routes.merge(docs.layer(axum::middleware::map_response(docs_response)))
+    Ok(routes.merge(docs.layer(axum::middleware::map_response(docs_response))))
 }
 
 /// Fills in `info`, the security scheme and the error schema (also usable
@@ -274,17 +279,28 @@ pub fn guarded<S, H, Args>(
 where
     H: GuardedHandler<Args>,
 {
+    let names = H::Guard::names();
     let required: &[&str] = match scopes {
-        ScopeMode::Scoped => H::Guard::scopes(),
+        ScopeMode::Scoped => names.scopes,
         ScopeMode::Unscoped => &[],
     };
-    let forbidden = forbidden_description(
-        required,
-        H::Guard::role_or_permission(),
-        H::Guard::account_refusal(),
-    );
+    let needs = match (names.permission, names.role) {
+        (Some(permission), _) => Some(format!("Permission '{permission}' required")),
+        (None, Some(role)) => Some(format!("Role '{role}' required")),
+        (None, None) => None,
+    };
+    let forbidden = forbidden_description(required, needs, H::Guard::account_refusal());
+    let stored = StoredGuard::from(&names);
     for item in routes.1.paths.values_mut() {
         for operation in operations(item) {
+            // What the guard names, for `document` to hold to the policy
+            // (and remove: it is not part of the published document).
+            if let Ok(value) = serde_json::to_value(&stored) {
+                operation
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .insert(GUARD_EXTENSION.to_owned(), value);
+            }
             operation.security = Some(vec![SecurityRequirement::new(
                 SECURITY_SCHEME,
                 required.iter().copied(),
@@ -305,6 +321,61 @@ where
         }
     }
     routes
+}
+
+/// The operation extension [`guarded`] records a guard's names in, until
+/// [`document`] has checked them against the policy and removed them.
+const GUARD_EXTENSION: &str = "x-auth-kit-guard";
+
+/// A guard's names as an operation extension carries them.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredGuard {
+    scopes: Vec<String>,
+    permission: Option<String>,
+    role: Option<String>,
+}
+
+impl From<&GuardNames<'_>> for StoredGuard {
+    fn from(names: &GuardNames<'_>) -> Self {
+        Self {
+            scopes: names.scopes.iter().map(|s| (*s).to_owned()).collect(),
+            permission: names.permission.map(str::to_owned),
+            role: names.role.map(str::to_owned),
+        }
+    }
+}
+
+/// Holds every guarded route's names to `policy`, and removes them from
+/// the document: the first route naming an undeclared scope, permission
+/// or role is the error.
+fn check_guards(openapi: &mut OpenApi, policy: &AccessPolicy) -> Result<(), PolicyError> {
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        for operation in operations(item) {
+            let Some(extensions) = operation.extensions.as_mut() else {
+                continue;
+            };
+            let stored = extensions.remove(GUARD_EXTENSION);
+            if extensions.is_empty() {
+                operation.extensions = None;
+            }
+            let Some(stored) = stored.and_then(|v| serde_json::from_value::<StoredGuard>(v).ok())
+            else {
+                continue;
+            };
+            let scopes: Vec<&str> = stored.scopes.iter().map(String::as_str).collect();
+            let names = GuardNames {
+                scopes: &scopes,
+                permission: stored.permission.as_deref(),
+                role: stored.role.as_deref(),
+            };
+            let route = match operation.operation_id.as_deref() {
+                Some(id) => format!("{id} ({path})"),
+                None => path.clone(),
+            };
+            policy.check_guard(&route, &names)?;
+        }
+    }
+    Ok(())
 }
 
 /// The 403 answers a guard can give, for its response description.

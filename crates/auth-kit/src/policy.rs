@@ -106,6 +106,20 @@ pub const STANDARD: PolicySpec = PolicySpec {
     signup_role: "user",
 };
 
+/// What a route guard names: the scopes it checks, and the permission or
+/// role it needs. [`AccessPolicy::check_guard`] holds it to the policy when
+/// the routes are documented ([`crate::openapi::document`]), so a typo in a
+/// marker type fails start-up instead of refusing every request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GuardNames<'a> {
+    /// Scopes the token must carry (in a service with scopes).
+    pub scopes: &'a [&'a str],
+    /// The permission the user must hold, if any.
+    pub permission: Option<&'a str>,
+    /// The role the user must have, if any.
+    pub role: Option<&'a str>,
+}
+
 /// A [`PolicySpec`] that names something it does not declare.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("access policy: {0}")]
@@ -179,6 +193,45 @@ impl AccessPolicy {
     pub fn standard() -> Self {
         // STANDARD is checked by this module's tests; it cannot fail here.
         Self { spec: &STANDARD }
+    }
+
+    /// Whether the guard of `route` names only what the policy declares;
+    /// the error names the first name it does not.
+    ///
+    /// ```
+    /// use auth_kit::policy::{AccessPolicy, GuardNames, STANDARD};
+    ///
+    /// let policy = AccessPolicy::new(&STANDARD).expect("valid");
+    /// let typo = GuardNames { scopes: &["itmes"], ..GuardNames::default() };
+    /// let err = policy.check_guard("GET /users/me/items", &typo).unwrap_err();
+    /// assert!(err.to_string().contains("'itmes'"));
+    /// ```
+    pub fn check_guard(&self, route: &str, guard: &GuardNames<'_>) -> Result<(), PolicyError> {
+        let undeclared = |kind: &str, name: &str| {
+            PolicyError(format!(
+                "the guard of {route} names the {kind} '{name}', which the policy does not declare"
+            ))
+        };
+        if let Some(scope) = guard
+            .scopes
+            .iter()
+            .find(|s| !self.spec.scopes.iter().any(|d| d.name == **s))
+        {
+            return Err(undeclared("scope", scope));
+        }
+        if let Some(permission) = guard.permission.filter(|p| !self.is_permission(p)) {
+            return Err(undeclared("permission", permission));
+        }
+        if let Some(role) = guard.role.filter(|r| self.role(r).is_none()) {
+            return Err(undeclared("role", role));
+        }
+        Ok(())
+    }
+
+    /// Whether a user with `role` has the role `required` (a declared one:
+    /// [`AccessPolicy::check_guard`] refuses a guard naming another).
+    pub fn has_role(&self, role: &str, required: &str) -> bool {
+        role == required && self.role(required).is_some()
     }
 
     /// Every scope, in declaration order.

@@ -125,8 +125,11 @@ struct RedisOutbox {
     overflowed: std::sync::atomic::AtomicBool,
     /// Changes queued and not yet published or given up on.
     unpublished: std::sync::atomic::AtomicUsize,
-    /// A change was given up on (Redis did not take it in time).
+    /// A change was given up on (Redis did not take it in time, or the
+    /// publisher is gone).
     gave_up: std::sync::atomic::AtomicBool,
+    /// A change reached Redis while nobody listened on the channel.
+    unheard: std::sync::atomic::AtomicBool,
 }
 
 impl RedisOutbox {
@@ -143,6 +146,7 @@ impl RedisOutbox {
                 overflowed: std::sync::atomic::AtomicBool::new(false),
                 unpublished: std::sync::atomic::AtomicUsize::new(0),
                 gave_up: std::sync::atomic::AtomicBool::new(false),
+                unheard: std::sync::atomic::AtomicBool::new(false),
             },
             (publisher, outbox),
         ))
@@ -157,6 +161,21 @@ impl fmt::Debug for Sessions {
             .field("redis", &self.shared.redis.is_some())
             .finish()
     }
+}
+
+/// How the changes a store made reached the other instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Every change reached the channel, and someone was listening (or the
+    /// database carried them itself).
+    Delivered,
+    /// Every change reached the Redis channel, but nobody was subscribed:
+    /// no instance caches sessions, or they listen under another service
+    /// name.
+    Unheard,
+    /// A change did not reach Redis in time: the instances see it within
+    /// SESSION_CACHE_SECONDS.
+    NotDelivered,
 }
 
 /// A note of the cache's generation taken before a database read.
@@ -256,21 +275,27 @@ impl Sessions {
     }
 
     /// Waits, for at most `limit`, until every change so far is published
-    /// on Redis; `true` when none is left or given up on (at once when
-    /// changes do not go through Redis).
-    pub(crate) async fn published(&self, limit: Duration) -> bool {
+    /// on Redis, and says how that went (at once when changes do not go
+    /// through Redis).
+    pub(crate) async fn published(&self, limit: Duration) -> Delivery {
         use std::sync::atomic::Ordering;
         let Some(redis) = &self.shared.redis else {
-            return true;
+            return Delivery::Delivered;
         };
         let deadline = tokio::time::Instant::now() + limit;
         while redis.unpublished.load(Ordering::SeqCst) > 0 {
             if tokio::time::Instant::now() >= deadline {
-                return false;
+                return Delivery::NotDelivered;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        !redis.gave_up.load(Ordering::SeqCst)
+        if redis.gave_up.load(Ordering::SeqCst) {
+            Delivery::NotDelivered
+        } else if redis.unheard.load(Ordering::SeqCst) {
+            Delivery::Unheard
+        } else {
+            Delivery::Delivered
+        }
     }
 
     /// The cached user for this token, if every part of it is fresh.
@@ -308,11 +333,19 @@ impl Sessions {
         if let Some(redis) = &self.shared.redis {
             use std::sync::atomic::Ordering;
             redis.unpublished.fetch_add(1, Ordering::SeqCst);
-            if redis.queue.try_send(change).is_err() {
-                // Published as "everyone" with the next change (the queue
-                // is full, so one follows).
-                redis.unpublished.fetch_sub(1, Ordering::SeqCst);
-                redis.overflowed.store(true, Ordering::SeqCst);
+            match redis.queue.try_send(change) {
+                Ok(()) => {}
+                // Published as "everyone" once the queue has room (the
+                // publisher checks after each change it sends).
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    redis.overflowed.store(true, Ordering::SeqCst);
+                    redis.unpublished.fetch_sub(1, Ordering::SeqCst);
+                }
+                // The publisher is gone: nothing will reach the others.
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    redis.gave_up.store(true, Ordering::SeqCst);
+                    redis.unpublished.fetch_sub(1, Ordering::SeqCst);
+                }
             }
         }
     }
@@ -681,6 +714,13 @@ async fn listen_redis(shared: Weak<Shared>, client: redis::Client, channel: Stri
     }
 }
 
+/// Runs `f` on the store's Redis outbox; `None` when every store handle is
+/// gone (or it has none).
+fn with_outbox<T>(shared: &Weak<Shared>, f: impl FnOnce(&RedisOutbox) -> T) -> Option<T> {
+    let strong = shared.upgrade()?;
+    strong.redis.as_ref().map(f)
+}
+
 /// Publishes this instance's changes on Redis.
 struct RedisPublisher {
     connection: redis::aio::ConnectionManager,
@@ -701,7 +741,9 @@ impl RedisPublisher {
         })
     }
 
-    async fn publish(&self, payload: &str) -> bool {
+    /// How many subscribers received `payload`; `None` when Redis did not
+    /// take it.
+    async fn publish(&self, payload: &str) -> Option<i64> {
         let mut connection = self.connection.clone();
         let sent = tokio::time::timeout(
             REDIS_TIMEOUT,
@@ -711,7 +753,10 @@ impl RedisPublisher {
                 .query_async::<i64>(&mut connection),
         )
         .await;
-        matches!(sent, Ok(Ok(_)))
+        match sent {
+            Ok(Ok(receivers)) => Some(receivers),
+            _ => None,
+        }
     }
 
     /// Publishes each change, retried until it gets through or `ttl` has
@@ -720,37 +765,55 @@ impl RedisPublisher {
         use std::sync::atomic::Ordering;
         // `None`: every store handle is gone.
         while let Some(change) = queue.recv().await {
-            let Some(strong) = shared.upgrade() else {
+            let Some(overflowed) =
+                with_outbox(&shared, |r| r.overflowed.swap(false, Ordering::SeqCst))
+            else {
                 return;
             };
-            let overflowed = strong
-                .redis
-                .as_ref()
-                .is_some_and(|r| r.overflowed.swap(false, Ordering::SeqCst));
-            drop(strong);
+            // A change refused for a full queue makes this one "everyone".
             let change = if overflowed { Change::Everyone } else { change };
-            let published = match change.payload() {
-                Some(payload) => self.publish_until(&shared, &payload, ttl).await,
-                None => true,
-            };
-            let Some(strong) = shared.upgrade() else {
-                return;
-            };
-            if let Some(redis) = &strong.redis {
-                if !published {
-                    redis.gave_up.store(true, Ordering::SeqCst);
+            let mut receivers = self.publish_until(&shared, change, ttl).await;
+            // A change was refused while the queue drained: nothing queued
+            // would carry "everyone", so it goes now, before this change
+            // counts as published.
+            if queue.is_empty()
+                && with_outbox(&shared, |r| r.overflowed.swap(false, Ordering::SeqCst))
+                    == Some(true)
+            {
+                receivers = receivers.min(self.publish_until(&shared, Change::Everyone, ttl).await);
+            }
+            let counted = with_outbox(&shared, |redis| {
+                match receivers {
+                    None => redis.gave_up.store(true, Ordering::SeqCst),
+                    Some(0) => redis.unheard.store(true, Ordering::SeqCst),
+                    Some(_) => {}
                 }
                 redis.unpublished.fetch_sub(1, Ordering::SeqCst);
+            });
+            if counted.is_none() {
+                return;
             }
         }
     }
 
     /// Publishes one change, retried until it gets through or `ttl` has
-    /// passed; whether it got through.
-    async fn publish_until(&self, shared: &Weak<Shared>, payload: &str, ttl: Duration) -> bool {
+    /// passed; how many subscribers received it (`None`: it did not get
+    /// through; a change with nothing to say counts as heard).
+    async fn publish_until(
+        &self,
+        shared: &Weak<Shared>,
+        change: Change,
+        ttl: Duration,
+    ) -> Option<i64> {
+        let Some(payload) = change.payload() else {
+            return Some(i64::MAX);
+        };
         let deadline = tokio::time::Instant::now() + ttl;
         let mut failures = 0u32;
-        while !self.publish(payload).await {
+        loop {
+            if let Some(receivers) = self.publish(&payload).await {
+                return Some(receivers);
+            }
             failures += 1;
             if failures == 1 {
                 tracing::warn!("session cache: a change could not be published on Redis; retrying");
@@ -759,11 +822,10 @@ impl RedisPublisher {
                 tracing::warn!(
                     "session cache: gave up publishing a change on Redis; other instances see it within SESSION_CACHE_SECONDS"
                 );
-                return false;
+                return None;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        true
     }
 }
 

@@ -50,7 +50,7 @@ use crate::extract::{Account, Lookup, LookupError, UserDirectory};
 use crate::limiter::RedisUrlError;
 use crate::page::{Page, PageRequest};
 use crate::refresh::{ReuseWindow, SealedSuccessor};
-use crate::session_cache::{Change, Sessions};
+use crate::session_cache::{Change, Delivery, Sessions};
 use crate::token::{InvalidToken, VerifiedAccess};
 use crate::username;
 
@@ -311,10 +311,10 @@ impl Store {
     }
 
     /// Waits, for at most `limit`, until every change this store made has
-    /// reached the other instances' channel; `false` when one has not (they
-    /// then see it within SESSION_CACHE_SECONDS). At once on PostgreSQL,
-    /// whose transactions carried their own notifications.
-    pub async fn published(&self, limit: Duration) -> bool {
+    /// reached the other instances' channel, and says how that went (see
+    /// [`Delivery`]). At once on PostgreSQL, whose transactions carried
+    /// their own notifications.
+    pub async fn published(&self, limit: Duration) -> Delivery {
         self.sessions.published(limit).await
     }
 

@@ -16,7 +16,7 @@ use auth_kit::extract::Authenticator;
 use auth_kit::limiter::{RateLimiter, RedisUrlError};
 use auth_kit::login::{LoginService, LoginServiceParts, ScopeMode};
 use auth_kit::password::{PasswordHasher, PoolSize};
-use auth_kit::policy::AccessPolicy;
+use auth_kit::policy::{AccessPolicy, PolicyError};
 use auth_kit::store::{OpenError, Store, User};
 use auth_kit::token::{AccessTokenVerifier, ClaimRules, JwkSet, TokenIssuer};
 use axum::extract::FromRef;
@@ -122,7 +122,7 @@ impl App {
             item_quota: ItemQuota(settings.items_max_per_user),
         };
         Ok(Self {
-            router: routes::router(state),
+            router: routes::router(state).map_err(StartupError::Policy)?,
             store,
         })
     }
@@ -137,6 +137,9 @@ pub enum StartupError {
     Admin(String),
     /// The mail outbox or the SMTP client could not be set up.
     Mail(account::StartError),
+    /// A route's guard names a scope, permission or role the access policy
+    /// does not declare (a typo in a marker type).
+    Policy(PolicyError),
     /// RATE_LIMIT_URL could not be used (limiter or session cache).
     Limiter(RedisUrlError),
 }
@@ -154,6 +157,7 @@ impl fmt::Display for StartupError {
                 "{e}; check MAIL_URL and MAIL_FROM (`cargo auth validate` tests them)"
             ),
             StartupError::Limiter(e) => write!(f, "{e}"),
+            StartupError::Policy(e) => write!(f, "{e}"),
         }
     }
 }

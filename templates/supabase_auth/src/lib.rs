@@ -10,7 +10,7 @@ use std::fmt;
 use auth_kit::Clock;
 use auth_kit::config::{ServerSettings, TrafficSettings};
 use auth_kit::limiter::{MailRequestLimiter, RateLimiter, RedisUrlError};
-use auth_kit::policy::AccessPolicy;
+use auth_kit::policy::{AccessPolicy, PolicyError};
 use auth_kit::store::{OpenError, Store};
 use auth_kit_supabase::{
     ClientBuildError, SupabaseAuth, SupabaseClient, SupabaseSettings, SupabaseVerifier,
@@ -85,7 +85,7 @@ impl App {
             mail_requests,
         };
         Ok(Self {
-            router: routes::router(state),
+            router: routes::router(state).map_err(StartupError::Policy)?,
             store,
         })
     }
@@ -98,6 +98,9 @@ pub enum StartupError {
     Database(OpenError),
     /// The HTTP client for Supabase could not be built.
     Client(ClientBuildError),
+    /// A route's guard names a scope, permission or role the access policy
+    /// does not declare (a typo in a marker type).
+    Policy(PolicyError),
     /// RATE_LIMIT_URL could not be used.
     Limiter(RedisUrlError),
 }
@@ -111,6 +114,7 @@ impl fmt::Display for StartupError {
             ),
             StartupError::Client(e) => write!(f, "the Supabase client could not be built: {e}"),
             StartupError::Limiter(e) => write!(f, "{e}"),
+            StartupError::Policy(e) => write!(f, "{e}"),
         }
     }
 }

@@ -56,7 +56,7 @@ pub use server::{
 pub use service::{DEFAULT_ITEMS_MAX_PER_USER, ServiceSettings, check_service};
 pub use traffic::{
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_SESSION_CACHE, LoginLimits, RateLimitUrl,
-    SessionCacheSettings, SignupLimits, TrafficSettings, check_traffic,
+    SessionCacheSettings, SignupLimits, TrafficSettings, check_traffic, rate_limit_url,
 };
 
 /// The process environment over an optional `.env` file.

@@ -251,7 +251,15 @@ pub(super) fn trusted_proxies(env: &Environment) -> Result<TrustedProxies, Confi
 }
 
 /// RATE_LIMIT_URL: `redis://host:port[/db]`, or unset.
-pub(super) fn rate_limit_url(env: &Environment) -> Result<Option<RateLimitUrl>, ConfigError> {
+///
+/// ```
+/// use auth_kit::config::{Environment, rate_limit_url};
+///
+/// let env = Environment::from_pairs([("RATE_LIMIT_URL", "redis://:pw@cache:6379/2")]);
+/// let url = rate_limit_url(&env).unwrap().expect("set");
+/// assert_eq!(url.to_string(), "Redis at cache:6379/2"); // never the password
+/// ```
+pub fn rate_limit_url(env: &Environment) -> Result<Option<RateLimitUrl>, ConfigError> {
     let Some(raw) = env.get("RATE_LIMIT_URL") else {
         return Ok(None);
     };

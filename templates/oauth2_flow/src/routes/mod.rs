@@ -6,6 +6,7 @@
 
 use auth_kit::guarded_route;
 use auth_kit::openapi::ApiInfo;
+use auth_kit::policy::PolicyError;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -17,8 +18,10 @@ pub mod items;
 pub mod meta;
 pub mod users;
 
-/// Every route, `/openapi.json` and `/docs`, and the standard layers.
-pub fn router(state: AppState) -> axum::Router {
+/// Every route, `/openapi.json` and `/docs`, and the standard layers; a
+/// guard naming a scope, permission or role the policy does not declare
+/// is refused here, at start-up.
+pub fn router(state: AppState) -> Result<axum::Router, PolicyError> {
     let api = OpenApiRouter::new()
         .routes(routes!(meta::root))
         .routes(routes!(meta::health))
@@ -47,6 +50,6 @@ pub fn router(state: AppState) -> axum::Router {
         authors: env!("CARGO_PKG_AUTHORS"),
         license: env!("CARGO_PKG_LICENSE"),
     };
-    let router = auth_kit::openapi::document(api, info, state.auth.policy(), SCOPES);
-    auth_kit::http::with_service_layers(router).with_state(state)
+    let router = auth_kit::openapi::document(api, info, state.auth.policy(), SCOPES)?;
+    Ok(auth_kit::http::with_service_layers(router).with_state(state))
 }
