@@ -19,7 +19,10 @@
 //! only when every file is staged are they moved into place (the replaced
 //! files moved aside, and put back should a move fail), the provenance
 //! record last. An upgrade interrupted while staging leaves the project as
-//! it was. `--check` computes the same and changes nothing: it lists what
+//! it was. The stamp manifest (`.xtask-stamp`, what `cargo xtask new
+//! --force` may replace) follows the files the upgrade wrote for a project
+//! that had left them as stamped; a file the project changed keeps its old
+//! hash there, so it still counts as the project's own work. `--check` computes the same and changes nothing: it lists what
 //! would change, and the conflict markers left by an earlier upgrade, and
 //! exits 1 when there is anything.
 
@@ -320,9 +323,18 @@ fn apply(project: &Path, steps: &[(String, Action)], record: &Provenance) -> Res
             moves.push((path.clone(), false));
         }
     }
+    let rendered = record.render();
+    if let Some(manifest) = restamped_manifest(project, steps, rendered.as_bytes())? {
+        stage(
+            &new_dir.join(crate::new::MANIFEST),
+            manifest.as_bytes(),
+            &project.join(crate::new::MANIFEST),
+        )?;
+        moves.push((crate::new::MANIFEST.to_owned(), true));
+    }
     stage(
         &new_dir.join(PROVENANCE),
-        record.render().as_bytes(),
+        rendered.as_bytes(),
         &project.join(PROVENANCE),
     )?;
     moves.push((PROVENANCE.to_owned(), true));
@@ -380,6 +392,68 @@ fn apply(project: &Path, steps: &[(String, Action)], record: &Provenance) -> Res
     }
     Ok(())
     // `staging`, with the replaced files, is removed when dropped.
+}
+
+/// The stamp manifest (`.xtask-stamp`) after the upgrade, or `None` when
+/// the project has none. An entry that matched the file before follows the
+/// file's new contents (or leaves with a removed file); a file new to the
+/// project gets an entry; an entry that did not match (the project changed
+/// the file) is kept as it was.
+fn restamped_manifest(
+    project: &Path,
+    steps: &[(String, Action)],
+    provenance: &[u8],
+) -> Result<Option<String>> {
+    let path = project.join(crate::new::MANIFEST);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let current = |relative: &str| -> Result<Option<String>> {
+        match fs::read(project.join(relative)) {
+            Ok(bytes) => Ok(Some(sha256_hex(&bytes))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {relative}")),
+        }
+    };
+    // What each written file will hold: `None` for a removed one.
+    let mut after: BTreeMap<&str, Option<String>> = steps
+        .iter()
+        .filter_map(|(path, action)| match action {
+            Action::Remove => Some((path.as_str(), None)),
+            Action::Replace(c) | Action::Add(c) => Some((path.as_str(), Some(sha256_hex(c)))),
+            _ => None,
+        })
+        .collect();
+    after.insert(PROVENANCE, Some(sha256_hex(provenance)));
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let entry = line
+            .split_once("  ")
+            .filter(|_| !line.starts_with('#'))
+            .and_then(|(hash, file)| after.get(file).map(|new| (hash, file, new)));
+        match entry {
+            Some((hash, file, new)) => {
+                let followed = current(file)?.as_deref() == Some(hash);
+                match new {
+                    Some(new) if followed => out.push_str(&format!("{new}  {file}\n")),
+                    None if followed => {}
+                    _ => out.push_str(&format!("{line}\n")),
+                }
+                after.remove(file);
+            }
+            None => out.push_str(&format!("{line}\n")),
+        }
+    }
+    // Files the manifest did not list: added by this upgrade, or by an
+    // earlier one; listed only when this upgrade added them.
+    for (path, action) in steps {
+        if let (Action::Add(c), Some(_)) = (action, after.get(path.as_str())) {
+            out.push_str(&format!("{}  {path}\n", sha256_hex(c)));
+        }
+    }
+    Ok(Some(out))
 }
 
 /// Writes `contents` at `staged`, with the permissions of the file it

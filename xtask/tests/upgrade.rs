@@ -127,6 +127,23 @@ fn upgrade_replaces_merges_and_stops_on_conflicts() {
         let (first, rest) = t.split_once('\n').unwrap();
         format!("{first} (ours)\n{rest}")
     });
+    // `cargo auth kit diff` shows the project's own changes against the
+    // recorded commit (upstream's are not committed yet), and only those.
+    let record = auth_cli::kit::Provenance::read(&project).unwrap();
+    let diffs = auth_cli::kit::diffs(&project, &record, &clone, &[]).unwrap();
+    for line in [
+        &format!("--- a/{MERGED}"),
+        &format!("+++ b/{MERGED}"),
+        "+// Project: our note.",
+        &format!("+++ b/{CLASHING}"),
+    ] {
+        assert!(diffs.lines().any(|l| l == line), "{line} in:\n{diffs}");
+    }
+    assert!(diffs.contains(" (ours)"), "{diffs}");
+    assert!(!diffs.contains(UNTOUCHED), "{diffs}");
+    let only = auth_cli::kit::diffs(&project, &record, &clone, &[MERGED.to_owned()]).unwrap();
+    assert!(only.contains(MERGED) && !only.contains(CLASHING), "{only}");
+
     // Upstream changes the untouched file, the end of the merged one, the
     // first line of the clashing one, and adds a migration.
     edit(&clone.join(UNTOUCHED), &|t| {
@@ -198,6 +215,24 @@ fn upgrade_replaces_merges_and_stops_on_conflicts() {
         record.contains(&format!("# commit: {upstream}\n")),
         "{record}"
     );
+    // The stamp manifest follows the files the project had left as stamped
+    // (so `cargo xtask new --force` may still replace it), and keeps the old
+    // hash of the files the project changed (so it may not).
+    let manifest = read(".xtask-stamp");
+    let listed = |path: &str| {
+        manifest
+            .lines()
+            .find_map(|l| l.split_once("  ").filter(|(_, p)| *p == path))
+            .map(|(hash, _)| hash.to_owned())
+    };
+    let hash = |path: &str| auth_cli::kit::sha256_hex(&fs::read(project.join(path)).unwrap());
+    for path in [UNTOUCHED, MIGRATION, ".kit-stamp"] {
+        assert_eq!(listed(path), Some(hash(path)), "{path} in:\n{manifest}");
+    }
+    for path in [MERGED, CLASHING] {
+        let recorded = listed(path).unwrap();
+        assert_ne!(recorded, hash(path), "{path} in:\n{manifest}");
+    }
     let names: Vec<String> = fs::read_dir(&project)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

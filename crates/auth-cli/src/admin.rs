@@ -5,9 +5,10 @@
 //! environment over `./.env` (or `--env-file`), relative SQLite paths from
 //! the env file's folder. The writes go through the kit's store, so they
 //! follow its rules (the username and password rules of signup, Argon2id
-//! hashes) and tell every running instance's session cache what changed
-//! (on PostgreSQL at once; on SQLite the service sees the change within
-//! SESSION_CACHE_SECONDS). A new password is asked for twice with echo
+//! hashes) and tell every running instance's session cache what changed:
+//! on PostgreSQL in the writing transaction, on SQLite with RATE_LIMIT_URL
+//! on Redis before the command exits (on SQLite alone the service sees the
+//! change within SESSION_CACHE_SECONDS). A new password is asked for twice with echo
 //! off, or read from standard input with `--password-stdin`; passwords and
 //! hashes are never printed.
 //!
@@ -19,7 +20,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use auth_kit::config::{Environment, database_url, describe_database, is_valid_username};
+use auth_kit::config::{
+    Environment, TrafficSettings, database_url, describe_database, is_valid_username,
+};
 use auth_kit::password::{PasswordHasher, PoolSize, check_new_password};
 use auth_kit::store::{CreateUserError, NewUser, Store, UserChangeError, UserUpdate};
 use zeroize::Zeroizing;
@@ -68,10 +71,19 @@ pub struct PasswordArgs {
 
 /// How long the database gets to answer the migration check.
 const DATABASE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a change may take to reach Redis before the command gives up
+/// telling the running instances (they then see it within
+/// SESSION_CACHE_SECONDS).
+const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn run(args: &AdminArgs) -> Result<()> {
     let (env, service_name) = load_settings(args.env_file.as_deref())?;
     let url = database_url(&env, &service_name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // With SQLite, the running instances hear of the change through the
+    // Redis they share (RATE_LIMIT_URL).
+    let redis = TrafficSettings::from_env(&env)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .rate_limit_url;
     // Read before the runtime starts: the prompt blocks.
     let password = match &args.action {
         AdminAction::Create(a) | AdminAction::ResetPassword(a) => {
@@ -90,13 +102,24 @@ pub fn run(args: &AdminArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let store = open_store(&url).await?;
+        let mut store = open_store(&url).await?;
+        if let Some(redis) = &redis {
+            store = store
+                .publishing_on(redis, &service_name, ANNOUNCE_TIMEOUT)
+                .map_err(|e| anyhow::anyhow!("RATE_LIMIT_URL cannot be used: {e}"))?;
+        }
         let outcome = apply(
             &store,
             &args.action,
             password.as_deref().map(|p| p.as_str()),
         )
         .await;
+        if outcome.is_ok() && !store.published(ANNOUNCE_TIMEOUT).await {
+            eprintln!(
+                "warning: the change could not be published on {} (RATE_LIMIT_URL): running instances see it within SESSION_CACHE_SECONDS",
+                redis.as_ref().map_or_else(String::new, ToString::to_string)
+            );
+        }
         store.close().await;
         println!("{}", outcome?);
         Ok(())

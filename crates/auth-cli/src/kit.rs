@@ -334,20 +334,28 @@ fn status(project: &Path, record: &Provenance) -> Result<()> {
 }
 
 fn diff(project: &Path, record: &Provenance, repo: &Path, only: &[String]) -> Result<()> {
-    let source = GitCommit::open(repo, &record.commit)?;
     if record.dirty {
         eprintln!(
             "note: the kit was copied from a working tree with uncommitted changes; the diffs are against commit {} as committed",
             record.commit
         );
     }
+    print!("{}", diffs(project, record, repo, only)?);
+    Ok(())
+}
+
+/// Unified diffs of the project's changed kit files (all of them, or those
+/// in `only`) against the recorded commit's version in `repo`.
+pub fn diffs(project: &Path, record: &Provenance, repo: &Path, only: &[String]) -> Result<String> {
+    let source = GitCommit::open(repo, &record.commit)?;
+    let mut out = String::new();
     let mut shown = 0;
     for (change, path) in changes(project, record)? {
         if !only.is_empty() && !only.contains(&path) {
             continue;
         }
         if is_linked(project, &path) {
-            println!("{path} is a symbolic link: not followed");
+            out.push_str(&format!("{path} is a symbolic link: not followed\n"));
             continue;
         }
         let ours = match change {
@@ -359,7 +367,7 @@ fn diff(project: &Path, record: &Provenance, repo: &Path, only: &[String]) -> Re
             _ => render_file(&source, &path, &record.strategy)?.unwrap_or_default(),
         };
         let (Ok(base), Ok(ours)) = (String::from_utf8(base), String::from_utf8(ours)) else {
-            println!("Binary file {path} differs");
+            out.push_str(&format!("Binary file {path} differs\n"));
             continue;
         };
         let patch = diffy::DiffOptions::new()
@@ -367,13 +375,16 @@ fn diff(project: &Path, record: &Provenance, repo: &Path, only: &[String]) -> Re
             .set_modified_filename(format!("b/{path}"))
             .create_patch(&base, &ours)
             .to_string();
-        print!("{patch}");
+        out.push_str(&patch);
         shown += 1;
     }
     if shown == 0 {
-        println!("No kit file changed since commit {}.", record.commit);
+        out.push_str(&format!(
+            "No kit file changed since commit {}.\n",
+            record.commit
+        ));
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Where kit files are read from.

@@ -55,7 +55,7 @@ use lru::LruCache;
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::mpsc;
 
-use crate::config::SessionCacheSettings;
+use crate::config::{RateLimitUrl, SessionCacheSettings};
 use crate::limiter::{REDIS_TIMEOUT, RedisUrlError};
 use crate::store::User;
 
@@ -123,6 +123,30 @@ struct RedisOutbox {
     queue: mpsc::Sender<Change>,
     /// A change could not be queued: publish "everyone" next.
     overflowed: std::sync::atomic::AtomicBool,
+    /// Changes queued and not yet published or given up on.
+    unpublished: std::sync::atomic::AtomicUsize,
+    /// A change was given up on (Redis did not take it in time).
+    gave_up: std::sync::atomic::AtomicBool,
+}
+
+impl RedisOutbox {
+    /// The outbox, and the publisher that empties it.
+    fn new(
+        client: &redis::Client,
+        channel: &str,
+    ) -> Result<(Self, (RedisPublisher, mpsc::Receiver<Change>)), RedisUrlError> {
+        let (queue, outbox) = mpsc::channel(PUBLISH_QUEUE);
+        let publisher = RedisPublisher::new(client.clone(), channel.to_owned())?;
+        Ok((
+            Self {
+                queue,
+                overflowed: std::sync::atomic::AtomicBool::new(false),
+                unpublished: std::sync::atomic::AtomicUsize::new(0),
+                gave_up: std::sync::atomic::AtomicBool::new(false),
+            },
+            (publisher, outbox),
+        ))
+    }
 }
 
 impl fmt::Debug for Sessions {
@@ -181,15 +205,8 @@ impl Sessions {
         let cache = (ttl > 0).then(|| Cache::new(ttl, channel.is_none()));
         let (redis, outbox) = match &channel {
             Some(Listen::Redis { client, channel }) => {
-                let (queue, outbox) = mpsc::channel(PUBLISH_QUEUE);
-                let publisher = RedisPublisher::new(client.clone(), channel.clone())?;
-                (
-                    Some(RedisOutbox {
-                        queue,
-                        overflowed: std::sync::atomic::AtomicBool::new(false),
-                    }),
-                    Some((publisher, outbox)),
-                )
+                let (redis, outbox) = RedisOutbox::new(client, channel)?;
+                (Some(redis), Some(outbox))
             }
             _ => (None, None),
         };
@@ -214,6 +231,46 @@ impl Sessions {
             None => {}
         }
         Ok(Self { shared })
+    }
+
+    /// No cache; changes published on `redis` (a SQLite database shared
+    /// through RATE_LIMIT_URL), each retried for up to `retry_for`: for a
+    /// process that writes but serves nobody (the operator tools). Must be
+    /// called inside a Tokio runtime.
+    pub(crate) fn publishing(
+        redis: &RateLimitUrl,
+        service_name: &str,
+        retry_for: Duration,
+    ) -> Result<Self, RedisUrlError> {
+        let client = redis::Client::open(redis.expose())
+            .map_err(|_| RedisUrlError::new("it is not a redis://host:port[/db] URL"))?;
+        let (outbox, (publisher, queue)) =
+            RedisOutbox::new(&client, &format!("{service_name}:sessions"))?;
+        let shared = Arc::new(Shared {
+            cache: None,
+            postgres_channel: None,
+            redis: Some(outbox),
+        });
+        tokio::spawn(publisher.run(Arc::downgrade(&shared), queue, retry_for));
+        Ok(Self { shared })
+    }
+
+    /// Waits, for at most `limit`, until every change so far is published
+    /// on Redis; `true` when none is left or given up on (at once when
+    /// changes do not go through Redis).
+    pub(crate) async fn published(&self, limit: Duration) -> bool {
+        use std::sync::atomic::Ordering;
+        let Some(redis) = &self.shared.redis else {
+            return true;
+        };
+        let deadline = tokio::time::Instant::now() + limit;
+        while redis.unpublished.load(Ordering::SeqCst) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        !redis.gave_up.load(Ordering::SeqCst)
     }
 
     /// The cached user for this token, if every part of it is fresh.
@@ -248,12 +305,15 @@ impl Sessions {
             return;
         }
         self.shared.apply(change);
-        if let Some(redis) = &self.shared.redis
-            && redis.queue.try_send(change).is_err()
-        {
-            redis
-                .overflowed
-                .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(redis) = &self.shared.redis {
+            use std::sync::atomic::Ordering;
+            redis.unpublished.fetch_add(1, Ordering::SeqCst);
+            if redis.queue.try_send(change).is_err() {
+                // Published as "everyone" with the next change (the queue
+                // is full, so one follows).
+                redis.unpublished.fetch_sub(1, Ordering::SeqCst);
+                redis.overflowed.store(true, Ordering::SeqCst);
+            }
         }
     }
 }
@@ -657,38 +717,53 @@ impl RedisPublisher {
     /// Publishes each change, retried until it gets through or `ttl` has
     /// passed (then every entry it concerned has expired everywhere).
     async fn run(self, shared: Weak<Shared>, mut queue: mpsc::Receiver<Change>, ttl: Duration) {
+        use std::sync::atomic::Ordering;
         // `None`: every store handle is gone.
         while let Some(change) = queue.recv().await {
             let Some(strong) = shared.upgrade() else {
                 return;
             };
-            let overflowed = strong.redis.as_ref().is_some_and(|r| {
-                r.overflowed
-                    .swap(false, std::sync::atomic::Ordering::SeqCst)
-            });
+            let overflowed = strong
+                .redis
+                .as_ref()
+                .is_some_and(|r| r.overflowed.swap(false, Ordering::SeqCst));
             drop(strong);
             let change = if overflowed { Change::Everyone } else { change };
-            let Some(payload) = change.payload() else {
-                continue;
+            let published = match change.payload() {
+                Some(payload) => self.publish_until(&shared, &payload, ttl).await,
+                None => true,
             };
-            let deadline = tokio::time::Instant::now() + ttl;
-            let mut failures = 0u32;
-            while !self.publish(&payload).await {
-                failures += 1;
-                if failures == 1 {
-                    tracing::warn!(
-                        "session cache: a change could not be published on Redis; retrying"
-                    );
+            let Some(strong) = shared.upgrade() else {
+                return;
+            };
+            if let Some(redis) = &strong.redis {
+                if !published {
+                    redis.gave_up.store(true, Ordering::SeqCst);
                 }
-                if tokio::time::Instant::now() >= deadline || shared.strong_count() == 0 {
-                    tracing::warn!(
-                        "session cache: gave up publishing a change on Redis; other instances see it within SESSION_CACHE_SECONDS"
-                    );
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                redis.unpublished.fetch_sub(1, Ordering::SeqCst);
             }
         }
+    }
+
+    /// Publishes one change, retried until it gets through or `ttl` has
+    /// passed; whether it got through.
+    async fn publish_until(&self, shared: &Weak<Shared>, payload: &str, ttl: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + ttl;
+        let mut failures = 0u32;
+        while !self.publish(payload).await {
+            failures += 1;
+            if failures == 1 {
+                tracing::warn!("session cache: a change could not be published on Redis; retrying");
+            }
+            if tokio::time::Instant::now() >= deadline || shared.strong_count() == 0 {
+                tracing::warn!(
+                    "session cache: gave up publishing a change on Redis; other instances see it within SESSION_CACHE_SECONDS"
+                );
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        true
     }
 }
 

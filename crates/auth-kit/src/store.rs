@@ -44,7 +44,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use crate::clock::{Clock, rfc3339};
-use crate::config::SessionCacheSettings;
+use crate::config::{RateLimitUrl, SessionCacheSettings};
 use crate::error::{ApiError, AuthError};
 use crate::extract::{Account, Lookup, LookupError, UserDirectory};
 use crate::limiter::RedisUrlError;
@@ -290,6 +290,32 @@ impl Store {
         let channel = self.sessions.postgres_channel().map(str::to_owned);
         self.sessions = Sessions::start(settings, postgres, channel, service_name)?;
         Ok(self)
+    }
+
+    /// Publishes this store's changes on `redis` without caching anything:
+    /// for a process that writes a SQLite database a service fleet shares
+    /// through RATE_LIMIT_URL but serves no requests itself (the operator
+    /// tools). Each change is retried for up to `retry_for`; wait for them
+    /// with [`Store::published`] before exiting. On PostgreSQL the store
+    /// already announces its changes itself, and this changes nothing.
+    pub fn publishing_on(
+        mut self,
+        redis: &RateLimitUrl,
+        service_name: &str,
+        retry_for: Duration,
+    ) -> Result<Self, RedisUrlError> {
+        if let Pool::Sqlite(_) = self.pool {
+            self.sessions = Sessions::publishing(redis, service_name, retry_for)?;
+        }
+        Ok(self)
+    }
+
+    /// Waits, for at most `limit`, until every change this store made has
+    /// reached the other instances' channel; `false` when one has not (they
+    /// then see it within SESSION_CACHE_SECONDS). At once on PostgreSQL,
+    /// whose transactions carried their own notifications.
+    pub async fn published(&self, limit: Duration) -> bool {
+        self.sessions.published(limit).await
     }
 
     /// Commits a transaction that wrote `users` or `logins`, and tells every
