@@ -41,10 +41,7 @@ impl FromRequestParts<AppState> for Admin {
 }
 
 /// Upstream's `loadUser`.
-fn load_user<'a>(
-    store: &'a mut Store,
-    user_id: &str,
-) -> Result<&'a mut User, GoTrueError> {
+fn load_user<'a>(store: &'a mut Store, user_id: &str) -> Result<&'a mut User, GoTrueError> {
     if !is_uuid(user_id) {
         return Err(GoTrueError::new(
             StatusCode::NOT_FOUND,

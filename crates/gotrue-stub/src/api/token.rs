@@ -51,10 +51,7 @@ fn invalid_credentials() -> GoTrueError {
     GoTrueError::bad_request("invalid_credentials", "Invalid login credentials")
 }
 
-async fn password_grant(
-    state: &Shared,
-    params: PasswordGrant,
-) -> Result<Json<Value>, GoTrueError> {
+async fn password_grant(state: &Shared, params: PasswordGrant) -> Result<Json<Value>, GoTrueError> {
     if !params.email.is_empty() && !params.phone.is_empty() {
         return Err(GoTrueError::bad_request(
             "validation_failed",
@@ -106,10 +103,7 @@ struct RefreshGrant {
     refresh_token: String,
 }
 
-fn refresh_grant(
-    state: &Shared,
-    params: RefreshGrant,
-) -> Result<Json<Value>, GoTrueError> {
+fn refresh_grant(state: &Shared, params: RefreshGrant) -> Result<Json<Value>, GoTrueError> {
     if params.refresh_token.len() < 12 {
         return Err(GoTrueError::bad_request(
             "validation_failed",
