@@ -227,12 +227,12 @@ fn rotate(args: &SetupJwtArgs) -> Result<()> {
         })?,
         None => SigningAlgorithm::HS256,
     };
-    if let Some(AlgorithmArg(asked)) = args.algorithm {
-        if asked != configured {
-            bail!(
-                "--rotate keeps the algorithm ({configured}): a token is only verified with its own algorithm, so moving to {asked} logs everyone out; do that with `cargo auth setup-jwt --algorithm {asked} --force`"
-            );
-        }
+    if let Some(AlgorithmArg(asked)) = args.algorithm
+        && asked != configured
+    {
+        bail!(
+            "--rotate keeps the algorithm ({configured}): a token is only verified with its own algorithm, so moving to {asked} logs everyone out; do that with `cargo auth setup-jwt --algorithm {asked} --force`"
+        );
     }
     let now = auth_kit::Clock::System.now();
     check_previous_key_expired(&text, &display.to_string(), now, args.force)?;
