@@ -57,7 +57,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match auth_cli::parse_command_line::<Cli>() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let outcome = match cli.command {
         Command::New(args) => new::run(&args).map(|_| ()),
         Command::Demo(args) => demo::run(&args),

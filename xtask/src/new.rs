@@ -40,9 +40,9 @@ use auth_cli::kit::PROVENANCE;
 /// Arguments of `cargo xtask new`.
 #[derive(clap::Args, Debug)]
 pub struct NewArgs {
-    /// jwt, oauth2 or supabase.
-    #[arg(long)]
-    pub strategy: String,
+    /// The template to stamp.
+    #[arg(long, value_enum)]
+    pub strategy: Strategy,
     /// The project's name: lowercase letters, digits and '-', e.g. my-api.
     #[arg(long)]
     pub name: String,
@@ -59,8 +59,9 @@ pub struct NewArgs {
     pub from: Option<PathBuf>,
 }
 
-/// An authentication strategy and its template.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An authentication strategy and its template (`--strategy`'s values are
+/// the variants' names in lowercase, the same as [`Strategy::name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Strategy {
     /// JWT access and refresh tokens, no scopes.
     Jwt,
@@ -72,15 +73,6 @@ pub enum Strategy {
 
 impl Strategy {
     pub const ALL: [Strategy; 3] = [Strategy::Jwt, Strategy::Oauth2, Strategy::Supabase];
-
-    pub fn parse(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|strategy| strategy.name() == s)
-            .with_context(|| {
-                format!("unknown strategy '{s}': use --strategy jwt, oauth2 or supabase")
-            })
-    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -107,7 +99,7 @@ impl Strategy {
 
 /// `cargo xtask new`: checks the input, stamps, prints the next steps.
 pub fn run(args: &NewArgs) -> Result<PathBuf> {
-    let strategy = Strategy::parse(&args.strategy)?;
+    let strategy = args.strategy;
     check_name(&args.name)?;
     let dest = args
         .dest
@@ -708,12 +700,19 @@ mod tests {
 
     #[test]
     fn strategies() {
-        assert_eq!(Strategy::parse("oauth2").unwrap(), Strategy::Oauth2);
-        let e = Strategy::parse("oauth").unwrap_err().to_string();
+        use clap::ValueEnum as _;
         assert_eq!(
-            e,
-            "unknown strategy 'oauth': use --strategy jwt, oauth2 or supabase"
+            Strategy::from_str("oauth2", false).unwrap(),
+            Strategy::Oauth2
         );
+        assert!(Strategy::from_str("oauth", false).is_err());
+        // The command line's names are the ones the provenance record and
+        // the kit's file lists use.
+        assert_eq!(Strategy::value_variants(), &Strategy::ALL);
+        for strategy in Strategy::ALL {
+            let value = strategy.to_possible_value().unwrap();
+            assert_eq!(value.get_name(), strategy.name());
+        }
     }
 
     #[test]

@@ -24,8 +24,8 @@ use crate::repo;
 #[derive(clap::Args, Debug)]
 pub struct TestTemplatesArgs {
     /// Only these strategies (default: every template that exists).
-    #[arg(long = "strategy")]
-    pub strategies: Vec<String>,
+    #[arg(long = "strategy", value_enum)]
+    pub strategies: Vec<Strategy>,
 }
 
 /// Every test: the templates', the fleet test, then the workspace's. In that order because
@@ -50,10 +50,7 @@ pub fn run_templates(args: &TestTemplatesArgs) -> Result<()> {
             .filter(|s| s.template_dir().exists())
             .collect()
     } else {
-        args.strategies
-            .iter()
-            .map(|s| Strategy::parse(s))
-            .collect::<Result<Vec<_>>>()?
+        args.strategies.clone()
     };
     let kit_tests_once = std::env::var_os("STAMP_KIT_TESTS").is_some_and(|v| v == "once");
     let mut kit_tested: Vec<&str> = Vec::new();

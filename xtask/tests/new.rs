@@ -237,7 +237,7 @@ fn bad_input_is_refused_and_leaves_nothing() {
     check_refused(
         &["new", "--strategy", "saml", "--name", "my-api"],
         nothing,
-        "unknown strategy 'saml'",
+        "invalid value 'saml' for '--strategy <STRATEGY>' [possible values: jwt, oauth2, supabase]",
     );
     let occupied = |dir: &Path| {
         std::fs::create_dir(dir.join("my-api")).unwrap();

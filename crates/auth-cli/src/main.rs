@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
-
 fn main() -> ExitCode {
-    let cli = auth_cli::Cli::parse();
-    match auth_cli::run(&cli.command) {
+    let outcome = auth_cli::parse_command_line::<auth_cli::Cli>()
+        .map_err(anyhow::Error::from)
+        .and_then(|cli| auth_cli::run(&cli.command));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -48,8 +48,8 @@ pub struct SetupJwtArgs {
     pub force: bool,
     /// HS256, HS384, HS512 (a SECRET_KEY), or RS256, ES256, EdDSA (a key
     /// pair). Default HS256; with --rotate, the env file's ALGORITHM.
-    #[arg(long)]
-    pub algorithm: Option<String>,
+    #[arg(long, value_enum, ignore_case = true)]
+    pub algorithm: Option<AlgorithmArg>,
     /// Rotate: the current key moves to the previous slot (it keeps
     /// verifying the tokens it signed, never signs again) and a fresh key
     /// signs from the next restart on. Nobody is logged out.
@@ -72,7 +72,9 @@ pub fn run(args: &SetupJwtArgs) -> Result<()> {
     if args.rotate {
         return rotate(args);
     }
-    let algorithm = parse_algorithm(args.algorithm.as_deref().unwrap_or("HS256"))?;
+    let algorithm = args
+        .algorithm
+        .map_or(SigningAlgorithm::HS256, |asked| asked.0);
     let env_file = resolve_env_file(&args.env_file)?;
     let display = args.env_file.display();
     let text = match fs::read(&env_file) {
@@ -225,13 +227,12 @@ fn rotate(args: &SetupJwtArgs) -> Result<()> {
         })?,
         None => SigningAlgorithm::HS256,
     };
-    if let Some(asked) = &args.algorithm {
-        let asked = parse_algorithm(asked)?;
-        if asked != configured {
-            bail!(
-                "--rotate keeps the algorithm ({configured}): a token is only verified with its own algorithm, so moving to {asked} logs everyone out; do that with `cargo auth setup-jwt --algorithm {asked} --force`"
-            );
-        }
+    if let Some(AlgorithmArg(asked)) = args.algorithm
+        && asked != configured
+    {
+        bail!(
+            "--rotate keeps the algorithm ({configured}): a token is only verified with its own algorithm, so moving to {asked} logs everyone out; do that with `cargo auth setup-jwt --algorithm {asked} --force`"
+        );
     }
     let now = auth_kit::Clock::System.now();
     check_previous_key_expired(&text, &display.to_string(), now, args.force)?;
@@ -379,20 +380,30 @@ fn is_set(text: &str, key: &str) -> bool {
     current_value(text, key).is_some_and(|v| !v.is_empty())
 }
 
-/// An algorithm name from the command line; case does not matter here, the
-/// env file gets the exact JOSE name.
-pub fn parse_algorithm(raw: &str) -> Result<SigningAlgorithm> {
-    SigningAlgorithm::ALL
-        .into_iter()
-        .find(|a| a.as_str().eq_ignore_ascii_case(raw.trim()))
-        .with_context(|| {
-            let names: Vec<&str> = SigningAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
-            format!(
-                "unsupported --algorithm '{}': use one of {}",
-                raw.chars().take(32).collect::<String>(),
-                names.join(", ")
-            )
-        })
+/// `--algorithm`: one of [`SigningAlgorithm::ALL`] by its JOSE name (any
+/// case on the command line; the env file gets the exact name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlgorithmArg(pub SigningAlgorithm);
+
+/// [`SigningAlgorithm::ALL`], in its order, as command-line values.
+const ALGORITHM_ARGS: [AlgorithmArg; SigningAlgorithm::ALL.len()] = {
+    let mut args = [AlgorithmArg(SigningAlgorithm::HS256); SigningAlgorithm::ALL.len()];
+    let mut i = 0;
+    while i < args.len() {
+        args[i] = AlgorithmArg(SigningAlgorithm::ALL[i]);
+        i += 1;
+    }
+    args
+};
+
+impl clap::ValueEnum for AlgorithmArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        &ALGORITHM_ARGS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.0.as_str()))
+    }
 }
 
 /// The key files' names, next to the env file.
@@ -771,13 +782,17 @@ mod tests {
 
     #[test]
     fn algorithms() {
-        assert_eq!(parse_algorithm("es256").unwrap(), SigningAlgorithm::ES256);
-        assert_eq!(parse_algorithm("EdDSA").unwrap(), SigningAlgorithm::EdDSA);
-        let e = parse_algorithm("none").unwrap_err().to_string();
-        assert!(
-            e.contains("HS256, HS384, HS512, RS256, ES256, EdDSA"),
-            "{e}"
-        );
+        use clap::ValueEnum as _;
+        let parse = |raw: &str| AlgorithmArg::from_str(raw, true).map(|arg| arg.0);
+        assert_eq!(parse("es256").unwrap(), SigningAlgorithm::ES256);
+        assert_eq!(parse("EdDSA").unwrap(), SigningAlgorithm::EdDSA);
+        assert!(parse("none").is_err());
+        let names: Vec<String> = AlgorithmArg::value_variants()
+            .iter()
+            .filter_map(|arg| arg.to_possible_value())
+            .map(|value| value.get_name().to_owned())
+            .collect();
+        assert_eq!(names.join(", "), "HS256, HS384, HS512, RS256, ES256, EdDSA");
     }
 
     #[test]

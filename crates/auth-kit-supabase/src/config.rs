@@ -186,11 +186,6 @@ impl SupabaseSettings {
     pub fn auth_url(&self) -> String {
         format!("{}/auth/v1", self.url)
     }
-
-    /// `<SUPABASE_URL>/auth/v1/.well-known/jwks.json`.
-    pub fn jwks_url(&self) -> String {
-        format!("{}/auth/v1/.well-known/jwks.json", self.url)
-    }
 }
 
 /// Every check of the supabase service's configuration, as findings.

@@ -140,21 +140,64 @@ fn bearer_challenge(error: &str, description: &str, scope: Option<&str>) -> Head
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
 }
 
+/// The answers every error type gives alike: a client should retry later.
+/// 429 after a lock, 503 while something the service needs cannot answer;
+/// each with `Retry-After`, each 503 with its cause kept for the log.
+/// Descriptions stay each type's own.
+enum RetryLater<'a> {
+    /// 429 `too_many_requests`; `Retry-After` is the seconds left.
+    Locked { seconds: u64 },
+    /// 503 `temporarily_unavailable`, `Retry-After: 1`.
+    Unavailable(Option<&'a Arc<dyn std::error::Error + Send + Sync>>),
+    /// 503 with the provider's code, `Retry-After: 1`.
+    ProviderUnavailable(&'a ProviderUnavailable),
+}
+
+impl RetryLater<'_> {
+    /// The JSON answer with `description` and `Retry-After`, the cause of a
+    /// 503 in its extensions.
+    fn response(&self, description: &str) -> Response {
+        let (status, code, seconds, cause) = match self {
+            RetryLater::Locked { seconds } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                *seconds,
+                None,
+            ),
+            RetryLater::Unavailable(cause) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                1,
+                cause.cloned(),
+            ),
+            RetryLater::ProviderUnavailable(outage) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                outage.code,
+                1,
+                Some(outage.cause.clone()),
+            ),
+        };
+        let mut response = json_error(status, code, description);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        with_detail(response, cause)
+    }
+}
+
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         let description = self.to_string();
-        let (status, code, challenge, cause) = match &self {
+        let (status, code, challenge) = match &self {
             AuthError::MissingCredentials => (
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 Some(HeaderValue::from_static("Bearer")),
-                None,
             ),
             AuthError::InvalidToken(_) => (
                 StatusCode::UNAUTHORIZED,
                 "invalid_token",
                 Some(bearer_challenge("invalid_token", &description, None)),
-                None,
             ),
             AuthError::InsufficientScope(scopes) => (
                 StatusCode::FORBIDDEN,
@@ -164,23 +207,16 @@ impl IntoResponse for AuthError {
                     &description,
                     Some(&scopes.join(" ")),
                 )),
-                None,
             ),
             AuthError::Disabled | AuthError::PermissionRequired(_) | AuthError::RoleRequired(_) => {
-                (StatusCode::FORBIDDEN, "forbidden", None, None)
+                (StatusCode::FORBIDDEN, "forbidden", None)
             }
-            AuthError::Unavailable(cause) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                None,
-                Some(cause.clone()),
-            ),
-            AuthError::ProviderUnavailable(outage) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                outage.code,
-                None,
-                Some(outage.cause.clone()),
-            ),
+            AuthError::Unavailable(cause) => {
+                return RetryLater::Unavailable(Some(cause)).response(&description);
+            }
+            AuthError::ProviderUnavailable(outage) => {
+                return RetryLater::ProviderUnavailable(outage).response(&description);
+            }
         };
         let mut response = json_error(status, code, &description);
         if let Some(challenge) = challenge {
@@ -188,12 +224,7 @@ impl IntoResponse for AuthError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, challenge);
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        with_detail(response, cause)
+        response
     }
 }
 
@@ -291,32 +322,29 @@ pub fn no_store_headers() -> HeaderMap {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let status = match &self {
-            OAuthError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            OAuthError::RequestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            OAuthError::Unavailable(_) | OAuthError::ProviderUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
+        let description = self.to_string();
+        let retry_later = match &self {
+            OAuthError::TooManyRequests { retry_after } => Some(RetryLater::Locked {
+                seconds: *retry_after,
+            }),
+            OAuthError::Unavailable(cause) => Some(RetryLater::Unavailable(cause.as_ref())),
+            OAuthError::ProviderUnavailable(outage) => {
+                Some(RetryLater::ProviderUnavailable(outage))
             }
-            _ => StatusCode::BAD_REQUEST,
+            _ => None,
         };
-        let mut response = json_error(status, self.code(), &self.to_string());
+        let mut response = match retry_later {
+            Some(retry) => retry.response(&description),
+            None => {
+                let status = match &self {
+                    OAuthError::RequestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                json_error(status, self.code(), &description)
+            }
+        };
         response.headers_mut().extend(no_store_headers());
-        let retry_after = match &self {
-            OAuthError::TooManyRequests { retry_after } => Some(*retry_after),
-            OAuthError::Unavailable(_) | OAuthError::ProviderUnavailable(_) => Some(1),
-            _ => None,
-        };
-        if let Some(seconds) = retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        let cause = match self {
-            OAuthError::Unavailable(cause) => cause,
-            OAuthError::ProviderUnavailable(outage) => Some(outage.cause),
-            _ => None,
-        };
-        with_detail(response, cause)
+        response
     }
 }
 
@@ -448,39 +476,31 @@ impl IntoResponse for ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-            ApiError::TooManyRequests { .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
+            ApiError::TooManyRequests { retry_after } => {
+                return RetryLater::Locked {
+                    seconds: *retry_after,
+                }
+                .response(&description);
             }
-            ApiError::Unavailable(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+            ApiError::Unavailable(cause) => {
+                return RetryLater::Unavailable(cause.as_ref()).response(&description);
+            }
+            ApiError::ProviderUnavailable(outage) => {
+                return RetryLater::ProviderUnavailable(outage).response(&description);
             }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
-            ApiError::ProviderUnavailable(outage) => (StatusCode::SERVICE_UNAVAILABLE, outage.code),
         };
         let mut response = json_error(status, code, &description);
-        let retry_after = match &self {
-            ApiError::TooManyRequests { retry_after } => Some(*retry_after),
-            ApiError::Unavailable(_) | ApiError::ProviderUnavailable(_) => Some(1),
-            _ => None,
-        };
-        if let Some(seconds) = retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
         if matches!(self, ApiError::PayloadTooLarge { .. }) {
             // The unread rest of the body makes the connection unusable.
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        let cause = match self {
-            ApiError::Unavailable(cause) => cause,
-            ApiError::Internal(cause) => Some(cause),
-            ApiError::ProviderUnavailable(outage) => Some(outage.cause),
-            _ => None,
-        };
-        with_detail(response, cause)
+        match self {
+            ApiError::Internal(cause) => with_detail(response, Some(cause)),
+            _ => response,
+        }
     }
 }
 
@@ -536,6 +556,65 @@ mod tests {
             (r.status().as_u16(), header(&r, header::RETRY_AFTER)),
             (429, Some("42"))
         );
+    }
+
+    #[test]
+    fn every_type_answers_retry_later_alike() {
+        let cause = || -> Arc<dyn std::error::Error + Send + Sync> {
+            Arc::new(std::io::Error::other("down"))
+        };
+        let outage = || ProviderUnavailable {
+            code: "provider_unavailable",
+            description: "The provider is unavailable; retry shortly",
+            cause: cause(),
+        };
+        let answers = [
+            (AuthError::Unavailable(cause()).into_response(), 503, "1"),
+            (
+                AuthError::ProviderUnavailable(outage()).into_response(),
+                503,
+                "1",
+            ),
+            (
+                OAuthError::Unavailable(Some(cause())).into_response(),
+                503,
+                "1",
+            ),
+            (
+                OAuthError::ProviderUnavailable(outage()).into_response(),
+                503,
+                "1",
+            ),
+            (
+                ApiError::Unavailable(Some(cause())).into_response(),
+                503,
+                "1",
+            ),
+            (
+                ApiError::ProviderUnavailable(outage()).into_response(),
+                503,
+                "1",
+            ),
+            (
+                OAuthError::TooManyRequests { retry_after: 7 }.into_response(),
+                429,
+                "7",
+            ),
+            (
+                ApiError::TooManyRequests { retry_after: 7 }.into_response(),
+                429,
+                "7",
+            ),
+        ];
+        for (response, status, seconds) in answers {
+            assert_eq!(response.status(), status);
+            assert_eq!(header(&response, header::RETRY_AFTER), Some(seconds));
+            assert_eq!(
+                response.extensions().get::<ServerErrorDetail>().is_some(),
+                status == 503,
+                "a 503's cause is logged"
+            );
+        }
     }
 
     #[test]

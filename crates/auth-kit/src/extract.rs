@@ -158,11 +158,6 @@ impl<U: Account> Authenticator<U> {
         &self.policy
     }
 
-    /// Whether routes require scopes.
-    pub fn scope_mode(&self) -> ScopeMode {
-        self.scopes
-    }
-
     /// 403 `insufficient_scope` naming all of `scopes` unless the caller's
     /// token carries every one of them and the caller's role still holds
     /// them (a demoted user's tokens lose the scopes at once, not when they

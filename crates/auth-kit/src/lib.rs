@@ -20,6 +20,7 @@ pub mod random;
 pub mod refresh;
 pub mod session_cache;
 pub mod store;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod token;
 pub mod username;

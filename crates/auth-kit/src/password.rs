@@ -258,17 +258,15 @@ impl PasswordHasher {
     }
 
     /// Jobs waiting for a worker right now (signups included).
-    pub fn waiting(&self) -> usize {
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
         self.jobs.len() + self.signups.len()
     }
 }
 
-/// The nice value of the hashing threads (Linux).
-pub const HASHING_NICE: i32 = 10;
-
 /// Lowers the calling thread's priority below the request threads':
-/// `SCHED_BATCH` (never preempts another thread on waking) at nice
-/// [`HASHING_NICE`] (about a tenth of a normal thread's share of a busy
+/// `SCHED_BATCH` (never preempts another thread on waking) at nice 10
+/// (about a tenth of a normal thread's share of a busy
 /// core). Elsewhere than Linux the thread keeps its priority.
 fn give_way_to_requests() {
     #[cfg(target_os = "linux")]

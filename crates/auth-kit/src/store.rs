@@ -406,15 +406,12 @@ impl Store {
             Err(sqlx::Error::Database(db))
                 if db.kind() == sqlx::error::ErrorKind::UniqueViolation =>
             {
-                // The violated index names the field: users_email_key or users_username_key.
-                let which = db
-                    .constraint()
-                    .map_or_else(|| db.message().to_owned(), str::to_owned);
-                Err(CreateUserError::Taken(if which.contains("email") {
-                    TakenField::Email
-                } else {
-                    TakenField::Username
-                }))
+                match UsersUniqueIndex::violated(db.as_ref()) {
+                    Some(index) => Err(CreateUserError::Taken(index.field())),
+                    // A unique index this code does not know of is no
+                    // answer a client can act on: a 500, never "taken".
+                    None => Err(CreateUserError::Store(sqlx::Error::Database(db).into())),
+                }
             }
             Err(e) => Err(CreateUserError::Store(e.into())),
         }
@@ -1495,6 +1492,55 @@ pub enum TakenField {
     Username,
     /// The email (ignoring case).
     Email,
+}
+
+/// The unique indexes of `users` that make a signup's field taken, by the
+/// names the migrations give them (`users_username_key` in 0001 and 0003,
+/// `users_email_key` in 0001, the same in both dialects).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UsersUniqueIndex {
+    /// On `username_key` (the folded username).
+    UsernameKey,
+    /// On `email_key` (the lower-cased email).
+    EmailKey,
+}
+
+impl UsersUniqueIndex {
+    const ALL: [Self; 2] = [Self::UsernameKey, Self::EmailKey];
+
+    /// The index's name: what PostgreSQL reports as the violated constraint.
+    const fn name(self) -> &'static str {
+        match self {
+            Self::UsernameKey => "users_username_key",
+            Self::EmailKey => "users_email_key",
+        }
+    }
+
+    /// The message SQLite gives instead (it reports no constraint name):
+    /// the indexed columns as `table.column`.
+    const fn sqlite_message(self) -> &'static str {
+        match self {
+            Self::UsernameKey => "UNIQUE constraint failed: users.username_key",
+            Self::EmailKey => "UNIQUE constraint failed: users.email_key",
+        }
+    }
+
+    const fn field(self) -> TakenField {
+        match self {
+            Self::UsernameKey => TakenField::Username,
+            Self::EmailKey => TakenField::Email,
+        }
+    }
+
+    /// The index a unique violation names, or `None` for any other.
+    fn violated(error: &dyn sqlx::error::DatabaseError) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|index| match error.constraint() {
+                Some(constraint) => constraint == index.name(),
+                None => error.message() == index.sqlite_message(),
+            })
+    }
 }
 
 /// Why a user was not created.

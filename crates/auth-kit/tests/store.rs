@@ -79,6 +79,42 @@ async fn users_are_unique_ignoring_case() {
     }
 }
 
+/// A unique index other than the username's and the email's is a database
+/// failure, not a taken field.
+#[tokio::test]
+async fn an_unknown_unique_index_is_no_taken_field() {
+    const EXTRA_INDEX: &str = "CREATE UNIQUE INDEX users_full_name_test ON users (full_name)";
+    for (db, store) in stores("an_unknown_unique_index_is_no_taken_field").await {
+        match db.backend_name() {
+            "sqlite" => {
+                let pool = sqlx::SqlitePool::connect(db.url()).await.unwrap();
+                sqlx::query(EXTRA_INDEX).execute(&pool).await.unwrap();
+            }
+            _ => {
+                let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+                sqlx::query(EXTRA_INDEX).execute(&pool).await.unwrap();
+            }
+        }
+        store.create_user(&new_user("ann", None)).await.unwrap();
+        let same_full_name = store.create_user(&new_user("bob", None)).await;
+        assert!(
+            matches!(same_full_name, Err(CreateUserError::Store(_))),
+            "{db:?}: {same_full_name:?}"
+        );
+        // The known indexes still name their field.
+        let again = store
+            .create_user(&NewUser {
+                full_name: Some("Another Ann"),
+                ..new_user("ANN", None)
+            })
+            .await;
+        assert!(
+            matches!(again, Err(CreateUserError::Taken(TakenField::Username))),
+            "{db:?}: {again:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn concurrent_signups_of_one_name_give_one_user() {
     for (db, store) in stores("concurrent_signups_of_one_name_give_one_user").await {

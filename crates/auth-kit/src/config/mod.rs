@@ -148,11 +148,6 @@ impl Environment {
             .map(String::as_str)
             .filter(|v| !v.trim().is_empty())
     }
-
-    /// The `.env` file that was read, if any.
-    pub fn dotenv_path(&self) -> Option<&Path> {
-        self.dotenv.as_deref()
-    }
 }
 
 /// What kind of problem a [`ConfigError`] is.
