@@ -550,7 +550,6 @@ pub mod schemas {
     use crate::config::{USERNAME_MAX_CHARS, USERNAME_MIN_CHARS, USERNAME_PATTERN};
     use crate::login::{EMAIL_MAX_CHARS, FULL_NAME_MAX_CHARS};
     use crate::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
-    use crate::store::{ITEM_DESCRIPTION_MAX_CHARS, ITEM_TITLE_MAX_CHARS, ITEM_TITLE_PATTERN};
 
     fn string() -> ObjectBuilder {
         ObjectBuilder::new().schema_type(Type::String)
@@ -601,28 +600,6 @@ pub mod schemas {
             .max_length(Some(FULL_NAME_MAX_CHARS))
             .description(Some(format!(
                 "Optional, up to {FULL_NAME_MAX_CHARS} characters"
-            )))
-            .build()
-    }
-
-    /// 1 to 200 characters, not only spaces, tabs and line breaks.
-    pub fn item_title() -> Object {
-        string()
-            .min_length(Some(1))
-            .max_length(Some(ITEM_TITLE_MAX_CHARS))
-            .pattern(Some(ITEM_TITLE_PATTERN))
-            .description(Some(format!(
-                "1 to {ITEM_TITLE_MAX_CHARS} characters, not only spaces, tabs and line breaks"
-            )))
-            .build()
-    }
-
-    /// Up to 5000 characters, or null.
-    pub fn item_description() -> Object {
-        nullable_string()
-            .max_length(Some(ITEM_DESCRIPTION_MAX_CHARS))
-            .description(Some(format!(
-                "Optional, up to {ITEM_DESCRIPTION_MAX_CHARS} characters"
             )))
             .build()
     }

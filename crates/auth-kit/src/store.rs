@@ -1,4 +1,5 @@
-//! Users, logins, refresh tokens and items, on SQLite or PostgreSQL.
+//! Users, logins and refresh tokens, on SQLite or PostgreSQL; the pool a
+//! service's own tables share.
 //!
 //! One schema (`migrations/sqlite` and `migrations/postgres` differ only in
 //! how identity columns are spelled) and one implementation of each query:
@@ -22,8 +23,6 @@
 //!   SHA-256, successors only sealed under a key derived from their parent;
 //! - the last enabled admin is never demoted, disabled or deleted, also
 //!   when two admins change each other at once;
-//! - the item quota is decided by a conditional `INSERT` while the owner's
-//!   row is locked, so concurrent creations never exceed it;
 //! - lists are read by keyset (`id > after ORDER BY id LIMIT n + 1`): one
 //!   indexed query per page, however deep;
 //! - the per-request lookup of a token's user and login is one indexed query,
@@ -36,44 +35,137 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use crate::clock::{Clock, rfc3339};
 use crate::config::{RateLimitUrl, SessionCacheSettings};
-use crate::error::{ApiError, AuthError};
+use crate::error::ApiError;
 use crate::extract::{Account, Lookup, LookupError, UserDirectory};
 use crate::limiter::RedisUrlError;
 use crate::page::{Page, PageRequest};
 use crate::refresh::{ReuseWindow, SealedSuccessor};
 use crate::session_cache::{Change, Delivery, Sessions};
-use crate::token::{InvalidToken, VerifiedAccess};
+use crate::token::VerifiedAccess;
 use crate::username;
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+// The kit's migrations tolerate versions they do not know: the ones this
+// kit once shipped and retired, and the service's own (see
+// `ServiceMigrations`), all recorded in the same `_sqlx_migrations` table.
+static SQLITE_MIGRATIONS: LazyLock<Migrator> =
+    LazyLock::new(|| tolerant(sqlx::migrate!("./migrations/sqlite")));
+static POSTGRES_MIGRATIONS: LazyLock<Migrator> =
+    LazyLock::new(|| tolerant(sqlx::migrate!("./migrations/postgres")));
+
+/// Versions this kit once shipped and no longer does: 0002 and 0006 created
+/// and indexed the example items tables, which the services now own (their
+/// migrations redo both idempotently). A database may have them applied.
+const RETIRED_KIT_VERSIONS: [i64; 2] = [2, 6];
+
+/// A service's own migrations are numbered from here up; below is the kit's.
+pub const SERVICE_MIGRATIONS_FROM: i64 = 1000;
+
+fn tolerant(mut migrator: Migrator) -> Migrator {
+    migrator.set_ignore_missing(true);
+    migrator
+}
+
+/// A service's own migrations, one folder per backend, run after the kit's
+/// on the same database (and the same `_sqlx_migrations` table). Their
+/// versions start at [`SERVICE_MIGRATIONS_FROM`], so they never meet the
+/// kit's.
+///
+/// ```ignore
+/// let migrations = ServiceMigrations::new(
+///     sqlx::migrate!("./migrations/sqlite"),
+///     sqlx::migrate!("./migrations/postgres"),
+/// );
+/// let store = Store::connect_with(&settings.database_url, &migrations).await?;
+/// ```
+#[derive(Debug)]
+pub struct ServiceMigrations {
+    sqlite: Migrator,
+    postgres: Migrator,
+}
+
+impl ServiceMigrations {
+    /// The service's SQLite and PostgreSQL migrations (`sqlx::migrate!`).
+    /// Both are made to tolerate the kit's versions.
+    pub fn new(sqlite: Migrator, postgres: Migrator) -> Self {
+        Self {
+            sqlite: tolerant(sqlite),
+            postgres: tolerant(postgres),
+        }
+    }
+
+    /// The first version below [`SERVICE_MIGRATIONS_FROM`], if any.
+    fn kit_range_version(&self) -> Option<i64> {
+        self.sqlite
+            .iter()
+            .chain(self.postgres.iter())
+            .map(|m| m.version)
+            .find(|v| *v < SERVICE_MIGRATIONS_FROM)
+    }
+}
 
 /// How long a request waits for a database connection before answering 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Clone)]
-enum Pool {
+/// The store's connection pool: SQLite or PostgreSQL, sqlx's native pool
+/// for each. Reach it with [`Store::pool`]; run one query text on either
+/// with [`on_pool!`](crate::on_pool).
+#[derive(Debug, Clone)]
+pub enum Pool {
+    /// An embedded SQLite file.
     Sqlite(SqlitePool),
+    /// A PostgreSQL server.
     Postgres(PgPool),
 }
 
-/// Runs the same query code against whichever pool is open. `$pool` is a
-/// `&SqlitePool` in one arm and a `&PgPool` in the other; the body must
-/// compile for both, which is what keeps one implementation per query.
+/// Runs the same query code against whichever pool a [`Store`] has open:
+/// `on_pool!(store, |pool| body)`. In `body`, `pool` is a `&SqlitePool` in
+/// one arm and a `&PgPool` in the other; the body must compile for both,
+/// which is what keeps one implementation (one SQL text, `$1`-style
+/// parameters, which both accept) per query. This is how the kit writes
+/// its own queries, and how a service writes its tables' on the same pool.
+///
+/// `store` is anything with a `pool()` method returning `&Pool` (a
+/// [`Store`], a `&Store`). The calling crate depends on `sqlx` for the
+/// query functions.
+///
+/// ```
+/// use auth_kit::on_pool;
+/// use auth_kit::store::Store;
+///
+/// /// How many users have logged in since `since` (unix seconds).
+/// async fn users_seen_since(store: &Store, since: i64) -> Result<i64, sqlx::Error> {
+///     on_pool!(store, |pool| {
+///         sqlx::query_scalar("SELECT count(DISTINCT user_id) FROM logins WHERE created_at >= $1")
+///             .bind(since)
+///             .fetch_one(pool)
+///             .await
+///     })
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let db = auth_kit::testing::TestDatabase::sqlite();
+/// let store = Store::connect(db.url()).await.expect("a fresh SQLite file opens");
+/// assert_eq!(users_seen_since(&store, 0).await.expect("the query runs"), 0);
+/// # }
+/// ```
+#[macro_export]
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
-        match &$store.pool {
-            Pool::Sqlite($pool) => $body,
-            Pool::Postgres($pool) => $body,
+        match $store.pool() {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
         }
     };
 }
@@ -137,6 +229,11 @@ pub enum OpenError {
     /// Migrations failed.
     #[error("the database schema cannot be brought up to date: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// A service migration is numbered in the kit's range.
+    #[error(
+        "service migration {0} is numbered below {SERVICE_MIGRATIONS_FROM}, which the kit's migrations use; renumber it"
+    )]
+    ServiceMigrationVersion(i64),
 }
 
 /// The store: a connection pool, the clock timestamps come from, and the
@@ -167,6 +264,19 @@ impl Store {
     /// A new SQLite file is created readable by its owner only (0600); its
     /// `-wal` and `-shm` files take the same mode from it.
     pub async fn connect(url: &str) -> Result<Self, OpenError> {
+        Self::open(url, None).await
+    }
+
+    /// [`Store::connect`], then the service's own migrations on the same
+    /// database (the kit's first: theirs may refer to the kit's tables).
+    pub async fn connect_with(url: &str, service: &ServiceMigrations) -> Result<Self, OpenError> {
+        if let Some(version) = service.kit_range_version() {
+            return Err(OpenError::ServiceMigrationVersion(version));
+        }
+        Self::open(url, Some(service)).await
+    }
+
+    async fn open(url: &str, service: Option<&ServiceMigrations>) -> Result<Self, OpenError> {
         let pool = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(|_| OpenError::Url("not a valid sqlite: URL".to_owned()))?;
@@ -182,10 +292,12 @@ impl Store {
                 .connect_with(options)
                 .await
                 .map_err(OpenError::Connect)?;
-            SQLITE_MIGRATIONS
-                .run(&pool)
-                .await
-                .map_err(OpenError::Migrate)?;
+            for migrator in [Some(&*SQLITE_MIGRATIONS), service.map(|s| &s.sqlite)]
+                .into_iter()
+                .flatten()
+            {
+                migrator.run(&pool).await.map_err(OpenError::Migrate)?;
+            }
             Pool::Sqlite(pool)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)
@@ -196,10 +308,12 @@ impl Store {
                 .connect_with(options)
                 .await
                 .map_err(OpenError::Connect)?;
-            POSTGRES_MIGRATIONS
-                .run(&pool)
-                .await
-                .map_err(OpenError::Migrate)?;
+            for migrator in [Some(&*POSTGRES_MIGRATIONS), service.map(|s| &s.postgres)]
+                .into_iter()
+                .flatten()
+            {
+                migrator.run(&pool).await.map_err(OpenError::Migrate)?;
+            }
             Pool::Postgres(pool)
         } else {
             return Err(OpenError::Url(
@@ -335,6 +449,20 @@ impl Store {
         let committed = tx.commit().await;
         self.sessions.changed(change);
         committed
+    }
+
+    /// The connection pool, for a service's own queries on the same
+    /// database (with [`on_pool!`](crate::on_pool)). A write to `users` or
+    /// `logins` must not go through it: those commit through the store's
+    /// methods, which keep the session caches true.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The clock this store timestamps with (a service's rows use it too,
+    /// so tests with a manual clock see one time).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Which database this store is on.
@@ -958,173 +1086,6 @@ impl Store {
             }
         })
     }
-
-    // -- items ----------------------------------------------------------------
-
-    /// Stores an item owned by `owner_id`, unless they already own
-    /// `max_items` ([`CreateItemError::QuotaExceeded`]).
-    ///
-    /// The owner's row is locked first (a no-op `UPDATE`), then the item is
-    /// inserted only if the count is below the quota, in one transaction:
-    /// concurrent creations for one owner queue on that lock (PostgreSQL) or
-    /// on the database's single writer (SQLite), so none can slip past the
-    /// quota between a count and an insert.
-    pub async fn create_item(
-        &self,
-        owner_id: i64,
-        new: &NewItem,
-        max_items: u32,
-    ) -> Result<Item, CreateItemError> {
-        let now = self.clock.now();
-        let created = on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let owner = sqlx::query("UPDATE users SET disabled = disabled WHERE id = $1")
-                .bind(owner_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            let id = if owner == 1 {
-                sqlx::query_scalar::<_, i64>(
-                    "INSERT INTO items (owner_id, title, description, created_at) SELECT $1, $2, $3, $4 \
-                     WHERE (SELECT count(*) FROM items WHERE owner_id = $1) < $5 RETURNING id",
-                )
-                .bind(owner_id)
-                .bind(&new.title)
-                .bind(&new.description)
-                .bind(now)
-                .bind(i64::from(max_items))
-                .fetch_optional(&mut *tx)
-                .await?
-            } else {
-                None
-            };
-            // Always ended here, never left open on an early return.
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>((owner == 1, id))
-        })?;
-        let id = match created {
-            (false, _) => return Err(CreateItemError::OwnerGone),
-            (true, None) => return Err(CreateItemError::QuotaExceeded { limit: max_items }),
-            (true, Some(id)) => id,
-        };
-        Ok(Item {
-            id,
-            title: new.title.clone(),
-            description: new.description.clone(),
-            owner_id,
-            created_at: rfc3339(now),
-        })
-    }
-
-    /// One page of the items `owner_id` owns, by id.
-    pub async fn items_of(
-        &self,
-        owner_id: i64,
-        page: &PageRequest,
-    ) -> Result<Page<Item>, StoreError> {
-        let rows = on_pool!(self, |pool| {
-            sqlx::query_as::<_, ItemRow>(
-                "SELECT id, title, description, owner_id, created_at FROM items \
-                 WHERE owner_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-            )
-            .bind(owner_id)
-            .bind(page.after_id())
-            .bind(page.lookahead_limit())
-            .fetch_all(pool)
-            .await
-        })?;
-        let items = rows.into_iter().map(Item::from).collect();
-        Ok(Page::from_lookahead(page, items, |i: &Item| i.id))
-    }
-
-    /// The item with this id.
-    pub async fn item(&self, id: i64) -> Result<Option<Item>, StoreError> {
-        let row = on_pool!(self, |pool| {
-            sqlx::query_as::<_, ItemRow>(
-                "SELECT id, title, description, owner_id, created_at FROM items WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(pool)
-            .await
-        })?;
-        Ok(row.map(Item::from))
-    }
-
-    /// Deletes an item; `false` when there was none.
-    pub async fn delete_item(&self, id: i64) -> Result<bool, StoreError> {
-        let deleted = on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM items WHERE id = $1")
-                .bind(id)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        Ok(deleted > 0)
-    }
-}
-
-/// Items owned by users of another identity provider, named by
-/// their token's `sub`.
-impl Store {
-    /// Stores an item owned by the subject `owner`.
-    pub async fn create_subject_item(
-        &self,
-        owner: &str,
-        new: &NewItem,
-    ) -> Result<SubjectItem, StoreError> {
-        let now = self.clock.now();
-        let id = on_pool!(self, |pool| {
-            sqlx::query_scalar::<_, i64>(
-                "INSERT INTO subject_items (owner_sub, title, description, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-            )
-            .bind(owner)
-            .bind(&new.title)
-            .bind(&new.description)
-            .bind(now)
-            .fetch_one(pool)
-            .await
-        })?;
-        Ok(SubjectItem {
-            id,
-            title: new.title.clone(),
-            description: new.description.clone(),
-            owner_id: owner.to_owned(),
-            created_at: rfc3339(now),
-        })
-    }
-
-    /// One page of the items the subject `owner` owns, by id.
-    pub async fn items_of_subject(
-        &self,
-        owner: &str,
-        page: &PageRequest,
-    ) -> Result<Page<SubjectItem>, StoreError> {
-        let rows = on_pool!(self, |pool| {
-            sqlx::query_as::<_, SubjectItemRow>(
-                "SELECT id, title, description, owner_sub, created_at FROM subject_items \
-                 WHERE owner_sub = $1 AND id > $2 ORDER BY id LIMIT $3",
-            )
-            .bind(owner)
-            .bind(page.after_id())
-            .bind(page.lookahead_limit())
-            .fetch_all(pool)
-            .await
-        })?;
-        let items = rows.into_iter().map(SubjectItem::from).collect();
-        Ok(Page::from_lookahead(page, items, |i: &SubjectItem| i.id))
-    }
-
-    /// Deletes a subject's item; `false` when there was none.
-    pub async fn delete_subject_item(&self, id: i64) -> Result<bool, StoreError> {
-        let deleted = on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM subject_items WHERE id = $1")
-                .bind(id)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        Ok(deleted > 0)
-    }
 }
 
 impl UserDirectory for Store {
@@ -1177,12 +1138,14 @@ pub async fn check_database(url: &str, timeout: Duration) -> Result<Backend, Str
 }
 
 /// Which of this kit's migrations a database has not applied, and which it
-/// applied that this kit does not know (a newer kit migrated it).
+/// applied that this kit does not know (a newer kit migrated it). Neither
+/// the versions this kit retired nor a service's own (from
+/// [`SERVICE_MIGRATIONS_FROM`] up) count as unknown.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MigrationState {
     /// `(version, description)` of each migration not applied yet, in order.
     pub pending: Vec<(i64, String)>,
-    /// Versions applied that this kit has no migration for.
+    /// Kit versions applied that this kit has no migration for.
     pub unknown: Vec<i64>,
 }
 
@@ -1199,7 +1162,7 @@ impl MigrationState {
 pub async fn migration_state(url: &str, timeout: Duration) -> Result<MigrationState, String> {
     const APPLIED: &str = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
     let probe = async {
-        let (migrator, applied): (&sqlx::migrate::Migrator, Result<Vec<i64>, sqlx::Error>) =
+        let (migrator, applied): (&Migrator, Result<Vec<i64>, sqlx::Error>) =
             if url.starts_with("sqlite:") {
                 let options = SqliteConnectOptions::from_str(url)
                     .map_err(|_| "not a valid sqlite: URL".to_owned())?
@@ -1217,7 +1180,7 @@ pub async fn migration_state(url: &str, timeout: Duration) -> Result<MigrationSt
                 } else {
                     Ok(Vec::new())
                 };
-                (&SQLITE_MIGRATIONS, applied)
+                (&*SQLITE_MIGRATIONS, applied)
             } else {
                 let options = PgConnectOptions::from_str(url)
                     .map_err(|_| "not a valid postgres:// URL".to_owned())?;
@@ -1229,7 +1192,7 @@ pub async fn migration_state(url: &str, timeout: Duration) -> Result<MigrationSt
                     .map_err(|e| e.to_string())?;
                 let applied = sqlx::query_scalar(APPLIED).fetch_all(&pool).await;
                 pool.close().await;
-                (&POSTGRES_MIGRATIONS, applied)
+                (&*POSTGRES_MIGRATIONS, applied)
             };
         let applied = match applied {
             Ok(applied) => applied,
@@ -1242,26 +1205,35 @@ pub async fn migration_state(url: &str, timeout: Duration) -> Result<MigrationSt
             }
             Err(e) => return Err(e.to_string()),
         };
-        let known: Vec<&sqlx::migrate::Migration> = migrator
-            .iter()
-            .filter(|m| !m.migration_type.is_down_migration())
-            .collect();
-        Ok(MigrationState {
-            pending: known
-                .iter()
-                .filter(|m| !applied.contains(&m.version))
-                .map(|m| (m.version, m.description.to_string()))
-                .collect(),
-            unknown: applied
-                .iter()
-                .copied()
-                .filter(|v| !known.iter().any(|m| m.version == *v))
-                .collect(),
-        })
+        Ok(compare_migrations(migrator, &applied))
     };
     tokio::time::timeout(timeout, probe)
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {}s", timeout.as_secs())))
+}
+
+/// [`MigrationState`] of a database that applied `applied`, against `migrator`.
+fn compare_migrations(migrator: &Migrator, applied: &[i64]) -> MigrationState {
+    let known: Vec<&sqlx::migrate::Migration> = migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .collect();
+    MigrationState {
+        pending: known
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .map(|m| (m.version, m.description.to_string()))
+            .collect(),
+        unknown: applied
+            .iter()
+            .copied()
+            .filter(|v| {
+                *v < SERVICE_MIGRATIONS_FROM
+                    && !RETIRED_KIT_VERSIONS.contains(v)
+                    && !known.iter().any(|m| m.version == *v)
+            })
+            .collect(),
+    }
 }
 
 /// The role the last-admin rule protects (and admin bootstrap creates).
@@ -1594,46 +1566,6 @@ impl From<UserChangeError> for ApiError {
     }
 }
 
-/// Why an item was not created.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CreateItemError {
-    /// The owner already owns the most items allowed: 409 `quota_exceeded`.
-    #[error("the owner already owns {limit} items, the most allowed")]
-    QuotaExceeded {
-        /// ITEMS_MAX_PER_USER.
-        limit: u32,
-    },
-    /// The owner was deleted meanwhile: 401, as their token now gets.
-    #[error("the owner no longer exists")]
-    OwnerGone,
-    /// The database failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<sqlx::Error> for CreateItemError {
-    fn from(e: sqlx::Error) -> Self {
-        CreateItemError::Store(e.into())
-    }
-}
-
-impl From<CreateItemError> for ApiError {
-    fn from(e: CreateItemError) -> Self {
-        match e {
-            CreateItemError::QuotaExceeded { limit } => ApiError::Conflict {
-                code: "quota_exceeded",
-                description: format!(
-                    "You already own {limit} items, the most allowed; delete some first"
-                )
-                .into(),
-            },
-            CreateItemError::OwnerGone => AuthError::from(InvalidToken::UnknownUser).into(),
-            CreateItemError::Store(e) => e.into(),
-        }
-    }
-}
-
 /// What admin bootstrap did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -1860,128 +1792,39 @@ pub struct RefreshRecord {
     pub revoked_at: Option<i64>,
 }
 
-/// An item (the example resource of the contract's routes).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Item {
-    /// The id.
-    pub id: i64,
-    /// 1 to 200 characters.
-    pub title: String,
-    /// Up to 5000 characters.
-    pub description: Option<String>,
-    /// The owner's user id.
-    pub owner_id: i64,
-    /// RFC 3339 UTC.
-    pub created_at: String,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[derive(sqlx::FromRow)]
-struct ItemRow {
-    id: i64,
-    title: String,
-    description: Option<String>,
-    owner_id: i64,
-    created_at: i64,
-}
+    /// The operator tools refuse a database "newer than the kit" by
+    /// `unknown`: the versions this kit retired and a service's own must not
+    /// land there, a real newer kit version must.
+    #[test]
+    fn migration_state_ignores_retired_and_service_versions() {
+        for migrator in [&*SQLITE_MIGRATIONS, &*POSTGRES_MIGRATIONS] {
+            let kit: Vec<i64> = migrator.iter().map(|m| m.version).collect();
+            assert_eq!(kit, [1, 3, 4, 5]);
 
-impl From<ItemRow> for Item {
-    fn from(r: ItemRow) -> Self {
-        Item {
-            id: r.id,
-            title: r.title,
-            description: r.description,
-            owner_id: r.owner_id,
-            created_at: rfc3339(r.created_at),
+            let current = compare_migrations(migrator, &[1, 2, 3, 4, 5, 6, 1000, 1001]);
+            assert!(current.is_current(), "{current:?}");
+
+            let newer = compare_migrations(migrator, &[1, 3, 4, 5, 7, 999, 1000]);
+            assert_eq!(newer.unknown, [7, 999]);
+            assert!(newer.pending.is_empty());
+
+            let behind = compare_migrations(migrator, &[1, 2, 1000]);
+            let pending: Vec<i64> = behind.pending.iter().map(|(v, _)| *v).collect();
+            assert_eq!(pending, [3, 4, 5]);
+            assert!(behind.unknown.is_empty());
         }
     }
-}
 
-/// An item owned by a user of another identity provider: `owner_id` is
-/// their `sub` (the provider's user id).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct SubjectItem {
-    /// The id.
-    pub id: i64,
-    /// 1 to 200 characters.
-    pub title: String,
-    /// Up to 5000 characters.
-    pub description: Option<String>,
-    /// The owner's `sub`.
-    pub owner_id: String,
-    /// RFC 3339 UTC.
-    pub created_at: String,
-}
-
-#[derive(sqlx::FromRow)]
-struct SubjectItemRow {
-    id: i64,
-    title: String,
-    description: Option<String>,
-    owner_sub: String,
-    created_at: i64,
-}
-
-impl From<SubjectItemRow> for SubjectItem {
-    fn from(r: SubjectItemRow) -> Self {
-        SubjectItem {
-            id: r.id,
-            title: r.title,
-            description: r.description,
-            owner_id: r.owner_sub,
-            created_at: rfc3339(r.created_at),
-        }
-    }
-}
-
-/// The longest item title, in characters.
-pub const ITEM_TITLE_MAX_CHARS: usize = 200;
-/// The longest item description, in characters.
-pub const ITEM_DESCRIPTION_MAX_CHARS: usize = 5000;
-/// What a title must contain, as a JSON Schema pattern: a character other
-/// than the blanks [`ITEM_TITLE_BLANKS`].
-pub const ITEM_TITLE_PATTERN: &str = "[^ \\t\\r\\n]";
-/// The characters that do not count as a title on their own (spelled the
-/// same in every regex dialect, unlike `\\s`).
-pub const ITEM_TITLE_BLANKS: [char; 4] = [' ', '\t', '\r', '\n'];
-
-/// An item to create (POST /items).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct NewItem {
-    /// 1 to 200 characters, not only blanks.
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::schemas::item_title))]
-    pub title: String,
-    /// Up to 5000 characters.
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::schemas::item_description))]
-    pub description: Option<String>,
-}
-
-impl NewItem {
-    /// 422 for an empty, blank or over-long title, or an over-long
-    /// description (the OpenAPI schema states the same rules).
-    pub fn validate(&self) -> Result<(), ApiError> {
-        if self.title.trim_matches(ITEM_TITLE_BLANKS).is_empty() {
-            return Err(ApiError::validation("title", "must not be empty"));
-        }
-        if self.title.chars().count() > ITEM_TITLE_MAX_CHARS {
-            return Err(ApiError::validation(
-                "title",
-                format!("must be at most {ITEM_TITLE_MAX_CHARS} characters"),
-            ));
-        }
-        if self
-            .description
-            .as_ref()
-            .is_some_and(|d| d.chars().count() > ITEM_DESCRIPTION_MAX_CHARS)
-        {
-            return Err(ApiError::validation(
-                "description",
-                format!("must be at most {ITEM_DESCRIPTION_MAX_CHARS} characters"),
-            ));
-        }
-        Ok(())
+    #[test]
+    fn service_migrations_stay_out_of_the_kit_range() {
+        let service = ServiceMigrations::new(
+            sqlx::migrate!("./migrations/sqlite"),
+            sqlx::migrate!("./migrations/postgres"),
+        );
+        assert_eq!(service.kit_range_version(), Some(1));
     }
 }

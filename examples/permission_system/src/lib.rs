@@ -31,7 +31,9 @@ use auth_kit::page::{Page, PageRequest};
 use auth_kit::password::{PasswordHasher, PoolSize};
 use auth_kit::policy::{AccessPolicy, PolicySpec, RoleSpec};
 use auth_kit::refresh::ReuseWindow;
-use auth_kit::store::{AdminUserView, Item, NewItem, Store, User, UserUpdate};
+use auth_kit::store::{AdminUserView, Store, User, UserUpdate};
+
+use crate::items::{Item, NewItem};
 use auth_kit::token::{AccessTokenVerifier, ClaimRules, Leeway, SigningKeys, TokenIssuer};
 use auth_kit::{
     ApiError, Authenticator, Clock, CurrentUser, LoginService, OAuthError, RequirePermission,
@@ -45,6 +47,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+pub mod items;
 pub mod walkthrough;
 
 /// The name tokens are issued by and for (`iss` and `aud`).
@@ -225,7 +228,7 @@ async fn my_items(
     page: PageRequest,
     State(store): State<Store>,
 ) -> Result<Page<Item>, ApiError> {
-    Ok(store.items_of(caller.user.id, &page).await?)
+    Ok(items::page_of(&store, caller.user.id, &page).await?)
 }
 
 /// Permission `items:write`.
@@ -235,9 +238,7 @@ async fn create_item(
     JsonBody(new): JsonBody<NewItem>,
 ) -> Result<(StatusCode, Json<Item>), ApiError> {
     new.validate()?;
-    let item = store
-        .create_item(caller.user.id, &new, DEFAULT_ITEMS_MAX_PER_USER)
-        .await?;
+    let item = items::create(&store, caller.user.id, &new, DEFAULT_ITEMS_MAX_PER_USER).await?;
     Ok((StatusCode::CREATED, Json(item)))
 }
 
@@ -248,7 +249,7 @@ async fn read_item(
     State(store): State<Store>,
     ResourceId(id): ResourceId,
 ) -> Result<Json<Item>, ApiError> {
-    let item = store.item(id).await?;
+    let item = items::get(&store, id).await?;
     item.map(Json)
         .ok_or_else(|| ApiError::not_found("Item not found"))
 }
@@ -264,14 +265,13 @@ async fn delete_item(
     State(policy): State<AccessPolicy>,
     ResourceId(id): ResourceId,
 ) -> Result<StatusCode, ApiError> {
-    let item = store
-        .item(id)
+    let item = items::get(&store, id)
         .await?
         .ok_or_else(|| ApiError::not_found("Item not found"))?;
     if item.owner_id != caller.user.id {
         check_permission(&policy, &caller.user, DeleteItems::PERMISSION)?;
     }
-    store.delete_item(id).await?;
+    items::delete(&store, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -30,7 +30,9 @@ use auth_kit::page::{Page, PageRequest};
 use auth_kit::password::{PasswordHasher, PoolSize};
 use auth_kit::policy::AccessPolicy;
 use auth_kit::refresh::ReuseWindow;
-use auth_kit::store::{AdminUserView, Item, NewItem, Store, User};
+use auth_kit::store::{AdminUserView, Store, User};
+
+use crate::items::{Item, NewItem};
 use auth_kit::token::{AccessTokenVerifier, ClaimRules, Leeway, SigningKeys, TokenIssuer};
 use auth_kit::{
     ApiError, Authenticator, Clock, CurrentUser, LoginService, OAuthError, RequireRole,
@@ -43,6 +45,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+pub mod items;
 pub mod walkthrough;
 
 /// The name tokens are issued by and for (`iss` and `aud`).
@@ -107,7 +110,7 @@ async fn my_items(
     page: PageRequest,
     State(store): State<Store>,
 ) -> Result<Page<Item>, ApiError> {
-    Ok(store.items_of(caller.user.id, &page).await?)
+    Ok(items::page_of(&store, caller.user.id, &page).await?)
 }
 
 /// Kind 3, scope-guarded: the token must carry `items:write`. The guard
@@ -119,9 +122,7 @@ async fn create_item(
     JsonBody(new): JsonBody<NewItem>,
 ) -> Result<(StatusCode, Json<Item>), ApiError> {
     new.validate()?;
-    let item = store
-        .create_item(caller.user.id, &new, DEFAULT_ITEMS_MAX_PER_USER)
-        .await?;
+    let item = items::create(&store, caller.user.id, &new, DEFAULT_ITEMS_MAX_PER_USER).await?;
     Ok((StatusCode::CREATED, Json(item)))
 }
 

@@ -17,10 +17,11 @@ use auth_kit::limiter::{RateLimiter, RedisUrlError};
 use auth_kit::login::{LoginService, LoginServiceParts, ScopeMode};
 use auth_kit::password::{PasswordHasher, PoolSize};
 use auth_kit::policy::{AccessPolicy, PolicyError};
-use auth_kit::store::{OpenError, Store, User};
+use auth_kit::store::{OpenError, ServiceMigrations, Store, User};
 use auth_kit::token::{AccessTokenVerifier, ClaimRules, JwkSet, TokenIssuer};
 use axum::extract::FromRef;
 
+pub mod items;
 pub mod routes;
 
 /// The name the project was stamped with: the default token issuer and
@@ -54,6 +55,15 @@ pub struct AppState {
 #[derive(Debug, Clone, Copy)]
 pub struct ItemQuota(pub u32);
 
+/// This service's own migrations (`migrations/`, versions from 1000 up),
+/// run after auth-kit's.
+pub fn migrations() -> ServiceMigrations {
+    ServiceMigrations::new(
+        sqlx::migrate!("./migrations/sqlite"),
+        sqlx::migrate!("./migrations/postgres"),
+    )
+}
+
 /// A started service: its routes and its store (closed on shutdown).
 pub struct App {
     /// Every route, documented, with the standard layers.
@@ -66,7 +76,7 @@ impl App {
     /// Opens the database (running migrations), creates the bootstrap admin
     /// when configured, and wires auth-kit.
     pub async fn start(settings: &ServiceSettings) -> Result<Self, StartupError> {
-        let store = Store::connect(&settings.database_url)
+        let store = Store::connect_with(&settings.database_url, &migrations())
             .await
             .map_err(StartupError::Database)?
             // A verified user and login served from memory for at most

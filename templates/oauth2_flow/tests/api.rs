@@ -1191,7 +1191,7 @@ async fn the_openapi_document_tells_the_truth() {
     use auth_kit::login::{EMAIL_MAX_CHARS, FULL_NAME_MAX_CHARS};
     use auth_kit::page::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, MIN_PAGE_LIMIT};
     use auth_kit::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
-    use auth_kit::store::{ITEM_DESCRIPTION_MAX_CHARS, ITEM_TITLE_MAX_CHARS, ITEM_TITLE_PATTERN};
+    use service::items::{ITEM_DESCRIPTION_MAX_CHARS, ITEM_TITLE_MAX_CHARS, ITEM_TITLE_PATTERN};
 
     for s in servers("the_openapi_document_tells_the_truth").await {
         let reply = s.get("/openapi.json", None).await;

@@ -11,12 +11,13 @@ use auth_kit::Clock;
 use auth_kit::config::{ServerSettings, TrafficSettings};
 use auth_kit::limiter::{MailRequestLimiter, RateLimiter, RedisUrlError};
 use auth_kit::policy::{AccessPolicy, PolicyError};
-use auth_kit::store::{OpenError, Store};
+use auth_kit::store::{OpenError, ServiceMigrations, Store};
 use auth_kit_supabase::{
     ClientBuildError, SupabaseAuth, SupabaseClient, SupabaseSettings, SupabaseVerifier,
 };
 use axum::extract::FromRef;
 
+pub mod items;
 pub mod routes;
 
 /// The name the project was stamped with (the default SQLite file name).
@@ -40,6 +41,15 @@ pub struct AppState {
     pub mail_requests: MailRequestLimiter,
 }
 
+/// This service's own migrations (`migrations/`, versions from 1000 up),
+/// run after auth-kit's.
+pub fn migrations() -> ServiceMigrations {
+    ServiceMigrations::new(
+        sqlx::migrate!("./migrations/sqlite"),
+        sqlx::migrate!("./migrations/postgres"),
+    )
+}
+
 /// A started service: its routes and its store (closed on shutdown).
 pub struct App {
     /// Every route, documented, with the standard layers.
@@ -55,7 +65,7 @@ impl App {
         server: &ServerSettings,
         traffic: &TrafficSettings,
     ) -> Result<Self, StartupError> {
-        let store = Store::connect(&server.database_url)
+        let store = Store::connect_with(&server.database_url, &migrations())
             .await
             .map_err(StartupError::Database)?;
         let client = SupabaseClient::new(supabase).map_err(StartupError::Client)?;

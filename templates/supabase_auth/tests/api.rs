@@ -507,7 +507,7 @@ async fn the_openapi_document_tells_the_truth() {
         let item = &doc["components"]["schemas"]["NewItem"]["properties"];
         assert_eq!(
             item["title"]["maxLength"],
-            json!(auth_kit::store::ITEM_TITLE_MAX_CHARS)
+            json!(service::items::ITEM_TITLE_MAX_CHARS)
         );
         let limit = doc["paths"]["/users/me/items"]["get"]["parameters"]
             .as_array()

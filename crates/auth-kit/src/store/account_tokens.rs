@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::{Pool, Store, StoreError, USER_COLUMNS, User, UserRow};
+use super::{Store, StoreError, USER_COLUMNS, User, UserRow};
 use crate::session_cache::Change;
 
 /// What a mailed token allows.

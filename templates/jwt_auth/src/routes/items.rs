@@ -6,13 +6,14 @@ use auth_kit::extract::standard::DeleteItems;
 use auth_kit::http::{JsonBody, ResourceId};
 use auth_kit::openapi::{InvalidInput, JsonBodyErrors};
 use auth_kit::page::{Page, PageRequest};
-use auth_kit::store::{Item, NewItem, Store};
+use auth_kit::store::Store;
 use auth_kit::{ApiError, CurrentUser, ErrorBody, RequirePermission};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
 use crate::ItemQuota;
+use crate::items::{self, Item, NewItem};
 
 /// Your items by id, a page at a time.
 #[utoipa::path(get, path = "/users/me/items", tag = "items", params(PageRequest), responses(
@@ -26,7 +27,7 @@ pub async fn my_items(
     page: PageRequest,
     State(store): State<Store>,
 ) -> Result<Page<Item>, ApiError> {
-    Ok(store.items_of(caller.user.id, &page).await?)
+    Ok(items::page_of(&store, caller.user.id, &page).await?)
 }
 
 /// Creates an item you own.
@@ -42,7 +43,7 @@ pub async fn create_item(
     JsonBody(item): JsonBody<NewItem>,
 ) -> Result<(StatusCode, Json<Item>), ApiError> {
     item.validate()?;
-    let item = store.create_item(caller.user.id, &item, quota).await?;
+    let item = items::create(&store, caller.user.id, &item, quota).await?;
     Ok((StatusCode::CREATED, Json(item)))
 }
 
@@ -60,7 +61,7 @@ pub async fn delete_item(
     ResourceId(id): ResourceId,
     State(store): State<Store>,
 ) -> Result<StatusCode, ApiError> {
-    if !store.delete_item(id).await? {
+    if !items::delete(&store, id).await? {
         return Err(ApiError::not_found("Item not found"));
     }
     Ok(StatusCode::NO_CONTENT)

@@ -6,12 +6,14 @@ use auth_kit::extract::standard::DeleteItems;
 use auth_kit::http::{JsonBody, ResourceId};
 use auth_kit::openapi::{InvalidInput, JsonBodyErrors};
 use auth_kit::page::{Page, PageRequest};
-use auth_kit::store::{NewItem, Store, SubjectItem};
-use auth_kit_supabase::{CurrentSupabaseUser, RequireSupabasePermission};
+use auth_kit::store::Store;
 use auth_kit::{ApiError, ErrorBody};
+use auth_kit_supabase::{CurrentSupabaseUser, RequireSupabasePermission};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+
+use crate::items::{self, NewItem, SubjectItem};
 
 /// Your items by id, a page at a time.
 #[utoipa::path(get, path = "/users/me/items", tag = "items", params(PageRequest), responses(
@@ -25,7 +27,7 @@ pub async fn my_items(
     page: PageRequest,
     State(store): State<Store>,
 ) -> Result<Page<SubjectItem>, ApiError> {
-    Ok(store.items_of_subject(caller.user.id(), &page).await?)
+    Ok(items::page_of(&store, caller.user.id(), &page).await?)
 }
 
 /// Creates an item you own.
@@ -39,7 +41,7 @@ pub async fn create_item(
     JsonBody(item): JsonBody<NewItem>,
 ) -> Result<(StatusCode, Json<SubjectItem>), ApiError> {
     item.validate()?;
-    let item = store.create_subject_item(caller.user.id(), &item).await?;
+    let item = items::create(&store, caller.user.id(), &item).await?;
     Ok((StatusCode::CREATED, Json(item)))
 }
 
@@ -57,7 +59,7 @@ pub async fn delete_item(
     ResourceId(id): ResourceId,
     State(store): State<Store>,
 ) -> Result<StatusCode, ApiError> {
-    if !store.delete_subject_item(id).await? {
+    if !items::delete(&store, id).await? {
         return Err(ApiError::not_found("Item not found"));
     }
     Ok(StatusCode::NO_CONTENT)
