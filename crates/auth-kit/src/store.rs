@@ -213,6 +213,16 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// What opening a database may do to its schema.
+#[derive(Clone, Copy)]
+enum Schema<'a> {
+    /// Create a missing SQLite file and bring the schema up to date: the
+    /// kit's migrations, then the service's, if any.
+    Migrate(Option<&'a ServiceMigrations>),
+    /// Change nothing.
+    AsIs,
+}
+
 /// Could not open or migrate the database.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -264,7 +274,15 @@ impl Store {
     /// A new SQLite file is created readable by its owner only (0600); its
     /// `-wal` and `-shm` files take the same mode from it.
     pub async fn connect(url: &str) -> Result<Self, OpenError> {
-        Self::open(url, None).await
+        Self::open(url, Schema::Migrate(None)).await
+    }
+
+    /// Opens a database as it is: no SQLite file is created, no migration
+    /// run, no row backfilled. For the operator tools, which check
+    /// ([`migration_state`]) that the service has migrated the database and
+    /// must not change its schema under a running service.
+    pub async fn connect_migrated(url: &str) -> Result<Self, OpenError> {
+        Self::open(url, Schema::AsIs).await
     }
 
     /// [`Store::connect`], then the service's own migrations on the same
@@ -273,14 +291,24 @@ impl Store {
         if let Some(version) = service.kit_range_version() {
             return Err(OpenError::ServiceMigrationVersion(version));
         }
-        Self::open(url, Some(service)).await
+        Self::open(url, Schema::Migrate(Some(service))).await
     }
 
-    async fn open(url: &str, service: Option<&ServiceMigrations>) -> Result<Self, OpenError> {
+    async fn open(url: &str, schema: Schema<'_>) -> Result<Self, OpenError> {
+        let service = match schema {
+            Schema::Migrate(service) => service,
+            Schema::AsIs => None,
+        };
+        let migrate = matches!(schema, Schema::Migrate(_));
         let pool = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(|_| OpenError::Url("not a valid sqlite: URL".to_owned()))?;
-            create_private_file(options.get_filename()).map_err(OpenError::Create)?;
+            let options = if migrate {
+                create_private_file(options.get_filename()).map_err(OpenError::Create)?;
+                options
+            } else {
+                options.create_if_missing(false)
+            };
             let options = options
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
@@ -292,9 +320,12 @@ impl Store {
                 .connect_with(options)
                 .await
                 .map_err(OpenError::Connect)?;
-            for migrator in [Some(&*SQLITE_MIGRATIONS), service.map(|s| &s.sqlite)]
-                .into_iter()
-                .flatten()
+            for migrator in [
+                migrate.then_some(&*SQLITE_MIGRATIONS),
+                service.map(|s| &s.sqlite),
+            ]
+            .into_iter()
+            .flatten()
             {
                 migrator.run(&pool).await.map_err(OpenError::Migrate)?;
             }
@@ -308,9 +339,12 @@ impl Store {
                 .connect_with(options)
                 .await
                 .map_err(OpenError::Connect)?;
-            for migrator in [Some(&*POSTGRES_MIGRATIONS), service.map(|s| &s.postgres)]
-                .into_iter()
-                .flatten()
+            for migrator in [
+                migrate.then_some(&*POSTGRES_MIGRATIONS),
+                service.map(|s| &s.postgres),
+            ]
+            .into_iter()
+            .flatten()
             {
                 migrator.run(&pool).await.map_err(OpenError::Migrate)?;
             }
@@ -331,10 +365,12 @@ impl Store {
             clock: Clock::System,
             sessions: Sessions::uncached(postgres_channel),
         };
-        store
-            .fill_username_keys()
-            .await
-            .map_err(|e| OpenError::Connect(e.0))?;
+        if migrate {
+            store
+                .fill_username_keys()
+                .await
+                .map_err(|e| OpenError::Connect(e.0))?;
+        }
         Ok(store)
     }
 

@@ -1071,3 +1071,37 @@ async fn users_are_paged_by_id() {
         assert!(users.next_link().is_some());
     }
 }
+
+/// The operator tools' way in: a database as it is, never created or
+/// migrated.
+#[tokio::test]
+async fn connect_migrated_changes_no_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.db");
+    let url = format!("sqlite://{}?mode=rwc", missing.display());
+    assert!(Store::connect_migrated(&url).await.is_err());
+    assert!(!missing.exists(), "no file created");
+
+    // A database nobody migrated stays unmigrated.
+    let bare = dir.path().join("bare.db");
+    std::fs::File::create(&bare).unwrap();
+    let url = format!("sqlite://{}", bare.display());
+    let store = Store::connect_migrated(&url).await.unwrap();
+    store.close().await;
+    let state = auth_kit::store::migration_state(&url, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(!state.pending.is_empty(), "{state:?}");
+
+    // One the service migrated opens, and is current.
+    let served = dir.path().join("served.db");
+    let url = format!("sqlite://{}?mode=rwc", served.display());
+    Store::connect(&url).await.unwrap().close().await;
+    let store = Store::connect_migrated(&url).await.unwrap();
+    store.ping().await.unwrap();
+    store.close().await;
+    let state = auth_kit::store::migration_state(&url, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(state.is_current(), "{state:?}");
+}
