@@ -244,6 +244,12 @@ pub enum OpenError {
         "service migration {0} is numbered below {SERVICE_MIGRATIONS_FROM}, which the kit's migrations use; renumber it"
     )]
     ServiceMigrationVersion(i64),
+    /// The database has migrations applied that neither this kit nor the
+    /// service knows: a newer release migrated it (a rollback?).
+    #[error(
+        "the database was migrated by a newer release (migrations {0:?} are unknown here): run that release, or restore a backup taken before it"
+    )]
+    NewerSchema(Vec<i64>),
 }
 
 /// The store: a connection pool, the clock timestamps come from, and the
@@ -320,6 +326,11 @@ impl Store {
                 .connect_with(options)
                 .await
                 .map_err(OpenError::Connect)?;
+            if migrate {
+                let applied =
+                    applied_versions(sqlx::query_scalar(APPLIED_VERSIONS).fetch_all(&pool).await)?;
+                refuse_newer(&SQLITE_MIGRATIONS, service.map(|s| &s.sqlite), &applied)?;
+            }
             for migrator in [
                 migrate.then_some(&*SQLITE_MIGRATIONS),
                 service.map(|s| &s.sqlite),
@@ -339,6 +350,11 @@ impl Store {
                 .connect_with(options)
                 .await
                 .map_err(OpenError::Connect)?;
+            if migrate {
+                let applied =
+                    applied_versions(sqlx::query_scalar(APPLIED_VERSIONS).fetch_all(&pool).await)?;
+                refuse_newer(&POSTGRES_MIGRATIONS, service.map(|s| &s.postgres), &applied)?;
+            }
             for migrator in [
                 migrate.then_some(&*POSTGRES_MIGRATIONS),
                 service.map(|s| &s.postgres),
@@ -1246,6 +1262,49 @@ pub async fn migration_state(url: &str, timeout: Duration) -> Result<MigrationSt
     tokio::time::timeout(timeout, probe)
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {}s", timeout.as_secs())))
+}
+
+/// The migrations a database applied, as recorded by sqlx.
+const APPLIED_VERSIONS: &str =
+    "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
+
+/// The applied versions from reading [`APPLIED_VERSIONS`]; none when the
+/// database was never migrated (no bookkeeping table yet).
+fn applied_versions(read: Result<Vec<i64>, sqlx::Error>) -> Result<Vec<i64>, OpenError> {
+    match read {
+        Ok(applied) => Ok(applied),
+        Err(sqlx::Error::Database(db))
+            if db.code().as_deref() == Some("42P01") || db.message().contains("no such table") =>
+        {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(OpenError::Connect(e)),
+    }
+}
+
+/// Refuses a database a newer release migrated. The migrators tolerate
+/// versions they do not know (each other's, and the kit's retired ones),
+/// so this is where an unknown kit version, or an unknown service version
+/// when the service's migrations are given, stops start-up, as sqlx itself
+/// would without that tolerance.
+fn refuse_newer(
+    kit: &Migrator,
+    service: Option<&Migrator>,
+    applied: &[i64],
+) -> Result<(), OpenError> {
+    let mut unknown = compare_migrations(kit, applied).unknown;
+    if let Some(service) = service {
+        unknown.extend(
+            applied.iter().copied().filter(|v| {
+                *v >= SERVICE_MIGRATIONS_FROM && !service.iter().any(|m| m.version == *v)
+            }),
+        );
+    }
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(OpenError::NewerSchema(unknown))
+    }
 }
 
 /// [`MigrationState`] of a database that applied `applied`, against `migrator`.

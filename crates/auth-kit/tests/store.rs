@@ -12,8 +12,8 @@ use auth_kit::extract::Lookup;
 use auth_kit::page::PageRequest;
 use auth_kit::refresh::{ReuseWindow, SealedSuccessor, SuccessorBinding};
 use auth_kit::store::{
-    AdminBootstrapOutcome, Backend, CreateUserError, NewUser, RefreshTokenHash, Rotation, Store,
-    TakenField, UserChangeError, UserUpdate,
+    AdminBootstrapOutcome, Backend, CreateUserError, NewUser, OpenError, RefreshTokenHash,
+    Rotation, Store, TakenField, UserChangeError, UserUpdate,
 };
 use auth_kit::testing::TestDatabase;
 
@@ -1104,4 +1104,41 @@ async fn connect_migrated_changes_no_schema() {
         .await
         .unwrap();
     assert!(state.is_current(), "{state:?}");
+}
+
+/// A database a newer release migrated is refused at start-up (a rollback
+/// would otherwise run on a schema it does not know); the versions the kit
+/// retired are accepted.
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("newer.db").display()
+    );
+    Store::connect(&url).await.unwrap().close().await;
+    let record = |version: i64| {
+        let url = url.clone();
+        async move {
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            sqlx::query(
+                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                 VALUES ($1, 'recorded by the test', TRUE, X'00', 0)",
+            )
+            .bind(version)
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+    };
+    record(2).await;
+    Store::connect(&url).await.unwrap().close().await;
+    record(7).await;
+    let refused = Store::connect(&url).await.unwrap_err();
+    assert!(
+        matches!(&refused, OpenError::NewerSchema(v) if v == &[7]),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("newer release"), "{refused}");
 }
