@@ -15,6 +15,7 @@ mod fleet;
 mod load;
 mod new;
 mod repo;
+mod templates;
 mod test;
 mod upgrade;
 
@@ -42,6 +43,8 @@ enum Command {
     FleetTest(fleet::FleetTestArgs),
     /// Load figures (wrk): a stamped service alone or as a fleet, beside the FastAPI peer.
     Load(load::LoadArgs),
+    /// Write templates/jwt_auth from templates/oauth2_flow, its one source (--check: only compare).
+    Templates(templates::TemplatesArgs),
     /// Bring a stamped project's kit to this repository's current one (three-way merges).
     Upgrade(upgrade::UpgradeArgs),
     /// Write a fresh signing key (SECRET_KEY, or a key pair) into an env file (= `cargo auth setup-jwt`).
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::TestTemplates(args) => test::run_templates(&args),
         Command::FleetTest(args) => fleet::run(&args),
         Command::Load(args) => load::run(&args),
+        Command::Templates(args) => templates::run(&args),
         Command::Upgrade(args) => upgrade::run(&args),
         Command::SetupJwt(args) => auth_cli::setup_jwt::run(&args),
         Command::Validate(args) => auth_cli::validate::run(&args),

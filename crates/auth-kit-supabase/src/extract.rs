@@ -25,8 +25,16 @@ use auth_kit::policy::{AccessPolicy, GuardNames};
 /// comparison, over [`SupabaseUser`]'s `app_metadata`.
 ///
 /// ```
-/// use auth_kit::extract::standard::{Admin, DeleteItems};
+/// use auth_kit::extract::PermissionRequirement;
+/// use auth_kit::extract::standard::Admin;
 /// use auth_kit_supabase::{CurrentSupabaseUser, RequireSupabasePermission, RequireSupabaseRole};
+///
+/// /// The permission `items:delete`.
+/// struct DeleteItems;
+/// impl PermissionRequirement for DeleteItems {
+///     const PERMISSION: &'static str = "items:delete";
+///     const SCOPES: &'static [&'static str] = &[];
+/// }
 ///
 /// async fn me(caller: CurrentSupabaseUser) -> String {
 ///     caller.user.id().to_owned()

@@ -23,7 +23,7 @@
 //!
 //! ```no_run
 //! use auth_kit::config::Environment;
-//! use auth_kit::policy::AccessPolicy;
+//! use auth_kit::policy::{AccessPolicy, PolicySpec, RoleSpec};
 //! use auth_kit_supabase::{
 //!     CurrentSupabaseUser, SupabaseAuth, SupabaseClient, SupabaseSettings, SupabaseVerifier,
 //! };
@@ -40,11 +40,22 @@
 //!     Json(caller.user.profile())
 //! }
 //!
+//! /// The service's roles; Supabase tokens carry no scopes.
+//! const POLICY: PolicySpec = PolicySpec {
+//!     scopes: &[],
+//!     permissions: &["notes:delete"],
+//!     roles: &[
+//!         RoleSpec { name: "user", scopes: &[], permissions: &[], holds_everything: false },
+//!         RoleSpec { name: "admin", scopes: &[], permissions: &[], holds_everything: true },
+//!     ],
+//!     signup_role: "user",
+//! };
+//!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let settings = SupabaseSettings::from_env(&Environment::load()?)?;
 //! let supabase = SupabaseClient::new(&settings)?;
 //! let verifier = SupabaseVerifier::new(&settings, supabase.clone());
-//! let auth = SupabaseAuth::new(verifier, AccessPolicy::standard());
+//! let auth = SupabaseAuth::new(verifier, AccessPolicy::new(&POLICY)?);
 //! let app: Router = Router::new()
 //!     .route("/users/me", get(me))
 //!     .with_state(AppState { supabase, auth });

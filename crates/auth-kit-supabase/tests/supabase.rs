@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use auth_kit::config::Environment;
 use auth_kit::error::ServerErrorDetail;
-use auth_kit::extract::standard::{Admin, DeleteItems};
-use auth_kit::policy::AccessPolicy;
+use auth_kit::extract::PermissionRequirement;
+use auth_kit::extract::standard::Admin;
+use auth_kit::policy::{AccessPolicy, PolicySpec, RoleSpec};
 use auth_kit::token::InvalidToken;
 use auth_kit::{ApiError, AuthError, Clock, OAuthError};
 use auth_kit_supabase::{
@@ -25,6 +26,35 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use gotrue_stub::{Fault, Kid, RateLimit, StubConfig, StubHandle};
 use serde_json::{Value, json};
+
+/// The roles and the permission these tests check; Supabase tokens carry
+/// no scopes.
+const POLICY: PolicySpec = PolicySpec {
+    scopes: &[],
+    permissions: &["items:delete"],
+    roles: &[
+        RoleSpec {
+            name: "user",
+            scopes: &[],
+            permissions: &[],
+            holds_everything: false,
+        },
+        RoleSpec {
+            name: "admin",
+            scopes: &[],
+            permissions: &[],
+            holds_everything: true,
+        },
+    ],
+    signup_role: "user",
+};
+
+/// The permission `items:delete`.
+struct DeleteItems;
+impl PermissionRequirement for DeleteItems {
+    const PERMISSION: &'static str = "items:delete";
+    const SCOPES: &'static [&'static str] = &[];
+}
 
 const PASSWORD: &str = "correct horse battery";
 const HS_SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
@@ -755,7 +785,11 @@ async fn roles_come_from_app_metadata_never_user_metadata() {
     let verifier = p.verifier(&Clock::System);
     let http = Http {
         client: reqwest::Client::builder().no_proxy().build().unwrap(),
-        base: serve(SupabaseAuth::new(verifier, AccessPolicy::standard())).await,
+        base: serve(SupabaseAuth::new(
+            verifier,
+            AccessPolicy::new(&POLICY).unwrap(),
+        ))
+        .await,
     };
 
     // Users write user_metadata themselves, at signup for instance.

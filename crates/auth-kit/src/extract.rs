@@ -448,37 +448,20 @@ pub fn check_permission<U: Account>(
     }
 }
 
-/// Marker types for the standard routes' requirements.
+/// Marker types for the account routes every service has: your profile
+/// (scope `me`) and user administration (role `admin`, the role admin
+/// bootstrap gives and the store keeps one enabled user of). A service whose
+/// routes use them declares the scope `me` and the role and scope `admin` in
+/// its policy (the guard check at start-up refuses one that does not); the
+/// markers of its own resources live in the service.
 pub mod standard {
-    use super::{PermissionRequirement, RoleRequirement, ScopeRequirement};
+    use super::{RoleRequirement, ScopeRequirement};
 
     /// Scope `me`: read your own profile.
     #[derive(Debug)]
     pub struct ReadMe;
     impl ScopeRequirement for ReadMe {
         const SCOPES: &'static [&'static str] = &["me"];
-    }
-
-    /// Scope `items`: read your items.
-    #[derive(Debug)]
-    pub struct ReadItems;
-    impl ScopeRequirement for ReadItems {
-        const SCOPES: &'static [&'static str] = &["items"];
-    }
-
-    /// Scope `items:write`: create items.
-    #[derive(Debug)]
-    pub struct WriteItems;
-    impl ScopeRequirement for WriteItems {
-        const SCOPES: &'static [&'static str] = &["items:write"];
-    }
-
-    /// Permission `items:delete`; with scopes, also `items:write`.
-    #[derive(Debug)]
-    pub struct DeleteItems;
-    impl PermissionRequirement for DeleteItems {
-        const PERMISSION: &'static str = "items:delete";
-        const SCOPES: &'static [&'static str] = &["items:write"];
     }
 
     /// Role `admin`; with scopes, also the scope `admin`.

@@ -1,20 +1,35 @@
 //! Roles, scopes and permissions as data (docs/contract.md, "Roles, scopes
 //! and permissions").
 //!
-//! A service describes its access model once, as a [`PolicySpec`] constant,
-//! and turns it into an [`AccessPolicy`] at start-up; [`AccessPolicy::new`]
-//! refuses a spec that names an undeclared scope, permission or role, so a
-//! typo fails once at start-up instead of silently denying (or allowing) per
-//! request.
+//! A service describes its access model once, as a [`PolicySpec`] constant
+//! (the templates keep theirs in `src/policy.rs`, next to the marker types
+//! its routes name), and turns it into an [`AccessPolicy`] at start-up;
+//! [`AccessPolicy::new`] refuses a spec that names an undeclared scope,
+//! permission or role, so a typo fails once at start-up instead of silently
+//! denying (or allowing) per request.
 //!
 //! ```
-//! use auth_kit::policy::{AccessPolicy, STANDARD};
+//! use auth_kit::policy::{AccessPolicy, PolicySpec, RoleSpec, ScopeSpec};
 //!
-//! let policy = AccessPolicy::new(&STANDARD).expect("the standard policy is valid");
-//! assert!(policy.role_holds_scope("user", "items:write"));
-//! assert!(!policy.role_holds_scope("guest", "items"));
-//! assert!(policy.allows("admin", &[], "items:delete"));
-//! assert!(policy.allows("user", &["items:delete".to_owned()], "items:delete"));
+//! const POLICY: PolicySpec = PolicySpec {
+//!     scopes: &[
+//!         ScopeSpec { name: "notes", description: "Read your notes." },
+//!         ScopeSpec { name: "admin", description: "Administrative access." },
+//!     ],
+//!     permissions: &["notes:delete"],
+//!     roles: &[
+//!         RoleSpec { name: "guest", scopes: &[], permissions: &[], holds_everything: false },
+//!         RoleSpec { name: "editor", scopes: &["notes"], permissions: &[], holds_everything: false },
+//!         RoleSpec { name: "admin", scopes: &[], permissions: &[], holds_everything: true },
+//!     ],
+//!     signup_role: "editor",
+//! };
+//!
+//! let policy = AccessPolicy::new(&POLICY).expect("the policy is valid");
+//! assert!(policy.role_holds_scope("editor", "notes"));
+//! assert!(!policy.role_holds_scope("guest", "notes"));
+//! assert!(policy.allows("admin", &[], "notes:delete"));
+//! assert!(policy.allows("editor", &["notes:delete".to_owned()], "notes:delete"));
 //! ```
 
 use std::fmt;
@@ -53,58 +68,6 @@ pub struct PolicySpec {
     /// The role a signup creates (never taken from the request).
     pub signup_role: &'static str,
 }
-
-/// The standard access model: `guest` may hold `me`; `user` holds
-/// `me items items:write` and may read and write items; `admin` holds every
-/// scope and every permission.
-pub const STANDARD: PolicySpec = PolicySpec {
-    scopes: &[
-        ScopeSpec {
-            name: "me",
-            description: "Read your own profile.",
-        },
-        ScopeSpec {
-            name: "items",
-            description: "Read your items.",
-        },
-        ScopeSpec {
-            name: "items:write",
-            description: "Create items.",
-        },
-        ScopeSpec {
-            name: "admin",
-            description: "Administrative access.",
-        },
-    ],
-    permissions: &[
-        "items:read",
-        "items:write",
-        "items:delete",
-        "users:read",
-        "users:delete",
-    ],
-    roles: &[
-        RoleSpec {
-            name: "guest",
-            scopes: &["me"],
-            permissions: &[],
-            holds_everything: false,
-        },
-        RoleSpec {
-            name: "user",
-            scopes: &["me", "items", "items:write"],
-            permissions: &["items:read", "items:write"],
-            holds_everything: false,
-        },
-        RoleSpec {
-            name: "admin",
-            scopes: &[],
-            permissions: &[],
-            holds_everything: true,
-        },
-    ],
-    signup_role: "user",
-};
 
 /// What a route guard names: the scopes it checks, and the permission or
 /// role it needs. [`AccessPolicy::check_guard`] holds it to the policy when
@@ -189,22 +152,22 @@ impl AccessPolicy {
         Ok(Self { spec })
     }
 
-    /// The standard policy (docs/contract.md, "Roles, scopes and permissions").
-    pub fn standard() -> Self {
-        // STANDARD is checked by this module's tests; it cannot fail here.
-        Self { spec: &STANDARD }
-    }
-
     /// Whether the guard of `route` names only what the policy declares;
     /// the error names the first name it does not.
     ///
     /// ```
-    /// use auth_kit::policy::{AccessPolicy, GuardNames, STANDARD};
+    /// use auth_kit::policy::{AccessPolicy, GuardNames, PolicySpec, RoleSpec, ScopeSpec};
     ///
-    /// let policy = AccessPolicy::new(&STANDARD).expect("valid");
-    /// let typo = GuardNames { scopes: &["itmes"], ..GuardNames::default() };
-    /// let err = policy.check_guard("GET /users/me/items", &typo).unwrap_err();
-    /// assert!(err.to_string().contains("'itmes'"));
+    /// const POLICY: PolicySpec = PolicySpec {
+    ///     scopes: &[ScopeSpec { name: "notes", description: "Read your notes." }],
+    ///     permissions: &[],
+    ///     roles: &[RoleSpec { name: "editor", scopes: &["notes"], permissions: &[], holds_everything: false }],
+    ///     signup_role: "editor",
+    /// };
+    /// let policy = AccessPolicy::new(&POLICY).expect("valid");
+    /// let typo = GuardNames { scopes: &["ntoes"], ..GuardNames::default() };
+    /// let err = policy.check_guard("GET /notes", &typo).unwrap_err();
+    /// assert!(err.to_string().contains("'ntoes'"));
     /// ```
     pub fn check_guard(&self, route: &str, guard: &GuardNames<'_>) -> Result<(), PolicyError> {
         let undeclared = |kind: &str, name: &str| {
@@ -404,46 +367,6 @@ pub fn claim_holds_all(claim: &str, required: &[&str]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn standard_policy_is_valid() {
-        AccessPolicy::new(&STANDARD).unwrap();
-    }
-
-    #[test]
-    fn spec_roles_and_scopes() {
-        let p = AccessPolicy::standard();
-        assert_eq!(p.scopes_of_role("guest").to_string(), "me");
-        assert_eq!(p.scopes_of_role("user").to_string(), "me items items:write");
-        assert_eq!(
-            p.scopes_of_role("admin").to_string(),
-            "me items items:write admin"
-        );
-        assert_eq!(p.scopes_of_role("nobody").to_string(), "");
-        assert!(!p.allows("user", &[], "items:delete"));
-        assert!(p.allows("user", &["items:delete".into()], "items:delete"));
-        assert!(!p.allows("guest", &[], "items:read"));
-        assert!(p.allows("admin", &[], "users:delete"));
-        assert!(!p.allows("nobody", &["items:delete".into()], "items:delete"));
-    }
-
-    #[test]
-    fn scope_requests() {
-        let p = AccessPolicy::standard();
-        assert_eq!(p.parse_scope_request(None), Ok(None));
-        assert_eq!(p.parse_scope_request(Some("  ")), Ok(None));
-        let set = p
-            .parse_scope_request(Some("items  me items"))
-            .unwrap()
-            .unwrap();
-        assert_eq!(set.to_string(), "items me");
-        assert_eq!(
-            p.parse_scope_request(Some("me root")),
-            Err(UnknownScope("root".into()))
-        );
-        // Case matters: scopes are exact strings.
-        assert!(p.parse_scope_request(Some("ME")).is_err());
-    }
 
     #[test]
     fn claim_checks() {

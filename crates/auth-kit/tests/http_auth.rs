@@ -1,18 +1,19 @@
 //! The extractors behind a real axum server on loopback: the exact 401/403
 //! statuses, `WWW-Authenticate` challenges and JSON bodies of docs/contract.md.
-
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+#[path = "common/policy.rs"]
+mod policy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_kit::extract::standard::{Admin, DeleteItems, ReadItems};
+use auth_kit::extract::standard::Admin;
 use auth_kit::extract::{
     Authenticator, CurrentUser, RequirePermission, RequireRole, RequireScopes, ScopeRequirement,
 };
 use auth_kit::http::ResourceId;
-use auth_kit::policy::AccessPolicy;
 use auth_kit::store::{NewUser, RefreshTokenHash, Store, User, UserUpdate};
 use auth_kit::testing::TestDatabase;
 use auth_kit::token::{
@@ -23,6 +24,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
+use policy::{DeleteItems, ReadItems};
 use serde_json::{Value, json};
 
 #[derive(Clone, FromRef)]
@@ -116,7 +118,7 @@ impl Fixture {
         let auth = Authenticator::new(
             AccessTokenVerifier::new(&keys, rules),
             store.clone(),
-            AccessPolicy::standard(),
+            policy::policy(),
             scopes,
         );
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))

@@ -7,6 +7,9 @@
 //! Rust type's name, no echo of a secret.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+#[path = "common/policy.rs"]
+mod policy;
+
 use std::sync::Arc;
 
 use auth_kit::config::{Environment, ServiceSettings, Status, check_service};
@@ -14,7 +17,6 @@ use auth_kit::extract::BearerToken;
 use auth_kit::http::{ResourceId, TokenRequest, parse_json};
 use auth_kit::login::SignupRequest;
 use auth_kit::page::PageRequest;
-use auth_kit::policy::AccessPolicy;
 use auth_kit::store::UserUpdate;
 use auth_kit::token::{AccessTokenVerifier, ClaimRules, Leeway, SigningKeys};
 use axum::extract::FromRequestParts;
@@ -172,7 +174,7 @@ proptest! {
 
     #[test]
     fn json_bodies_never_panic_and_refuse_in_shape(bytes in body_bytes()) {
-        let policy = AccessPolicy::standard();
+        let policy = policy::policy();
         // No refusal quotes the input back.
         let quoted = serde_json::from_slice::<Value>(&bytes)
             .map(|v| strings_in(&v))
@@ -251,7 +253,7 @@ proptest! {
                     if let Some(p) = request.password.as_ref().filter(|p| p.expose().len() > 3) {
                         prop_assert!(!debug.contains(p.expose()));
                     }
-                    let policy = AccessPolicy::standard();
+                    let policy = policy::policy();
                     if let Err(unknown) = policy.parse_scope_request(request.scope.as_deref()) {
                         prop_assert!(unknown.0.chars().count() <= 64);
                     }

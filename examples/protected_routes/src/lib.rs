@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_kit::config::{DEFAULT_ITEMS_MAX_PER_USER, EmailVerification, LoginLimits, SignupLimits};
-use auth_kit::extract::standard::{Admin, ReadItems, WriteItems};
+use auth_kit::extract::standard::Admin;
 use auth_kit::http::{ClientIp, JsonBody, TokenRequest};
 use auth_kit::limiter::RateLimiter;
 use auth_kit::login::{LoginServiceParts, TokenResponse};
@@ -33,6 +33,7 @@ use auth_kit::refresh::ReuseWindow;
 use auth_kit::store::{AdminUserView, Store, User};
 
 use crate::items::{Item, NewItem};
+use crate::policy::{POLICY, ReadItems, WriteItems};
 use auth_kit::token::{AccessTokenVerifier, ClaimRules, Leeway, SigningKeys, TokenIssuer};
 use auth_kit::{
     ApiError, Authenticator, Clock, CurrentUser, LoginService, OAuthError, RequireRole,
@@ -46,6 +47,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 pub mod items;
+pub mod policy;
 pub mod walkthrough;
 
 /// The name tokens are issued by and for (`iss` and `aud`).
@@ -204,11 +206,12 @@ impl Demo {
         let keys = Arc::new(SigningKeys::random_hmac());
         let leeway = Leeway::seconds(30).expect("30 s is an allowed leeway");
         let rules = ClaimRules::new(SERVICE, SERVICE, leeway);
+        let policy = AccessPolicy::new(&POLICY).expect("the example's policy is valid");
         let logins = LoginService::new(LoginServiceParts {
             store: store.clone(),
             hasher,
             issuer: TokenIssuer::new(keys.clone(), rules.clone(), ACCESS_TOKEN_TTL, Clock::System),
-            policy: AccessPolicy::standard(),
+            policy: policy.clone(),
             // Tokens carry the granted scopes; RequireScopes checks them.
             scopes: ScopeMode::Scoped,
             refresh_ttl: REFRESH_TOKEN_TTL,
@@ -224,7 +227,7 @@ impl Demo {
         let auth = Authenticator::new(
             AccessTokenVerifier::new(&keys, rules),
             store.clone(),
-            AccessPolicy::standard(),
+            policy,
             ScopeMode::Scoped,
         );
 

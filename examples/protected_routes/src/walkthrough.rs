@@ -88,7 +88,7 @@ pub const CALLS: &[Call] = &[
 /// What the server prints at start: the demo users and [`CALLS`] as curl
 /// commands against `base_url` (`http://127.0.0.1:8000`).
 pub fn banner(base_url: &str) -> String {
-    let policy = AccessPolicy::standard();
+    let policy = AccessPolicy::new(&crate::policy::POLICY).expect("the example's policy is valid");
     let mut out = format!("{SERVICE} is listening on {base_url}\n\n");
     out.push_str("Demo users (these passwords exist for this demo only):\n");
     for user in DEMO_USERS {

@@ -1,9 +1,9 @@
 //! The service: its state and its start-up. Everything security-related
 //! lives in auth-kit (`crates/auth-kit`); this crate wires it to routes.
 //!
-//! Reading order: this file, then `routes/mod.rs` (the route table),
-//! `routes/auth.rs`, `routes/account.rs`, `routes/users.rs`,
-//! `routes/items.rs`, `main.rs`.
+//! Reading order: this file, `policy.rs` (who may do what), then
+//! `routes/mod.rs` (the route table), `routes/auth.rs`, `routes/account.rs`,
+//! `routes/users.rs`, `routes/items.rs`, `main.rs`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,6 +22,7 @@ use auth_kit::token::{AccessTokenVerifier, ClaimRules, JwkSet, TokenIssuer};
 use axum::extract::FromRef;
 
 pub mod items;
+pub mod policy;
 pub mod routes;
 
 /// The name the project was stamped with: the default token issuer and
@@ -87,7 +88,7 @@ impl App {
             .map_err(StartupError::Limiter)?;
         let keys = Arc::new(settings.keys.clone());
         let rules = ClaimRules::new(&settings.issuer, &settings.audience, settings.leeway);
-        let policy = AccessPolicy::standard();
+        let policy = AccessPolicy::new(&policy::POLICY).map_err(StartupError::Policy)?;
         let logins = LoginService::new(LoginServiceParts {
             store: store.clone(),
             hasher: PasswordHasher::new(PoolSize::for_this_machine()),
@@ -147,8 +148,8 @@ pub enum StartupError {
     Admin(String),
     /// The mail outbox or the SMTP client could not be set up.
     Mail(account::StartError),
-    /// A route's guard names a scope, permission or role the access policy
-    /// does not declare (a typo in a marker type).
+    /// The access policy (`policy.rs`) names something it does not
+    /// declare, or a route's guard does (a typo in a marker type).
     Policy(PolicyError),
     /// RATE_LIMIT_URL could not be used (limiter or session cache).
     Limiter(RedisUrlError),

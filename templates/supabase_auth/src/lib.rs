@@ -2,8 +2,9 @@
 //! and their passwords; auth-kit (`crates/auth-kit`) talks to it and
 //! verifies its tokens; this crate wires both to routes and keeps the items.
 //!
-//! Reading order: this file, then `routes/mod.rs` (the route table),
-//! `routes/auth.rs`, `routes/users.rs`, `routes/items.rs`, `main.rs`.
+//! Reading order: this file, `policy.rs` (who may do what), then
+//! `routes/mod.rs` (the route table), `routes/auth.rs`, `routes/users.rs`,
+//! `routes/items.rs`, `main.rs`.
 
 use std::fmt;
 
@@ -18,6 +19,7 @@ use auth_kit_supabase::{
 use axum::extract::FromRef;
 
 pub mod items;
+pub mod policy;
 pub mod routes;
 
 /// The name the project was stamped with (the default SQLite file name).
@@ -77,7 +79,8 @@ impl App {
         }
         // Roles and permissions come from `app_metadata`; the policy says
         // what each role may do.
-        let auth = SupabaseAuth::new(verifier, AccessPolicy::standard());
+        let policy = AccessPolicy::new(&policy::POLICY).map_err(StartupError::Policy)?;
+        let auth = SupabaseAuth::new(verifier, policy);
         let limiter = RateLimiter::from_settings(traffic, SERVICE_NAME, Clock::System)
             .map_err(StartupError::Limiter)?;
         let mail_requests = MailRequestLimiter::from_settings(
@@ -108,8 +111,8 @@ pub enum StartupError {
     Database(OpenError),
     /// The HTTP client for Supabase could not be built.
     Client(ClientBuildError),
-    /// A route's guard names a scope, permission or role the access policy
-    /// does not declare (a typo in a marker type).
+    /// The access policy (`policy.rs`) names something it does not
+    /// declare, or a route's guard does (a typo in a marker type).
     Policy(PolicyError),
     /// RATE_LIMIT_URL could not be used.
     Limiter(RedisUrlError),

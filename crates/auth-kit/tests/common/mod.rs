@@ -1,6 +1,8 @@
 //! Shared wiring for the store and login tests.
 #![allow(dead_code)]
 
+pub mod policy;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +11,6 @@ use auth_kit::config::{EmailVerification, LoginLimits, SignupLimits};
 use auth_kit::limiter::RateLimiter;
 use auth_kit::login::{LoginService, LoginServiceParts, ScopeMode};
 use auth_kit::password::{PasswordHasher, PoolSize};
-use auth_kit::policy::AccessPolicy;
 use auth_kit::refresh::ReuseWindow;
 use auth_kit::store::Store;
 use auth_kit::token::{AccessTokenVerifier, ClaimRules, Leeway, SigningKeys, TokenIssuer};
@@ -109,7 +110,7 @@ async fn harness_parts(
         store: store.clone(),
         hasher: PasswordHasher::new(pool),
         issuer,
-        policy: AccessPolicy::standard(),
+        policy: policy::policy(),
         scopes,
         refresh_ttl: REFRESH_TTL,
         refresh_reuse: reuse,
@@ -240,7 +241,7 @@ pub async fn serve(h: &Harness, options: auth_kit::http::ServeOptions) -> String
         auth: Authenticator::new(
             h.verifier.clone(),
             h.store.clone(),
-            AccessPolicy::standard(),
+            policy::policy(),
             ScopeMode::Scoped,
         ),
     };

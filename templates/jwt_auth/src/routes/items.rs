@@ -2,7 +2,6 @@
 //! token, up to ITEMS_MAX_PER_USER each; anyone's to delete with the
 //! permission `items:delete`.
 
-use auth_kit::extract::standard::DeleteItems;
 use auth_kit::http::{JsonBody, ResourceId};
 use auth_kit::openapi::{InvalidInput, JsonBodyErrors};
 use auth_kit::page::{Page, PageRequest};
@@ -13,6 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use crate::ItemQuota;
+use crate::policy::DeleteItems;
 use crate::items::{self, Item, NewItem};
 
 /// Your items by id, a page at a time.

@@ -2,7 +2,6 @@
 //! `items:write`), up to ITEMS_MAX_PER_USER each; anyone's to delete with
 //! the permission `items:delete` (and the scope `items:write`).
 
-use auth_kit::extract::standard::{DeleteItems, ReadItems, WriteItems};
 use auth_kit::http::{JsonBody, ResourceId};
 use auth_kit::openapi::{InvalidInput, JsonBodyErrors};
 use auth_kit::page::{Page, PageRequest};
@@ -13,6 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use crate::ItemQuota;
+use crate::policy::{DeleteItems, ReadItems, WriteItems};
 use crate::items::{self, Item, NewItem};
 
 /// Your items by id, a page at a time (scope `items`).

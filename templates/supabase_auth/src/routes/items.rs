@@ -2,7 +2,6 @@
 //! create; anyone's to delete with the permission `items:delete` (from the
 //! role in `app_metadata`, or `app_metadata.permissions`).
 
-use auth_kit::extract::standard::DeleteItems;
 use auth_kit::http::{JsonBody, ResourceId};
 use auth_kit::openapi::{InvalidInput, JsonBodyErrors};
 use auth_kit::page::{Page, PageRequest};
@@ -14,6 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use crate::items::{self, NewItem, SubjectItem};
+use crate::policy::DeleteItems;
 
 /// Your items by id, a page at a time.
 #[utoipa::path(get, path = "/users/me/items", tag = "items", params(PageRequest), responses(
