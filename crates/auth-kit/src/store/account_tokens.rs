@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::{Store, StoreError, USER_COLUMNS, User, UserRow};
+use super::types::{USER_COLUMNS, User, UserRow};
+use super::{Store, StoreError};
 use crate::session_cache::Change;
 
 /// What a mailed token allows.
