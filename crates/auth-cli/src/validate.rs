@@ -186,6 +186,54 @@ pub(crate) fn service_name(folder: &Path) -> String {
         .unwrap_or_else(|| "service".to_owned())
 }
 
+/// The subjects of the findings that decide which I/O checks run (a
+/// setting that failed its static check is not tried), and of the findings
+/// those checks add. Printed as the variable's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subject {
+    /// The env file itself.
+    EnvFile,
+    JwtPrivateKeyFile,
+    DatabaseUrl,
+    AdminUsername,
+    MailUrl,
+    SupabaseUrl,
+}
+
+impl Subject {
+    const ALL: [Subject; 6] = [
+        Subject::EnvFile,
+        Subject::JwtPrivateKeyFile,
+        Subject::DatabaseUrl,
+        Subject::AdminUsername,
+        Subject::MailUrl,
+        Subject::SupabaseUrl,
+    ];
+
+    /// The name a finding carries (the variable's).
+    fn name(self) -> &'static str {
+        match self {
+            Subject::EnvFile => "ENV_FILE",
+            Subject::JwtPrivateKeyFile => "JWT_PRIVATE_KEY_FILE",
+            Subject::DatabaseUrl => "DATABASE_URL",
+            Subject::AdminUsername => "ADMIN_USERNAME",
+            Subject::MailUrl => "MAIL_URL",
+            Subject::SupabaseUrl => "SUPABASE_URL",
+        }
+    }
+
+    /// The subject of `finding`, when it is one of these.
+    fn of(finding: &Finding) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == finding.subject)
+    }
+}
+
+impl From<Subject> for String {
+    fn from(subject: Subject) -> Self {
+        subject.name().to_owned()
+    }
+}
+
 /// Which service the configuration belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -234,9 +282,10 @@ async fn check_configuration(loaded: &LoadedEnv, json: bool) -> Result<()> {
         ServiceKind::Supabase => {
             vec![
                 match auth_kit::config::database_url(env, &loaded.service_name) {
-                    Ok(url) => {
-                        Finding::pass("DATABASE_URL", auth_kit::config::describe_database(&url))
-                    }
+                    Ok(url) => Finding::pass(
+                        Subject::DatabaseUrl,
+                        auth_kit::config::describe_database(&url),
+                    ),
                     Err(e) => Finding::from(&e),
                 },
             ]
@@ -323,29 +372,29 @@ fn table(findings: &[Finding]) -> String {
 /// The checks that need I/O, for settings that passed the static checks.
 async fn io_checks(loaded: &LoadedEnv, static_findings: &[Finding]) -> Vec<Finding> {
     let env = &loaded.env;
-    let failed = |subject: &str| {
+    let failed = |subject: Subject| {
         static_findings
             .iter()
-            .any(|f| f.subject == subject && f.status == Status::Fail)
+            .any(|f| f.status == Status::Fail && Subject::of(f) == Some(subject))
     };
     let mut findings = Vec::new();
-    findings.extend(private_file("ENV_FILE", &loaded.path));
+    findings.extend(private_file(Subject::EnvFile, &loaded.path));
     if let Some(key_file) = env.get("JWT_PRIVATE_KEY_FILE")
-        && !failed("JWT_PRIVATE_KEY_FILE")
+        && !failed(Subject::JwtPrivateKeyFile)
         && ServiceKind::of(env) == ServiceKind::Jwt
     {
         findings.extend(private_file(
-            "JWT_PRIVATE_KEY_FILE",
+            Subject::JwtPrivateKeyFile,
             Path::new(key_file.trim()),
         ));
     }
-    if !failed("DATABASE_URL")
+    if !failed(Subject::DatabaseUrl)
         && let Ok(url) = auth_kit::config::database_url(env, &loaded.service_name)
     {
         let (finding, answered) = database_reachable(&url).await;
         findings.push(finding);
         if answered
-            && !failed("ADMIN_USERNAME")
+            && !failed(Subject::AdminUsername)
             && let Some(username) = env
                 .get("ADMIN_USERNAME")
                 .filter(|_| env.get("ADMIN_PASSWORD").is_some())
@@ -353,7 +402,7 @@ async fn io_checks(loaded: &LoadedEnv, static_findings: &[Finding]) -> Vec<Findi
             findings.push(admin_account(&url, username.trim()).await);
         }
     }
-    if ServiceKind::of(env) == ServiceKind::Jwt && !failed("MAIL_URL") {
+    if ServiceKind::of(env) == ServiceKind::Jwt && !failed(Subject::MailUrl) {
         match auth_kit::config::mail_transport(env) {
             Ok(MailTransportSettings::Smtp(smtp)) => findings.push(smtp_reachable(&smtp).await),
             Ok(MailTransportSettings::Outbox { dir }) => findings.extend(outbox_usable(&dir)),
@@ -361,14 +410,14 @@ async fn io_checks(loaded: &LoadedEnv, static_findings: &[Finding]) -> Vec<Findi
         }
     }
     #[cfg(feature = "supabase")]
-    if !failed("SUPABASE_URL") {
+    if !failed(Subject::SupabaseUrl) {
         findings.extend(supabase::reachable(env).await);
     }
     findings
 }
 
 /// A file holding secrets should be readable by its owner only.
-fn private_file(subject: &str, path: &Path) -> Option<Finding> {
+fn private_file(subject: Subject, path: &Path) -> Option<Finding> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -403,13 +452,13 @@ async fn admin_account(url: &str, username: &str) -> Finding {
     use auth_kit::store::{AdminBootstrapOutcome, inspect_admin};
     match inspect_admin(url, username, IO_TIMEOUT).await {
         Ok(None) => Finding::pass(
-            "ADMIN_USERNAME",
+            Subject::AdminUsername,
             format!(
                 "no user is called '{username}' yet: the service creates the admin at start-up"
             ),
         ),
         Ok(Some(AdminBootstrapOutcome::NotAnAdmin { role, disabled })) => Finding::fail(
-            "ADMIN_USERNAME",
+            Subject::AdminUsername,
             format!(
                 "'{username}' belongs to a user who is not an enabled admin (role '{role}', {}): the service starts without that admin and ignores ADMIN_PASSWORD",
                 if disabled { "disabled" } else { "enabled" }
@@ -417,11 +466,11 @@ async fn admin_account(url: &str, username: &str) -> Finding {
             AdminBootstrapOutcome::promote_hint(username),
         ),
         Ok(Some(_)) => Finding::pass(
-            "ADMIN_USERNAME",
+            Subject::AdminUsername,
             format!("'{username}' is an enabled admin in the database"),
         ),
         Err(e) => Finding::warn(
-            "ADMIN_USERNAME",
+            Subject::AdminUsername,
             format!(
                 "cannot tell who '{username}' is in the database: {}",
                 redact_password(url, &e)
@@ -437,80 +486,22 @@ async fn admin_account(url: &str, username: &str) -> Finding {
 async fn database_reachable(url: &str) -> (Finding, bool) {
     let seconds = IO_TIMEOUT.as_secs();
     let described = auth_kit::config::describe_database(url);
-    if let Some(rest) = url.strip_prefix("sqlite:") {
-        let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let file = location.strip_prefix("//").unwrap_or(location);
-        if file.is_empty() || file == ":memory:" {
-            return (
-                Finding::warn(
-                    "DATABASE_URL",
-                    "SQLite in memory: every restart loses all users, logins and items",
-                    "use a file (sqlite://<name>.db?mode=rwc) or PostgreSQL outside tests",
-                ),
-                false,
-            );
-        }
-        let path = Path::new(file);
-        if !path.exists() {
-            let folder = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => Path::new("."),
-            };
-            let creates = query.split('&').any(|p| p == "mode=rwc");
-            let finding = if !folder.is_dir() {
-                Finding::fail(
-                    "DATABASE_URL",
-                    format!("the folder of the SQLite file {file} does not exist"),
-                    "create the folder, or point DATABASE_URL at an existing one",
-                )
-            } else if creates {
-                Finding::pass(
-                    "DATABASE_URL",
-                    format!(
-                        "{file} does not exist yet: the service creates it at start-up (mode=rwc)"
-                    ),
-                )
-            } else {
-                Finding::fail(
-                    "DATABASE_URL",
-                    format!(
-                        "the SQLite file {file} does not exist, and without mode=rwc the service will not create it"
-                    ),
-                    format!("add ?mode=rwc (sqlite://{file}?mode=rwc), or create the database"),
-                )
-            };
-            return (finding, false);
-        }
-        // SQLite reads a file's header lazily (even `SELECT 1` passes on a
-        // text file): check it here. An empty file is an empty database.
-        let mut header = [0u8; 16];
-        let read =
-            std::fs::File::open(path).and_then(|mut f| std::io::Read::read(&mut f, &mut header));
-        if let Ok(n) = read
-            && n > 0
-            && &header != b"SQLite format 3\0"
-        {
-            return (
-                Finding::fail(
-                    "DATABASE_URL",
-                    format!("unreachable: {file} is not a SQLite database"),
-                    "point DATABASE_URL at the service's database file, or move this file away",
-                ),
-                false,
-            );
-        }
+    if let Some(rest) = url.strip_prefix("sqlite:")
+        && let Some(finding) = sqlite_file(rest)
+    {
+        return (finding, false);
     }
     match auth_kit::store::check_database(url, IO_TIMEOUT).await {
         Ok(_) => (
             Finding::pass(
-                "DATABASE_URL",
+                Subject::DatabaseUrl,
                 format!("reachable: {described} answered SELECT 1 (timeout {seconds} s)"),
             ),
             true,
         ),
         Err(e) => (
             Finding::fail(
-                "DATABASE_URL",
+                Subject::DatabaseUrl,
                 format!(
                     "unreachable: {described}: {} (timeout {seconds} s)",
                     redact_password(url, &e)
@@ -522,6 +513,64 @@ async fn database_reachable(url: &str) -> (Finding, bool) {
     }
 }
 
+/// What a SQLite URL (after `sqlite:`) says before it is opened: in
+/// memory, a file that does not exist yet, or one that is not a SQLite
+/// database. `None` when it is a database file to open.
+fn sqlite_file(rest: &str) -> Option<Finding> {
+    let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let file = location.strip_prefix("//").unwrap_or(location);
+    if file.is_empty() || file == ":memory:" {
+        return Some(Finding::warn(
+            Subject::DatabaseUrl,
+            "SQLite in memory: every restart loses all users, logins and items",
+            "use a file (sqlite://<name>.db?mode=rwc) or PostgreSQL outside tests",
+        ));
+    }
+    let path = Path::new(file);
+    if !path.exists() {
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let creates = query.split('&').any(|p| p == "mode=rwc");
+        return Some(if !folder.is_dir() {
+            Finding::fail(
+                Subject::DatabaseUrl,
+                format!("the folder of the SQLite file {file} does not exist"),
+                "create the folder, or point DATABASE_URL at an existing one",
+            )
+        } else if creates {
+            Finding::pass(
+                Subject::DatabaseUrl,
+                format!("{file} does not exist yet: the service creates it at start-up (mode=rwc)"),
+            )
+        } else {
+            Finding::fail(
+                Subject::DatabaseUrl,
+                format!(
+                    "the SQLite file {file} does not exist, and without mode=rwc the service will not create it"
+                ),
+                format!("add ?mode=rwc (sqlite://{file}?mode=rwc), or create the database"),
+            )
+        });
+    }
+    // SQLite reads a file's header lazily (even `SELECT 1` passes on a
+    // text file): check it here. An empty file is an empty database.
+    let mut header = [0u8; 16];
+    let read = std::fs::File::open(path).and_then(|mut f| std::io::Read::read(&mut f, &mut header));
+    if let Ok(n) = read
+        && n > 0
+        && &header != b"SQLite format 3\0"
+    {
+        return Some(Finding::fail(
+            Subject::DatabaseUrl,
+            format!("unreachable: {file} is not a SQLite database"),
+            "point DATABASE_URL at the service's database file, or move this file away",
+        ));
+    }
+    None
+}
+
 /// The SMTP server of MAIL_URL answers, speaks TLS as configured and
 /// accepts the credentials, within [`IO_TIMEOUT`]: what the service does
 /// before each mail, without sending one.
@@ -530,7 +579,7 @@ async fn smtp_reachable(smtp: &SmtpSettings) -> Finding {
     let described = smtp.describe();
     match auth_kit::mail::check_smtp(smtp, IO_TIMEOUT).await {
         Ok(()) => Finding::pass(
-            "MAIL_URL",
+            Subject::MailUrl,
             format!(
                 "reachable: mail is {described}; the server accepted the connection{} (timeout {seconds} s)",
                 if smtp.credentials.is_some() {
@@ -546,7 +595,7 @@ async fn smtp_reachable(smtp: &SmtpSettings) -> Finding {
                 None => e,
             };
             Finding::fail(
-                "MAIL_URL",
+                Subject::MailUrl,
                 format!("unreachable: mail is {described}: {e} (timeout {seconds} s)"),
                 "check the host, port, TLS mode (smtp:// is STARTTLS, smtps:// is TLS), user and password in MAIL_URL, and that the server lets this machine in",
             )
@@ -562,13 +611,13 @@ fn outbox_usable(dir: &Path) -> Option<Finding> {
     }
     Some(if dir.exists() {
         Finding::fail(
-            "MAIL_URL",
+            Subject::MailUrl,
             format!("the outbox {} exists and is not a folder", dir.display()),
             "point MAIL_URL at a folder (file://./outbox), or move that file away",
         )
     } else {
         Finding::pass(
-            "MAIL_URL",
+            Subject::MailUrl,
             format!(
                 "the outbox {} does not exist yet: the service creates it at start-up (mode 0700)",
                 dir.display()
@@ -648,6 +697,39 @@ mod tests {
             ServiceKind::Jwt
         );
         assert_eq!(ServiceKind::of(&env(&[])), ServiceKind::Jwt);
+    }
+
+    #[test]
+    fn subjects_are_the_variables_names() {
+        for subject in Subject::ALL {
+            assert_eq!(Subject::of(&Finding::pass(subject, "x")), Some(subject));
+        }
+        assert_eq!(Subject::of(&Finding::pass("SECRET_KEY", "x")), None);
+        assert_eq!(String::from(Subject::DatabaseUrl), "DATABASE_URL");
+    }
+
+    #[test]
+    fn sqlite_files_are_checked_before_opening() {
+        let memory = sqlite_file(":memory:").unwrap();
+        assert_eq!(
+            (memory.status, memory.subject.as_str()),
+            (Status::Warn, "DATABASE_URL")
+        );
+        let nowhere = sqlite_file("//no-such-folder-here/x.db?mode=rwc").unwrap();
+        assert_eq!(nowhere.status, Status::Fail);
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("notes.db");
+        std::fs::write(&text, "not a database").unwrap();
+        let path = text.to_str().unwrap();
+        assert_eq!(
+            sqlite_file(&format!("//{path}")).unwrap().status,
+            Status::Fail
+        );
+        std::fs::write(&text, "").unwrap();
+        assert!(
+            sqlite_file(&format!("//{path}")).is_none(),
+            "an empty file is an empty database"
+        );
     }
 
     #[test]

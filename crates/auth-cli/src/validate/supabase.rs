@@ -5,7 +5,7 @@
 use auth_kit::config::{Environment, Finding};
 use auth_kit_supabase::config::{check_supabase, classify_key};
 
-use super::{IO_TIMEOUT, error_chain, http_client};
+use super::{IO_TIMEOUT, Subject, error_chain, http_client};
 
 /// The static checks of SUPABASE_URL, SUPABASE_KEY and the rest, added to
 /// `findings` (JWT_LEEWAY_SECONDS, checked by both, is reported once).
@@ -35,7 +35,7 @@ async fn supabase_reachable(url: &str, key: Option<&str>) -> Finding {
         Ok(c) => c,
         Err(e) => {
             return Finding::fail(
-                "SUPABASE_URL",
+                Subject::SupabaseUrl,
                 format!("cannot build an HTTP client: {e}"),
                 fix,
             );
@@ -48,14 +48,14 @@ async fn supabase_reachable(url: &str, key: Option<&str>) -> Finding {
     }
     match request.send().await {
         Ok(answer) if answer.status().is_success() => Finding::pass(
-            "SUPABASE_URL",
+            Subject::SupabaseUrl,
             format!(
                 "reachable: GET {health} answered {} (timeout {seconds} s)",
                 answer.status().as_u16()
             ),
         ),
         Ok(answer) => Finding::fail(
-            "SUPABASE_URL",
+            Subject::SupabaseUrl,
             format!(
                 "GET {health} answered {} (timeout {seconds} s): not a Supabase Auth server, or SUPABASE_KEY is refused",
                 answer.status()
@@ -63,7 +63,7 @@ async fn supabase_reachable(url: &str, key: Option<&str>) -> Finding {
             fix,
         ),
         Err(e) => Finding::fail(
-            "SUPABASE_URL",
+            Subject::SupabaseUrl,
             format!(
                 "unreachable: GET {health} failed: {} (timeout {seconds} s)",
                 error_chain(&e)
