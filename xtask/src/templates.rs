@@ -4,8 +4,9 @@
 //! The jwt service is the oauth2 service without scopes: the same files
 //! with the edits in [`JWT_EDITS`] (its handlers ask for `CurrentUser`
 //! where oauth2's ask for a scope, and its docs say so), apart from the
-//! files it owns ([`JWT_OWNS`]: its README and the tests of what tokens
-//! without scopes do). So a change is made once, in `oauth2_flow` (or in a
+//! files it owns ([`JWT_OWNS`]: its README, and `tests/scopes.rs`, which
+//! tests what tokens without scopes do where oauth2's tests what scopes
+//! do). So a change is made once, in `oauth2_flow` (or in a
 //! file jwt owns), and `cargo xtask templates` writes the jwt tree; the
 //! committed trees are both complete, so each still renders with `cargo
 //! generate --path templates/<name>`.
@@ -17,9 +18,10 @@
 //! what the generator writes, the way rust-analyzer checks its generated
 //! code.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
@@ -40,7 +42,7 @@ pub const SOURCE: &str = "templates/oauth2_flow";
 pub const JWT: &str = "templates/jwt_auth";
 
 /// Files of the jwt template written by hand, never by the generator.
-pub const JWT_OWNS: &[&str] = &["README.md.liquid", "tests/account.rs", "tests/api.rs"];
+pub const JWT_OWNS: &[&str] = &["README.md.liquid", "tests/scopes.rs"];
 
 /// One replacement in one file of the source.
 #[derive(Debug)]
@@ -308,7 +310,9 @@ impl std::fmt::Display for Stale {
 /// `cargo xtask templates [--check]`.
 pub fn run(args: &TemplatesArgs) -> Result<()> {
     let root = repo::root();
-    let stale = stale(root)?;
+    let expected = generate(root)?;
+    let stale = stale(root, &expected)?;
+    let count = |n: usize| format!("{n} file{}", if n == 1 { "" } else { "s" });
     if args.check {
         if stale.is_empty() {
             println!("{JWT} is up to date with {SOURCE}");
@@ -318,17 +322,12 @@ pub fn run(args: &TemplatesArgs) -> Result<()> {
             println!("{s}");
         }
         bail!(
-            "{JWT} is not what `cargo xtask templates` writes from {SOURCE} ({} file{}): run `cargo xtask templates`, or make the change in {SOURCE} (or in a file jwt owns) instead",
-            stale.len(),
-            if stale.len() == 1 { "" } else { "s" }
+            "{JWT} is not what `cargo xtask templates` writes from {SOURCE} ({}): run `cargo xtask templates`, or make the change in {SOURCE} (or in a file jwt owns) instead",
+            count(stale.len())
         );
     }
-    write(root, &stale)?;
-    println!(
-        "{JWT}: {} file{} written or removed",
-        stale.len(),
-        if stale.len() == 1 { "" } else { "s" }
-    );
+    write(root, &expected, &stale)?;
+    println!("{JWT}: {} written or removed", count(stale.len()));
     Ok(())
 }
 
@@ -337,8 +336,8 @@ pub fn run(args: &TemplatesArgs) -> Result<()> {
 pub fn generate(root: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>> {
     let source = root.join(SOURCE);
     let mut out = BTreeMap::new();
-    for path in files_under(&source)? {
-        if JWT_OWNS.iter().any(|own| Path::new(own) == path) {
+    for path in files_of(&source)?.all() {
+        if is_owned(&path) {
             continue;
         }
         let bytes = fs::read(source.join(&path))
@@ -367,21 +366,24 @@ pub fn generate(root: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>> {
     Ok(out)
 }
 
-/// How the committed jwt tree differs from what the generator writes.
-pub fn stale(root: &Path) -> Result<Vec<Stale>> {
-    let expected = generate(root)?;
+/// How the jwt tree at `root` differs from `expected` (see [`generate`]).
+pub fn stale(root: &Path, expected: &BTreeMap<PathBuf, Vec<u8>>) -> Result<Vec<Stale>> {
     let target = root.join(JWT);
     let mut stale = Vec::new();
-    for (path, bytes) in &expected {
+    for (path, bytes) in expected {
         match fs::read(target.join(path)) {
             Ok(found) if &found == bytes => {}
             Ok(_) => stale.push(Stale::Changed(path.clone())),
-            Err(_) => stale.push(Stale::Missing(path.clone())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                stale.push(Stale::Missing(path.clone()));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read {JWT}/{}", path.display()));
+            }
         }
     }
-    for path in files_under(&target)? {
-        let owned = JWT_OWNS.iter().any(|own| Path::new(own) == path);
-        if !owned && !expected.contains_key(&path) {
+    for path in files_of(&target)?.all() {
+        if !is_owned(&path) && !expected.contains_key(&path) {
             stale.push(Stale::Extra(path));
         }
     }
@@ -390,27 +392,27 @@ pub fn stale(root: &Path) -> Result<Vec<Stale>> {
 
 /// Writes the stale files (and removes the ones not generated). Each file
 /// is written whole through a temporary file and a rename, so an
-/// interrupted run leaves whole files that `--check` reports.
-fn write(root: &Path, stale: &[Stale]) -> Result<()> {
-    let expected = generate(root)?;
+/// interrupted run leaves whole files that `--check` reports. A file git
+/// does not track is never removed: the run stops, naming it.
+fn write(root: &Path, expected: &BTreeMap<PathBuf, Vec<u8>>, stale: &[Stale]) -> Result<()> {
     let target = root.join(JWT);
+    let tracked = files_of(&target)?.tracked;
+    if let Some(Stale::Extra(path)) = stale
+        .iter()
+        .find(|s| matches!(s, Stale::Extra(p) if !tracked.contains(p)))
+    {
+        bail!(
+            "{JWT}/{} is not generated and git does not track it: move it away (or into {SOURCE}), then run `cargo xtask templates` again",
+            path.display()
+        );
+    }
     for s in stale {
         match s {
             Stale::Changed(path) | Stale::Missing(path) => {
-                let to = target.join(path);
-                let folder = to.parent().unwrap_or(&target);
-                fs::create_dir_all(folder)
-                    .with_context(|| format!("cannot create {}", folder.display()))?;
-                let mut file = tempfile::NamedTempFile::new_in(folder)
-                    .with_context(|| format!("cannot write in {}", folder.display()))?;
-                std::io::Write::write_all(&mut file, &expected[path])?;
-                // The source file's mode, not the temporary file's 0600.
-                let mode = fs::metadata(root.join(SOURCE).join(path))
-                    .map(|m| m.permissions())
-                    .with_context(|| format!("cannot read {SOURCE}/{}", path.display()))?;
-                fs::set_permissions(file.path(), mode)?;
-                file.persist(&to)
-                    .with_context(|| format!("cannot write {}", to.display()))?;
+                let bytes = expected
+                    .get(path)
+                    .with_context(|| format!("{} is not generated", path.display()))?;
+                write_whole(&target.join(path), bytes, &root.join(SOURCE).join(path))?;
             }
             Stale::Extra(path) => {
                 let gone = target.join(path);
@@ -422,25 +424,70 @@ fn write(root: &Path, stale: &[Stale]) -> Result<()> {
     Ok(())
 }
 
-/// Every file below `dir`, relative to it, sorted.
-fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut folders = vec![dir.to_owned()];
-    while let Some(folder) = folders.pop() {
-        for entry in
-            fs::read_dir(&folder).with_context(|| format!("cannot read {}", folder.display()))?
-        {
-            let entry = entry?;
-            let path = entry.path();
-            if entry.file_type()?.is_dir() {
-                folders.push(path);
-            } else if let Ok(relative) = path.strip_prefix(dir) {
-                out.push(relative.to_owned());
-            }
-        }
+/// Writes `bytes` to `to` through a temporary file in its folder, with the
+/// mode of `like` (not the temporary file's 0600).
+fn write_whole(to: &Path, bytes: &[u8], like: &Path) -> Result<()> {
+    let folder = to.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))?;
+    let mut file = tempfile::NamedTempFile::new_in(folder)
+        .with_context(|| format!("cannot write in {}", folder.display()))?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    let mode = fs::metadata(like)
+        .map(|m| m.permissions())
+        .with_context(|| format!("cannot read {}", like.display()))?;
+    fs::set_permissions(file.path(), mode)?;
+    file.persist(to)
+        .with_context(|| format!("cannot write {}", to.display()))?;
+    Ok(())
+}
+
+fn is_owned(path: &Path) -> bool {
+    JWT_OWNS.iter().any(|own| Path::new(own) == path)
+}
+
+/// The files of a template folder as git sees them, relative to it: the
+/// tracked ones, and the new ones it does not ignore (a build's `.env`,
+/// database or `target/` never count).
+struct Files {
+    tracked: BTreeSet<PathBuf>,
+    untracked: BTreeSet<PathBuf>,
+}
+
+impl Files {
+    fn all(&self) -> Vec<PathBuf> {
+        self.tracked.union(&self.untracked).cloned().collect()
     }
-    out.sort();
-    Ok(out)
+}
+
+fn files_of(dir: &Path) -> Result<Files> {
+    let list = |args: &[&str]| -> Result<BTreeSet<PathBuf>> {
+        let output = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["ls-files", "-z"])
+            .args(args)
+            .output()
+            .context("cannot run git (the generator lists the templates' files with it)")?;
+        if !output.status.success() {
+            bail!(
+                "git ls-files failed in {}: {}",
+                dir.display(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(output
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| PathBuf::from(String::from_utf8_lossy(p).into_owned()))
+            // A tracked file deleted from the working tree is gone.
+            .filter(|p| dir.join(p).is_file())
+            .collect())
+    };
+    Ok(Files {
+        tracked: list(&["--cached"])?,
+        untracked: list(&["--others", "--exclude-standard"])?,
+    })
 }
 
 #[cfg(test)]
@@ -449,7 +496,8 @@ mod tests {
 
     #[test]
     fn the_jwt_template_is_what_the_generator_writes() {
-        let stale = stale(repo::root()).unwrap();
+        let expected = generate(repo::root()).unwrap();
+        let stale = stale(repo::root(), &expected).unwrap();
         let listed: Vec<String> = stale.iter().map(ToString::to_string).collect();
         assert!(
             stale.is_empty(),
@@ -460,8 +508,16 @@ mod tests {
 
     #[test]
     fn the_jwt_service_has_no_scope_guard() {
-        // What the edits are for: no jwt handler asks for a scope.
+        // What the edits are for: tokens without scopes, and no jwt handler
+        // asking for one (with scoped tokens, `CurrentUser` would let a
+        // token narrowed to `me` create items).
         let files = generate(repo::root()).unwrap();
+        let lib = String::from_utf8_lossy(&files[Path::new("src/lib.rs")]).into_owned();
+        assert!(
+            lib.contains("pub const SCOPES: ScopeMode = ScopeMode::Unscoped;")
+                && !lib.contains("ScopeMode::Scoped"),
+            "the jwt service must issue and check no scopes"
+        );
         for (path, bytes) in &files {
             if path.starts_with("src") {
                 let text = String::from_utf8_lossy(bytes);
@@ -477,8 +533,14 @@ mod tests {
     #[test]
     fn an_edit_that_no_longer_matches_stops_the_generator() {
         let scratch = tempfile::tempdir().unwrap();
+        let init = Command::new("git")
+            .args(["init", "-q"])
+            .arg(scratch.path())
+            .status()
+            .unwrap();
+        assert!(init.success());
         let source = scratch.path().join(SOURCE);
-        for path in files_under(&repo::root().join(SOURCE)).unwrap() {
+        for path in files_of(&repo::root().join(SOURCE)).unwrap().all() {
             let to = source.join(&path);
             fs::create_dir_all(to.parent().unwrap()).unwrap();
             fs::copy(repo::root().join(SOURCE).join(&path), &to).unwrap();

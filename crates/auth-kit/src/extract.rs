@@ -451,9 +451,11 @@ pub fn check_permission<U: Account>(
 /// Marker types for the account routes every service has: your profile
 /// (scope `me`) and user administration (role `admin`, the role admin
 /// bootstrap gives and the store keeps one enabled user of). A service whose
-/// routes use them declares the scope `me` and the role and scope `admin` in
-/// its policy (the guard check at start-up refuses one that does not); the
-/// markers of its own resources live in the service.
+/// routes name them in auth-kit's guards (`RequireScopes<ReadMe>`,
+/// `RequireRole<Admin>`) declares the scope `me` and the role and scope
+/// `admin` in its policy (the guard check at start-up refuses one that does
+/// not); guards that check no scopes, like auth-kit-supabase's, need only
+/// the role. The markers of a service's own resources live in the service.
 pub mod standard {
     use super::{RoleRequirement, ScopeRequirement};
 

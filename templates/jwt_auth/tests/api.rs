@@ -5,21 +5,10 @@
 mod common;
 
 use auth_kit::testing::TestDatabase;
-use common::{ADMIN, ADMIN_PASSWORD, Reply, TestServer, password_of, servers, servers_with};
+use common::{
+    ADMIN, ADMIN_PASSWORD, TestServer, assert_challenge, error, password_of, servers, servers_with,
+};
 use serde_json::{Value, json};
-
-fn error(code: &str, description: &str) -> Value {
-    json!({"error": code, "error_description": description})
-}
-
-fn assert_challenge(reply: &Reply, status: u16, challenge: &str) {
-    assert_eq!(reply.status, status, "{reply:?}");
-    assert_eq!(
-        reply.header("www-authenticate"),
-        Some(challenge),
-        "{reply:?}"
-    );
-}
 
 #[tokio::test]
 async fn public_routes_and_documentation() {
@@ -57,11 +46,6 @@ async fn public_routes_and_documentation() {
         );
         let password_flow = &doc["components"]["securitySchemes"]["oauth2"]["flows"]["password"];
         assert_eq!(password_flow["tokenUrl"], json!("/token"));
-        assert_eq!(
-            password_flow["scopes"],
-            json!({}),
-            "this service has no scopes"
-        );
         let public = [
             "/",
             "/health",
@@ -85,14 +69,6 @@ async fn public_routes_and_documentation() {
                 );
             }
         }
-        assert_eq!(
-            doc["paths"]["/users/me/items"]["get"]["security"],
-            json!([{"oauth2": []}])
-        );
-        assert_eq!(
-            doc["paths"]["/items"]["post"]["security"],
-            json!([{"oauth2": []}])
-        );
         let docs = s.get("/docs/", None).await;
         assert_eq!(docs.status, 200);
         assert!(docs.body.as_str().unwrap().contains("swagger-ui"));
@@ -239,18 +215,11 @@ async fn token_endpoint() {
         );
         assert_eq!(ok.body["token_type"], json!("bearer"));
         assert_eq!(ok.body["expires_in"], json!(1800));
-        assert!(
-            ok.body.get("scope").is_none(),
-            "no scopes, no `scope` field: {ok:?}"
-        );
         assert_eq!(ok.body["refresh_token"].as_str().unwrap().len(), 43);
 
         // Swagger UI's Authorize dialog sends client_id/client_secret: ignored.
         let swagger = s.form("/token", &format!("grant_type=password&username=dana&password={}&scope=me&client_id=x&client_secret=", password_of("dana"))).await;
-        assert_eq!(
-            swagger.status, 200,
-            "the `scope` field is ignored: {swagger:?}"
-        );
+        assert_eq!(swagger.status, 200, "{swagger:?}");
 
         for (form, code) in [
             ("username=dana&password=x", "invalid_request"),
@@ -281,11 +250,6 @@ async fn token_endpoint() {
             (json_body.status, json_body.error().0),
             (400, "invalid_request")
         );
-        let ignored = s
-            .login("dana", &password_of("dana"), Some("root admin"))
-            .await;
-        assert_eq!(ignored.status, 200, "any `scope` is ignored: {ignored:?}");
-        assert!(ignored.body.get("scope").is_none());
 
         // Unknown user and wrong password: the same answer.
         let wrong = s.login("dana", "wrong password", None).await;
@@ -328,21 +292,13 @@ async fn bearer_failures() {
         );
         assert_eq!(garbage.error().0, "invalid_token");
 
-        let pair = s.login("erin", &password_of("erin"), Some("me")).await.body;
+        let pair = s.login("erin", &password_of("erin"), None).await.body;
         let token = pair["access_token"].as_str().unwrap();
         assert_eq!(
             s.get("/users/me", Some(token)).await.body["username"],
             json!("erin"),
             "{}",
             s.backend
-        );
-        // No scopes: any valid token reaches the routes the oauth2 template guards with one.
-        assert_eq!(s.get("/users/me/items", Some(token)).await.status, 200);
-        assert_eq!(
-            s.json("POST", "/items", Some(token), json!({"title": "x"}))
-                .await
-                .status,
-            201
         );
         // A refresh token is not a bearer token.
         let refresh = s
@@ -371,7 +327,6 @@ async fn refresh_rotation_reuse_and_logout() {
         let second = s.form("/token", &refresh(&first["refresh_token"])).await;
         assert_eq!(second.status, 200, "{}: {second:?}", s.backend);
         assert_eq!(second.header("cache-control"), Some("no-store"));
-        assert!(second.body.get("scope").is_none());
         let second = second.body;
         assert_eq!(
             s.get("/users/me", second["access_token"].as_str())
@@ -634,13 +589,6 @@ async fn administration() {
             ("invalid_token", "The access token's user does not exist")
         );
         assert_eq!(s.delete(&path, Some(&admin)).await.status, 404);
-        assert!(
-            s.login(ADMIN, ADMIN_PASSWORD, None)
-                .await
-                .body
-                .get("scope")
-                .is_none()
-        );
     }
 }
 
@@ -754,69 +702,6 @@ async fn behind_a_proxy_limits_follow_the_forwarded_client() {
         let retry_after: u64 = r.header("retry-after").unwrap().parse().unwrap();
         assert!((3590..=3600).contains(&retry_after), "{retry_after}");
         assert_eq!(signup("203.0.113.8", "lou").await.status, 201);
-    }
-}
-
-/// Without scopes (this service) the role or permission alone decides:
-/// a `scope` asked at /token changes nothing, and the document lists no
-/// scopes for the admin routes.
-#[tokio::test]
-async fn roles_and_permissions_alone_decide_without_scopes() {
-    for s in servers("roles_and_permissions_alone_decide_without_scopes").await {
-        let kim = s.signup("kim").await;
-        // A `scope` is ignored: this token still administers.
-        let admin = s.token(ADMIN, ADMIN_PASSWORD, Some("me")).await;
-        assert_eq!(
-            s.get("/users", Some(&admin)).await.status,
-            200,
-            "{}",
-            s.backend
-        );
-        let kim_path = format!("/users/{kim}");
-        let patched = s
-            .json(
-                "PATCH",
-                &kim_path,
-                Some(&admin),
-                json!({"permissions": ["items:delete"]}),
-            )
-            .await;
-        assert_eq!(patched.status, 200, "{patched:?}");
-        let kim_token = s.token("kim", &password_of("kim"), None).await;
-        let refused = s.get("/users", Some(&kim_token)).await;
-        assert_eq!(
-            (refused.status, refused.header("www-authenticate")),
-            (403, None)
-        );
-        assert_eq!(refused.body, error("forbidden", "Role 'admin' required"));
-        // kim's grant alone lets her delete any item.
-        let item = s
-            .json("POST", "/items", Some(&admin), json!({"title": "admin's"}))
-            .await
-            .body["id"]
-            .as_i64()
-            .unwrap();
-        assert_eq!(
-            s.delete(&format!("/items/{item}"), Some(&kim_token))
-                .await
-                .status,
-            204
-        );
-        assert_eq!(s.delete(&kim_path, Some(&admin)).await.status, 204);
-
-        let doc = s.get("/openapi.json", None).await.body;
-        for (method, path) in [
-            ("get", "/users"),
-            ("patch", "/users/{id}"),
-            ("delete", "/users/{id}"),
-            ("delete", "/items/{id}"),
-        ] {
-            assert_eq!(
-                doc["paths"][path][method]["security"],
-                json!([{ "oauth2": [] }]),
-                "{method} {path}"
-            );
-        }
     }
 }
 

@@ -477,29 +477,6 @@ async fn mail_requests_are_limited() {
 }
 
 #[tokio::test]
-async fn change_password_needs_the_me_scope() {
-    for s in servers("change_password_needs_the_me_scope").await {
-        s.signup("ivy").await;
-        let items_only = s.token("ivy", &password_of("ivy"), Some("items")).await;
-        let body =
-            json!({"current_password": password_of("ivy"), "new_password": "a new password"});
-        let refused = post(&s, "/users/me/password", Some(&items_only), body.clone()).await;
-        assert_error(&refused, 403, "insufficient_scope");
-        assert!(
-            refused
-                .header("www-authenticate")
-                .unwrap()
-                .contains(r#"scope="me""#)
-        );
-        let me = s.token("ivy", &password_of("ivy"), Some("me")).await;
-        assert_eq!(
-            post(&s, "/users/me/password", Some(&me), body).await.status,
-            204
-        );
-    }
-}
-
-#[tokio::test]
 async fn lifecycle_routes_are_documented() {
     let s = &servers("lifecycle_routes_are_documented").await[0];
     let doc = s.get("/openapi.json", None).await.body;

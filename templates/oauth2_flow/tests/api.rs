@@ -5,21 +5,10 @@
 mod common;
 
 use auth_kit::testing::TestDatabase;
-use common::{ADMIN, ADMIN_PASSWORD, Reply, TestServer, password_of, servers, servers_with};
+use common::{
+    ADMIN, ADMIN_PASSWORD, TestServer, assert_challenge, error, password_of, servers, servers_with,
+};
 use serde_json::{Value, json};
-
-fn error(code: &str, description: &str) -> Value {
-    json!({"error": code, "error_description": description})
-}
-
-fn assert_challenge(reply: &Reply, status: u16, challenge: &str) {
-    assert_eq!(reply.status, status, "{reply:?}");
-    assert_eq!(
-        reply.header("www-authenticate"),
-        Some(challenge),
-        "{reply:?}"
-    );
-}
 
 #[tokio::test]
 async fn public_routes_and_documentation() {
@@ -57,14 +46,6 @@ async fn public_routes_and_documentation() {
         );
         let password_flow = &doc["components"]["securitySchemes"]["oauth2"]["flows"]["password"];
         assert_eq!(password_flow["tokenUrl"], json!("/token"));
-        let mut scopes: Vec<&str> = password_flow["scopes"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        scopes.sort_unstable();
-        assert_eq!(scopes, ["admin", "items", "items:write", "me"]);
         let public = [
             "/",
             "/health",
@@ -88,14 +69,6 @@ async fn public_routes_and_documentation() {
                 );
             }
         }
-        assert_eq!(
-            doc["paths"]["/users/me/items"]["get"]["security"],
-            json!([{"oauth2": ["items"]}])
-        );
-        assert_eq!(
-            doc["paths"]["/items"]["post"]["security"],
-            json!([{"oauth2": ["items:write"]}])
-        );
         let docs = s.get("/docs/", None).await;
         assert_eq!(docs.status, 200);
         assert!(docs.body.as_str().unwrap().contains("swagger-ui"));
@@ -242,15 +215,11 @@ async fn token_endpoint() {
         );
         assert_eq!(ok.body["token_type"], json!("bearer"));
         assert_eq!(ok.body["expires_in"], json!(1800));
-        assert_eq!(ok.body["scope"], json!("me items items:write"));
         assert_eq!(ok.body["refresh_token"].as_str().unwrap().len(), 43);
 
         // Swagger UI's Authorize dialog sends client_id/client_secret: ignored.
         let swagger = s.form("/token", &format!("grant_type=password&username=dana&password={}&scope=me&client_id=x&client_secret=", password_of("dana"))).await;
-        assert_eq!(
-            (swagger.status, &swagger.body["scope"]),
-            (200, &json!("me"))
-        );
+        assert_eq!(swagger.status, 200, "{swagger:?}");
 
         for (form, code) in [
             ("username=dana&password=x", "invalid_request"),
@@ -260,10 +229,6 @@ async fn token_endpoint() {
                 "invalid_request",
             ),
             ("grant_type=client_credentials", "unsupported_grant_type"),
-            (
-                "grant_type=password&username=dana&password=x&scope=root",
-                "invalid_scope",
-            ),
         ] {
             let reply = s.form("/token", form).await;
             assert_eq!(
@@ -285,10 +250,6 @@ async fn token_endpoint() {
             (json_body.status, json_body.error().0),
             (400, "invalid_request")
         );
-        let unheld = s
-            .login("dana", &password_of("dana"), Some("me admin"))
-            .await;
-        assert_eq!((unheld.status, unheld.error().0), (400, "invalid_scope"));
 
         // Unknown user and wrong password: the same answer.
         let wrong = s.login("dana", "wrong password", None).await;
@@ -331,30 +292,13 @@ async fn bearer_failures() {
         );
         assert_eq!(garbage.error().0, "invalid_token");
 
-        let pair = s.login("erin", &password_of("erin"), Some("me")).await.body;
-        let me_only = pair["access_token"].as_str().unwrap();
+        let pair = s.login("erin", &password_of("erin"), None).await.body;
+        let token = pair["access_token"].as_str().unwrap();
         assert_eq!(
-            s.get("/users/me", Some(me_only)).await.body["username"],
+            s.get("/users/me", Some(token)).await.body["username"],
             json!("erin"),
             "{}",
             s.backend
-        );
-        let no_items = s.get("/users/me/items", Some(me_only)).await;
-        assert_challenge(
-            &no_items,
-            403,
-            r#"Bearer error="insufficient_scope", scope="items", error_description="The access token lacks the scope 'items'""#,
-        );
-        assert_eq!(no_items.error().0, "insufficient_scope");
-        let no_write = s
-            .json("POST", "/items", Some(me_only), json!({"title": "x"}))
-            .await;
-        assert_eq!(no_write.status, 403);
-        assert!(
-            no_write
-                .header("www-authenticate")
-                .unwrap()
-                .contains(r#"scope="items:write""#)
         );
         // A refresh token is not a bearer token.
         let refresh = s
@@ -383,7 +327,6 @@ async fn refresh_rotation_reuse_and_logout() {
         let second = s.form("/token", &refresh(&first["refresh_token"])).await;
         assert_eq!(second.status, 200, "{}: {second:?}", s.backend);
         assert_eq!(second.header("cache-control"), Some("no-store"));
-        assert_eq!(second.body["scope"], json!("me items"));
         let second = second.body;
         assert_eq!(
             s.get("/users/me", second["access_token"].as_str())
@@ -646,11 +589,6 @@ async fn administration() {
             ("invalid_token", "The access token's user does not exist")
         );
         assert_eq!(s.delete(&path, Some(&admin)).await.status, 404);
-        // Only the admin role holds the `admin` scope.
-        assert_eq!(
-            s.login(ADMIN, ADMIN_PASSWORD, Some("admin")).await.body["scope"],
-            json!("admin")
-        );
     }
 }
 
@@ -764,104 +702,6 @@ async fn behind_a_proxy_limits_follow_the_forwarded_client() {
         let retry_after: u64 = r.header("retry-after").unwrap().parse().unwrap();
         assert!((3590..=3600).contains(&retry_after), "{retry_after}");
         assert_eq!(signup("203.0.113.8", "lou").await.status, 201);
-    }
-}
-
-/// Least privilege: a role or permission route also needs its scope, so an
-/// admin's token asked for less cannot administer. The role or permission
-/// is checked first (403 `forbidden`), then the scope (403
-/// `insufficient_scope`, named in the challenge).
-#[tokio::test]
-async fn role_and_permission_routes_need_their_scope() {
-    for s in servers("role_and_permission_routes_need_their_scope").await {
-        let kim = s.signup("kim").await;
-        let admin_me_only = s.token(ADMIN, ADMIN_PASSWORD, Some("me")).await;
-        let lacks_admin = r#"Bearer error="insufficient_scope", scope="admin", error_description="The access token lacks the scope 'admin'""#;
-        let kim_path = format!("/users/{kim}");
-        for reply in [
-            s.get("/users", Some(&admin_me_only)).await,
-            s.json(
-                "PATCH",
-                &kim_path,
-                Some(&admin_me_only),
-                json!({"role": "guest"}),
-            )
-            .await,
-            s.delete(&kim_path, Some(&admin_me_only)).await,
-        ] {
-            assert_challenge(&reply, 403, lacks_admin);
-            assert_eq!(
-                reply.body,
-                error(
-                    "insufficient_scope",
-                    "The access token lacks the scope 'admin'"
-                ),
-                "{}",
-                s.backend
-            );
-        }
-        // Nothing happened to kim.
-        let admin = s.admin_token().await;
-        let users = s.get("/users", Some(&admin)).await;
-        assert_eq!(users.status, 200, "{users:?}");
-        let kim_now = users
-            .body
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|u| u["id"] == json!(kim))
-            .unwrap()
-            .clone();
-        assert_eq!(kim_now["role"], json!("user"));
-        // Asked for `admin` (and nothing else), the admin token administers.
-        let admin_only = s.token(ADMIN, ADMIN_PASSWORD, Some("admin")).await;
-        assert_eq!(s.get("/users", Some(&admin_only)).await.status, 200);
-
-        // A user is refused by role first: `forbidden`, no challenge.
-        let kim_token = s.token("kim", &password_of("kim"), None).await;
-        let refused = s.get("/users", Some(&kim_token)).await;
-        assert_eq!(
-            (refused.status, refused.header("www-authenticate")),
-            (403, None)
-        );
-        assert_eq!(refused.body, error("forbidden", "Role 'admin' required"));
-
-        // DELETE /items/{id}: permission `items:delete`, then scope `items:write`.
-        let item = s
-            .json("POST", "/items", Some(&kim_token), json!({"title": "kept"}))
-            .await
-            .body["id"]
-            .as_i64()
-            .unwrap();
-        let item_path = format!("/items/{item}");
-        let admin_without_write = s.token(ADMIN, ADMIN_PASSWORD, Some("me admin")).await;
-        assert_challenge(
-            &s.delete(&item_path, Some(&admin_without_write)).await,
-            403,
-            r#"Bearer error="insufficient_scope", scope="items:write", error_description="The access token lacks the scope 'items:write'""#,
-        );
-        let kim_reply = s.delete(&item_path, Some(&kim_token)).await;
-        assert_eq!(
-            kim_reply.body,
-            error("forbidden", "Permission 'items:delete' required")
-        );
-        let writer = s.token(ADMIN, ADMIN_PASSWORD, Some("items:write")).await;
-        assert_eq!(s.delete(&item_path, Some(&writer)).await.status, 204);
-
-        // The document says the same.
-        let doc = s.get("/openapi.json", None).await.body;
-        for (method, path, scopes) in [
-            ("get", "/users", json!(["admin"])),
-            ("patch", "/users/{id}", json!(["admin"])),
-            ("delete", "/users/{id}", json!(["admin"])),
-            ("delete", "/items/{id}", json!(["items:write"])),
-        ] {
-            assert_eq!(
-                doc["paths"][path][method]["security"],
-                json!([{ "oauth2": scopes }]),
-                "{method} {path}"
-            );
-        }
     }
 }
 

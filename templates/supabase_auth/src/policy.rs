@@ -9,16 +9,13 @@
 //! stops the service with a message naming it.
 
 use auth_kit::extract::PermissionRequirement;
-use auth_kit::policy::{PolicySpec, RoleSpec, ScopeSpec};
+use auth_kit::policy::{PolicySpec, RoleSpec};
 
 /// `user` may read and write items; `admin` holds every permission. A user
 /// without a role in `app_metadata` is a `user`. Supabase tokens carry no
-/// scopes: the one declared is the name the admin routes' guard carries.
+/// scopes, and the Supabase guards check none.
 pub const POLICY: PolicySpec = PolicySpec {
-    scopes: &[ScopeSpec {
-        name: "admin",
-        description: "Administrative access.",
-    }],
+    scopes: &[],
     permissions: &[
         "items:read",
         "items:write",

@@ -268,3 +268,18 @@ pub fn token_in(mail: &str) -> String {
         .trim()
         .to_owned()
 }
+
+/// The contract's error body.
+pub fn error(code: &str, description: &str) -> Value {
+    json!({"error": code, "error_description": description})
+}
+
+/// `reply` has `status` and exactly this `WWW-Authenticate` challenge.
+pub fn assert_challenge(reply: &Reply, status: u16, challenge: &str) {
+    assert_eq!(reply.status, status, "{reply:?}");
+    assert_eq!(
+        reply.header("www-authenticate"),
+        Some(challenge),
+        "{reply:?}"
+    );
+}

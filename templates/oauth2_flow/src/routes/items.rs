@@ -12,8 +12,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use crate::ItemQuota;
-use crate::policy::{DeleteItems, ReadItems, WriteItems};
 use crate::items::{self, Item, NewItem};
+use crate::policy::{DeleteItems, ReadItems, WriteItems};
 
 /// Your items by id, a page at a time (scope `items`).
 #[utoipa::path(get, path = "/users/me/items", tag = "items", params(PageRequest), responses(

@@ -67,8 +67,9 @@ impl Prober<'_> {
             .as_ref()
             .is_some_and(|s| s.refresh.as_ref().map(|r| r.as_str()) == next_refresh);
         if same_successor {
-            let successor = next_refresh.unwrap_or_default().to_owned();
-            return self.within_window(old, &successor).await;
+            return self
+                .within_window(old, next_refresh.unwrap_or_default())
+                .await;
         }
         if again.is_error("invalid_grant") {
             let got = format!(
