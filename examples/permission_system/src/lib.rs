@@ -33,7 +33,6 @@ use auth_kit::policy::{AccessPolicy, PolicySpec, RoleSpec};
 use auth_kit::refresh::ReuseWindow;
 use auth_kit::store::{AdminUserView, Store, User, UserUpdate};
 
-use crate::items::{Item, NewItem};
 use auth_kit::token::{AccessTokenVerifier, ClaimRules, Leeway, SigningKeys, TokenIssuer};
 use auth_kit::{
     ApiError, Authenticator, Clock, CurrentUser, LoginService, OAuthError, RequirePermission,
@@ -43,11 +42,11 @@ use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
+use example_items::{self as items, Item, NewItem};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-pub mod items;
 pub mod walkthrough;
 
 /// The name tokens are issued by and for (`iss` and `aud`).

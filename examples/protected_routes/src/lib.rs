@@ -32,7 +32,6 @@ use auth_kit::policy::AccessPolicy;
 use auth_kit::refresh::ReuseWindow;
 use auth_kit::store::{AdminUserView, Store, User};
 
-use crate::items::{Item, NewItem};
 use crate::policy::{POLICY, ReadItems, WriteItems};
 use auth_kit::token::{AccessTokenVerifier, ClaimRules, Leeway, SigningKeys, TokenIssuer};
 use auth_kit::{
@@ -43,10 +42,10 @@ use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use example_items::{self as items, Item, NewItem};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-pub mod items;
 pub mod policy;
 pub mod walkthrough;
 

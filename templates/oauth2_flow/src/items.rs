@@ -7,7 +7,7 @@
 use auth_kit::clock::rfc3339;
 use auth_kit::on_pool;
 use auth_kit::page::{Page, PageRequest};
-use auth_kit::store::{Store, StoreError};
+use auth_kit::store::{LockUserRow, Store, StoreError};
 use auth_kit::token::InvalidToken;
 use auth_kit::{ApiError, AuthError};
 use serde::{Deserialize, Serialize};
@@ -166,12 +166,11 @@ impl From<CreateItemError> for ApiError {
 /// Stores an item owned by `owner_id`, unless they already own
 /// `max_items` ([`CreateItemError::QuotaExceeded`]).
 ///
-/// The owner's row is locked first (a no-op `UPDATE`, which changes no
-/// user, so no session cache needs telling), then the item is inserted
-/// only if the count is below the quota, in one transaction: concurrent
-/// creations for one owner queue on that lock (PostgreSQL) or on the
-/// database's single writer (SQLite), so none can slip past the quota
-/// between a count and an insert.
+/// The owner's row is locked first (auth-kit's [`LockUserRow`], which
+/// changes no user), then the item is inserted only if the count is below
+/// the quota, in one transaction: concurrent creations for one owner queue
+/// on that lock, so none can slip past the quota between a count and an
+/// insert.
 pub async fn create(
     store: &Store,
     owner_id: i64,
@@ -181,12 +180,8 @@ pub async fn create(
     let now = store.clock().now();
     let created = on_pool!(store, |pool| {
         let mut tx = pool.begin().await?;
-        let owner = sqlx::query("UPDATE users SET disabled = disabled WHERE id = $1")
-            .bind(owner_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let id = if owner == 1 {
+        let owner_exists = tx.lock_user_row(owner_id).await?;
+        let id = if owner_exists {
             sqlx::query_scalar::<_, i64>(
                 "INSERT INTO items (owner_id, title, description, created_at) SELECT $1, $2, $3, $4 \
                  WHERE (SELECT count(*) FROM items WHERE owner_id = $1) < $5 RETURNING id",
@@ -203,7 +198,7 @@ pub async fn create(
         };
         // Always ended here, never left open on an early return.
         tx.commit().await?;
-        Ok::<_, sqlx::Error>((owner == 1, id))
+        Ok::<_, sqlx::Error>((owner_exists, id))
     })?;
     let id = match created {
         (false, _) => return Err(CreateItemError::OwnerGone),

@@ -114,7 +114,7 @@ pub use logins::{RefreshRecord, RefreshTokenHash, Rotation};
 pub use migrations::{MigrationState, SERVICE_MIGRATIONS_FROM, ServiceMigrations, migration_state};
 pub use open::{OpenError, check_database};
 pub use types::{AdminUserView, MAX_PERMISSION_GRANTS, NewUser, TakenField, User, UserUpdate};
-pub use users::{CreateUserError, UserChangeError};
+pub use users::{CreateUserError, LockUserRow, UserChangeError};
 
 /// Which database a store is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

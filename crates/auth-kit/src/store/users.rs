@@ -10,6 +10,59 @@ use crate::page::{Page, PageRequest};
 use crate::session_cache::Change;
 use crate::username;
 
+/// Locks a user's row for the rest of a service's own transaction, changing
+/// nothing (so no session cache needs telling); whether the user exists.
+///
+/// A per-user rule a service keeps with a count and an insert (a quota of
+/// items, say) holds under concurrency when its transaction starts here:
+/// PostgreSQL queues concurrent transactions for one user on the row lock,
+/// SQLite on its single writer, which this statement takes. Works inside
+/// [`on_pool!`](crate::on_pool) on either backend:
+///
+/// ```no_run
+/// use auth_kit::on_pool;
+/// use auth_kit::store::{LockUserRow, Store};
+///
+/// async fn add_note(store: &Store, user_id: i64) -> Result<bool, sqlx::Error> {
+///     on_pool!(store, |pool| {
+///         let mut tx = pool.begin().await?;
+///         if !tx.lock_user_row(user_id).await? {
+///             return Ok(false); // the user is gone
+///         }
+///         // ... count the user's notes, insert one if below the quota ...
+///         tx.commit().await?;
+///         Ok(true)
+///     })
+/// }
+/// ```
+pub trait LockUserRow {
+    /// Locks `user_id`'s row until the transaction ends; `false` when no
+    /// such user exists.
+    fn lock_user_row(
+        &mut self,
+        user_id: i64,
+    ) -> impl std::future::Future<Output = Result<bool, sqlx::Error>> + Send;
+}
+
+macro_rules! lock_user_row_on {
+    ($($database:ty),*) => {$(
+        impl LockUserRow for sqlx::Transaction<'_, $database> {
+            async fn lock_user_row(&mut self, user_id: i64) -> Result<bool, sqlx::Error> {
+                // A no-op UPDATE rather than SELECT ... FOR UPDATE, which
+                // SQLite lacks: on both it takes the lock a write takes.
+                let locked = sqlx::query("UPDATE users SET disabled = disabled WHERE id = $1")
+                    .bind(user_id)
+                    .execute(&mut **self)
+                    .await?
+                    .rows_affected();
+                Ok(locked == 1)
+            }
+        }
+    )*};
+}
+
+lock_user_row_on!(sqlx::Sqlite, sqlx::Postgres);
+
 impl Store {
     /// Creates a user. A username or email already in use (ignoring case) is
     /// [`CreateUserError::Taken`], decided by the unique indexes even when
