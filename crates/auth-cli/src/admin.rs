@@ -224,95 +224,104 @@ async fn open_store(url: &str) -> Result<Store> {
 
 /// Does it; the line to print.
 async fn apply(store: &Store, action: &AdminAction, password: Option<&str>) -> Result<String> {
-    let hash = |password: &str| {
-        let password = Zeroizing::new(password.to_owned());
-        async move {
-            let hasher = PasswordHasher::new(PoolSize {
-                workers: 1,
-                queue: 1,
-            });
-            hasher
-                .hash(&password)
-                .await
-                .map_err(|e| anyhow::anyhow!("hashing the password failed: {e}"))
-        }
-    };
     match action {
         AdminAction::Create(a) => {
-            let password_hash = hash(password.unwrap_or_default()).await?;
-            let new = NewUser {
-                username: &a.username,
-                email: None,
-                full_name: None,
-                password_hash: &password_hash,
-                role: ADMIN_ROLE,
-            };
-            match store.create_user(&new).await {
-                Ok(user) => Ok(format!(
-                    "Created the admin '{}' (id {}). Log in with the new password.",
-                    user.username, user.id
-                )),
-                Err(CreateUserError::Taken(_)) => bail!(
-                    "a user called '{0}' exists already: make them an admin with `cargo auth admin promote --username {0}`, or set their password with `cargo auth admin reset-password --username {0}`",
-                    a.username
-                ),
-                Err(CreateUserError::Store(e)) => Err(e.into()),
-            }
+            create_admin(store, &a.username, password.unwrap_or_default()).await
         }
         AdminAction::ResetPassword(a) => {
-            let user = find_user(store, &a.username).await?;
-            let password_hash = hash(password.unwrap_or_default()).await?;
-            // Conditional on the hash read just before: a password set
-            // meanwhile (a reset link, the user's own change) is not
-            // overwritten unseen.
-            let current = store
-                .password_hash(user.id)
-                .await?
-                .with_context(|| format!("user '{}' was deleted meanwhile", a.username))?;
-            let revoked = store
-                .change_password(user.id, &current, &password_hash, None)
-                .await?
-                .with_context(|| {
-                    format!(
-                        "the password of '{}' changed while this ran; run the command again",
-                        a.username
-                    )
-                })?;
-            let state = if user.disabled {
-                format!(
-                    "; the user is disabled: `cargo auth admin promote --username {}` re-enables an admin",
-                    user.username
-                )
-            } else {
-                String::new()
-            };
-            Ok(format!(
-                "Set a new password for '{}' (id {}, role {}); revoked {revoked} login{}{state}.",
-                user.username,
-                user.id,
-                user.role,
-                if revoked == 1 { "" } else { "s" }
-            ))
+            reset_password(store, &a.username, password.unwrap_or_default()).await
         }
-        AdminAction::Promote(a) => {
-            let user = find_user(store, &a.username).await?;
-            let update = UserUpdate {
-                role: Some(ADMIN_ROLE.to_owned()),
-                disabled: Some(false),
-                permissions: None,
-            };
-            match store.update_user(user.id, &update).await {
-                Ok(Some(user)) => Ok(format!(
-                    "'{}' (id {}) is an enabled admin.",
-                    user.username, user.id
-                )),
-                Ok(None) => bail!("'{}' was deleted meanwhile", a.username),
-                Err(UserChangeError::LastAdmin) => {
-                    bail!("the change was refused: it would leave no enabled admin")
-                }
-                Err(e) => Err(e.into()),
-            }
+        AdminAction::Promote(a) => promote(store, &a.username).await,
+    }
+}
+
+/// The Argon2id hash of `password`, on a pool of one: the command hashes
+/// once.
+async fn hash_password(password: &str) -> Result<String> {
+    let hasher = PasswordHasher::new(PoolSize {
+        workers: 1,
+        queue: 1,
+    });
+    hasher
+        .hash(password)
+        .await
+        .map_err(|e| anyhow::anyhow!("hashing the password failed: {e}"))
+}
+
+/// `admin create`: a new enabled admin.
+async fn create_admin(store: &Store, username: &str, password: &str) -> Result<String> {
+    let password_hash = hash_password(password).await?;
+    let new = NewUser {
+        username,
+        email: None,
+        full_name: None,
+        password_hash: &password_hash,
+        role: ADMIN_ROLE,
+    };
+    match store.create_user(&new).await {
+        Ok(user) => Ok(format!(
+            "Created the admin '{}' (id {}). Log in with the new password.",
+            user.username, user.id
+        )),
+        Err(CreateUserError::Taken(_)) => bail!(
+            "a user called '{username}' exists already: make them an admin with `cargo auth admin promote --username {username}`, or set their password with `cargo auth admin reset-password --username {username}`"
+        ),
+        Err(CreateUserError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// `admin reset-password`: a new password, every login revoked.
+async fn reset_password(store: &Store, username: &str, password: &str) -> Result<String> {
+    let user = find_user(store, username).await?;
+    let password_hash = hash_password(password).await?;
+    // Conditional on the hash read just before: a password set
+    // meanwhile (a reset link, the user's own change) is not
+    // overwritten unseen.
+    let current = store
+        .password_hash(user.id)
+        .await?
+        .with_context(|| format!("user '{username}' was deleted meanwhile"))?;
+    let revoked = store
+        .change_password(user.id, &current, &password_hash, None)
+        .await?
+        .with_context(|| {
+            format!("the password of '{username}' changed while this ran; run the command again")
+        })?;
+    let state = if user.disabled {
+        format!(
+            "; the user is disabled: `cargo auth admin promote --username {}` re-enables an admin",
+            user.username
+        )
+    } else {
+        String::new()
+    };
+    Ok(format!(
+        "Set a new password for '{}' (id {}, role {}); revoked {revoked} login{}{state}.",
+        user.username,
+        user.id,
+        user.role,
+        if revoked == 1 { "" } else { "s" }
+    ))
+}
+
+/// `admin promote`: an enabled admin, re-enabled if disabled.
+async fn promote(store: &Store, username: &str) -> Result<String> {
+    let user = find_user(store, username).await?;
+    let update = UserUpdate {
+        role: Some(ADMIN_ROLE.to_owned()),
+        disabled: Some(false),
+        permissions: None,
+    };
+    match store.update_user(user.id, &update).await {
+        Ok(Some(user)) => Ok(format!(
+            "'{}' (id {}) is an enabled admin.",
+            user.username, user.id
+        )),
+        Ok(None) => bail!("'{username}' was deleted meanwhile"),
+        Err(UserChangeError::LastAdmin) => {
+            bail!("the change was refused: it would leave no enabled admin")
         }
+        Err(e) => Err(e.into()),
     }
 }
 
