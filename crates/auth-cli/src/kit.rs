@@ -34,6 +34,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest as _, Sha256};
+use toml::{Table, Value};
 
 /// The provenance record at a stamped project's root.
 pub const PROVENANCE: &str = ".kit-stamp";
@@ -614,7 +615,6 @@ pub fn standalone_manifest(
     root_manifest: &str,
     strategy: &str,
 ) -> Result<String> {
-    use toml::{Table, Value};
     let mut manifest: Table = crate_manifest
         .parse()
         .context("the crate's manifest is not valid TOML")?;
@@ -625,35 +625,64 @@ pub fn standalone_manifest(
         .get("workspace")
         .and_then(Value::as_table)
         .context("the root manifest has no [workspace]")?;
-    let inherits = |v: &Value| {
-        v.as_table()
-            .and_then(|t| t.get("workspace"))
-            .and_then(Value::as_bool)
-            == Some(true)
-    };
+    inherit_package(&mut manifest, workspace)?;
+    inherit_lints(&mut manifest, workspace)?;
+    inherit_dependencies(&mut manifest, workspace)?;
+    set_supabase_feature(&mut manifest, strategy);
+    for dropped in ["bench", "example"] {
+        manifest.remove(dropped);
+    }
+    let body = toml::to_string(&manifest).context("cannot write the manifest")?;
+    Ok(format!(
+        "# A copy of this crate from the auth-kit repository, made self-contained by\n# `cargo xtask new` (workspace inheritance resolved). Its tests came with it;\n# its benchmarks stayed in the repository.\n\n{body}"
+    ))
+}
 
-    if let Some(Value::Table(package)) = manifest.get_mut("package") {
-        let shared = workspace
-            .get("package")
-            .and_then(Value::as_table)
-            .cloned()
-            .unwrap_or_default();
-        for (key, value) in package.iter_mut() {
-            if inherits(value) {
-                *value = shared
-                    .get(key)
-                    .cloned()
-                    .with_context(|| format!("workspace.package.{key} is missing"))?;
-            }
+/// Whether a manifest entry is `{ workspace = true }` (with or without more keys).
+fn inherits_workspace(value: &Value) -> bool {
+    value
+        .as_table()
+        .and_then(|t| t.get("workspace"))
+        .and_then(Value::as_bool)
+        == Some(true)
+}
+
+/// `[package]` keys inherited from `workspace.package`, replaced by its values.
+fn inherit_package(manifest: &mut Table, workspace: &Table) -> Result<()> {
+    let Some(Value::Table(package)) = manifest.get_mut("package") else {
+        return Ok(());
+    };
+    let shared = workspace
+        .get("package")
+        .and_then(Value::as_table)
+        .cloned()
+        .unwrap_or_default();
+    for (key, value) in package.iter_mut() {
+        if inherits_workspace(value) {
+            *value = shared
+                .get(key)
+                .cloned()
+                .with_context(|| format!("workspace.package.{key} is missing"))?;
         }
     }
-    if manifest.get("lints").is_some_and(inherits) {
+    Ok(())
+}
+
+/// `lints.workspace = true` replaced by `workspace.lints`.
+fn inherit_lints(manifest: &mut Table, workspace: &Table) -> Result<()> {
+    if manifest.get("lints").is_some_and(inherits_workspace) {
         let lints = workspace
             .get("lints")
             .cloned()
             .context("workspace.lints is missing")?;
         manifest.insert("lints".to_owned(), lints);
     }
+    Ok(())
+}
+
+/// Every inherited dependency and dev-dependency resolved against
+/// `workspace.dependencies`; the benchmarks' dev-dependencies dropped.
+fn inherit_dependencies(manifest: &mut Table, workspace: &Table) -> Result<()> {
     let shared_deps = workspace
         .get("dependencies")
         .and_then(Value::as_table)
@@ -667,75 +696,79 @@ pub fn standalone_manifest(
             continue;
         };
         for (name, value) in deps.iter_mut() {
-            if !inherits(value) {
-                continue;
-            }
-            let mut resolved = match shared_deps.get(name) {
-                Some(Value::String(version)) => {
-                    Table::from_iter([("version".to_owned(), Value::String(version.clone()))])
-                }
-                Some(Value::Table(t)) => t.clone(),
-                _ => bail!("workspace.dependencies.{name} is missing"),
-            };
-            // A path in the root manifest is relative to the repository root;
-            // in the stamped project both crates sit side by side under crates/.
-            if let Some(Value::String(path)) = resolved.get("path").cloned() {
-                let sibling = path.strip_prefix("crates/").unwrap_or(&path);
-                resolved.insert("path".to_owned(), Value::String(format!("../{sibling}")));
-            }
-            let local = value.as_table().cloned().unwrap_or_default();
-            for (key, extra) in local {
-                match (key.as_str(), resolved.get_mut("features"), extra) {
-                    ("workspace", ..) => {}
-                    ("features", Some(Value::Array(features)), Value::Array(more)) => {
-                        features.extend(more)
-                    }
-                    (_, _, extra) => {
-                        resolved.insert(key, extra);
-                    }
-                }
-            }
-            *value = Value::Table(resolved);
-        }
-    }
-    if let Some(Value::Table(features)) = manifest.get_mut("features") {
-        let enables_supabase = |v: &Value| {
-            v.as_array()
-                .is_some_and(|a| a.iter().any(|f| f.as_str() == Some("supabase")))
-        };
-        if strategy == "supabase" {
-            // Only where the crate has a default set of its own that lacks it.
-            if features.contains_key("supabase")
-                && let Some(Value::Array(default)) = features.get_mut("default")
-                && !enables_supabase(&Value::Array(default.clone()))
-            {
-                default.push(Value::String("supabase".to_owned()));
-            }
-        } else if let Some(Value::Array(enabled)) = features.get_mut("supabase") {
-            // Kept declared but enabling nothing, so `cfg(feature = "supabase")`
-            // stays a known condition; off by default.
-            let only_through_supabase: Vec<String> = enabled
-                .iter()
-                .filter_map(|f| f.as_str()?.strip_prefix("dep:").map(str::to_owned))
-                .collect();
-            enabled.clear();
-            if let Some(Value::Array(default)) = features.get_mut("default") {
-                default.retain(|f| f.as_str() != Some("supabase"));
-            }
-            if let Some(Value::Table(deps)) = manifest.get_mut("dependencies") {
-                for dep in only_through_supabase {
-                    deps.remove(&dep);
-                }
+            if inherits_workspace(value) {
+                *value = Value::Table(resolve_dependency(name, value, &shared_deps)?);
             }
         }
     }
-    for dropped in ["bench", "example"] {
-        manifest.remove(dropped);
+    Ok(())
+}
+
+/// The workspace's entry for `name`, its path made relative to the crate,
+/// with the crate's own keys (`features` added to the workspace's) on top.
+fn resolve_dependency(name: &str, local: &Value, shared_deps: &Table) -> Result<Table> {
+    let mut resolved = match shared_deps.get(name) {
+        Some(Value::String(version)) => {
+            Table::from_iter([("version".to_owned(), Value::String(version.clone()))])
+        }
+        Some(Value::Table(t)) => t.clone(),
+        _ => bail!("workspace.dependencies.{name} is missing"),
+    };
+    // A path in the root manifest is relative to the repository root;
+    // in the stamped project both crates sit side by side under crates/.
+    if let Some(Value::String(path)) = resolved.get("path").cloned() {
+        let sibling = path.strip_prefix("crates/").unwrap_or(&path);
+        resolved.insert("path".to_owned(), Value::String(format!("../{sibling}")));
     }
-    let body = toml::to_string(&manifest).context("cannot write the manifest")?;
-    Ok(format!(
-        "# A copy of this crate from the auth-kit repository, made self-contained by\n# `cargo xtask new` (workspace inheritance resolved). Its tests came with it;\n# its benchmarks stayed in the repository.\n\n{body}"
-    ))
+    let local = local.as_table().cloned().unwrap_or_default();
+    for (key, extra) in local {
+        match (key.as_str(), resolved.get_mut("features"), extra) {
+            ("workspace", ..) => {}
+            ("features", Some(Value::Array(features)), Value::Array(more)) => features.extend(more),
+            (_, _, extra) => {
+                resolved.insert(key, extra);
+            }
+        }
+    }
+    Ok(resolved)
+}
+
+/// The `supabase` feature: on by default in a supabase stamp; in any
+/// other, declared but enabling nothing, off, and the dependencies only it
+/// enabled dropped.
+fn set_supabase_feature(manifest: &mut Table, strategy: &str) {
+    let Some(Value::Table(features)) = manifest.get_mut("features") else {
+        return;
+    };
+    let enables_supabase = |v: &Value| {
+        v.as_array()
+            .is_some_and(|a| a.iter().any(|f| f.as_str() == Some("supabase")))
+    };
+    if strategy == "supabase" {
+        // Only where the crate has a default set of its own that lacks it.
+        if features.contains_key("supabase")
+            && let Some(Value::Array(default)) = features.get_mut("default")
+            && !enables_supabase(&Value::Array(default.clone()))
+        {
+            default.push(Value::String("supabase".to_owned()));
+        }
+    } else if let Some(Value::Array(enabled)) = features.get_mut("supabase") {
+        // Kept declared but enabling nothing, so `cfg(feature = "supabase")`
+        // stays a known condition; off by default.
+        let only_through_supabase: Vec<String> = enabled
+            .iter()
+            .filter_map(|f| f.as_str()?.strip_prefix("dep:").map(str::to_owned))
+            .collect();
+        enabled.clear();
+        if let Some(Value::Array(default)) = features.get_mut("default") {
+            default.retain(|f| f.as_str() != Some("supabase"));
+        }
+        if let Some(Value::Table(deps)) = manifest.get_mut("dependencies") {
+            for dep in only_through_supabase {
+                deps.remove(&dep);
+            }
+        }
+    }
 }
 
 /// The SHA-256 of `bytes`, in lower-case hex.
