@@ -76,13 +76,8 @@ pub fn run(args: &SetupJwtArgs) -> Result<()> {
         .algorithm
         .map_or(SigningAlgorithm::HS256, |asked| asked.0);
     let env_file = resolve_env_file(&args.env_file)?;
-    let display = args.env_file.display();
-    let text = match fs::read(&env_file) {
-        Ok(bytes) => String::from_utf8(bytes)
-            .map_err(|_| anyhow::anyhow!("{display} is not UTF-8 text: fix or remove it"))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => bail!("cannot read {display}: {e}"),
-    };
+    let display = args.env_file.display().to_string();
+    let text = read_env_text(&env_file, &display)?.unwrap_or_default();
     let existing = signing_key_in(&text);
     if let Some(variable) = existing
         && !args.force
@@ -92,99 +87,134 @@ pub fn run(args: &SetupJwtArgs) -> Result<()> {
         );
     }
 
-    let mut settings = Vec::new();
-    if algorithm.is_hmac() {
-        settings.push(Setting::replace(
+    let mut settings = if algorithm.is_hmac() {
+        vec![Setting::replace(
             "SECRET_KEY",
             auth_kit::random::secret_hex(),
-        ));
+        )]
     } else {
-        let (private_name, public_name) = key_file_names(algorithm);
-        let folder = env_file.parent().unwrap_or(Path::new("."));
-        let (private_path, public_path) = (folder.join(&private_name), folder.join(&public_name));
-        for path in [&private_path, &public_path] {
-            if path.exists() && !args.force {
-                bail!(
-                    "{} already exists: left unchanged. Pass --force to replace it; tokens signed with the old key then stop working",
-                    path.display()
-                );
-            }
-        }
-        let pair = generate_key_pair(algorithm)?;
-        // Checked before anything is written: the service must be able to load it.
-        SigningKeys::from_pem(
-            algorithm,
-            pair.private_pem.as_bytes(),
-            pair.public_pem.as_bytes(),
-        )
-        .with_context(|| format!("the generated {algorithm} key pair does not load"))?;
-        write_private_file(&private_path, pair.private_pem.as_bytes())?;
-        write_private_file(&public_path, pair.public_pem.as_bytes())?;
-        // And once more from the files, exactly as the service will read them.
-        let private = Zeroizing::new(fs::read(&private_path)?);
-        let keys = SigningKeys::from_pem(algorithm, &private, &fs::read(&public_path)?)
-            .with_context(|| {
-                format!(
-                    "the key files {} and {} do not load",
-                    private_path.display(),
-                    public_path.display()
-                )
-            })?;
-        println!(
-            "Wrote a fresh {algorithm} key pair (mode 0600): {} and {} (kid {}).",
-            private_path.display(),
-            public_path.display(),
-            keys.kid()
-        );
-        // Relative to the env file's folder, which is the service's working
-        // directory: it reads `./.env` from there.
-        settings.push(Setting::replace("JWT_PRIVATE_KEY_FILE", private_name));
-        settings.push(Setting::replace("JWT_PUBLIC_KEY_FILE", public_name));
-    }
+        write_key_pair_files(algorithm, &env_file, args.force)?
+    };
     settings.push(Setting::replace("ALGORITHM", algorithm.as_str()));
     settings.push(Setting::keep(
         "ACCESS_TOKEN_EXPIRE_MINUTES",
         DEFAULT_EXPIRE_MINUTES,
     ));
-    // A retired key of the other kind cannot verify this algorithm's
-    // tokens, and the service refuses it: cleared (the line stays, empty).
-    let other_kind = if algorithm.is_hmac() {
-        PREVIOUS_PUBLIC_KEYS
-    } else {
-        PREVIOUS_SECRET
-    };
-    if is_set(&text, other_kind) {
-        settings.push(Setting::replace(other_kind, ""));
-        if !is_set(&text, PREVIOUS_SECRET) || !is_set(&text, PREVIOUS_PUBLIC_KEYS) {
-            settings.push(Setting::replace(ROTATED_AT, ""));
-        }
-    }
+    settings.extend(clear_other_kind(&text, algorithm));
 
     let (updated, outcomes) = apply(&text, &settings);
     write_private_file(&env_file, updated.as_bytes())?;
 
-    report(&display.to_string(), &settings, &outcomes);
+    report(&display, &settings, &outcomes);
     if let Some(variable) = existing {
         println!(
             "The signing key changed (it was {variable}): access tokens signed with the old key stop working at once, so every user must log in again (or refresh, where the client holds a refresh token)."
         );
     }
-    if !algorithm.is_hmac() && current_value(&updated, "SECRET_KEY").is_some_and(|v| !v.is_empty())
-    {
+    note_unused_keys(&updated, algorithm, &display);
+    println!("Check it: cargo auth validate --env-file {display}");
+    Ok(())
+}
+
+/// The env file's text; `None` when it does not exist.
+fn read_env_text(env_file: &Path, display: &str) -> Result<Option<String>> {
+    match fs::read(env_file) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("{display} is not UTF-8 text: fix or remove it")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => bail!("cannot read {display}: {e}"),
+    }
+}
+
+/// Writes a fresh key pair of `algorithm` next to `env_file` (refusing to
+/// replace existing files without `force`), checked to load as the service
+/// loads it; the settings naming the files.
+fn write_key_pair_files(
+    algorithm: SigningAlgorithm,
+    env_file: &Path,
+    force: bool,
+) -> Result<Vec<Setting>> {
+    let (private_name, public_name) = key_file_names(algorithm);
+    let folder = env_file.parent().unwrap_or(Path::new("."));
+    let (private_path, public_path) = (folder.join(&private_name), folder.join(&public_name));
+    for path in [&private_path, &public_path] {
+        if path.exists() && !force {
+            bail!(
+                "{} already exists: left unchanged. Pass --force to replace it; tokens signed with the old key then stop working",
+                path.display()
+            );
+        }
+    }
+    let pair = generate_key_pair(algorithm)?;
+    // Checked before anything is written: the service must be able to load it.
+    SigningKeys::from_pem(
+        algorithm,
+        pair.private_pem.as_bytes(),
+        pair.public_pem.as_bytes(),
+    )
+    .with_context(|| format!("the generated {algorithm} key pair does not load"))?;
+    write_private_file(&private_path, pair.private_pem.as_bytes())?;
+    write_private_file(&public_path, pair.public_pem.as_bytes())?;
+    // And once more from the files, exactly as the service will read them.
+    let private = Zeroizing::new(fs::read(&private_path)?);
+    let keys = SigningKeys::from_pem(algorithm, &private, &fs::read(&public_path)?).with_context(
+        || {
+            format!(
+                "the key files {} and {} do not load",
+                private_path.display(),
+                public_path.display()
+            )
+        },
+    )?;
+    println!(
+        "Wrote a fresh {algorithm} key pair (mode 0600): {} and {} (kid {}).",
+        private_path.display(),
+        public_path.display(),
+        keys.kid()
+    );
+    // Relative to the env file's folder, which is the service's working
+    // directory: it reads `./.env` from there.
+    Ok(vec![
+        Setting::replace("JWT_PRIVATE_KEY_FILE", private_name),
+        Setting::replace("JWT_PUBLIC_KEY_FILE", public_name),
+    ])
+}
+
+/// A retired key of the other kind cannot verify this algorithm's
+/// tokens, and the service refuses it: the settings clearing it (the line
+/// stays, empty), and its rotation time when no retired key is left.
+fn clear_other_kind(text: &str, algorithm: SigningAlgorithm) -> Vec<Setting> {
+    let other_kind = if algorithm.is_hmac() {
+        PREVIOUS_PUBLIC_KEYS
+    } else {
+        PREVIOUS_SECRET
+    };
+    let mut settings = Vec::new();
+    if is_set(text, other_kind) {
+        settings.push(Setting::replace(other_kind, ""));
+        if !is_set(text, PREVIOUS_SECRET) || !is_set(text, PREVIOUS_PUBLIC_KEYS) {
+            settings.push(Setting::replace(ROTATED_AT, ""));
+        }
+    }
+    settings
+}
+
+/// Notes on keys of the other kind still set in the written env file.
+fn note_unused_keys(updated: &str, algorithm: SigningAlgorithm, display: &str) {
+    if !algorithm.is_hmac() && current_value(updated, "SECRET_KEY").is_some_and(|v| !v.is_empty()) {
         println!(
             "SECRET_KEY is still set but {algorithm} does not use it: remove it from {display} (`cargo auth validate` warns about it)."
         );
     }
     if algorithm.is_hmac()
-        && (current_value(&updated, "JWT_PRIVATE_KEY_FILE").is_some_and(|v| !v.is_empty())
-            || current_value(&updated, "JWT_PUBLIC_KEY_FILE").is_some_and(|v| !v.is_empty()))
+        && (current_value(updated, "JWT_PRIVATE_KEY_FILE").is_some_and(|v| !v.is_empty())
+            || current_value(updated, "JWT_PUBLIC_KEY_FILE").is_some_and(|v| !v.is_empty()))
     {
         println!(
             "JWT_PRIVATE_KEY_FILE / JWT_PUBLIC_KEY_FILE are still set but {algorithm} does not use them: remove them from {display}."
         );
     }
-    println!("Check it: cargo auth validate --env-file {display}");
-    Ok(())
 }
 
 /// What happened to each setting, secrets never shown.
@@ -209,24 +239,13 @@ fn report(display: &str, settings: &[Setting], outcomes: &[Outcome]) {
 /// previous key; nobody is logged out.
 fn rotate(args: &SetupJwtArgs) -> Result<()> {
     let env_file = resolve_env_file(&args.env_file)?;
-    let display = args.env_file.display();
-    let text = match fs::read(&env_file) {
-        Ok(bytes) => String::from_utf8(bytes)
-            .map_err(|_| anyhow::anyhow!("{display} is not UTF-8 text: fix or remove it"))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+    let display = args.env_file.display().to_string();
+    let Some(text) = read_env_text(&env_file, &display)? else {
+        bail!(
             "{display} does not exist, so there is no key to rotate: write one with `cargo auth setup-jwt --env-file {display}`"
-        ),
-        Err(e) => bail!("cannot read {display}: {e}"),
+        );
     };
-    let configured = match current_value(&text, "ALGORITHM").filter(|a| !a.is_empty()) {
-        Some(name) => name.parse::<SigningAlgorithm>().map_err(|_| {
-            anyhow::anyhow!(
-                "{display} sets ALGORITHM={} which the service refuses: fix it before rotating",
-                name.chars().take(32).collect::<String>()
-            )
-        })?,
-        None => SigningAlgorithm::HS256,
-    };
+    let configured = configured_algorithm(&text, &display)?;
     if let Some(AlgorithmArg(asked)) = args.algorithm
         && asked != configured
     {
@@ -235,94 +254,24 @@ fn rotate(args: &SetupJwtArgs) -> Result<()> {
         );
     }
     let now = auth_kit::Clock::System.now();
-    check_previous_key_expired(&text, &display.to_string(), now, args.force)?;
+    check_previous_key_expired(&text, &display, now, args.force)?;
 
     let folder = env_file.parent().unwrap_or(Path::new(".")).to_owned();
     let rotated_at = auth_kit::clock::rfc3339(now);
-    let mut settings = Vec::new();
-    let (old_kid, new_kid) = if configured.is_hmac() {
-        let current = current_value(&text, "SECRET_KEY").filter(|v| !v.is_empty()).with_context(|| {
-            format!("{display} has no SECRET_KEY to rotate: write one with `cargo auth setup-jwt --env-file {display}`")
-        })?;
-        let current = Zeroizing::new(current);
-        if let Err(e) = auth_kit::config::secret_key(Some(&current)) {
-            bail!(
-                "{display}: {}, and a weak key must not keep verifying tokens: replace it with `cargo auth setup-jwt --env-file {display} --force` instead (everyone logs in again)",
-                e.problem()
-            );
-        }
-        let fresh = Zeroizing::new(auth_kit::random::secret_hex());
-        let keys = SigningKeys::hmac(configured, fresh.as_bytes())?
-            .with_previous_hmac(current.as_bytes())
-            .context("the fresh key does not combine with the current one")?;
-        settings.push(Setting::replace(PREVIOUS_SECRET, current.as_str()));
-        settings.push(Setting::replace("SECRET_KEY", fresh.as_str()));
-        let old_kid = keys.previous_kids().next().unwrap_or("-").to_owned();
-        (old_kid, keys.kid().to_owned())
+    let Rotation {
+        mut settings,
+        old_kid,
+        new_kid,
+    } = if configured.is_hmac() {
+        rotate_secret(&text, configured, &display)?
     } else {
-        let setting = |var: &str| {
-            current_value(&text, var).filter(|v| !v.is_empty()).with_context(|| {
-                format!("{display} has no {var} to rotate: write a key pair with `cargo auth setup-jwt --env-file {display} --algorithm {configured}`")
-            })
-        };
-        let (private_file, public_file) = (
-            setting("JWT_PRIVATE_KEY_FILE")?,
-            setting("JWT_PUBLIC_KEY_FILE")?,
-        );
-        let read = |file: &str| {
-            fs::read(folder.join(file))
-                .with_context(|| format!("cannot read {file} (named in {display})"))
-        };
-        let (private, public) = (Zeroizing::new(read(&private_file)?), read(&public_file)?);
-        let current = SigningKeys::from_pem(configured, &private, &public).with_context(|| {
-            format!("{private_file} and {public_file} are not a working {configured} key pair: fix them before rotating")
-        })?;
-        let stamp: String = rotated_at
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .collect();
-        let alg = configured.as_str().to_ascii_lowercase();
-        let (new_private, new_public) = (
-            format!("jwt-{alg}-{stamp}-private.pem"),
-            format!("jwt-{alg}-{stamp}-public.pem"),
-        );
-        for name in [&new_private, &new_public] {
-            if folder.join(name).exists() {
-                bail!(
-                    "{} already exists: left unchanged; rotate again in a second",
-                    folder.join(name).display()
-                );
-            }
-        }
-        let pair = generate_key_pair(configured)?;
-        let keys = SigningKeys::from_pem(
-            configured,
-            pair.private_pem.as_bytes(),
-            pair.public_pem.as_bytes(),
-        )
-        .and_then(|k| k.with_previous_public_pem(&public))
-        .with_context(|| format!("the generated {configured} key pair does not load"))?;
-        write_private_file(&folder.join(&new_private), pair.private_pem.as_bytes())?;
-        write_private_file(&folder.join(&new_public), pair.public_pem.as_bytes())?;
-        println!(
-            "Wrote a fresh {configured} key pair (mode 0600): {} and {} (kid {}).",
-            folder.join(&new_private).display(),
-            folder.join(&new_public).display(),
-            keys.kid()
-        );
-        settings.push(Setting::replace("JWT_PRIVATE_KEY_FILE", new_private));
-        settings.push(Setting::replace("JWT_PUBLIC_KEY_FILE", new_public));
-        settings.push(Setting::replace(PREVIOUS_PUBLIC_KEYS, public_file));
-        println!(
-            "{private_file} no longer signs anything: delete it once the new configuration runs everywhere."
-        );
-        (current.kid().to_owned(), keys.kid().to_owned())
+        rotate_key_pair(&text, configured, &display, &folder, &rotated_at)?
     };
     settings.push(Setting::replace(ROTATED_AT, rotated_at.as_str()));
     settings.push(Setting::replace("ALGORITHM", configured.as_str()));
     let (updated, outcomes) = apply(&text, &settings);
     write_private_file(&env_file, updated.as_bytes())?;
-    report(&display.to_string(), &settings, &outcomes);
+    report(&display, &settings, &outcomes);
 
     let lifetime = token_lifetime(&updated);
     println!(
@@ -333,6 +282,139 @@ fn rotate(args: &SetupJwtArgs) -> Result<()> {
         auth_kit::clock::rfc3339(now.saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX)))
     );
     Ok(())
+}
+
+/// The env file's ALGORITHM (HS256 when unset), refused when the service
+/// would refuse it.
+fn configured_algorithm(text: &str, display: &str) -> Result<SigningAlgorithm> {
+    match current_value(text, "ALGORITHM").filter(|a| !a.is_empty()) {
+        Some(name) => name.parse::<SigningAlgorithm>().map_err(|_| {
+            anyhow::anyhow!(
+                "{display} sets ALGORITHM={} which the service refuses: fix it before rotating",
+                name.chars().take(32).collect::<String>()
+            )
+        }),
+        None => Ok(SigningAlgorithm::HS256),
+    }
+}
+
+/// A rotation's settings for the key itself, and the key ids retired and
+/// fresh.
+struct Rotation {
+    settings: Vec<Setting>,
+    old_kid: String,
+    new_kid: String,
+}
+
+/// SECRET_KEY moves to SECRET_KEY_PREVIOUS and a fresh one takes its place.
+fn rotate_secret(text: &str, configured: SigningAlgorithm, display: &str) -> Result<Rotation> {
+    let current = current_value(text, "SECRET_KEY").filter(|v| !v.is_empty()).with_context(|| {
+        format!("{display} has no SECRET_KEY to rotate: write one with `cargo auth setup-jwt --env-file {display}`")
+    })?;
+    let current = Zeroizing::new(current);
+    if let Err(e) = auth_kit::config::secret_key(Some(&current)) {
+        bail!(
+            "{display}: {}, and a weak key must not keep verifying tokens: replace it with `cargo auth setup-jwt --env-file {display} --force` instead (everyone logs in again)",
+            e.problem()
+        );
+    }
+    let fresh = Zeroizing::new(auth_kit::random::secret_hex());
+    let keys = SigningKeys::hmac(configured, fresh.as_bytes())?
+        .with_previous_hmac(current.as_bytes())
+        .context("the fresh key does not combine with the current one")?;
+    Ok(Rotation {
+        settings: vec![
+            Setting::replace(PREVIOUS_SECRET, current.as_str()),
+            Setting::replace("SECRET_KEY", fresh.as_str()),
+        ],
+        old_kid: keys.previous_kids().next().unwrap_or("-").to_owned(),
+        new_kid: keys.kid().to_owned(),
+    })
+}
+
+/// A fresh key pair in new, dated files; the current public key file moves
+/// to JWT_PREVIOUS_PUBLIC_KEY_FILES. No file the running service reads is
+/// overwritten.
+fn rotate_key_pair(
+    text: &str,
+    configured: SigningAlgorithm,
+    display: &str,
+    folder: &Path,
+    rotated_at: &str,
+) -> Result<Rotation> {
+    let setting = |var: &str| {
+        current_value(text, var).filter(|v| !v.is_empty()).with_context(|| {
+            format!("{display} has no {var} to rotate: write a key pair with `cargo auth setup-jwt --env-file {display} --algorithm {configured}`")
+        })
+    };
+    let (private_file, public_file) = (
+        setting("JWT_PRIVATE_KEY_FILE")?,
+        setting("JWT_PUBLIC_KEY_FILE")?,
+    );
+    let read = |file: &str| {
+        fs::read(folder.join(file))
+            .with_context(|| format!("cannot read {file} (named in {display})"))
+    };
+    let (private, public) = (Zeroizing::new(read(&private_file)?), read(&public_file)?);
+    let current = SigningKeys::from_pem(configured, &private, &public).with_context(|| {
+        format!("{private_file} and {public_file} are not a working {configured} key pair: fix them before rotating")
+    })?;
+    let (new_private, new_public) = dated_key_file_names(configured, rotated_at, folder)?;
+    let pair = generate_key_pair(configured)?;
+    let keys = SigningKeys::from_pem(
+        configured,
+        pair.private_pem.as_bytes(),
+        pair.public_pem.as_bytes(),
+    )
+    .and_then(|k| k.with_previous_public_pem(&public))
+    .with_context(|| format!("the generated {configured} key pair does not load"))?;
+    write_private_file(&folder.join(&new_private), pair.private_pem.as_bytes())?;
+    write_private_file(&folder.join(&new_public), pair.public_pem.as_bytes())?;
+    println!(
+        "Wrote a fresh {configured} key pair (mode 0600): {} and {} (kid {}).",
+        folder.join(&new_private).display(),
+        folder.join(&new_public).display(),
+        keys.kid()
+    );
+    println!(
+        "{private_file} no longer signs anything: delete it once the new configuration runs everywhere."
+    );
+    Ok(Rotation {
+        settings: vec![
+            Setting::replace("JWT_PRIVATE_KEY_FILE", new_private),
+            Setting::replace("JWT_PUBLIC_KEY_FILE", new_public),
+            Setting::replace(PREVIOUS_PUBLIC_KEYS, public_file),
+        ],
+        old_kid: current.kid().to_owned(),
+        new_kid: keys.kid().to_owned(),
+    })
+}
+
+/// The rotated key pair's file names, stamped with the rotation time;
+/// refused when one exists already (a second rotation within the second).
+fn dated_key_file_names(
+    algorithm: SigningAlgorithm,
+    rotated_at: &str,
+    folder: &Path,
+) -> Result<(String, String)> {
+    let stamp: String = rotated_at
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let alg = algorithm.as_str().to_ascii_lowercase();
+    let (new_private, new_public) = (
+        format!("jwt-{alg}-{stamp}-private.pem"),
+        format!("jwt-{alg}-{stamp}-public.pem"),
+    );
+    for name in [&new_private, &new_public] {
+        if folder.join(name).exists() {
+            bail!(
+                "{} already exists: left unchanged; rotate again in a second",
+                folder.join(name).display()
+            );
+        }
+    }
+    Ok((new_private, new_public))
 }
 
 /// Refuses (without `force`) to push out a previous key that may still
