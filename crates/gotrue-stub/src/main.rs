@@ -128,6 +128,47 @@ fn banner(stub: &gotrue_stub::StubHandle, args: &Args) -> String {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    init_logging();
+    let args = Args::parse();
+    let mut config = stub_config(&args);
+    if let Some(path) = &args.env_file {
+        match anon_key_from(path) {
+            Ok(Some(key)) => config = config.anon_key(key),
+            Ok(None) => {
+                eprintln!(
+                    "gotrue-stub: {} has no SUPABASE_KEY; set one (any string) or drop --env-file",
+                    path.display()
+                );
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("gotrue-stub: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let stub = match gotrue_stub::spawn(config).await {
+        Ok(stub) => stub,
+        Err(e @ (StubError::Outbox { .. } | StubError::SiteUrl(_))) => {
+            eprintln!("gotrue-stub: {e}; fix --outbox or --site-url");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("gotrue-stub: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", banner(&stub, &args));
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        eprintln!("gotrue-stub: cannot wait for Ctrl-C ({e}); stopping");
+    }
+    stub.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// Logs to standard error (standard output carries the banner), at
+/// RUST_LOG's level or the stub's info.
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -135,7 +176,11 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
+}
+
+/// The stub's settings from the command line (the anon key of
+/// `--env-file` aside).
+fn stub_config(args: &Args) -> StubConfig {
     let mut config = match &args.hs256_secret {
         Some(secret) => StubConfig::hs256(secret.clone()),
         None => StubConfig::es256(),
@@ -176,37 +221,5 @@ async fn main() -> ExitCode {
     if let Some(url) = &args.public_url {
         config = config.public_url(url.clone());
     }
-    if let Some(path) = &args.env_file {
-        match anon_key_from(path) {
-            Ok(Some(key)) => config = config.anon_key(key),
-            Ok(None) => {
-                eprintln!(
-                    "gotrue-stub: {} has no SUPABASE_KEY; set one (any string) or drop --env-file",
-                    path.display()
-                );
-                return ExitCode::from(2);
-            }
-            Err(e) => {
-                eprintln!("gotrue-stub: {e}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let stub = match gotrue_stub::spawn(config).await {
-        Ok(stub) => stub,
-        Err(e @ (StubError::Outbox { .. } | StubError::SiteUrl(_))) => {
-            eprintln!("gotrue-stub: {e}; fix --outbox or --site-url");
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            eprintln!("gotrue-stub: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    println!("{}", banner(&stub, &args));
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        eprintln!("gotrue-stub: cannot wait for Ctrl-C ({e}); stopping");
-    }
-    stub.shutdown().await;
-    ExitCode::SUCCESS
+    config
 }

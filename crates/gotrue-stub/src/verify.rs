@@ -150,34 +150,13 @@ pub(crate) async fn send_mail(
     let runtime = state.runtime();
     let now = OffsetDateTime::now_utc();
     // Reserve the slot first, so two requests at once send one mail.
-    let (email, previous) = {
-        let mut store = lock(&state.store);
-        let user = store.user_mut(user_id).ok_or_else(unexpected)?;
-        let email = user.email.clone();
-        let sent_at = user.sent_at(kind);
-        let interval =
-            time::Duration::try_from(runtime.email_max_frequency).unwrap_or(time::Duration::MAX);
-        if let Some(sent) = *sent_at
-            && sent + interval > now
-        {
-            let left = (sent + interval - now).whole_seconds();
-            return Err(too_many(format!(
-                "For security purposes, you can only request this after {left} seconds."
-            )));
-        }
-        let previous = sent_at.replace(now);
-        (email, previous)
-    };
-    let release = |state: &Shared| {
-        if let Some(user) = lock(&state.store).user_mut(user_id) {
-            *user.sent_at(kind) = previous;
-        }
-    };
+    let (email, previous) =
+        reserve_mail_slot(state, user_id, kind, runtime.email_max_frequency, now)?;
     // Upstream counts its quota only while autoconfirm is off.
     if let (false, Some(limit)) = (runtime.autoconfirm, runtime.email_rate_limit)
         && !lock(&state.mails_sent).admit(limit, Instant::now())
     {
-        release(state);
+        release_mail_slot(state, user_id, kind, previous);
         return Err(too_many("email rate limit exceeded"));
     }
     let mail_kind = match kind {
@@ -186,15 +165,7 @@ pub(crate) async fn send_mail(
     };
     let otp = new_otp();
     let hash = token_hash(&email, &otp);
-    let link = format!(
-        "{}/verify?{}",
-        state.issuer,
-        form_urlencoded::Serializer::new(String::new())
-            .append_pair("token", &hash)
-            .append_pair("type", mail_kind.verify_type())
-            .append_pair("redirect_to", redirect_to)
-            .finish()
-    );
+    let link = mail_link(&state.issuer, &hash, mail_kind, redirect_to);
     let letter = Letter {
         to: &email,
         kind: mail_kind,
@@ -212,7 +183,7 @@ pub(crate) async fn send_mail(
         }
         Err(e) => {
             tracing::warn!(error = %e, "the mail could not be written");
-            release(state);
+            release_mail_slot(state, user_id, kind, previous);
             Err(GoTrueError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "unexpected_failure",
@@ -223,6 +194,58 @@ pub(crate) async fn send_mail(
             ))
         }
     }
+}
+
+/// Marks a mail of `kind` to `user_id` as sent at `now`, unless one went
+/// out less than `interval` ago (429); the user's address, and the time
+/// the mark replaced (for [`release_mail_slot`]).
+fn reserve_mail_slot(
+    state: &Shared,
+    user_id: &str,
+    kind: OtpKind,
+    interval: Duration,
+    now: OffsetDateTime,
+) -> Result<(String, Option<OffsetDateTime>), GoTrueError> {
+    let mut store = lock(&state.store);
+    let user = store.user_mut(user_id).ok_or_else(unexpected)?;
+    let email = user.email.clone();
+    let sent_at = user.sent_at(kind);
+    let interval = time::Duration::try_from(interval).unwrap_or(time::Duration::MAX);
+    if let Some(sent) = *sent_at
+        && sent + interval > now
+    {
+        let left = (sent + interval - now).whole_seconds();
+        return Err(too_many(format!(
+            "For security purposes, you can only request this after {left} seconds."
+        )));
+    }
+    let previous = sent_at.replace(now);
+    Ok((email, previous))
+}
+
+/// Undoes [`reserve_mail_slot`] for a mail that was not written.
+fn release_mail_slot(
+    state: &Shared,
+    user_id: &str,
+    kind: OtpKind,
+    previous: Option<OffsetDateTime>,
+) {
+    if let Some(user) = lock(&state.store).user_mut(user_id) {
+        *user.sent_at(kind) = previous;
+    }
+}
+
+/// The mail's link: `GET /verify` with the token hash, its type and where
+/// to go after.
+fn mail_link(issuer: &str, token_hash: &str, kind: MailKind, redirect_to: &str) -> String {
+    format!(
+        "{issuer}/verify?{}",
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", token_hash)
+            .append_pair("type", kind.verify_type())
+            .append_pair("redirect_to", redirect_to)
+            .finish()
+    )
 }
 
 #[derive(Debug, Default, Deserialize)]
