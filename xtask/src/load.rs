@@ -356,6 +356,17 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
+/// The figures of one instance with the session cache on.
+struct CacheOnFigures {
+    root: Figures,
+    me: Figures,
+    one_login_ms: f64,
+    flood: Figures,
+    flood_with_readers: Figures,
+    readers: Figures,
+    peak_rss_mib: f64,
+}
+
 async fn single_figures(binary: &Path, peer: Option<&Path>, wrk: &Wrk) -> Result<String> {
     let dir = &wrk.dir;
     let database = format!("sqlite://{}/load.db?mode=rwc", dir.display());
@@ -371,50 +382,86 @@ async fn single_figures(binary: &Path, peer: Option<&Path>, wrk: &Wrk) -> Result
         "{:<48} {:>10} {:>9} {:>9}",
         "", "req/s", "p50 ms", "p99 ms"
     )?;
-    let row = |out: &mut String, name: &str, f: Figures| {
-        let _ = writeln!(
-            out,
-            "{name:<48} {:>10.0} {:>9.2} {:>9.2}{}",
-            f.requests_per_second,
-            f.p50_ms,
-            f.p99_ms,
-            if f.non_2xx > 0 {
-                format!("  ({} non-2xx)", f.non_2xx)
-            } else {
-                String::new()
-            }
-        );
-    };
-
     let load_before = load_average();
-    let cached = start_instance("service-cache-on", binary, dir, base_env(&database, 30)).await?;
+    let cached = cache_on_figures(binary, &database, wrk).await?;
+    let me_uncached = cache_off_figures(binary, &database, wrk).await?;
+    let peer = match peer {
+        Some(peer) => Some(peer_figures(peer, wrk).await?),
+        None => None,
+    };
+    let mut rows = vec![
+        ("GET /", cached.root),
+        ("GET /users/me (session cache on)", cached.me),
+        ("POST /token: login flood alone (256 conn.)", cached.flood),
+        (
+            "POST /token: the flood next to 8 readers",
+            cached.flood_with_readers,
+        ),
+        ("GET /users/me: 8 readers during the flood", cached.readers),
+        ("GET /users/me (session cache off)", me_uncached),
+    ];
+    if let Some((peer_root, peer_me)) = peer {
+        rows.extend([("peer GET /", peer_root), ("peer GET /users/me", peer_me)]);
+    }
+    for (name, figures) in rows {
+        write_row(&mut out, name, figures)?;
+    }
+    writeln!(out)?;
+    write_single_summary(&mut out, &cached, me_uncached, peer.map(|p| p.1), wrk)?;
+    writeln!(out)?;
+    revocation_figures(&mut out, binary, dir).await?;
+    writeln!(
+        out,
+        "\nload average (1, 5, 15 min): {load_before} at the start, {} at the end",
+        load_average()
+    )?;
+    Ok(out)
+}
+
+/// One row of the single-instance table.
+fn write_row(out: &mut String, name: &str, f: Figures) -> std::fmt::Result {
+    writeln!(
+        out,
+        "{name:<48} {:>10.0} {:>9.2} {:>9.2}{}",
+        f.requests_per_second,
+        f.p50_ms,
+        f.p99_ms,
+        if f.non_2xx > 0 {
+            format!("  ({} non-2xx)", f.non_2xx)
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// An instance with the session cache on: its routes, one login at rest,
+/// the login flood alone and next to readers, and its peak memory. The
+/// flood's users and the reader are signed up here, for the later runs too.
+async fn cache_on_figures(binary: &Path, database: &str, wrk: &Wrk) -> Result<CacheOnFigures> {
+    let cached =
+        start_instance("service-cache-on", binary, &wrk.dir, base_env(database, 30)).await?;
     let token = prepare_users(&cached.url()).await?;
     let root = wrk.run(&format!("{}/", cached.url()), 32, None)?;
-    let me_cached = wrk.run(&format!("{}/users/me", cached.url()), 32, Some(&token))?;
-    row(&mut out, "GET /", root);
-    row(&mut out, "GET /users/me (session cache on)", me_cached);
-    let hash_ms = one_login_ms(&cached.url()).await?;
+    let me = wrk.run(&format!("{}/users/me", cached.url()), 32, Some(&token))?;
+    let one_login_ms = one_login_ms(&cached.url()).await?;
     let flood = wrk.flood_alone(&cached.url())?;
-    row(
-        &mut out,
-        "POST /token: login flood alone (256 conn.)",
-        flood,
-    );
     let (flood_with_readers, readers) = wrk.flood(&cached.url(), &token)?;
-    row(
-        &mut out,
-        "POST /token: the flood next to 8 readers",
+    let peak_rss_mib = peak_rss_mib(pid_of(&cached)?)?;
+    Ok(CacheOnFigures {
+        root,
+        me,
+        one_login_ms,
+        flood,
         flood_with_readers,
-    );
-    row(
-        &mut out,
-        "GET /users/me: 8 readers during the flood",
         readers,
-    );
-    let rss = peak_rss_mib(pid_of(&cached)?)?;
-    drop(cached);
+        peak_rss_mib,
+    })
+}
 
-    let uncached = start_instance("service-cache-off", binary, dir, base_env(&database, 0)).await?;
+/// GET /users/me on an instance with the session cache off.
+async fn cache_off_figures(binary: &Path, database: &str, wrk: &Wrk) -> Result<Figures> {
+    let uncached =
+        start_instance("service-cache-off", binary, &wrk.dir, base_env(database, 0)).await?;
     let token_uncached = {
         let answer =
             fleet::login(&fleet::client(None)?, &uncached.url(), "reader", PASSWORD).await?;
@@ -423,28 +470,32 @@ async fn single_figures(binary: &Path, peer: Option<&Path>, wrk: &Wrk) -> Result
             .unwrap_or_default()
             .to_owned()
     };
-    let me_uncached = wrk.run(
+    wrk.run(
         &format!("{}/users/me", uncached.url()),
         32,
         Some(&token_uncached),
-    )?;
-    row(&mut out, "GET /users/me (session cache off)", me_uncached);
-    drop(uncached);
+    )
+}
 
-    let peer_me = match peer {
-        Some(peer) => {
-            let figures = peer_figures(peer, wrk).await?;
-            row(&mut out, "peer GET /", figures.0);
-            row(&mut out, "peer GET /users/me", figures.1);
-            Some(figures.1)
-        }
-        None => None,
-    };
-
+/// The ratios and the flood's figures below the single-instance table.
+fn write_single_summary(
+    out: &mut String,
+    cached: &CacheOnFigures,
+    me_uncached: Figures,
+    peer_me: Option<Figures>,
+    wrk: &Wrk,
+) -> Result<()> {
+    let CacheOnFigures {
+        root,
+        me: me_cached,
+        one_login_ms: hash_ms,
+        flood,
+        flood_with_readers,
+        readers,
+        peak_rss_mib: rss,
+    } = *cached;
     let logins = (flood.requests - flood.non_2xx) as f64 / wrk.seconds as f64;
-
     let limit = cores() as f64 * 1000.0 / hash_ms;
-    writeln!(out)?;
     writeln!(
         out,
         "/users/me (cache on) / GET /:        {:.2}",
@@ -481,14 +532,7 @@ async fn single_figures(binary: &Path, peer: Option<&Path>, wrk: &Wrk) -> Result
         out,
         "peak RSS of the service (cache on, both floods included): {rss:.1} MiB"
     )?;
-    writeln!(out)?;
-    revocation_figures(&mut out, binary, dir).await?;
-    writeln!(
-        out,
-        "\nload average (1, 5, 15 min): {load_before} at the start, {} at the end",
-        load_average()
-    )?;
-    Ok(out)
+    Ok(())
 }
 
 /// The machine's load average, as /proc/loadavg gives it.
