@@ -141,6 +141,39 @@ fn new_renders_what_cargo_generate_renders() {
                 "{strategy}: {added} is missing"
             );
         }
+        if strategy != "supabase" {
+            // A stamp carries only what its strategy uses: auth-kit without
+            // a word of the Supabase half, and no item scope or marker (the
+            // service's own policy declares those).
+            for (path, bytes) in stamped_tree
+                .iter()
+                .filter(|(path, _)| path.starts_with("crates/auth-kit/src/"))
+            {
+                let text = String::from_utf8_lossy(bytes).to_lowercase();
+                assert!(
+                    !text.contains("supabase"),
+                    "{strategy}: {path} names Supabase"
+                );
+                for item_policy in [
+                    "struct readitems",
+                    "struct writeitems",
+                    "struct deleteitems",
+                    "const standard: policyspec",
+                    "fn standard()",
+                ] {
+                    assert!(
+                        !text.contains(item_policy),
+                        "{strategy}: {path} declares a policy or an item marker ({item_policy})"
+                    );
+                }
+            }
+            assert!(
+                !stamped_tree
+                    .keys()
+                    .any(|p| p.starts_with("crates/auth-kit-supabase/")),
+                "{strategy}: the Supabase crate is not carried"
+            );
+        }
         assert_eq!(
             stamped_tree.contains_key("docs/account-lifecycle.md"),
             strategy != "supabase",

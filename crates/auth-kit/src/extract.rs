@@ -20,14 +20,14 @@
 //! use auth_kit::extract::{RequireScopes, ScopeRequirement};
 //! use auth_kit::store::User;
 //!
-//! /// The `items:write` scope.
-//! pub struct WriteItems;
-//! impl ScopeRequirement for WriteItems {
-//!     const SCOPES: &'static [&'static str] = &["items:write"];
+//! /// The `notes:write` scope (a service declares its own markers).
+//! pub struct WriteNotes;
+//! impl ScopeRequirement for WriteNotes {
+//!     const SCOPES: &'static [&'static str] = &["notes:write"];
 //! }
 //!
-//! async fn create_item(caller: RequireScopes<WriteItems>) -> String {
-//!     format!("user {} may write items", caller.user.id)
+//! async fn create_note(caller: RequireScopes<WriteNotes>) -> String {
+//!     format!("user {} may write notes", caller.user.id)
 //! }
 //! ```
 //!
@@ -454,8 +454,7 @@ pub fn check_permission<U: Account>(
 /// routes name them in auth-kit's guards (`RequireScopes<ReadMe>`,
 /// `RequireRole<Admin>`) declares the scope `me` and the role and scope
 /// `admin` in its policy (the guard check at start-up refuses one that does
-/// not); guards that check no scopes, like auth-kit-supabase's, need only
-/// the role. The markers of a service's own resources live in the service.
+/// not); guards that check no scopes need only the role. The markers of a service's own resources live in the service.
 pub mod standard {
     use super::{RoleRequirement, ScopeRequirement};
 
