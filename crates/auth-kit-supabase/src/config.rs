@@ -7,7 +7,7 @@ use base64::Engine as _;
 use zeroize::Zeroizing;
 
 use auth_kit::config::{
-    ConfigError, ConfigErrorKind, Environment, Finding, Report, integer, leeway, truncate,
+    ConfigError, ConfigErrorKind, Environment, Finding, Report, catalog, leeway, truncate,
 };
 use auth_kit::token::Leeway;
 
@@ -242,7 +242,7 @@ fn read_supabase(env: &Environment, report: &mut Report) -> Option<SupabaseSetti
             "remove SUPABASE_JWT_SECRET, or set SUPABASE_VERIFY=local",
         ));
     }
-    let timeout = report.take(integer(env, "SUPABASE_TIMEOUT_SECONDS", 10, 1, 120), |s| {
+    let timeout = report.take(catalog::SUPABASE_TIMEOUT_SECONDS.number(env), |s| {
         Finding::pass("SUPABASE_TIMEOUT_SECONDS", format!("{s} seconds"))
     });
     let leeway = report.take(leeway(env), |l| {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use url::{Host, Url};
 use zeroize::Zeroizing;
 
-use super::{ConfigError, ConfigErrorKind, Finding, Report, integer};
+use super::{ConfigError, ConfigErrorKind, Finding, Report, catalog};
 use crate::mail::{MailTransportSettings, SmtpCredentials, SmtpSecurity, SmtpSettings};
 
 /// MAIL_URL when unset: an outbox folder in the working directory.
@@ -118,15 +118,12 @@ pub(super) fn read_account(
         }
         Some(url)
     });
-    let reset_minutes = report.take(
-        integer(env, "RESET_TOKEN_EXPIRE_MINUTES", 30, 1, 1440),
-        |m| {
-            Finding::pass(
-                "RESET_TOKEN_EXPIRE_MINUTES",
-                format!("reset links work for {m} minutes"),
-            )
-        },
-    );
+    let reset_minutes = report.take(catalog::RESET_TOKEN_EXPIRE_MINUTES.number(env), |m| {
+        Finding::pass(
+            "RESET_TOKEN_EXPIRE_MINUTES",
+            format!("reset links work for {m} minutes"),
+        )
+    });
     if let Some(m) = reset_minutes
         && m > 60
     {
@@ -136,7 +133,7 @@ pub(super) fn read_account(
             "keep reset links short (15-60 minutes); a user can always ask for a new one",
         ));
     }
-    let verify_hours = report.take(integer(env, "VERIFY_TOKEN_EXPIRE_HOURS", 48, 1, 720), |h| {
+    let verify_hours = report.take(catalog::VERIFY_TOKEN_EXPIRE_HOURS.number(env), |h| {
         Finding::pass(
             "VERIFY_TOKEN_EXPIRE_HOURS",
             format!("verification links work for {h} hours"),

@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use crate::refresh::ReuseWindow;
 use crate::token::{KeyError, Leeway, MIN_SECRET_BYTES, SigningAlgorithm, SigningKeys};
 
-use super::{ConfigError, ConfigErrorKind, Environment, Finding, Report, integer, truncate};
+use super::{ConfigError, ConfigErrorKind, Environment, Finding, Report, catalog, truncate};
 
 /// Placeholders refused as SECRET_KEY, compared ignoring
 /// case and surrounding space.
@@ -47,13 +47,7 @@ pub const SECRET_KEY_FIX: &str = "generate one with `cargo auth setup-jwt` (or `
 
 /// REFRESH_TOKEN_REUSE_SECONDS: 0 (off) to 60, default 10.
 pub(super) fn refresh_reuse(env: &Environment) -> Result<ReuseWindow, ConfigError> {
-    let seconds = integer(
-        env,
-        "REFRESH_TOKEN_REUSE_SECONDS",
-        ReuseWindow::STANDARD.as_secs(),
-        0,
-        ReuseWindow::MAX_SECONDS,
-    )?;
+    let seconds = catalog::REFRESH_TOKEN_REUSE_SECONDS.number(env)?;
     ReuseWindow::seconds(seconds).ok_or_else(|| {
         ConfigError::new(
             "REFRESH_TOKEN_REUSE_SECONDS",
@@ -66,7 +60,7 @@ pub(super) fn refresh_reuse(env: &Environment) -> Result<ReuseWindow, ConfigErro
 
 /// JWT_LEEWAY_SECONDS: 0 to 60, default 30.
 pub fn leeway(env: &Environment) -> Result<Leeway, ConfigError> {
-    let seconds = integer(env, "JWT_LEEWAY_SECONDS", 30, 0, Leeway::MAX_SECONDS)?;
+    let seconds = catalog::JWT_LEEWAY_SECONDS.number(env)?;
     Leeway::seconds(seconds).ok_or_else(|| {
         ConfigError::new(
             "JWT_LEEWAY_SECONDS",

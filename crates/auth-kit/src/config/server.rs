@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use zeroize::Zeroizing;
 
-use super::{ConfigError, ConfigErrorKind, Environment, Finding, Report, integer, truncate};
+use super::{ConfigError, ConfigErrorKind, Environment, Finding, Report, catalog, truncate};
 
 /// Where a service keeps its data and listens: DATABASE_URL, HOST, PORT.
 /// (The jwt and oauth2 services read these inside [`ServiceSettings`]; the
@@ -54,7 +54,7 @@ pub(super) fn read_server(
         ));
     }
     // 0 asks the operating system for any free port (tests, demos).
-    let port = report.take(integer(env, "PORT", 8000, 0, 65535), |p| {
+    let port = report.take(catalog::PORT.number(env), |p| {
         Finding::pass("PORT", p.to_string())
     });
     Some(ServerSettings {

@@ -10,7 +10,7 @@ use crate::token::{Leeway, SigningKeys};
 use super::keys::{algorithm, check_key_rotation, leeway, read_signing_keys, refresh_reuse};
 use super::server::{AdminBootstrap, admin, read_server};
 use super::traffic::{SessionCacheSettings, TrafficSettings, read_session_cache, read_traffic};
-use super::{AccountSettings, ConfigError, Environment, Finding, Report, account, integer};
+use super::{AccountSettings, ConfigError, Environment, Finding, Report, account, catalog};
 
 /// Everything a jwt or oauth2 service reads from its configuration.
 #[derive(Debug, Clone)]
@@ -111,16 +111,12 @@ fn read_service(
     });
     let traffic = read_traffic(env, report);
     let account = account::read_account(env, server.as_ref().map(|s| (s.host, s.port)), report);
-    let items_max = report.take(
-        integer(
-            env,
-            "ITEMS_MAX_PER_USER",
-            u64::from(DEFAULT_ITEMS_MAX_PER_USER),
-            1,
-            1_000_000,
-        ),
-        |n| Finding::pass("ITEMS_MAX_PER_USER", format!("{n} items per user")),
-    );
+    let items_max = report.take(catalog::ITEMS_MAX_PER_USER.number(env), |n| {
+        Finding::pass(
+            catalog::ITEMS_MAX_PER_USER.name,
+            format!("{n} items per user"),
+        )
+    });
     let session_cache = read_session_cache(
         env,
         server.as_ref().map(|s| s.database_url.as_str()),
@@ -161,10 +157,9 @@ struct Lifetimes {
 /// REFRESH_TOKEN_REUSE_SECONDS and JWT_LEEWAY_SECONDS; and, knowing how long
 /// a token lives, whether a previous key may be dropped yet.
 fn read_lifetimes(env: &Environment, report: &mut Report) -> Option<Lifetimes> {
-    let access_minutes = report.take(
-        integer(env, "ACCESS_TOKEN_EXPIRE_MINUTES", 30, 1, 1440),
-        |m| Finding::pass("ACCESS_TOKEN_EXPIRE_MINUTES", format!("{m} minutes")),
-    );
+    let access_minutes = report.take(catalog::ACCESS_TOKEN_EXPIRE_MINUTES.number(env), |m| {
+        Finding::pass("ACCESS_TOKEN_EXPIRE_MINUTES", format!("{m} minutes"))
+    });
     if let Some(m) = access_minutes
         && m > 60
     {
@@ -174,7 +169,7 @@ fn read_lifetimes(env: &Environment, report: &mut Report) -> Option<Lifetimes> {
             "keep access tokens short (15-60 minutes) and let clients refresh",
         ));
     }
-    let refresh_days = report.take(integer(env, "REFRESH_TOKEN_EXPIRE_DAYS", 14, 1, 365), |d| {
+    let refresh_days = report.take(catalog::REFRESH_TOKEN_EXPIRE_DAYS.number(env), |d| {
         Finding::pass("REFRESH_TOKEN_EXPIRE_DAYS", format!("{d} days"))
     });
     let refresh_reuse = report.take(refresh_reuse(env), |w| {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::client_ip::TrustedProxies;
 
-use super::{ConfigError, ConfigErrorKind, Environment, Finding, MailLimits, Report, integer};
+use super::{ConfigError, ConfigErrorKind, Environment, Finding, MailLimits, Report, catalog};
 
 /// Failed-login limits (docs/contract.md, "Settings").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,37 +162,34 @@ pub(super) fn read_traffic(env: &Environment, report: &mut Report) -> Option<Tra
             "list only your proxies' addresses or networks, and keep the service unreachable except through them",
         ));
     }
-    let max_failures = report.take(integer(env, "LOGIN_MAX_FAILURES", 5, 1, 1000), |n| {
+    let max_failures = report.take(catalog::LOGIN_MAX_FAILURES.number(env), |n| {
         Finding::pass(
             "LOGIN_MAX_FAILURES",
             format!("{n} failed logins lock a username"),
         )
     });
-    let max_per_ip = report.take(
-        integer(env, "LOGIN_MAX_FAILURES_PER_IP", 50, 1, 100_000),
-        |n| {
-            Finding::pass(
-                "LOGIN_MAX_FAILURES_PER_IP",
-                format!("{n} failed logins lock a client address"),
-            )
-        },
-    );
-    let lockout = report.take(integer(env, "LOGIN_LOCKOUT_SECONDS", 300, 1, 86_400), |s| {
+    let max_per_ip = report.take(catalog::LOGIN_MAX_FAILURES_PER_IP.number(env), |n| {
+        Finding::pass(
+            "LOGIN_MAX_FAILURES_PER_IP",
+            format!("{n} failed logins lock a client address"),
+        )
+    });
+    let lockout = report.take(catalog::LOGIN_LOCKOUT_SECONDS.number(env), |s| {
         Finding::pass("LOGIN_LOCKOUT_SECONDS", format!("{s} seconds"))
     });
-    let signups = report.take(integer(env, "SIGNUP_MAX_PER_IP", 20, 1, 100_000), |n| {
+    let signups = report.take(catalog::SIGNUP_MAX_PER_IP.number(env), |n| {
         Finding::pass(
             "SIGNUP_MAX_PER_IP",
             format!("{n} signups per client address per hour"),
         )
     });
-    let mails_per_address = report.take(integer(env, "MAIL_MAX_PER_ADDRESS", 5, 1, 1000), |n| {
+    let mails_per_address = report.take(catalog::MAIL_MAX_PER_ADDRESS.number(env), |n| {
         Finding::pass(
             "MAIL_MAX_PER_ADDRESS",
             format!("{n} password-reset or verification mails per address per hour"),
         )
     });
-    let mails_per_ip = report.take(integer(env, "MAIL_MAX_PER_IP", 30, 1, 100_000), |n| {
+    let mails_per_ip = report.take(catalog::MAIL_MAX_PER_IP.number(env), |n| {
         Finding::pass(
             "MAIL_MAX_PER_IP",
             format!("{n} password-reset or verification mail requests per client address per hour"),
@@ -208,7 +205,7 @@ pub(super) fn read_traffic(env: &Environment, report: &mut Report) -> Option<Tra
             "unset: login and signup counters live in this process (one instance)",
         ),
     });
-    let timeout = report.take(integer(env, "REQUEST_TIMEOUT_SECONDS", 30, 1, 300), |s| {
+    let timeout = report.take(catalog::REQUEST_TIMEOUT_SECONDS.number(env), |s| {
         Finding::pass(
             "REQUEST_TIMEOUT_SECONDS",
             format!("requests not answered within {s} seconds get 503"),
@@ -296,13 +293,7 @@ pub(super) fn read_session_cache(
 ) -> Option<SessionCacheSettings> {
     let postgres = database_url.is_some_and(|u| u.starts_with("postgres"));
     let seconds = report.take(
-        integer(
-            env,
-            "SESSION_CACHE_SECONDS",
-            DEFAULT_SESSION_CACHE.as_secs(),
-            0,
-            300,
-        ),
+        catalog::SESSION_CACHE_SECONDS.number(env),
         |&s| {
             let reach = if postgres {
                 "changes reach every instance at once through PostgreSQL LISTEN/NOTIFY".to_owned()
