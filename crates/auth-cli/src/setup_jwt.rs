@@ -32,6 +32,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use auth_kit::config::catalog;
 use auth_kit::token::{SigningAlgorithm, SigningKeys};
 use p256::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, LineEnding};
 use zeroize::Zeroizing;
@@ -58,9 +59,9 @@ pub struct SetupJwtArgs {
 }
 
 /// The variables holding a retired key, and when it was retired.
-const PREVIOUS_SECRET: &str = "SECRET_KEY_PREVIOUS";
-const PREVIOUS_PUBLIC_KEYS: &str = "JWT_PREVIOUS_PUBLIC_KEY_FILES";
-const ROTATED_AT: &str = "JWT_KEY_ROTATED_AT";
+const PREVIOUS_SECRET: &str = catalog::SECRET_KEY_PREVIOUS.name;
+const PREVIOUS_PUBLIC_KEYS: &str = catalog::JWT_PREVIOUS_PUBLIC_KEY_FILES.name;
+const ROTATED_AT: &str = catalog::JWT_KEY_ROTATED_AT.name;
 
 /// The access-token lifetime written when the env file sets none (the contract's default).
 const DEFAULT_EXPIRE_MINUTES: &str = "30";
@@ -95,7 +96,7 @@ pub fn run(args: &SetupJwtArgs) -> Result<()> {
     let mut settings = Vec::new();
     if algorithm.is_hmac() {
         settings.push(Setting::replace(
-            "SECRET_KEY",
+            catalog::SECRET_KEY.name,
             auth_kit::random::secret_hex(),
         ));
     } else {
@@ -138,12 +139,21 @@ pub fn run(args: &SetupJwtArgs) -> Result<()> {
         );
         // Relative to the env file's folder, which is the service's working
         // directory: it reads `./.env` from there.
-        settings.push(Setting::replace("JWT_PRIVATE_KEY_FILE", private_name));
-        settings.push(Setting::replace("JWT_PUBLIC_KEY_FILE", public_name));
+        settings.push(Setting::replace(
+            catalog::JWT_PRIVATE_KEY_FILE.name,
+            private_name,
+        ));
+        settings.push(Setting::replace(
+            catalog::JWT_PUBLIC_KEY_FILE.name,
+            public_name,
+        ));
     }
-    settings.push(Setting::replace("ALGORITHM", algorithm.as_str()));
+    settings.push(Setting::replace(
+        catalog::ALGORITHM.name,
+        algorithm.as_str(),
+    ));
     settings.push(Setting::keep(
-        "ACCESS_TOKEN_EXPIRE_MINUTES",
+        catalog::ACCESS_TOKEN_EXPIRE_MINUTES.name,
         DEFAULT_EXPIRE_MINUTES,
     ));
     // A retired key of the other kind cannot verify this algorithm's
@@ -169,15 +179,18 @@ pub fn run(args: &SetupJwtArgs) -> Result<()> {
             "The signing key changed (it was {variable}): access tokens signed with the old key stop working at once, so every user must log in again (or refresh, where the client holds a refresh token)."
         );
     }
-    if !algorithm.is_hmac() && current_value(&updated, "SECRET_KEY").is_some_and(|v| !v.is_empty())
+    if !algorithm.is_hmac()
+        && current_value(&updated, catalog::SECRET_KEY.name).is_some_and(|v| !v.is_empty())
     {
         println!(
             "SECRET_KEY is still set but {algorithm} does not use it: remove it from {display} (`cargo auth validate` warns about it)."
         );
     }
     if algorithm.is_hmac()
-        && (current_value(&updated, "JWT_PRIVATE_KEY_FILE").is_some_and(|v| !v.is_empty())
-            || current_value(&updated, "JWT_PUBLIC_KEY_FILE").is_some_and(|v| !v.is_empty()))
+        && (current_value(&updated, catalog::JWT_PRIVATE_KEY_FILE.name)
+            .is_some_and(|v| !v.is_empty())
+            || current_value(&updated, catalog::JWT_PUBLIC_KEY_FILE.name)
+                .is_some_and(|v| !v.is_empty()))
     {
         println!(
             "JWT_PRIVATE_KEY_FILE / JWT_PUBLIC_KEY_FILE are still set but {algorithm} does not use them: remove them from {display}."
@@ -218,7 +231,7 @@ fn rotate(args: &SetupJwtArgs) -> Result<()> {
         ),
         Err(e) => bail!("cannot read {display}: {e}"),
     };
-    let configured = match current_value(&text, "ALGORITHM").filter(|a| !a.is_empty()) {
+    let configured = match current_value(&text, catalog::ALGORITHM.name).filter(|a| !a.is_empty()) {
         Some(name) => name.parse::<SigningAlgorithm>().map_err(|_| {
             anyhow::anyhow!(
                 "{display} sets ALGORITHM={} which the service refuses: fix it before rotating",
@@ -241,7 +254,7 @@ fn rotate(args: &SetupJwtArgs) -> Result<()> {
     let rotated_at = auth_kit::clock::rfc3339(now);
     let mut settings = Vec::new();
     let (old_kid, new_kid) = if configured.is_hmac() {
-        let current = current_value(&text, "SECRET_KEY").filter(|v| !v.is_empty()).with_context(|| {
+        let current = current_value(&text, catalog::SECRET_KEY.name).filter(|v| !v.is_empty()).with_context(|| {
             format!("{display} has no SECRET_KEY to rotate: write one with `cargo auth setup-jwt --env-file {display}`")
         })?;
         let current = Zeroizing::new(current);
@@ -256,7 +269,7 @@ fn rotate(args: &SetupJwtArgs) -> Result<()> {
             .with_previous_hmac(current.as_bytes())
             .context("the fresh key does not combine with the current one")?;
         settings.push(Setting::replace(PREVIOUS_SECRET, current.as_str()));
-        settings.push(Setting::replace("SECRET_KEY", fresh.as_str()));
+        settings.push(Setting::replace(catalog::SECRET_KEY.name, fresh.as_str()));
         let old_kid = keys.previous_kids().next().unwrap_or("-").to_owned();
         (old_kid, keys.kid().to_owned())
     } else {
@@ -266,8 +279,8 @@ fn rotate(args: &SetupJwtArgs) -> Result<()> {
             })
         };
         let (private_file, public_file) = (
-            setting("JWT_PRIVATE_KEY_FILE")?,
-            setting("JWT_PUBLIC_KEY_FILE")?,
+            setting(catalog::JWT_PRIVATE_KEY_FILE.name)?,
+            setting(catalog::JWT_PUBLIC_KEY_FILE.name)?,
         );
         let read = |file: &str| {
             fs::read(folder.join(file))
@@ -310,8 +323,14 @@ fn rotate(args: &SetupJwtArgs) -> Result<()> {
             folder.join(&new_public).display(),
             keys.kid()
         );
-        settings.push(Setting::replace("JWT_PRIVATE_KEY_FILE", new_private));
-        settings.push(Setting::replace("JWT_PUBLIC_KEY_FILE", new_public));
+        settings.push(Setting::replace(
+            catalog::JWT_PRIVATE_KEY_FILE.name,
+            new_private,
+        ));
+        settings.push(Setting::replace(
+            catalog::JWT_PUBLIC_KEY_FILE.name,
+            new_public,
+        ));
         settings.push(Setting::replace(PREVIOUS_PUBLIC_KEYS, public_file));
         println!(
             "{private_file} no longer signs anything: delete it once the new configuration runs everywhere."
@@ -319,7 +338,10 @@ fn rotate(args: &SetupJwtArgs) -> Result<()> {
         (current.kid().to_owned(), keys.kid().to_owned())
     };
     settings.push(Setting::replace(ROTATED_AT, rotated_at.as_str()));
-    settings.push(Setting::replace("ALGORITHM", configured.as_str()));
+    settings.push(Setting::replace(
+        catalog::ALGORITHM.name,
+        configured.as_str(),
+    ));
     let (updated, outcomes) = apply(&text, &settings);
     write_private_file(&env_file, updated.as_bytes())?;
     report(&display.to_string(), &settings, &outcomes);
@@ -367,12 +389,13 @@ fn check_previous_key_expired(text: &str, display: &str, now: i64, force: bool) 
 /// The longest an access token of this configuration lives, leeway
 /// included, in seconds (the service's defaults where unset).
 fn token_lifetime(text: &str) -> u64 {
-    let number = |var: &str, default: u64| {
-        current_value(text, var)
+    let number = |setting: catalog::Setting| {
+        current_value(text, setting.name)
             .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(default)
+            .or(setting.range.map(|r| r.default))
+            .unwrap_or_default()
     };
-    number("ACCESS_TOKEN_EXPIRE_MINUTES", 30) * 60 + number("JWT_LEEWAY_SECONDS", 30)
+    number(catalog::ACCESS_TOKEN_EXPIRE_MINUTES) * 60 + number(catalog::JWT_LEEWAY_SECONDS)
 }
 
 /// Whether `key` has an active, non-empty value.
@@ -531,7 +554,7 @@ fn resolve_env_file(path: &Path) -> Result<PathBuf> {
 
 /// Which signing key the env file holds already, if any.
 fn signing_key_in(text: &str) -> Option<&'static str> {
-    ["SECRET_KEY", "JWT_PRIVATE_KEY_FILE"]
+    [catalog::SECRET_KEY.name, catalog::JWT_PRIVATE_KEY_FILE.name]
         .into_iter()
         .find(|key| current_value(text, key).is_some_and(|v| !v.is_empty()))
 }
