@@ -58,13 +58,15 @@ pub struct SetupJwtArgs {
     pub rotate: bool,
 }
 
+/// The variable holding the signing secret (a `match` pattern needs a constant).
+const CURRENT_SECRET: &str = catalog::SECRET_KEY.name;
 /// The variables holding a retired key, and when it was retired.
 const PREVIOUS_SECRET: &str = catalog::SECRET_KEY_PREVIOUS.name;
 const PREVIOUS_PUBLIC_KEYS: &str = catalog::JWT_PREVIOUS_PUBLIC_KEY_FILES.name;
 const ROTATED_AT: &str = catalog::JWT_KEY_ROTATED_AT.name;
 
 /// The access-token lifetime written when the env file sets none (the contract's default).
-const DEFAULT_EXPIRE_MINUTES: &str = "30";
+const DEFAULT_EXPIRE_MINUTES: &str = catalog::ACCESS_TOKEN_EXPIRE_MINUTES.default;
 
 /// RSA modulus size: 3072 bits is 128-bit security (NIST SP 800-57).
 pub const RSA_BITS: usize = 3072;
@@ -204,7 +206,7 @@ pub fn run(args: &SetupJwtArgs) -> Result<()> {
 fn report(display: &str, settings: &[Setting], outcomes: &[Outcome]) {
     for (setting, outcome) in settings.iter().zip(outcomes) {
         let shown = match setting.key {
-            "SECRET_KEY" => "a fresh 256-bit key from the operating system's random number generator (64 hex characters, not shown)".to_owned(),
+            CURRENT_SECRET => "a fresh 256-bit key from the operating system's random number generator (64 hex characters, not shown)".to_owned(),
             PREVIOUS_SECRET if !setting.value.is_empty() => "the key SECRET_KEY had until now (not shown)".to_owned(),
             _ if setting.value.is_empty() => "(cleared)".to_owned(),
             _ => setting.value.to_string(),
