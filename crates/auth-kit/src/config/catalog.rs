@@ -662,7 +662,7 @@ an .eml file into DIR; smtp://user:password@host:587 (STARTTLS) or
 smtps://user:password@host:465 (TLS) sends it. Percent-encode special characters.",
     strategies: TOKENS,
     secret: true,
-    env: EnvValue::CommentedOut("file://./outbox"),
+    env: EnvValue::CommentedOut(super::DEFAULT_MAIL_URL),
     range: None,
 };
 
@@ -674,7 +674,7 @@ pub const MAIL_FROM: Setting = Setting {
     comment: "",
     strategies: TOKENS,
     secret: false,
-    env: EnvValue::CommentedOut("no-reply@localhost"),
+    env: EnvValue::CommentedOut(super::DEFAULT_MAIL_FROM),
     range: None,
 };
 
