@@ -15,6 +15,7 @@ mod fleet;
 mod load;
 mod new;
 mod repo;
+mod settings;
 mod templates;
 mod test;
 mod upgrade;
@@ -45,6 +46,8 @@ enum Command {
     Load(load::LoadArgs),
     /// Write templates/jwt_auth from templates/oauth2_flow, its one source (--check: only compare).
     Templates(templates::TemplatesArgs),
+    /// Write the settings tables of the docs from the settings catalogue (--check: only compare).
+    Settings(settings::SettingsArgs),
     /// Bring a stamped project's kit to this repository's current one (three-way merges).
     Upgrade(upgrade::UpgradeArgs),
     /// Write a fresh signing key (SECRET_KEY, or a key pair) into an env file (= `cargo auth setup-jwt`).
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::FleetTest(args) => fleet::run(&args),
         Command::Load(args) => load::run(&args),
         Command::Templates(args) => templates::run(&args),
+        Command::Settings(args) => settings::run(&args),
         Command::Upgrade(args) => upgrade::run(&args),
         Command::SetupJwt(args) => auth_cli::setup_jwt::run(&args),
         Command::Validate(args) => auth_cli::validate::run(&args),

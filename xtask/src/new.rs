@@ -36,6 +36,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::repo;
 use auth_cli::kit::PROVENANCE;
+use auth_kit::config::catalog;
 
 /// Arguments of `cargo xtask new`.
 #[derive(clap::Args, Debug)]
@@ -75,15 +76,20 @@ impl Strategy {
     pub const ALL: [Strategy; 3] = [Strategy::Jwt, Strategy::Oauth2, Strategy::Supabase];
 
     pub fn name(self) -> &'static str {
-        match self {
-            Strategy::Jwt => "jwt",
-            Strategy::Oauth2 => "oauth2",
-            Strategy::Supabase => "supabase",
-        }
+        self.catalog().name()
     }
 
     pub fn template_dir(self) -> PathBuf {
         self.template_dir_in(repo::root())
+    }
+
+    /// The same strategy in the settings catalogue.
+    pub fn catalog(self) -> catalog::Strategy {
+        match self {
+            Strategy::Jwt => catalog::Strategy::Jwt,
+            Strategy::Oauth2 => catalog::Strategy::Oauth2,
+            Strategy::Supabase => catalog::Strategy::Supabase,
+        }
     }
 
     /// The template in the checkout at `root`.
@@ -596,44 +602,14 @@ fn write_private_file(path: &Path, contents: &str) -> Result<()> {
     Ok(())
 }
 
-/// The settings every service shares (auth_kit::config::TrafficSettings).
-const TRAFFIC_SETTINGS: &str = "\
-# Behind a reverse proxy or load balancer: its addresses or networks
-# (comma-separated), so the client is the address it forwards in
-# X-Forwarded-For (or Forwarded). Empty: the client is the socket peer.
-# TRUSTED_PROXIES=
-# Failed logins that lock a username, and a client address, for LOGIN_LOCKOUT_SECONDS:
-# LOGIN_MAX_FAILURES=5
-# LOGIN_MAX_FAILURES_PER_IP=50
-# LOGIN_LOCKOUT_SECONDS=300
-# Signups per client address per hour:
-# SIGNUP_MAX_PER_IP=20
-# Password-reset and verification mails asked for, per address and per
-# client address, per hour:
-# MAIL_MAX_PER_ADDRESS=5
-# MAIL_MAX_PER_IP=30
-# Several instances: keep those counters in one Redis (unset: in this process).
-# RATE_LIMIT_URL=redis://127.0.0.1:6379
-# A request not answered in time gets 503 (headers must arrive within 10 s):
-# REQUEST_TIMEOUT_SECONDS=30
-";
-
-/// The stamped `.env`: a fresh SECRET_KEY and every other setting commented
-/// out with its default.
+/// The stamped `.env`: a fresh SECRET_KEY (or the supabase project's
+/// settings) and every other setting commented out with its default, as
+/// the settings catalogue (`auth_kit::config::catalog`) lists them.
 pub fn env_file(strategy: Strategy, name: &str) -> String {
-    let header = format!(
-        "# Settings of {name}. The environment overrides this file. Keep it out of version control.\n# Written by `cargo xtask new`; see docs/troubleshooting.md for what each error means.\n\n"
-    );
-    match strategy {
-        Strategy::Supabase => format!(
-            "{header}# Your Supabase project (Project Settings > API): its URL, and its publishable\n# (or legacy anon) key. Never a secret or service_role key: those bypass\n# Row Level Security.\n# Offline, gotrue-stub stands in for Supabase and accepts the key below:\n#   cargo run -p gotrue-stub -- --env-file .env\nSUPABASE_URL=http://127.0.0.1:9999\nSUPABASE_KEY=sb_publishable_{}\n# Legacy HS256 projects only (otherwise tokens are checked with the project's JWKS):\n# SUPABASE_JWT_SECRET=\n# local (JWKS or secret), or remote (GET /auth/v1/user on every request):\n# SUPABASE_VERIFY=local\n# SUPABASE_TIMEOUT_SECONDS=10\n# JWT_LEEWAY_SECONDS=30\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n{TRAFFIC_SETTINGS}",
-            &auth_kit::random::secret_hex()[..32]
-        ),
-        Strategy::Jwt | Strategy::Oauth2 => format!(
-            "{header}# 256 bits from the operating system's random number generator.\nSECRET_KEY={}\n# ALGORITHM=HS256\n# JWT_PRIVATE_KEY_FILE=  (RS256, ES256, EdDSA)\n# JWT_PUBLIC_KEY_FILE=\n# ACCESS_TOKEN_EXPIRE_MINUTES=30\n# REFRESH_TOKEN_EXPIRE_DAYS=14\n# Seconds a used refresh token still gets the same new one (0 to 60, 0 off):\n# REFRESH_TOKEN_REUSE_SECONDS=10\n# Written by `cargo auth setup-jwt --rotate`: the key before the last rotation,\n# which verifies but never signs, and when it was retired:\n# SECRET_KEY_PREVIOUS=\n# JWT_PREVIOUS_PUBLIC_KEY_FILES=  (RS256, ES256, EdDSA; comma-separated)\n# JWT_KEY_ROTATED_AT=\n# JWT_ISSUER={name}\n# JWT_AUDIENCE={name}\n# JWT_LEEWAY_SECONDS=30\n# DATABASE_URL=sqlite://{name}.db?mode=rwc\n# HOST=127.0.0.1\n# PORT=8000\n# ADMIN_USERNAME=\n# ADMIN_PASSWORD=\n# Seconds a verified user and login may be served from memory (0 to 300, 0 off).\n# A change is seen by every instance at once: PostgreSQL tells the others, and\n# with SQLite so does the Redis of RATE_LIMIT_URL (without it: one instance).\n# SESSION_CACHE_SECONDS=30\n{TRAFFIC_SETTINGS}# Mail (password-reset and verification links). file://DIR writes each mail as\n# an .eml file into DIR; smtp://user:password@host:587 (STARTTLS) or\n# smtps://user:password@host:465 (TLS) sends it. Percent-encode special characters.\n# MAIL_URL=file://./outbox\n# MAIL_FROM=no-reply@localhost\n# The address users open: links are PUBLIC_URL/reset-password?token=... and\n# PUBLIC_URL/verify?token=... (https outside loopback). Default http://HOST:PORT.\n# PUBLIC_URL=http://127.0.0.1:8000\n# RESET_TOKEN_EXPIRE_MINUTES=30\n# VERIFY_TOKEN_EXPIRE_HOURS=48\n# true: logins need a verified email (and signup an email).\n# REQUIRE_VERIFIED_EMAIL=false\n# Items one user may own (one more is 409 quota_exceeded).\n# ITEMS_MAX_PER_USER=1000\n",
-            auth_kit::random::secret_hex()
-        ),
-    }
+    format!(
+        "# Settings of {name}. The environment overrides this file. Keep it out of version control.\n# Written by `cargo xtask new`; see docs/troubleshooting.md for what each error means.\n\n{}",
+        catalog::env_settings(strategy.catalog(), name)
+    )
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use auth_kit::config::catalog;
 use auth_kit::token::{SigningAlgorithm, SigningKeys};
 use p256::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, LineEnding};
 use zeroize::Zeroizing;
@@ -57,13 +58,15 @@ pub struct SetupJwtArgs {
     pub rotate: bool,
 }
 
+/// The variable holding the signing secret (a `match` pattern needs a constant).
+const CURRENT_SECRET: &str = catalog::SECRET_KEY.name;
 /// The variables holding a retired key, and when it was retired.
-const PREVIOUS_SECRET: &str = "SECRET_KEY_PREVIOUS";
-const PREVIOUS_PUBLIC_KEYS: &str = "JWT_PREVIOUS_PUBLIC_KEY_FILES";
-const ROTATED_AT: &str = "JWT_KEY_ROTATED_AT";
+const PREVIOUS_SECRET: &str = catalog::SECRET_KEY_PREVIOUS.name;
+const PREVIOUS_PUBLIC_KEYS: &str = catalog::JWT_PREVIOUS_PUBLIC_KEY_FILES.name;
+const ROTATED_AT: &str = catalog::JWT_KEY_ROTATED_AT.name;
 
 /// The access-token lifetime written when the env file sets none (the contract's default).
-const DEFAULT_EXPIRE_MINUTES: &str = "30";
+const DEFAULT_EXPIRE_MINUTES: &str = catalog::ACCESS_TOKEN_EXPIRE_MINUTES.default;
 
 /// RSA modulus size: 3072 bits is 128-bit security (NIST SP 800-57).
 pub const RSA_BITS: usize = 3072;
@@ -89,15 +92,18 @@ pub fn run(args: &SetupJwtArgs) -> Result<()> {
 
     let mut settings = if algorithm.is_hmac() {
         vec![Setting::replace(
-            "SECRET_KEY",
+            catalog::SECRET_KEY.name,
             auth_kit::random::secret_hex(),
         )]
     } else {
         write_key_pair_files(algorithm, &env_file, args.force)?
     };
-    settings.push(Setting::replace("ALGORITHM", algorithm.as_str()));
+    settings.push(Setting::replace(
+        catalog::ALGORITHM.name,
+        algorithm.as_str(),
+    ));
     settings.push(Setting::keep(
-        "ACCESS_TOKEN_EXPIRE_MINUTES",
+        catalog::ACCESS_TOKEN_EXPIRE_MINUTES.name,
         DEFAULT_EXPIRE_MINUTES,
     ));
     settings.extend(clear_other_kind(&text, algorithm));
@@ -176,8 +182,8 @@ fn write_key_pair_files(
     // Relative to the env file's folder, which is the service's working
     // directory: it reads `./.env` from there.
     Ok(vec![
-        Setting::replace("JWT_PRIVATE_KEY_FILE", private_name),
-        Setting::replace("JWT_PUBLIC_KEY_FILE", public_name),
+        Setting::replace(catalog::JWT_PRIVATE_KEY_FILE.name, private_name),
+        Setting::replace(catalog::JWT_PUBLIC_KEY_FILE.name, public_name),
     ])
 }
 
@@ -202,14 +208,18 @@ fn clear_other_kind(text: &str, algorithm: SigningAlgorithm) -> Vec<Setting> {
 
 /// Notes on keys of the other kind still set in the written env file.
 fn note_unused_keys(updated: &str, algorithm: SigningAlgorithm, display: &str) {
-    if !algorithm.is_hmac() && current_value(updated, "SECRET_KEY").is_some_and(|v| !v.is_empty()) {
+    if !algorithm.is_hmac()
+        && current_value(updated, catalog::SECRET_KEY.name).is_some_and(|v| !v.is_empty())
+    {
         println!(
             "SECRET_KEY is still set but {algorithm} does not use it: remove it from {display} (`cargo auth validate` warns about it)."
         );
     }
     if algorithm.is_hmac()
-        && (current_value(updated, "JWT_PRIVATE_KEY_FILE").is_some_and(|v| !v.is_empty())
-            || current_value(updated, "JWT_PUBLIC_KEY_FILE").is_some_and(|v| !v.is_empty()))
+        && (current_value(updated, catalog::JWT_PRIVATE_KEY_FILE.name)
+            .is_some_and(|v| !v.is_empty())
+            || current_value(updated, catalog::JWT_PUBLIC_KEY_FILE.name)
+                .is_some_and(|v| !v.is_empty()))
     {
         println!(
             "JWT_PRIVATE_KEY_FILE / JWT_PUBLIC_KEY_FILE are still set but {algorithm} does not use them: remove them from {display}."
@@ -221,7 +231,7 @@ fn note_unused_keys(updated: &str, algorithm: SigningAlgorithm, display: &str) {
 fn report(display: &str, settings: &[Setting], outcomes: &[Outcome]) {
     for (setting, outcome) in settings.iter().zip(outcomes) {
         let shown = match setting.key {
-            "SECRET_KEY" => "a fresh 256-bit key from the operating system's random number generator (64 hex characters, not shown)".to_owned(),
+            CURRENT_SECRET => "a fresh 256-bit key from the operating system's random number generator (64 hex characters, not shown)".to_owned(),
             PREVIOUS_SECRET if !setting.value.is_empty() => "the key SECRET_KEY had until now (not shown)".to_owned(),
             _ if setting.value.is_empty() => "(cleared)".to_owned(),
             _ => setting.value.to_string(),
@@ -268,7 +278,10 @@ fn rotate(args: &SetupJwtArgs) -> Result<()> {
         rotate_key_pair(&text, configured, &display, &folder, &rotated_at)?
     };
     settings.push(Setting::replace(ROTATED_AT, rotated_at.as_str()));
-    settings.push(Setting::replace("ALGORITHM", configured.as_str()));
+    settings.push(Setting::replace(
+        catalog::ALGORITHM.name,
+        configured.as_str(),
+    ));
     let (updated, outcomes) = apply(&text, &settings);
     write_private_file(&env_file, updated.as_bytes())?;
     report(&display, &settings, &outcomes);
@@ -287,7 +300,7 @@ fn rotate(args: &SetupJwtArgs) -> Result<()> {
 /// The env file's ALGORITHM (HS256 when unset), refused when the service
 /// would refuse it.
 fn configured_algorithm(text: &str, display: &str) -> Result<SigningAlgorithm> {
-    match current_value(text, "ALGORITHM").filter(|a| !a.is_empty()) {
+    match current_value(text, catalog::ALGORITHM.name).filter(|a| !a.is_empty()) {
         Some(name) => name.parse::<SigningAlgorithm>().map_err(|_| {
             anyhow::anyhow!(
                 "{display} sets ALGORITHM={} which the service refuses: fix it before rotating",
@@ -308,7 +321,7 @@ struct Rotation {
 
 /// SECRET_KEY moves to SECRET_KEY_PREVIOUS and a fresh one takes its place.
 fn rotate_secret(text: &str, configured: SigningAlgorithm, display: &str) -> Result<Rotation> {
-    let current = current_value(text, "SECRET_KEY").filter(|v| !v.is_empty()).with_context(|| {
+    let current = current_value(text, catalog::SECRET_KEY.name).filter(|v| !v.is_empty()).with_context(|| {
         format!("{display} has no SECRET_KEY to rotate: write one with `cargo auth setup-jwt --env-file {display}`")
     })?;
     let current = Zeroizing::new(current);
@@ -325,7 +338,7 @@ fn rotate_secret(text: &str, configured: SigningAlgorithm, display: &str) -> Res
     Ok(Rotation {
         settings: vec![
             Setting::replace(PREVIOUS_SECRET, current.as_str()),
-            Setting::replace("SECRET_KEY", fresh.as_str()),
+            Setting::replace(catalog::SECRET_KEY.name, fresh.as_str()),
         ],
         old_kid: keys.previous_kids().next().unwrap_or("-").to_owned(),
         new_kid: keys.kid().to_owned(),
@@ -348,8 +361,8 @@ fn rotate_key_pair(
         })
     };
     let (private_file, public_file) = (
-        setting("JWT_PRIVATE_KEY_FILE")?,
-        setting("JWT_PUBLIC_KEY_FILE")?,
+        setting(catalog::JWT_PRIVATE_KEY_FILE.name)?,
+        setting(catalog::JWT_PUBLIC_KEY_FILE.name)?,
     );
     let read = |file: &str| {
         fs::read(folder.join(file))
@@ -381,8 +394,8 @@ fn rotate_key_pair(
     );
     Ok(Rotation {
         settings: vec![
-            Setting::replace("JWT_PRIVATE_KEY_FILE", new_private),
-            Setting::replace("JWT_PUBLIC_KEY_FILE", new_public),
+            Setting::replace(catalog::JWT_PRIVATE_KEY_FILE.name, new_private),
+            Setting::replace(catalog::JWT_PUBLIC_KEY_FILE.name, new_public),
             Setting::replace(PREVIOUS_PUBLIC_KEYS, public_file),
         ],
         old_kid: current.kid().to_owned(),
@@ -449,12 +462,13 @@ fn check_previous_key_expired(text: &str, display: &str, now: i64, force: bool) 
 /// The longest an access token of this configuration lives, leeway
 /// included, in seconds (the service's defaults where unset).
 fn token_lifetime(text: &str) -> u64 {
-    let number = |var: &str, default: u64| {
-        current_value(text, var)
+    let number = |setting: catalog::Setting| {
+        current_value(text, setting.name)
             .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(default)
+            .or(setting.range.map(|r| r.default))
+            .unwrap_or_default()
     };
-    number("ACCESS_TOKEN_EXPIRE_MINUTES", 30) * 60 + number("JWT_LEEWAY_SECONDS", 30)
+    number(catalog::ACCESS_TOKEN_EXPIRE_MINUTES) * 60 + number(catalog::JWT_LEEWAY_SECONDS)
 }
 
 /// Whether `key` has an active, non-empty value.
@@ -613,7 +627,7 @@ fn resolve_env_file(path: &Path) -> Result<PathBuf> {
 
 /// Which signing key the env file holds already, if any.
 fn signing_key_in(text: &str) -> Option<&'static str> {
-    ["SECRET_KEY", "JWT_PRIVATE_KEY_FILE"]
+    [catalog::SECRET_KEY.name, catalog::JWT_PRIVATE_KEY_FILE.name]
         .into_iter()
         .find(|key| current_value(text, key).is_some_and(|v| !v.is_empty()))
 }
@@ -811,8 +825,8 @@ mod tests {
     fn replaces_in_place_and_appends() {
         use Outcome::*;
         let settings = [
-            Setting::replace("SECRET_KEY", "new"),
-            Setting::keep("ACCESS_TOKEN_EXPIRE_MINUTES", "30"),
+            Setting::replace(catalog::SECRET_KEY.name, "new"),
+            Setting::keep(catalog::ACCESS_TOKEN_EXPIRE_MINUTES.name, "30"),
         ];
         check(
             "",
@@ -843,21 +857,24 @@ mod tests {
     #[test]
     fn reads_values_like_dotenv() {
         assert_eq!(
-            current_value("SECRET_KEY=\"a b\"\n", "SECRET_KEY").as_deref(),
+            current_value("SECRET_KEY=\"a b\"\n", catalog::SECRET_KEY.name).as_deref(),
             Some("a b")
         );
         assert_eq!(
-            current_value("SECRET_KEY=  # later\n", "SECRET_KEY").as_deref(),
+            current_value("SECRET_KEY=  # later\n", catalog::SECRET_KEY.name).as_deref(),
             Some("")
         );
-        assert_eq!(current_value("# SECRET_KEY=x\n", "SECRET_KEY"), None);
         assert_eq!(
-            current_value("SECRET_KEY=a\nSECRET_KEY=b\n", "SECRET_KEY").as_deref(),
+            current_value("# SECRET_KEY=x\n", catalog::SECRET_KEY.name),
+            None
+        );
+        assert_eq!(
+            current_value("SECRET_KEY=a\nSECRET_KEY=b\n", catalog::SECRET_KEY.name).as_deref(),
             Some("b")
         );
         assert_eq!(
             signing_key_in("SECRET_KEY=\nJWT_PRIVATE_KEY_FILE=k.pem\n"),
-            Some("JWT_PRIVATE_KEY_FILE")
+            Some(catalog::JWT_PRIVATE_KEY_FILE.name)
         );
         assert_eq!(signing_key_in("# SECRET_KEY=abc\n"), None);
     }

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use auth_kit::config::{Environment, Finding, Status, check_service};
+use auth_kit::config::{Environment, Finding, Status, catalog, check_service};
 use auth_kit::mail::{MailTransportSettings, SmtpSettings};
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -214,11 +214,11 @@ impl Subject {
     fn name(self) -> &'static str {
         match self {
             Subject::EnvFile => "ENV_FILE",
-            Subject::JwtPrivateKeyFile => "JWT_PRIVATE_KEY_FILE",
-            Subject::DatabaseUrl => "DATABASE_URL",
-            Subject::AdminUsername => "ADMIN_USERNAME",
-            Subject::MailUrl => "MAIL_URL",
-            Subject::SupabaseUrl => "SUPABASE_URL",
+            Subject::JwtPrivateKeyFile => catalog::JWT_PRIVATE_KEY_FILE.name,
+            Subject::DatabaseUrl => catalog::DATABASE_URL.name,
+            Subject::AdminUsername => catalog::ADMIN_USERNAME.name,
+            Subject::MailUrl => catalog::MAIL_URL.name,
+            Subject::SupabaseUrl => catalog::SUPABASE_URL.name,
         }
     }
 
@@ -246,8 +246,10 @@ enum ServiceKind {
 
 impl ServiceKind {
     fn of(env: &Environment) -> Self {
-        let supabase = env.get("SUPABASE_URL").is_some() || env.get("SUPABASE_KEY").is_some();
-        let signs = env.get("SECRET_KEY").is_some() || env.get("JWT_PRIVATE_KEY_FILE").is_some();
+        let supabase = env.get(catalog::SUPABASE_URL.name).is_some()
+            || env.get(catalog::SUPABASE_KEY.name).is_some();
+        let signs = env.get(catalog::SECRET_KEY.name).is_some()
+            || env.get(catalog::JWT_PRIVATE_KEY_FILE.name).is_some();
         if supabase && !signs {
             ServiceKind::Supabase
         } else {
@@ -295,7 +297,7 @@ async fn check_configuration(loaded: &LoadedEnv, json: bool) -> Result<()> {
         }
     };
     #[cfg(feature = "supabase")]
-    if kind == ServiceKind::Supabase || env.get("SUPABASE_URL").is_some() {
+    if kind == ServiceKind::Supabase || env.get(catalog::SUPABASE_URL.name).is_some() {
         supabase::static_checks(env, &mut findings);
     }
     #[cfg(not(feature = "supabase"))]
@@ -379,7 +381,7 @@ async fn io_checks(loaded: &LoadedEnv, static_findings: &[Finding]) -> Vec<Findi
     };
     let mut findings = Vec::new();
     findings.extend(private_file(Subject::EnvFile, &loaded.path));
-    if let Some(key_file) = env.get("JWT_PRIVATE_KEY_FILE")
+    if let Some(key_file) = env.get(catalog::JWT_PRIVATE_KEY_FILE.name)
         && !failed(Subject::JwtPrivateKeyFile)
         && ServiceKind::of(env) == ServiceKind::Jwt
     {
@@ -396,8 +398,8 @@ async fn io_checks(loaded: &LoadedEnv, static_findings: &[Finding]) -> Vec<Findi
         if answered
             && !failed(Subject::AdminUsername)
             && let Some(username) = env
-                .get("ADMIN_USERNAME")
-                .filter(|_| env.get("ADMIN_PASSWORD").is_some())
+                .get(catalog::ADMIN_USERNAME.name)
+                .filter(|_| env.get(catalog::ADMIN_PASSWORD.name).is_some())
         {
             findings.push(admin_account(&url, username.trim()).await);
         }

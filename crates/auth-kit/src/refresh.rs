@@ -70,7 +70,7 @@ impl ReuseWindow {
     }
 
     /// The window in seconds.
-    pub fn as_secs(self) -> u64 {
+    pub const fn as_secs(self) -> u64 {
         self.0
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use url::{Host, Url};
 use zeroize::Zeroizing;
 
-use super::{ConfigError, ConfigErrorKind, Finding, Report, integer};
+use super::{ConfigError, ConfigErrorKind, Finding, Report, catalog};
 use crate::mail::{MailTransportSettings, SmtpCredentials, SmtpSecurity, SmtpSettings};
 
 /// MAIL_URL when unset: an outbox folder in the working directory.
@@ -82,14 +82,14 @@ pub(super) fn read_account(
     report: &mut Report,
 ) -> Option<AccountSettings> {
     let mail = report.take(mail_transport(env), |t| {
-        Finding::pass("MAIL_URL", format!("mail is {}", t.describe()))
+        Finding::pass(catalog::MAIL_URL.name, format!("mail is {}", t.describe()))
     });
     if let Some(MailTransportSettings::Smtp(smtp)) = &mail
         && smtp.security == SmtpSecurity::Plaintext
         && !is_loopback_name(&smtp.host)
     {
         report.push(Finding::warn(
-            "MAIL_URL",
+            catalog::MAIL_URL.name,
             format!(
                 "mail to {} is sent unencrypted (tls=none): reset links and SMTP credentials cross the network in clear",
                 smtp.host
@@ -98,53 +98,53 @@ pub(super) fn read_account(
         ));
     }
     let mail_from = report.take(mail_from(env), |from| {
-        Finding::pass("MAIL_FROM", format!("mails come from {from}"))
+        Finding::pass(catalog::MAIL_FROM.name, format!("mails come from {from}"))
     });
     if let (Some(MailTransportSettings::Smtp(_)), Some(from)) = (&mail, &mail_from)
         && from.trim_end_matches('>').ends_with("@localhost")
     {
         report.push(Finding::warn(
-            "MAIL_FROM",
+            catalog::MAIL_FROM.name,
             format!("{from} is not an address of a real domain: mail servers refuse or file it as spam"),
             "set MAIL_FROM to an address of your domain, e.g. MAIL_FROM=\"My API <no-reply@example.com>\"",
         ));
     }
     let public_url = listen.and_then(|(host, port)| {
         let url = report.take(public_url(env, host, port), |u| {
-            Finding::pass("PUBLIC_URL", format!("links in mails start with {u}"))
+            Finding::pass(
+                catalog::PUBLIC_URL.name,
+                format!("links in mails start with {u}"),
+            )
         })?;
         if let Some(warning) = public_url_warning(env, &url, host) {
             report.push(warning);
         }
         Some(url)
     });
-    let reset_minutes = report.take(
-        integer(env, "RESET_TOKEN_EXPIRE_MINUTES", 30, 1, 1440),
-        |m| {
-            Finding::pass(
-                "RESET_TOKEN_EXPIRE_MINUTES",
-                format!("reset links work for {m} minutes"),
-            )
-        },
-    );
+    let reset_minutes = report.take(catalog::RESET_TOKEN_EXPIRE_MINUTES.number(env), |m| {
+        Finding::pass(
+            catalog::RESET_TOKEN_EXPIRE_MINUTES.name,
+            format!("reset links work for {m} minutes"),
+        )
+    });
     if let Some(m) = reset_minutes
         && m > 60
     {
         report.push(Finding::warn(
-            "RESET_TOKEN_EXPIRE_MINUTES",
+            catalog::RESET_TOKEN_EXPIRE_MINUTES.name,
             format!("reset links stay usable for {m} minutes: a mailbox read later can still take over the account"),
             "keep reset links short (15-60 minutes); a user can always ask for a new one",
         ));
     }
-    let verify_hours = report.take(integer(env, "VERIFY_TOKEN_EXPIRE_HOURS", 48, 1, 720), |h| {
+    let verify_hours = report.take(catalog::VERIFY_TOKEN_EXPIRE_HOURS.number(env), |h| {
         Finding::pass(
-            "VERIFY_TOKEN_EXPIRE_HOURS",
+            catalog::VERIFY_TOKEN_EXPIRE_HOURS.name,
             format!("verification links work for {h} hours"),
         )
     });
     let email_verification = report.take(require_verified_email(env), |v| {
         Finding::pass(
-            "REQUIRE_VERIFIED_EMAIL",
+            catalog::REQUIRE_VERIFIED_EMAIL.name,
             match v {
                 EmailVerification::Required => {
                     "logins need a verified email; signup needs an email"
@@ -157,7 +157,7 @@ pub(super) fn read_account(
         && matches!(mail, Some(MailTransportSettings::Outbox { .. }))
     {
         report.push(Finding::warn(
-            "REQUIRE_VERIFIED_EMAIL",
+            catalog::REQUIRE_VERIFIED_EMAIL.name,
             "verification mails only reach the outbox folder: users cannot verify and so cannot log in",
             "set MAIL_URL to an SMTP server (smtp:// or smtps://), or REQUIRE_VERIFIED_EMAIL=false",
         ));
@@ -183,10 +183,13 @@ pub(super) fn read_account(
 /// Long because each part of the URL (scheme, host, port, credentials,
 /// `tls`) has its own refusal with its own fix, read in one pass.
 pub fn mail_transport(env: &super::Environment) -> Result<MailTransportSettings, ConfigError> {
-    let raw = env.get("MAIL_URL").unwrap_or(DEFAULT_MAIL_URL).trim();
+    let raw = env
+        .get(catalog::MAIL_URL.name)
+        .unwrap_or(DEFAULT_MAIL_URL)
+        .trim();
     let invalid = |problem: &str| {
         ConfigError::new(
-            "MAIL_URL",
+            catalog::MAIL_URL.name,
             ConfigErrorKind::Invalid,
             format!("MAIL_URL {problem}"),
             MAIL_URL_FIX,
@@ -271,12 +274,15 @@ pub fn mail_transport(env: &super::Environment) -> Result<MailTransportSettings,
 
 /// MAIL_FROM: `addr@example.com` or `Name <addr@example.com>`.
 fn mail_from(env: &super::Environment) -> Result<String, ConfigError> {
-    let from = env.get("MAIL_FROM").unwrap_or(DEFAULT_MAIL_FROM).trim();
+    let from = env
+        .get(catalog::MAIL_FROM.name)
+        .unwrap_or(DEFAULT_MAIL_FROM)
+        .trim();
     from.parse::<lettre::message::Mailbox>()
         .map(|_| from.to_owned())
         .map_err(|_| {
             ConfigError::new(
-                "MAIL_FROM",
+                catalog::MAIL_FROM.name,
                 ConfigErrorKind::Invalid,
                 format!(
                     "MAIL_FROM={:?} is not an email address",
@@ -290,7 +296,7 @@ fn mail_from(env: &super::Environment) -> Result<String, ConfigError> {
 /// PUBLIC_URL: an http(s) URL without credentials, query or fragment (a
 /// path is allowed); default `http://HOST:PORT`. No trailing slash.
 fn public_url(env: &super::Environment, host: IpAddr, port: u16) -> Result<String, ConfigError> {
-    let Some(raw) = env.get("PUBLIC_URL") else {
+    let Some(raw) = env.get(catalog::PUBLIC_URL.name) else {
         let host = match host {
             IpAddr::V6(v6) => format!("[{v6}]"),
             IpAddr::V4(v4) => v4.to_string(),
@@ -298,8 +304,14 @@ fn public_url(env: &super::Environment, host: IpAddr, port: u16) -> Result<Strin
         return Ok(format!("http://{host}:{port}"));
     };
     let fix = "set PUBLIC_URL to the address users open, e.g. https://api.example.com (the links are PUBLIC_URL/reset-password?token=... and PUBLIC_URL/verify?token=...)";
-    let invalid =
-        |problem: String| ConfigError::new("PUBLIC_URL", ConfigErrorKind::Invalid, problem, fix);
+    let invalid = |problem: String| {
+        ConfigError::new(
+            catalog::PUBLIC_URL.name,
+            ConfigErrorKind::Invalid,
+            problem,
+            fix,
+        )
+    };
     let shown = super::truncate(raw.trim());
     let url = Url::parse(raw.trim())
         .map_err(|_| invalid(format!("PUBLIC_URL={shown:?} is not a URL")))?;
@@ -330,9 +342,9 @@ fn public_url(env: &super::Environment, host: IpAddr, port: u16) -> Result<Strin
 /// says what is at stake. A default that points at a wildcard address is
 /// a WARN too: no user can open it.
 fn public_url_warning(env: &super::Environment, url: &str, host: IpAddr) -> Option<Finding> {
-    if env.get("PUBLIC_URL").is_none() && host.is_unspecified() {
+    if env.get(catalog::PUBLIC_URL.name).is_none() && host.is_unspecified() {
         return Some(Finding::warn(
-            "PUBLIC_URL",
+            catalog::PUBLIC_URL.name,
             format!(
                 "unset, so links in mails point at {url}, which no user can open (HOST listens on every interface)"
             ),
@@ -347,7 +359,7 @@ fn public_url_warning(env: &super::Environment, url: &str, host: IpAddr) -> Opti
     };
     (parsed.scheme() == "http" && !loopback).then(|| {
         Finding::warn(
-            "PUBLIC_URL",
+            catalog::PUBLIC_URL.name,
             format!("{url} is plain http outside loopback: reset and verification links (their tokens) would cross the network unencrypted"),
             "use https:// for anything users reach over a network (terminate TLS at a proxy and set PUBLIC_URL to its address)",
         )
@@ -357,14 +369,14 @@ fn public_url_warning(env: &super::Environment, url: &str, host: IpAddr) -> Opti
 /// REQUIRE_VERIFIED_EMAIL: `true` or `false` (also `1`, `0`); default false.
 fn require_verified_email(env: &super::Environment) -> Result<EmailVerification, ConfigError> {
     match env
-        .get("REQUIRE_VERIFIED_EMAIL")
+        .get(catalog::REQUIRE_VERIFIED_EMAIL.name)
         .map(|v| v.trim().to_ascii_lowercase())
     {
         None => Ok(EmailVerification::Optional),
         Some(v) if v == "true" || v == "1" => Ok(EmailVerification::Required),
         Some(v) if v == "false" || v == "0" => Ok(EmailVerification::Optional),
         Some(v) => Err(ConfigError::new(
-            "REQUIRE_VERIFIED_EMAIL",
+            catalog::REQUIRE_VERIFIED_EMAIL.name,
             ConfigErrorKind::Invalid,
             format!(
                 "REQUIRE_VERIFIED_EMAIL={:?} is neither true nor false",

@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use crate::refresh::ReuseWindow;
 use crate::token::{KeyError, Leeway, MIN_SECRET_BYTES, SigningAlgorithm, SigningKeys};
 
-use super::{ConfigError, ConfigErrorKind, Environment, Finding, Report, integer, truncate};
+use super::{ConfigError, ConfigErrorKind, Environment, Finding, Report, catalog, truncate};
 
 /// Placeholders refused as SECRET_KEY, compared ignoring
 /// case and surrounding space.
@@ -47,16 +47,10 @@ pub const SECRET_KEY_FIX: &str = "generate one with `cargo auth setup-jwt` (or `
 
 /// REFRESH_TOKEN_REUSE_SECONDS: 0 (off) to 60, default 10.
 pub(super) fn refresh_reuse(env: &Environment) -> Result<ReuseWindow, ConfigError> {
-    let seconds = integer(
-        env,
-        "REFRESH_TOKEN_REUSE_SECONDS",
-        ReuseWindow::STANDARD.as_secs(),
-        0,
-        ReuseWindow::MAX_SECONDS,
-    )?;
+    let seconds = catalog::REFRESH_TOKEN_REUSE_SECONDS.number(env)?;
     ReuseWindow::seconds(seconds).ok_or_else(|| {
         ConfigError::new(
-            "REFRESH_TOKEN_REUSE_SECONDS",
+            catalog::REFRESH_TOKEN_REUSE_SECONDS.name,
             ConfigErrorKind::OutOfRange,
             "REFRESH_TOKEN_REUSE_SECONDS is out of range",
             "set it from 0 (off) to 60",
@@ -66,10 +60,10 @@ pub(super) fn refresh_reuse(env: &Environment) -> Result<ReuseWindow, ConfigErro
 
 /// JWT_LEEWAY_SECONDS: 0 to 60, default 30.
 pub fn leeway(env: &Environment) -> Result<Leeway, ConfigError> {
-    let seconds = integer(env, "JWT_LEEWAY_SECONDS", 30, 0, Leeway::MAX_SECONDS)?;
+    let seconds = catalog::JWT_LEEWAY_SECONDS.number(env)?;
     Leeway::seconds(seconds).ok_or_else(|| {
         ConfigError::new(
-            "JWT_LEEWAY_SECONDS",
+            catalog::JWT_LEEWAY_SECONDS.name,
             ConfigErrorKind::OutOfRange,
             "JWT_LEEWAY_SECONDS is out of range",
             "set it from 0 to 60",
@@ -79,13 +73,13 @@ pub fn leeway(env: &Environment) -> Result<Leeway, ConfigError> {
 
 /// The configured algorithm (default HS256).
 pub fn algorithm(env: &Environment) -> Result<SigningAlgorithm, ConfigError> {
-    let Some(raw) = env.get("ALGORITHM") else {
+    let Some(raw) = env.get(catalog::ALGORITHM.name) else {
         return Ok(SigningAlgorithm::HS256);
     };
     raw.trim().parse::<SigningAlgorithm>().map_err(|e| {
         let choices: Vec<&str> = SigningAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
         ConfigError::new(
-            "ALGORITHM",
+            catalog::ALGORITHM.name,
             ConfigErrorKind::Invalid,
             format!("ALGORITHM={} is not supported", e.0),
             format!("set ALGORITHM to one of {}", choices.join(", ")),
@@ -104,13 +98,13 @@ pub struct SecretStrength {
 
 /// The rules for SECRET_KEY, which is used as its UTF-8 bytes.
 pub fn secret_key(raw: Option<&str>) -> Result<SecretStrength, ConfigError> {
-    check_secret("SECRET_KEY", raw)
+    check_secret(catalog::SECRET_KEY.name, raw)
 }
 
 /// The rules for an HMAC secret in `var` (SECRET_KEY, or the retired key in
 /// SECRET_KEY_PREVIOUS: a weak key must not verify tokens either).
 pub(super) fn check_secret(var: &str, raw: Option<&str>) -> Result<SecretStrength, ConfigError> {
-    let fix = if var == "SECRET_KEY" {
+    let fix = if var == catalog::SECRET_KEY.name {
         SECRET_KEY_FIX
     } else {
         PREVIOUS_SECRET_FIX
@@ -184,7 +178,7 @@ pub(super) fn previous_key_files(
     alg: SigningAlgorithm,
     files: &str,
 ) -> Result<SigningKeys, ConfigError> {
-    const VAR: &str = "JWT_PREVIOUS_PUBLIC_KEY_FILES";
+    const VAR: &str = catalog::JWT_PREVIOUS_PUBLIC_KEY_FILES.name;
     let fix = format!(
         "list the {alg} public key files retired by `cargo auth setup-jwt --rotate`, comma-separated, or remove {VAR}"
     );
@@ -199,7 +193,7 @@ pub(super) fn previous_key_files(
         })?;
         keys = keys.with_previous_public_pem(&pem).map_err(|e| match e {
             KeyError::SameAsCurrent | KeyError::DuplicatePrevious => {
-                let mut error = previous_key_error(VAR, "JWT_PUBLIC_KEY_FILE", &e);
+                let mut error = previous_key_error(VAR, catalog::JWT_PUBLIC_KEY_FILE.name, &e);
                 error.problem = format!("{VAR}: {path} is the current public key or listed twice");
                 error
             }
@@ -224,10 +218,13 @@ pub(super) fn check_key_rotation(
     lifetime: Duration,
     now: i64,
 ) -> Result<(), ConfigError> {
-    const VAR: &str = "JWT_KEY_ROTATED_AT";
-    let previous = ["SECRET_KEY_PREVIOUS", "JWT_PREVIOUS_PUBLIC_KEY_FILES"]
-        .into_iter()
-        .find(|v| env.get(v).is_some());
+    const VAR: &str = catalog::JWT_KEY_ROTATED_AT.name;
+    let previous = [
+        catalog::SECRET_KEY_PREVIOUS.name,
+        catalog::JWT_PREVIOUS_PUBLIC_KEY_FILES.name,
+    ]
+    .into_iter()
+    .find(|v| env.get(v).is_some());
     let rotated_at = match env.get(VAR) {
         None => None,
         Some(raw) => Some(crate::clock::parse_rfc3339(raw.trim()).ok_or_else(|| {
@@ -330,13 +327,13 @@ pub fn key_files(env: &Environment, alg: SigningAlgorithm) -> Result<SigningKeys
             )
         })
     };
-    let private = Zeroizing::new(read("JWT_PRIVATE_KEY_FILE")?);
-    let public = read("JWT_PUBLIC_KEY_FILE")?;
+    let private = Zeroizing::new(read(catalog::JWT_PRIVATE_KEY_FILE.name)?);
+    let public = read(catalog::JWT_PUBLIC_KEY_FILE.name)?;
     SigningKeys::from_pem(alg, &private, &public).map_err(|e| {
         let var = if matches!(e, KeyError::PublicKey(_)) {
-            "JWT_PUBLIC_KEY_FILE"
+            catalog::JWT_PUBLIC_KEY_FILE.name
         } else {
-            "JWT_PRIVATE_KEY_FILE"
+            catalog::JWT_PRIVATE_KEY_FILE.name
         };
         ConfigError::new(
             var,
@@ -367,22 +364,24 @@ fn read_hmac_keys(
     alg: SigningAlgorithm,
     report: &mut Report,
 ) -> Option<SigningKeys> {
-    if env.get("JWT_PRIVATE_KEY_FILE").is_some() || env.get("JWT_PUBLIC_KEY_FILE").is_some() {
+    if env.get(catalog::JWT_PRIVATE_KEY_FILE.name).is_some()
+        || env.get(catalog::JWT_PUBLIC_KEY_FILE.name).is_some()
+    {
         report.push(Finding::warn(
-            "JWT_PRIVATE_KEY_FILE",
+            catalog::JWT_PRIVATE_KEY_FILE.name,
             format!(
                 "key files are set but ALGORITHM={alg} signs with SECRET_KEY; they are ignored"
             ),
             "remove the key file settings, or set ALGORITHM to RS256, ES256 or EdDSA",
         ));
     }
-    let raw = env.get("SECRET_KEY");
+    let raw = env.get(catalog::SECRET_KEY.name);
     let checked = secret_key(raw).and_then(|strength| {
-        secret_length_for("SECRET_KEY", alg, raw.unwrap_or_default()).map(|()| strength)
+        secret_length_for(catalog::SECRET_KEY.name, alg, raw.unwrap_or_default()).map(|()| strength)
     });
     let secret = report.take(checked, |s| {
         Finding::pass(
-            "SECRET_KEY",
+            catalog::SECRET_KEY.name,
             format!(
                 "{} bytes, about {} bits of entropy",
                 s.bytes, s.entropy_bits
@@ -393,7 +392,7 @@ fn read_hmac_keys(
         && strength.entropy_bits < 128
     {
         report.push(Finding::warn(
-            "SECRET_KEY",
+            catalog::SECRET_KEY.name,
             format!(
                 "only about {} bits of entropy (repetitive characters)",
                 strength.entropy_bits
@@ -401,9 +400,12 @@ fn read_hmac_keys(
             SECRET_KEY_FIX,
         ));
     }
-    if env.get("JWT_PREVIOUS_PUBLIC_KEY_FILES").is_some() {
+    if env
+        .get(catalog::JWT_PREVIOUS_PUBLIC_KEY_FILES.name)
+        .is_some()
+    {
         report.refuse(ConfigError::new(
-            "JWT_PREVIOUS_PUBLIC_KEY_FILES",
+            catalog::JWT_PREVIOUS_PUBLIC_KEY_FILES.name,
             ConfigErrorKind::Invalid,
             format!(
                 "JWT_PREVIOUS_PUBLIC_KEY_FILES is set but ALGORITHM={alg} verifies with SECRET_KEY and SECRET_KEY_PREVIOUS"
@@ -412,12 +414,12 @@ fn read_hmac_keys(
         ));
     }
     let current = secret.and_then(|_| {
-        let raw = env.get("SECRET_KEY").unwrap_or_default();
+        let raw = env.get(catalog::SECRET_KEY.name).unwrap_or_default();
         // The checks above make this succeed; should they ever miss a case,
         // the key's own refusal is reported, not dropped.
         let keys = SigningKeys::hmac(alg, raw.as_bytes()).map_err(|e| {
             ConfigError::new(
-                "SECRET_KEY",
+                catalog::SECRET_KEY.name,
                 ConfigErrorKind::Invalid,
                 format!("SECRET_KEY cannot sign {alg} tokens: {e}"),
                 SECRET_KEY_FIX,
@@ -425,7 +427,7 @@ fn read_hmac_keys(
         });
         keys.map_err(|e| report.refuse(e)).ok()
     });
-    match env.get("SECRET_KEY_PREVIOUS") {
+    match env.get(catalog::SECRET_KEY_PREVIOUS.name) {
         None => current,
         Some(raw) => read_previous_secret(alg, raw, current, report),
     }
@@ -439,13 +441,21 @@ fn read_previous_secret(
     current: Option<SigningKeys>,
     report: &mut Report,
 ) -> Option<SigningKeys> {
-    let checked = check_secret("SECRET_KEY_PREVIOUS", Some(raw))
-        .and_then(|strength| secret_length_for("SECRET_KEY_PREVIOUS", alg, raw).map(|()| strength))
+    let checked = check_secret(catalog::SECRET_KEY_PREVIOUS.name, Some(raw))
+        .and_then(|strength| {
+            secret_length_for(catalog::SECRET_KEY_PREVIOUS.name, alg, raw).map(|()| strength)
+        })
         .and_then(|strength| match current {
             Some(keys) => keys
                 .with_previous_hmac(raw.as_bytes())
                 .map(|keys| (strength, Some(keys)))
-                .map_err(|e| previous_key_error("SECRET_KEY_PREVIOUS", "SECRET_KEY", &e)),
+                .map_err(|e| {
+                    previous_key_error(
+                        catalog::SECRET_KEY_PREVIOUS.name,
+                        catalog::SECRET_KEY.name,
+                        &e,
+                    )
+                }),
             None => Ok((strength, None)),
         });
     report
@@ -456,7 +466,7 @@ fn read_previous_secret(
                 .map(|kid| format!(", kid {kid}"))
                 .unwrap_or_default();
             Finding::pass(
-                "SECRET_KEY_PREVIOUS",
+                catalog::SECRET_KEY_PREVIOUS.name,
                 format!(
                     "{} bytes, about {} bits of entropy{kid}: verifies tokens signed before the rotation, never signs",
                     strength.bytes, strength.entropy_bits
@@ -471,16 +481,16 @@ fn read_key_pair(
     alg: SigningAlgorithm,
     report: &mut Report,
 ) -> Option<SigningKeys> {
-    if env.get("SECRET_KEY").is_some() {
+    if env.get(catalog::SECRET_KEY.name).is_some() {
         report.push(Finding::warn(
-            "SECRET_KEY",
+            catalog::SECRET_KEY.name,
             format!("set but not used: ALGORITHM={alg} signs with JWT_PRIVATE_KEY_FILE"),
             "remove SECRET_KEY, so nobody mistakes it for the signing key",
         ));
     }
-    if env.get("SECRET_KEY_PREVIOUS").is_some() {
+    if env.get(catalog::SECRET_KEY_PREVIOUS.name).is_some() {
         report.refuse(ConfigError::new(
-            "SECRET_KEY_PREVIOUS",
+            catalog::SECRET_KEY_PREVIOUS.name,
             ConfigErrorKind::Invalid,
             format!(
                 "SECRET_KEY_PREVIOUS is set but ALGORITHM={alg} verifies with public keys (JWT_PREVIOUS_PUBLIC_KEY_FILES)"
@@ -490,16 +500,16 @@ fn read_key_pair(
     }
     let keys = report.take(key_files(env, alg), |k| {
         Finding::pass(
-            "JWT_PRIVATE_KEY_FILE",
+            catalog::JWT_PRIVATE_KEY_FILE.name,
             format!("{alg} key pair, kid {}", k.kid()),
         )
     });
-    match env.get("JWT_PREVIOUS_PUBLIC_KEY_FILES") {
+    match env.get(catalog::JWT_PREVIOUS_PUBLIC_KEY_FILES.name) {
         Some(files) => keys.and_then(|keys| {
             report.take(previous_key_files(keys, alg, files), |k| {
                 let kids: Vec<&str> = k.previous_kids().collect();
                 Finding::pass(
-                    "JWT_PREVIOUS_PUBLIC_KEY_FILES",
+                    catalog::JWT_PREVIOUS_PUBLIC_KEY_FILES.name,
                     format!(
                         "{} previous {alg} public key(s), kid {}: verify tokens signed before the rotation, never sign; published in the JWKS",
                         kids.len(),

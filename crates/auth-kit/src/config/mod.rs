@@ -34,6 +34,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+// Every setting's name, default, rule and `.env` line, as data.
+pub mod catalog;
+
 // Mail, links and tokens of the account lifecycle (reset, verification).
 mod account;
 pub use account::{

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use zeroize::Zeroizing;
 
-use super::{ConfigError, ConfigErrorKind, Environment, Finding, Report, integer, truncate};
+use super::{ConfigError, ConfigErrorKind, Environment, Finding, Report, catalog, truncate};
 
 /// Where a service keeps its data and listens: DATABASE_URL, HOST, PORT.
 /// (The jwt and oauth2 services read these inside [`ServiceSettings`]; the
@@ -41,21 +41,23 @@ pub(super) fn read_server(
     report: &mut Report,
 ) -> Option<ServerSettings> {
     let database_url = report.take(database_url(env, service_name), |url| {
-        Finding::pass("DATABASE_URL", describe_database(url))
+        Finding::pass(catalog::DATABASE_URL.name, describe_database(url))
     });
-    let host = report.take(host(env), |h| Finding::pass("HOST", h.to_string()));
+    let host = report.take(host(env), |h| {
+        Finding::pass(catalog::HOST.name, h.to_string())
+    });
     if let Some(h) = host
         && h.is_unspecified()
     {
         report.push(Finding::warn(
-            "HOST",
+            catalog::HOST.name,
             format!("{h} listens on every network interface"),
             "put the service behind a TLS-terminating proxy, or use 127.0.0.1 in development",
         ));
     }
     // 0 asks the operating system for any free port (tests, demos).
-    let port = report.take(integer(env, "PORT", 8000, 0, 65535), |p| {
-        Finding::pass("PORT", p.to_string())
+    let port = report.take(catalog::PORT.number(env), |p| {
+        Finding::pass(catalog::PORT.name, p.to_string())
     });
     Some(ServerSettings {
         database_url: database_url?,
@@ -67,7 +69,7 @@ pub(super) fn read_server(
 /// DATABASE_URL: `sqlite:` or `postgres://`, parseable; default a SQLite
 /// file named after the service in the working directory.
 pub fn database_url(env: &Environment, service_name: &str) -> Result<String, ConfigError> {
-    let url = env.get("DATABASE_URL").map_or_else(
+    let url = env.get(catalog::DATABASE_URL.name).map_or_else(
         || format!("sqlite://{service_name}.db?mode=rwc"),
         |u| u.trim().to_owned(),
     );
@@ -79,7 +81,7 @@ pub fn database_url(env: &Environment, service_name: &str) -> Result<String, Con
         url.parse::<sqlx::postgres::PgConnectOptions>().map(|_| ())
     } else {
         return Err(ConfigError::new(
-            "DATABASE_URL",
+            catalog::DATABASE_URL.name,
             ConfigErrorKind::Invalid,
             "DATABASE_URL is neither a sqlite: nor a postgres:// URL",
             fix,
@@ -88,7 +90,7 @@ pub fn database_url(env: &Environment, service_name: &str) -> Result<String, Con
     // The parser's message may quote the URL, password included: keep it out.
     parsed.map_err(|_| {
         ConfigError::new(
-            "DATABASE_URL",
+            catalog::DATABASE_URL.name,
             ConfigErrorKind::Invalid,
             "DATABASE_URL cannot be parsed",
             fix,
@@ -120,7 +122,7 @@ pub fn describe_database(url: &str) -> String {
 }
 
 pub(super) fn host(env: &Environment) -> Result<IpAddr, ConfigError> {
-    let Some(raw) = env.get("HOST") else {
+    let Some(raw) = env.get(catalog::HOST.name) else {
         return Ok(IpAddr::from([127, 0, 0, 1]));
     };
     let raw = raw.trim();
@@ -129,7 +131,7 @@ pub(super) fn host(env: &Environment) -> Result<IpAddr, ConfigError> {
     }
     raw.parse().map_err(|_| {
         ConfigError::new(
-            "HOST",
+            catalog::HOST.name,
             ConfigErrorKind::Invalid,
             format!("HOST={:?} is not an IP address", truncate(raw)),
             "set HOST to an IP address such as 127.0.0.1 or 0.0.0.0",
@@ -188,11 +190,14 @@ impl fmt::Debug for AdminBootstrap {
 }
 
 pub(super) fn admin(env: &Environment) -> Result<Option<AdminBootstrap>, ConfigError> {
-    match (env.get("ADMIN_USERNAME"), env.get("ADMIN_PASSWORD")) {
+    match (
+        env.get(catalog::ADMIN_USERNAME.name),
+        env.get(catalog::ADMIN_PASSWORD.name),
+    ) {
         (Some(username), Some(password)) => {
             if !is_valid_username(username) {
                 return Err(ConfigError::new(
-                    "ADMIN_USERNAME",
+                    catalog::ADMIN_USERNAME.name,
                     ConfigErrorKind::Invalid,
                     "ADMIN_USERNAME is not a valid username",
                     "use 3 to 64 of A-Z a-z 0-9 _ . -",
@@ -200,7 +205,7 @@ pub(super) fn admin(env: &Environment) -> Result<Option<AdminBootstrap>, ConfigE
             }
             if password.chars().count() < 8 || password.len() > 1024 {
                 return Err(ConfigError::new(
-                    "ADMIN_PASSWORD",
+                    catalog::ADMIN_PASSWORD.name,
                     ConfigErrorKind::Invalid,
                     "ADMIN_PASSWORD must be at least 8 characters and at most 1024 bytes",
                     "choose a longer admin password",
@@ -213,13 +218,13 @@ pub(super) fn admin(env: &Environment) -> Result<Option<AdminBootstrap>, ConfigE
         }
         (None, None) => Ok(None),
         (Some(_), None) => Err(ConfigError::new(
-            "ADMIN_PASSWORD",
+            catalog::ADMIN_PASSWORD.name,
             ConfigErrorKind::Missing,
             "ADMIN_USERNAME is set but ADMIN_PASSWORD is not",
             "set both ADMIN_USERNAME and ADMIN_PASSWORD, or neither",
         )),
         (None, Some(_)) => Err(ConfigError::new(
-            "ADMIN_USERNAME",
+            catalog::ADMIN_USERNAME.name,
             ConfigErrorKind::Missing,
             "ADMIN_PASSWORD is set but ADMIN_USERNAME is not",
             "set both ADMIN_USERNAME and ADMIN_PASSWORD, or neither",

@@ -10,7 +10,7 @@ use crate::token::{Leeway, SigningKeys};
 use super::keys::{algorithm, check_key_rotation, leeway, read_signing_keys, refresh_reuse};
 use super::server::{AdminBootstrap, admin, read_server};
 use super::traffic::{SessionCacheSettings, TrafficSettings, read_session_cache, read_traffic};
-use super::{AccountSettings, ConfigError, Environment, Finding, Report, account, integer};
+use super::{AccountSettings, ConfigError, Environment, Finding, Report, account, catalog};
 
 /// Everything a jwt or oauth2 service reads from its configuration.
 #[derive(Debug, Clone)]
@@ -80,47 +80,49 @@ fn read_service(
     report: &mut Report,
 ) -> Option<ServiceSettings> {
     let algorithm = report.take(algorithm(env), |a| {
-        Finding::pass("ALGORITHM", format!("{a}"))
+        Finding::pass(catalog::ALGORITHM.name, format!("{a}"))
     });
     let keys = algorithm.and_then(|alg| read_signing_keys(env, alg, report));
 
     let lifetimes = read_lifetimes(env, report);
     let issuer = env
-        .get("JWT_ISSUER")
+        .get(catalog::JWT_ISSUER.name)
         .unwrap_or(service_name)
         .trim()
         .to_owned();
-    report.push(Finding::pass("JWT_ISSUER", format!("'{issuer}'")));
+    report.push(Finding::pass(
+        catalog::JWT_ISSUER.name,
+        format!("'{issuer}'"),
+    ));
     let audience = env
-        .get("JWT_AUDIENCE")
+        .get(catalog::JWT_AUDIENCE.name)
         .unwrap_or(service_name)
         .trim()
         .to_owned();
-    report.push(Finding::pass("JWT_AUDIENCE", format!("'{audience}'")));
+    report.push(Finding::pass(
+        catalog::JWT_AUDIENCE.name,
+        format!("'{audience}'"),
+    ));
 
     let server = read_server(env, service_name, report);
     let admin = report.take(admin(env), |a| match a {
         Some(a) => Finding::pass(
-            "ADMIN_USERNAME",
+            catalog::ADMIN_USERNAME.name,
             format!("'{}' is created at start-up if missing", a.username),
         ),
         None => Finding::pass(
-            "ADMIN_USERNAME",
+            catalog::ADMIN_USERNAME.name,
             "no bootstrap admin (ADMIN_USERNAME/ADMIN_PASSWORD unset)",
         ),
     });
     let traffic = read_traffic(env, report);
     let account = account::read_account(env, server.as_ref().map(|s| (s.host, s.port)), report);
-    let items_max = report.take(
-        integer(
-            env,
-            "ITEMS_MAX_PER_USER",
-            u64::from(DEFAULT_ITEMS_MAX_PER_USER),
-            1,
-            1_000_000,
-        ),
-        |n| Finding::pass("ITEMS_MAX_PER_USER", format!("{n} items per user")),
-    );
+    let items_max = report.take(catalog::ITEMS_MAX_PER_USER.number(env), |n| {
+        Finding::pass(
+            catalog::ITEMS_MAX_PER_USER.name,
+            format!("{n} items per user"),
+        )
+    });
     let session_cache = read_session_cache(
         env,
         server.as_ref().map(|s| s.database_url.as_str()),
@@ -161,25 +163,27 @@ struct Lifetimes {
 /// REFRESH_TOKEN_REUSE_SECONDS and JWT_LEEWAY_SECONDS; and, knowing how long
 /// a token lives, whether a previous key may be dropped yet.
 fn read_lifetimes(env: &Environment, report: &mut Report) -> Option<Lifetimes> {
-    let access_minutes = report.take(
-        integer(env, "ACCESS_TOKEN_EXPIRE_MINUTES", 30, 1, 1440),
-        |m| Finding::pass("ACCESS_TOKEN_EXPIRE_MINUTES", format!("{m} minutes")),
-    );
+    let access_minutes = report.take(catalog::ACCESS_TOKEN_EXPIRE_MINUTES.number(env), |m| {
+        Finding::pass(
+            catalog::ACCESS_TOKEN_EXPIRE_MINUTES.name,
+            format!("{m} minutes"),
+        )
+    });
     if let Some(m) = access_minutes
         && m > 60
     {
         report.push(Finding::warn(
-            "ACCESS_TOKEN_EXPIRE_MINUTES",
+            catalog::ACCESS_TOKEN_EXPIRE_MINUTES.name,
             format!("access tokens live {m} minutes: a stolen one stays usable that long"),
             "keep access tokens short (15-60 minutes) and let clients refresh",
         ));
     }
-    let refresh_days = report.take(integer(env, "REFRESH_TOKEN_EXPIRE_DAYS", 14, 1, 365), |d| {
-        Finding::pass("REFRESH_TOKEN_EXPIRE_DAYS", format!("{d} days"))
+    let refresh_days = report.take(catalog::REFRESH_TOKEN_EXPIRE_DAYS.number(env), |d| {
+        Finding::pass(catalog::REFRESH_TOKEN_EXPIRE_DAYS.name, format!("{d} days"))
     });
     let refresh_reuse = report.take(refresh_reuse(env), |w| {
         Finding::pass(
-            "REFRESH_TOKEN_REUSE_SECONDS",
+            catalog::REFRESH_TOKEN_REUSE_SECONDS.name,
             if w.is_disabled() {
                 "0: off; presenting a used refresh token again always revokes its login".to_owned()
             } else {
@@ -191,7 +195,10 @@ fn read_lifetimes(env: &Environment, report: &mut Report) -> Option<Lifetimes> {
         )
     });
     let leeway = report.take(leeway(env), |l| {
-        Finding::pass("JWT_LEEWAY_SECONDS", format!("{} seconds", l.as_secs()))
+        Finding::pass(
+            catalog::JWT_LEEWAY_SECONDS.name,
+            format!("{} seconds", l.as_secs()),
+        )
     });
     if let (Some(a), Some(l)) = (access_minutes, leeway) {
         let lifetime = Duration::from_secs(a * 60 + l.as_secs());

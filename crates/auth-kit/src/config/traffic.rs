@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::client_ip::TrustedProxies;
 
-use super::{ConfigError, ConfigErrorKind, Environment, Finding, MailLimits, Report, integer};
+use super::{ConfigError, ConfigErrorKind, Environment, Finding, MailLimits, Report, catalog};
 
 /// Failed-login limits (docs/contract.md, "Settings").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,12 +142,12 @@ pub(super) fn read_traffic(env: &Environment, report: &mut Report) -> Option<Tra
     let proxies = report.take(trusted_proxies(env), |p| {
         if p.is_empty() {
             Finding::pass(
-                "TRUSTED_PROXIES",
+                catalog::TRUSTED_PROXIES.name,
                 "none: the client is the socket peer and forwarding headers are ignored",
             )
         } else {
             Finding::pass(
-                "TRUSTED_PROXIES",
+                catalog::TRUSTED_PROXIES.name,
                 format!("forwarding headers are believed from {p}"),
             )
         }
@@ -157,60 +157,57 @@ pub(super) fn read_traffic(env: &Environment, report: &mut Report) -> Option<Tra
         .is_some_and(TrustedProxies::trusts_everyone)
     {
         report.push(Finding::warn(
-            "TRUSTED_PROXIES",
+            catalog::TRUSTED_PROXIES.name,
             "every address is trusted: a client that reaches the service directly can choose its address with X-Forwarded-For",
             "list only your proxies' addresses or networks, and keep the service unreachable except through them",
         ));
     }
-    let max_failures = report.take(integer(env, "LOGIN_MAX_FAILURES", 5, 1, 1000), |n| {
+    let max_failures = report.take(catalog::LOGIN_MAX_FAILURES.number(env), |n| {
         Finding::pass(
-            "LOGIN_MAX_FAILURES",
+            catalog::LOGIN_MAX_FAILURES.name,
             format!("{n} failed logins lock a username"),
         )
     });
-    let max_per_ip = report.take(
-        integer(env, "LOGIN_MAX_FAILURES_PER_IP", 50, 1, 100_000),
-        |n| {
-            Finding::pass(
-                "LOGIN_MAX_FAILURES_PER_IP",
-                format!("{n} failed logins lock a client address"),
-            )
-        },
-    );
-    let lockout = report.take(integer(env, "LOGIN_LOCKOUT_SECONDS", 300, 1, 86_400), |s| {
-        Finding::pass("LOGIN_LOCKOUT_SECONDS", format!("{s} seconds"))
-    });
-    let signups = report.take(integer(env, "SIGNUP_MAX_PER_IP", 20, 1, 100_000), |n| {
+    let max_per_ip = report.take(catalog::LOGIN_MAX_FAILURES_PER_IP.number(env), |n| {
         Finding::pass(
-            "SIGNUP_MAX_PER_IP",
+            catalog::LOGIN_MAX_FAILURES_PER_IP.name,
+            format!("{n} failed logins lock a client address"),
+        )
+    });
+    let lockout = report.take(catalog::LOGIN_LOCKOUT_SECONDS.number(env), |s| {
+        Finding::pass(catalog::LOGIN_LOCKOUT_SECONDS.name, format!("{s} seconds"))
+    });
+    let signups = report.take(catalog::SIGNUP_MAX_PER_IP.number(env), |n| {
+        Finding::pass(
+            catalog::SIGNUP_MAX_PER_IP.name,
             format!("{n} signups per client address per hour"),
         )
     });
-    let mails_per_address = report.take(integer(env, "MAIL_MAX_PER_ADDRESS", 5, 1, 1000), |n| {
+    let mails_per_address = report.take(catalog::MAIL_MAX_PER_ADDRESS.number(env), |n| {
         Finding::pass(
-            "MAIL_MAX_PER_ADDRESS",
+            catalog::MAIL_MAX_PER_ADDRESS.name,
             format!("{n} password-reset or verification mails per address per hour"),
         )
     });
-    let mails_per_ip = report.take(integer(env, "MAIL_MAX_PER_IP", 30, 1, 100_000), |n| {
+    let mails_per_ip = report.take(catalog::MAIL_MAX_PER_IP.number(env), |n| {
         Finding::pass(
-            "MAIL_MAX_PER_IP",
+            catalog::MAIL_MAX_PER_IP.name,
             format!("{n} password-reset or verification mail requests per client address per hour"),
         )
     });
     let rate_limit_url = report.take(rate_limit_url(env), |url| match url {
         Some(url) => Finding::pass(
-            "RATE_LIMIT_URL",
+            catalog::RATE_LIMIT_URL.name,
             format!("login and signup counters are shared through {url}"),
         ),
         None => Finding::pass(
-            "RATE_LIMIT_URL",
+            catalog::RATE_LIMIT_URL.name,
             "unset: login and signup counters live in this process (one instance)",
         ),
     });
-    let timeout = report.take(integer(env, "REQUEST_TIMEOUT_SECONDS", 30, 1, 300), |s| {
+    let timeout = report.take(catalog::REQUEST_TIMEOUT_SECONDS.number(env), |s| {
         Finding::pass(
-            "REQUEST_TIMEOUT_SECONDS",
+            catalog::REQUEST_TIMEOUT_SECONDS.name,
             format!("requests not answered within {s} seconds get 503"),
         )
     });
@@ -237,12 +234,12 @@ pub(super) fn read_traffic(env: &Environment, report: &mut Report) -> Option<Tra
 
 /// TRUSTED_PROXIES: comma-separated IP addresses and CIDR networks.
 pub(super) fn trusted_proxies(env: &Environment) -> Result<TrustedProxies, ConfigError> {
-    let Some(raw) = env.get("TRUSTED_PROXIES") else {
+    let Some(raw) = env.get(catalog::TRUSTED_PROXIES.name) else {
         return Ok(TrustedProxies::none());
     };
     raw.parse().map_err(|e: crate::client_ip::InvalidProxyEntry| {
         ConfigError::new(
-            "TRUSTED_PROXIES",
+            catalog::TRUSTED_PROXIES.name,
             ConfigErrorKind::Invalid,
             format!("TRUSTED_PROXIES: {e}"),
             "list your reverse proxies' addresses or networks, comma-separated, e.g. TRUSTED_PROXIES=10.0.0.0/8,192.0.2.10",
@@ -260,14 +257,14 @@ pub(super) fn trusted_proxies(env: &Environment) -> Result<TrustedProxies, Confi
 /// assert_eq!(url.to_string(), "Redis at cache:6379/2"); // never the password
 /// ```
 pub fn rate_limit_url(env: &Environment) -> Result<Option<RateLimitUrl>, ConfigError> {
-    let Some(raw) = env.get("RATE_LIMIT_URL") else {
+    let Some(raw) = env.get(catalog::RATE_LIMIT_URL.name) else {
         return Ok(None);
     };
     let url = raw.trim();
     let fix = "set RATE_LIMIT_URL to redis://host:port or redis://host:port/db (redis://:password@host:port with a password), or unset it to count in this process";
     let invalid = |problem: &str| {
         ConfigError::new(
-            "RATE_LIMIT_URL",
+            catalog::RATE_LIMIT_URL.name,
             ConfigErrorKind::Invalid,
             format!("RATE_LIMIT_URL {problem}"),
             fix,
@@ -296,13 +293,7 @@ pub(super) fn read_session_cache(
 ) -> Option<SessionCacheSettings> {
     let postgres = database_url.is_some_and(|u| u.starts_with("postgres"));
     let seconds = report.take(
-        integer(
-            env,
-            "SESSION_CACHE_SECONDS",
-            DEFAULT_SESSION_CACHE.as_secs(),
-            0,
-            300,
-        ),
+        catalog::SESSION_CACHE_SECONDS.number(env),
         |&s| {
             let reach = if postgres {
                 "changes reach every instance at once through PostgreSQL LISTEN/NOTIFY".to_owned()
@@ -312,7 +303,7 @@ pub(super) fn read_session_cache(
                 "SQLite without RATE_LIMIT_URL: one instance is assumed (another process on this database would serve a revoked token for up to this long)".to_owned()
             };
             Finding::pass(
-                "SESSION_CACHE_SECONDS",
+                catalog::SESSION_CACHE_SECONDS.name,
                 if s == 0 {
                     "0: off; every protected request reads its user and login from the database"
                         .to_owned()

@@ -3,6 +3,7 @@
 //! keys (JWKS).
 
 use anyhow::Result;
+use auth_kit::config::catalog;
 use jsonwebtoken::Validation;
 use serde_json::{Map, Value};
 
@@ -86,12 +87,12 @@ impl Prober<'_> {
             problems.push("no aud".to_owned());
         }
         let env = self.env.map(|e| &e.env);
-        if let Some(issuer) = env.and_then(|e| e.get("JWT_ISSUER"))
+        if let Some(issuer) = env.and_then(|e| e.get(catalog::JWT_ISSUER.name))
             && claim_text(claims, "iss") != Some(issuer.trim())
         {
             problems.push(format!("iss is not '{}' (JWT_ISSUER)", issuer.trim()));
         }
-        if let Some(audience) = env.and_then(|e| e.get("JWT_AUDIENCE"))
+        if let Some(audience) = env.and_then(|e| e.get(catalog::JWT_AUDIENCE.name))
             && !audiences.contains(&audience.trim())
         {
             problems.push(format!(

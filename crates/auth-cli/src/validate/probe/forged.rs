@@ -3,6 +3,7 @@
 //! a copy of a real token but for that one property.
 
 use anyhow::Result;
+use auth_kit::config::catalog;
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value, json};
 
@@ -23,8 +24,12 @@ impl Prober<'_> {
             .and_then(|k| k.algorithm)
             .unwrap_or(Algorithm::HS256);
         let name = self.env.map_or("unknown", |e| e.service_name.as_str());
-        let iss = env.and_then(|e| e.get("JWT_ISSUER")).unwrap_or(name);
-        let aud = env.and_then(|e| e.get("JWT_AUDIENCE")).unwrap_or(name);
+        let iss = env
+            .and_then(|e| e.get(catalog::JWT_ISSUER.name))
+            .unwrap_or(name);
+        let aud = env
+            .and_then(|e| e.get(catalog::JWT_AUDIENCE.name))
+            .unwrap_or(name);
         let now = now();
         let header = json!({"alg": format!("{alg:?}"), "typ": "at+jwt"});
         let claims = json!({"sub": "1", "iss": iss, "aud": aud, "iat": now, "exp": now + 600, "jti": auth_kit::random::secret_hex()});

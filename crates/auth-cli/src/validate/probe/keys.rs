@@ -1,6 +1,7 @@
 //! What the env file says about the service's keys: to forge tokens the
 //! service should accept but for one property, and to verify its own.
 
+use auth_kit::config::catalog;
 use auth_kit::token::SigningAlgorithm;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use zeroize::Zeroizing;
@@ -33,7 +34,7 @@ impl ServiceKeys {
         };
         keys.algorithm = Some(jwt_algorithm(alg));
         if alg.is_hmac() {
-            match env.get("SECRET_KEY") {
+            match env.get(catalog::SECRET_KEY.name) {
                 // Used as its UTF-8 bytes, as written (docs/contract.md, Tokens).
                 Some(secret) => {
                     keys.encoding = EncodingKey::from_secret(secret.as_bytes()).ok();
@@ -51,7 +52,7 @@ impl ServiceKeys {
                 .map(Zeroizing::new)
                 .map_err(|e| format!("{var} cannot be read ({e})"))
         };
-        match read("JWT_PRIVATE_KEY_FILE") {
+        match read(catalog::JWT_PRIVATE_KEY_FILE.name) {
             Ok(pem) => {
                 keys.encoding = match alg {
                     SigningAlgorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
@@ -62,7 +63,7 @@ impl ServiceKeys {
             }
             Err(problem) => keys.problem = Some(problem),
         }
-        if let Ok(pem) = read("JWT_PUBLIC_KEY_FILE") {
+        if let Ok(pem) = read(catalog::JWT_PUBLIC_KEY_FILE.name) {
             keys.decoding = match alg {
                 SigningAlgorithm::RS256 => DecodingKey::from_rsa_pem(&pem),
                 SigningAlgorithm::ES256 => DecodingKey::from_ec_pem(&pem),
