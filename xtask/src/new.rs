@@ -76,20 +76,37 @@ impl Strategy {
     pub const ALL: [Strategy; 3] = [Strategy::Jwt, Strategy::Oauth2, Strategy::Supabase];
 
     pub fn name(self) -> &'static str {
-        self.catalog().name()
+        match self {
+            Strategy::Jwt => "jwt",
+            Strategy::Oauth2 => "oauth2",
+            Strategy::Supabase => "supabase",
+        }
     }
 
     pub fn template_dir(self) -> PathBuf {
         self.template_dir_in(repo::root())
     }
 
-    /// The same strategy in the settings catalogue.
+    /// The same strategy in the settings catalogue (a Supabase service is
+    /// one on an external identity provider).
     pub fn catalog(self) -> catalog::Strategy {
         match self {
             Strategy::Jwt => catalog::Strategy::Jwt,
             Strategy::Oauth2 => catalog::Strategy::Oauth2,
-            Strategy::Supabase => catalog::Strategy::Supabase,
+            Strategy::Supabase => catalog::Strategy::External,
         }
+    }
+
+    /// Every setting its services read, in the order the stamped `.env`
+    /// lists them: the Supabase service's own first, then the shared ones.
+    pub fn settings(self) -> Vec<&'static catalog::Setting> {
+        let own: &[catalog::Setting] = match self {
+            Strategy::Supabase => auth_kit_supabase::settings::ALL,
+            Strategy::Jwt | Strategy::Oauth2 => &[],
+        };
+        own.iter()
+            .chain(catalog::for_strategy(self.catalog()))
+            .collect()
     }
 
     /// The template in the checkout at `root`.
@@ -608,7 +625,11 @@ fn write_private_file(path: &Path, contents: &str) -> Result<()> {
 pub fn env_file(strategy: Strategy, name: &str) -> String {
     format!(
         "# Settings of {name}. The environment overrides this file. Keep it out of version control.\n# Written by `cargo xtask new`; see docs/troubleshooting.md for what each error means.\n\n{}",
-        catalog::env_settings(strategy.catalog(), name)
+        strategy
+            .settings()
+            .into_iter()
+            .map(|s| s.env_lines(name))
+            .collect::<String>()
     )
 }
 

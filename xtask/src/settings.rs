@@ -107,12 +107,17 @@ pub fn run(args: &SettingsArgs) -> Result<()> {
 /// Every setting, one row each: those of the jwt and oauth2 services
 /// first, then the supabase service's own.
 fn contract_table() -> String {
-    let supabase_only = |s: &Setting| s.strategies == [catalog::Strategy::Supabase];
-    let rows = catalog::ALL
-        .iter()
-        .filter(|s| !supabase_only(s))
-        .chain(catalog::ALL.iter().filter(|s| supabase_only(s)));
+    let rows = catalog::ALL.iter().chain(auth_kit_supabase::settings::ALL);
     table(rows, |s| s.name.to_owned())
+}
+
+/// The setting called `name`, shared or the Supabase service's own.
+fn find(name: &str) -> Option<&'static Setting> {
+    catalog::find(name).or_else(|| {
+        auth_kit_supabase::settings::ALL
+            .iter()
+            .find(|s| s.name == name)
+    })
 }
 
 fn account_lifecycle_table() -> String {
@@ -181,8 +186,7 @@ fn check_readme(strategy: Strategy, text: &str) -> Vec<String> {
             _ => Vec::new(),
         };
         for (i, name) in names.iter().enumerate() {
-            let Some(setting) = catalog::find(name).filter(|s| s.read_by(strategy.catalog()))
-            else {
+            let Some(setting) = find(name).filter(|s| strategy.settings().contains(s)) else {
                 problems.push(format!(
                     "{name} is not a setting of the {} service",
                     strategy.name()
@@ -203,7 +207,7 @@ fn check_readme(strategy: Strategy, text: &str) -> Vec<String> {
             }
         }
     }
-    for setting in catalog::for_strategy(strategy.catalog()) {
+    for setting in strategy.settings() {
         if !listed.contains(&setting.name) {
             problems.push(format!("{} is not listed", setting.name));
         }

@@ -33,6 +33,12 @@ mod probe;
 #[cfg(feature = "supabase")]
 mod supabase;
 
+/// The settings that mark a Supabase service. Spelled here, not taken from
+/// auth-kit-supabase's catalogue entries: without the `supabase` feature
+/// (in jwt and oauth2 stamps) auth-cli does not link that crate.
+const SUPABASE_URL: &str = "SUPABASE_URL";
+const SUPABASE_KEY: &str = "SUPABASE_KEY";
+
 /// Arguments of `cargo auth validate`.
 #[derive(clap::Args, Debug)]
 pub struct ValidateArgs {
@@ -218,7 +224,7 @@ impl Subject {
             Subject::DatabaseUrl => catalog::DATABASE_URL.name,
             Subject::AdminUsername => catalog::ADMIN_USERNAME.name,
             Subject::MailUrl => catalog::MAIL_URL.name,
-            Subject::SupabaseUrl => catalog::SUPABASE_URL.name,
+            Subject::SupabaseUrl => SUPABASE_URL,
         }
     }
 
@@ -246,8 +252,7 @@ enum ServiceKind {
 
 impl ServiceKind {
     fn of(env: &Environment) -> Self {
-        let supabase = env.get(catalog::SUPABASE_URL.name).is_some()
-            || env.get(catalog::SUPABASE_KEY.name).is_some();
+        let supabase = env.get(SUPABASE_URL).is_some() || env.get(SUPABASE_KEY).is_some();
         let signs = env.get(catalog::SECRET_KEY.name).is_some()
             || env.get(catalog::JWT_PRIVATE_KEY_FILE.name).is_some();
         if supabase && !signs {
@@ -297,7 +302,7 @@ async fn check_configuration(loaded: &LoadedEnv, json: bool) -> Result<()> {
         }
     };
     #[cfg(feature = "supabase")]
-    if kind == ServiceKind::Supabase || env.get(catalog::SUPABASE_URL.name).is_some() {
+    if kind == ServiceKind::Supabase || env.get(SUPABASE_URL).is_some() {
         supabase::static_checks(env, &mut findings);
     }
     #[cfg(not(feature = "supabase"))]

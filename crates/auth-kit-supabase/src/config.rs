@@ -200,51 +200,51 @@ const KEY_FIX: &str = "set SUPABASE_KEY to the project's publishable key (sb_pub
 
 fn read_supabase(env: &Environment, report: &mut Report) -> Option<SupabaseSettings> {
     let url = report.take(supabase_url(env), |(url, _)| {
-        Finding::pass(catalog::SUPABASE_URL.name, url.clone())
+        Finding::pass(crate::settings::SUPABASE_URL.name, url.clone())
     });
     if let Some((url, true)) = &url {
         report.push(Finding::warn(
-            catalog::SUPABASE_URL.name,
+            crate::settings::SUPABASE_URL.name,
             format!("{url} is plain HTTP: fine for a local stand-in (gotrue-stub, `supabase start`), never for a real project"),
             "use the project's https:// URL outside development",
         ));
     }
     let key = report.take(supabase_key(env), |key| {
-        Finding::pass(catalog::SUPABASE_KEY.name, key.kind().describe())
+        Finding::pass(crate::settings::SUPABASE_KEY.name, key.kind().describe())
     });
     let jwt_secret = report.take(jwt_secret(env), |secret| match secret {
         Some(s) => Finding::pass(
-            catalog::SUPABASE_JWT_SECRET.name,
+            crate::settings::SUPABASE_JWT_SECRET.name,
             format!(
                 "set ({} bytes): HS256 tokens are verified locally",
                 s.expose().len()
             ),
         ),
         None => Finding::pass(
-            catalog::SUPABASE_JWT_SECRET.name,
+            crate::settings::SUPABASE_JWT_SECRET.name,
             "unset: tokens are verified with the project's JWKS",
         ),
     });
     let verify = report.take(verify_mode(env), |mode| match mode {
         VerifyMode::Local => Finding::pass(
-            catalog::SUPABASE_VERIFY.name,
+            crate::settings::SUPABASE_VERIFY.name,
             "local: signatures checked here against the project's JWKS (cached up to 10 minutes); an HS256 project without SUPABASE_JWT_SECRET is asked with GET /auth/v1/user",
         ),
         VerifyMode::Remote => Finding::pass(
-            catalog::SUPABASE_VERIFY.name,
+            crate::settings::SUPABASE_VERIFY.name,
             "remote: every request asks GET /auth/v1/user (instant revocation, one round trip per request)",
         ),
     });
     if verify == Some(VerifyMode::Remote) && matches!(jwt_secret, Some(Some(_))) {
         report.push(Finding::warn(
-            catalog::SUPABASE_JWT_SECRET.name,
+            crate::settings::SUPABASE_JWT_SECRET.name,
             "set but not used: SUPABASE_VERIFY=remote asks Supabase for every token",
             "remove SUPABASE_JWT_SECRET, or set SUPABASE_VERIFY=local",
         ));
     }
-    let timeout = report.take(catalog::SUPABASE_TIMEOUT_SECONDS.number(env), |s| {
+    let timeout = report.take(crate::settings::SUPABASE_TIMEOUT_SECONDS.number(env), |s| {
         Finding::pass(
-            catalog::SUPABASE_TIMEOUT_SECONDS.name,
+            crate::settings::SUPABASE_TIMEOUT_SECONDS.name,
             format!("{s} seconds"),
         )
     });
@@ -269,15 +269,15 @@ fn read_supabase(env: &Environment, report: &mut Report) -> Option<SupabaseSetti
 fn supabase_url(env: &Environment) -> Result<(String, bool), ConfigError> {
     let invalid = |problem: String| {
         ConfigError::new(
-            catalog::SUPABASE_URL.name,
+            crate::settings::SUPABASE_URL.name,
             ConfigErrorKind::Invalid,
             problem,
             URL_FIX,
         )
     };
-    let Some(raw) = env.get(catalog::SUPABASE_URL.name) else {
+    let Some(raw) = env.get(crate::settings::SUPABASE_URL.name) else {
         return Err(ConfigError::new(
-            catalog::SUPABASE_URL.name,
+            crate::settings::SUPABASE_URL.name,
             ConfigErrorKind::Missing,
             "SUPABASE_URL is not set",
             URL_FIX,
@@ -351,9 +351,9 @@ fn is_loopback(host: &str) -> bool {
 }
 
 fn supabase_key(env: &Environment) -> Result<SupabaseKey, ConfigError> {
-    let Some(raw) = env.get(catalog::SUPABASE_KEY.name) else {
+    let Some(raw) = env.get(crate::settings::SUPABASE_KEY.name) else {
         return Err(ConfigError::new(
-            catalog::SUPABASE_KEY.name,
+            crate::settings::SUPABASE_KEY.name,
             ConfigErrorKind::Missing,
             "SUPABASE_KEY is not set",
             KEY_FIX,
@@ -363,7 +363,7 @@ fn supabase_key(env: &Environment) -> Result<SupabaseKey, ConfigError> {
     match classify_key(raw) {
         KeyKind::Publishable | KeyKind::AnonJwt => Ok(SupabaseKey(raw.trim().to_owned())),
         kind @ (KeyKind::Secret | KeyKind::ServiceRoleJwt) => Err(ConfigError::new(
-            catalog::SUPABASE_KEY.name,
+            crate::settings::SUPABASE_KEY.name,
             ConfigErrorKind::Invalid,
             format!(
                 "SUPABASE_KEY is {}: it bypasses Row Level Security and must never sit in a service that faces users",
@@ -372,7 +372,7 @@ fn supabase_key(env: &Environment) -> Result<SupabaseKey, ConfigError> {
             "replace it with the publishable (sb_publishable_...) or anon key, and rotate the secret key in the Supabase dashboard if it may have leaked",
         )),
         KeyKind::Unrecognized => Err(ConfigError::new(
-            catalog::SUPABASE_KEY.name,
+            crate::settings::SUPABASE_KEY.name,
             ConfigErrorKind::Invalid,
             "SUPABASE_KEY is neither a publishable key (sb_publishable_...) nor an anon key (a JWT whose role is anon)",
             KEY_FIX,
@@ -384,12 +384,12 @@ fn supabase_key(env: &Environment) -> Result<SupabaseKey, ConfigError> {
 const MIN_JWT_SECRET_BYTES: usize = 32;
 
 fn jwt_secret(env: &Environment) -> Result<Option<JwtSecret>, ConfigError> {
-    let Some(raw) = env.get(catalog::SUPABASE_JWT_SECRET.name) else {
+    let Some(raw) = env.get(crate::settings::SUPABASE_JWT_SECRET.name) else {
         return Ok(None);
     };
     if raw.len() < MIN_JWT_SECRET_BYTES {
         return Err(ConfigError::new(
-            catalog::SUPABASE_JWT_SECRET.name,
+            crate::settings::SUPABASE_JWT_SECRET.name,
             ConfigErrorKind::WeakSecret,
             format!(
                 "SUPABASE_JWT_SECRET is only {} bytes; a Supabase JWT secret has at least {MIN_JWT_SECRET_BYTES}",
@@ -403,14 +403,14 @@ fn jwt_secret(env: &Environment) -> Result<Option<JwtSecret>, ConfigError> {
 
 fn verify_mode(env: &Environment) -> Result<VerifyMode, ConfigError> {
     match env
-        .get(catalog::SUPABASE_VERIFY.name)
+        .get(crate::settings::SUPABASE_VERIFY.name)
         .map(|v| v.trim().to_ascii_lowercase())
     {
         None => Ok(VerifyMode::Local),
         Some(v) if v == "local" => Ok(VerifyMode::Local),
         Some(v) if v == "remote" => Ok(VerifyMode::Remote),
         Some(v) => Err(ConfigError::new(
-            catalog::SUPABASE_VERIFY.name,
+            crate::settings::SUPABASE_VERIFY.name,
             ConfigErrorKind::Invalid,
             format!(
                 "SUPABASE_VERIFY={:?} is neither local nor remote",

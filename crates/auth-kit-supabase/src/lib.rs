@@ -69,6 +69,7 @@ mod client;
 pub mod config;
 mod error;
 mod extract;
+pub mod settings;
 mod verifier;
 
 pub use claims::{SupabaseClaims, SupabaseProfile, SupabaseUser};

@@ -2,7 +2,7 @@
 //! auth-kit's own, the code the service runs at start-up, and whether the
 //! Supabase project answers.
 
-use auth_kit::config::{Environment, Finding, catalog};
+use auth_kit::config::{Environment, Finding};
 use auth_kit_supabase::config::{check_supabase, classify_key};
 
 use super::{IO_TIMEOUT, Subject, error_chain, http_client};
@@ -19,9 +19,9 @@ pub fn static_checks(env: &Environment, findings: &mut Vec<Finding>) {
 
 /// Whether the project of SUPABASE_URL answers, when it is set.
 pub async fn reachable(env: &Environment) -> Option<Finding> {
-    let url = env.get(catalog::SUPABASE_URL.name)?;
+    let url = env.get(auth_kit_supabase::settings::SUPABASE_URL.name)?;
     let key = env
-        .get(catalog::SUPABASE_KEY.name)
+        .get(auth_kit_supabase::settings::SUPABASE_KEY.name)
         .filter(|k| classify_key(k).is_public());
     Some(supabase_reachable(url.trim().trim_end_matches('/'), key).await)
 }

@@ -4,10 +4,9 @@
 //! is a secret, and, for a number, its range and default, which the parser
 //! takes from here (so the docs, the `.env` and the checks cannot drift).
 //!
-//! The supabase service's own settings are here too: the stamped `.env`
-//! and the settings table of docs/contract.md list every strategy's
-//! settings in one order, and auth-kit-supabase (which depends on this
-//! crate) reads their names from here.
+//! A service whose users an external identity provider keeps reads the
+//! settings marked [`Strategy::External`] and its provider's own, which
+//! the crate for that provider declares with the same [`Setting`] type.
 //!
 //! Texts (`default`, `rule`) are Markdown, as docs/contract.md shows them;
 //! [`SERVICE_NAME`] stands for the name the service was stamped with.
@@ -19,36 +18,23 @@
 //! let minutes = catalog::ACCESS_TOKEN_EXPIRE_MINUTES;
 //! assert_eq!(minutes.default, "30");
 //! assert_eq!(minutes.number(&Environment::from_pairs([("X", "1")])).unwrap(), 30);
-//! assert!(catalog::for_strategy(Strategy::Supabase).any(|s| s.name == "SUPABASE_URL"));
+//! assert!(catalog::for_strategy(Strategy::External).all(|s| s.name != "SECRET_KEY"));
 //! ```
 
 use super::{ConfigError, ConfigErrorKind, Environment, integer};
 use crate::refresh::ReuseWindow;
 use crate::token::Leeway;
 
-/// A service's authentication strategy (its template).
+/// Which services read a setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
-    /// JWT access and refresh tokens, no scopes.
+    /// JWT access and refresh tokens, no scopes (the jwt template).
     Jwt,
-    /// The OAuth2 password flow with scopes.
+    /// The OAuth2 password flow with scopes (the oauth2 template).
     Oauth2,
-    /// Supabase Auth.
-    Supabase,
-}
-
-impl Strategy {
-    /// Every strategy.
-    pub const ALL: [Strategy; 3] = [Strategy::Jwt, Strategy::Oauth2, Strategy::Supabase];
-
-    /// Its name on the command line and in the docs: jwt, oauth2, supabase.
-    pub fn name(self) -> &'static str {
-        match self {
-            Strategy::Jwt => "jwt",
-            Strategy::Oauth2 => "oauth2",
-            Strategy::Supabase => "supabase",
-        }
-    }
+    /// A service whose users an external identity provider keeps: it
+    /// reads the shared settings here, and its provider's own.
+    External,
 }
 
 /// A whole-number setting's bounds (inclusive) and its value when unset.
@@ -163,95 +149,13 @@ pub fn for_strategy(strategy: Strategy) -> impl Iterator<Item = &'static Setting
     ALL.iter().filter(move |s| s.read_by(strategy))
 }
 
-/// The settings part of the stamped `.env` of a `strategy` service named
-/// `service_name`: every setting it reads, with fresh secrets and the
-/// others commented out.
-pub fn env_settings(strategy: Strategy, service_name: &str) -> String {
-    for_strategy(strategy)
-        .map(|s| s.env_lines(service_name))
-        .collect()
-}
-
 /// The setting named `name`, if the catalogue has it.
 pub fn find(name: &str) -> Option<&'static Setting> {
     ALL.iter().find(|s| s.name == name)
 }
 
-const EVERY: &[Strategy] = &[Strategy::Jwt, Strategy::Oauth2, Strategy::Supabase];
+const EVERY: &[Strategy] = &[Strategy::Jwt, Strategy::Oauth2, Strategy::External];
 const TOKENS: &[Strategy] = &[Strategy::Jwt, Strategy::Oauth2];
-const SUPABASE: &[Strategy] = &[Strategy::Supabase];
-
-/// SUPABASE_URL.
-pub const SUPABASE_URL: Setting = Setting {
-    name: "SUPABASE_URL",
-    default: "none: required for supabase",
-    rule: "the project's URL, `https://<project-ref>.supabase.co`; plain `http://` only to this machine (a WARN)",
-    comment: "Your Supabase project (Project Settings > API): its URL, and its publishable
-(or legacy anon) key. Never a secret or service_role key: those bypass
-Row Level Security.
-Offline, gotrue-stub stands in for Supabase and accepts the key below:
-  cargo run -p gotrue-stub -- --env-file .env",
-    strategies: SUPABASE,
-    secret: false,
-    env: EnvValue::Set("http://127.0.0.1:9999"),
-    range: None,
-};
-
-/// SUPABASE_KEY.
-pub const SUPABASE_KEY: Setting = Setting {
-    name: "SUPABASE_KEY",
-    default: "none: required for supabase",
-    rule: "the project's publishable (or legacy anon) key, sent as `apikey`; never a secret or service_role key",
-    comment: "",
-    strategies: SUPABASE,
-    // Publishable: meant for clients.
-    secret: false,
-    env: EnvValue::Fresh {
-        prefix: "sb_publishable_",
-        hex_chars: 32,
-    },
-    range: None,
-};
-
-/// SUPABASE_JWT_SECRET.
-pub const SUPABASE_JWT_SECRET: Setting = Setting {
-    name: "SUPABASE_JWT_SECRET",
-    default: "unset",
-    rule: "legacy HS256 projects: at least 32 bytes",
-    comment: "Legacy HS256 projects only (otherwise tokens are checked with the project's JWKS):",
-    strategies: SUPABASE,
-    secret: true,
-    env: EnvValue::CommentedOut(""),
-    range: None,
-};
-
-/// SUPABASE_VERIFY.
-pub const SUPABASE_VERIFY: Setting = Setting {
-    name: "SUPABASE_VERIFY",
-    default: "local",
-    rule: "`local` or `remote`",
-    comment: "local (JWKS or secret), or remote (GET /auth/v1/user on every request):",
-    strategies: SUPABASE,
-    secret: false,
-    env: EnvValue::CommentedOut("local"),
-    range: None,
-};
-
-/// SUPABASE_TIMEOUT_SECONDS.
-pub const SUPABASE_TIMEOUT_SECONDS: Setting = Setting {
-    name: "SUPABASE_TIMEOUT_SECONDS",
-    default: "10",
-    rule: "1 to 120",
-    comment: "",
-    strategies: SUPABASE,
-    secret: false,
-    env: EnvValue::CommentedOut("10"),
-    range: Some(Range {
-        min: 1,
-        max: 120,
-        default: 10,
-    }),
-};
 
 /// SECRET_KEY.
 pub const SECRET_KEY: Setting = Setting {
@@ -753,11 +657,6 @@ pub const ITEMS_MAX_PER_USER: Setting = Setting {
 
 /// Every setting, in the order the stamped `.env` lists them.
 pub const ALL: &[Setting] = &[
-    SUPABASE_URL,
-    SUPABASE_KEY,
-    SUPABASE_JWT_SECRET,
-    SUPABASE_VERIFY,
-    SUPABASE_TIMEOUT_SECONDS,
     SECRET_KEY,
     ALGORITHM,
     JWT_PRIVATE_KEY_FILE,
@@ -891,10 +790,5 @@ mod tests {
             .nth(1)
             .and_then(|l| l.strip_prefix("SECRET_KEY="));
         assert_eq!(value.map(str::len), Some(64));
-        let supabase = SUPABASE_KEY.env_lines("x");
-        assert_eq!(
-            supabase.trim_end().len(),
-            "SUPABASE_KEY=sb_publishable_".len() + 32
-        );
     }
 }
