@@ -77,7 +77,7 @@ impl App {
     /// Opens the database (running migrations), creates the bootstrap admin
     /// when configured, and wires auth-kit.
     pub async fn start(settings: &ServiceSettings) -> Result<Self, StartupError> {
-        let store = Store::connect_with(&settings.database_url, &migrations())
+        let store = Store::connect_with(&settings.server.database_url, &migrations())
             .await
             .map_err(StartupError::Database)?
             // A verified user and login served from memory for at most

@@ -27,19 +27,19 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let listener = match tokio::net::TcpListener::bind(settings.listen_addr()).await {
+    let listener = match tokio::net::TcpListener::bind(settings.server.listen_addr()).await {
         Ok(listener) => listener,
         Err(e) => {
             eprintln!(
                 "start-up error: cannot listen on {}: {e}; set HOST and PORT to a free address",
-                settings.listen_addr()
+                settings.server.listen_addr()
             );
             return ExitCode::FAILURE;
         }
     };
     let addr = listener
         .local_addr()
-        .unwrap_or_else(|_| settings.listen_addr());
+        .unwrap_or_else(|_| settings.server.listen_addr());
     tracing::info!("listening on http://{addr} (API docs: http://{addr}/docs)");
     let served = auth_kit::http::serve(
         listener,

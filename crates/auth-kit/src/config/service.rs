@@ -1,14 +1,13 @@
 //! Everything a jwt or oauth2 service reads, read in one pass that either
 //! returns the settings or reports every finding.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::refresh::ReuseWindow;
 use crate::token::{Leeway, SigningKeys};
 
 use super::keys::{algorithm, check_key_rotation, leeway, read_signing_keys, refresh_reuse};
-use super::server::{AdminBootstrap, admin, read_server};
+use super::server::{AdminBootstrap, ServerSettings, admin, read_server};
 use super::traffic::{SessionCacheSettings, TrafficSettings, read_session_cache, read_traffic};
 use super::{AccountSettings, ConfigError, Environment, Finding, Report, account, catalog};
 
@@ -32,12 +31,9 @@ pub struct ServiceSettings {
     pub audience: String,
     /// Clock leeway (JWT_LEEWAY_SECONDS).
     pub leeway: Leeway,
-    /// DATABASE_URL.
-    pub database_url: String,
-    /// HOST.
-    pub host: IpAddr,
-    /// PORT.
-    pub port: u16,
+    /// DATABASE_URL, HOST and PORT (what every service reads, the Supabase
+    /// one too).
+    pub server: ServerSettings,
     /// The admin to create at start-up, if both variables are set.
     pub admin: Option<AdminBootstrap>,
     /// Client addresses, login and signup limits, request timeout.
@@ -59,11 +55,6 @@ impl ServiceSettings {
         let mut report = Report::default();
         let settings = read_service(env, service_name, &mut report);
         report.settle(settings)
-    }
-
-    /// The address to listen on.
-    pub fn listen_addr(&self) -> std::net::SocketAddr {
-        std::net::SocketAddr::new(self.host, self.port)
     }
 }
 
@@ -139,9 +130,7 @@ fn read_service(
         issuer,
         audience,
         leeway: lifetimes?.leeway,
-        database_url: server.as_ref()?.database_url.clone(),
-        host: server.as_ref()?.host,
-        port: server?.port,
+        server: server?,
         admin: admin?,
         traffic: traffic?,
         account: account?,

@@ -542,8 +542,8 @@ fn defaults() {
         ("my-api", "my-api")
     );
     assert_eq!(s.leeway.as_secs(), 30);
-    assert_eq!(s.database_url, "sqlite://my-api.db?mode=rwc");
-    assert_eq!(s.listen_addr().to_string(), "127.0.0.1:8000");
+    assert_eq!(s.server.database_url, "sqlite://my-api.db?mode=rwc");
+    assert_eq!(s.server.listen_addr().to_string(), "127.0.0.1:8000");
     assert!(s.admin.is_none());
     assert_eq!(s.traffic.login_limits, LoginLimits::STANDARD);
     assert_eq!(s.traffic.signup_limits, SignupLimits::STANDARD);
