@@ -105,6 +105,30 @@ mod tests {
     }
 
     #[test]
+    fn the_timeout_is_shown_as_read() {
+        let range = SUPABASE_TIMEOUT_SECONDS.range.unwrap();
+        assert_eq!(SUPABASE_TIMEOUT_SECONDS.default, range.default.to_string());
+        assert_eq!(
+            SUPABASE_TIMEOUT_SECONDS.rule,
+            format!("{} to {}", range.min, range.max)
+        );
+        assert!(range.min <= range.default && range.default <= range.max);
+        let unset = auth_kit::config::Environment::from_pairs::<&str, &str>([]);
+        assert_eq!(
+            SUPABASE_TIMEOUT_SECONDS.number(&unset).unwrap(),
+            range.default
+        );
+    }
+
+    #[test]
+    fn secrets_are_never_shown() {
+        for s in ALL.iter().filter(|s| s.secret) {
+            assert!(s.range.is_none(), "{}", s.name);
+            assert!(!matches!(s.env, EnvValue::Set(_)), "{}", s.name);
+        }
+    }
+
+    #[test]
     fn names_are_unique_among_all_settings() {
         for s in ALL {
             assert!(s.name.starts_with("SUPABASE_"), "{}", s.name);

@@ -735,6 +735,20 @@ mod tests {
         }
     }
 
+    /// A secret is never shown: no range (a refused number echoes the
+    /// value), never written as a fixed value, and an example in the
+    /// `.env` carries no credentials (a URL without `user:password@`).
+    #[test]
+    fn secrets_are_never_shown() {
+        for s in ALL.iter().filter(|s| s.secret) {
+            assert!(s.range.is_none(), "{}", s.name);
+            assert!(!matches!(s.env, EnvValue::Set(_)), "{}", s.name);
+            if let EnvValue::CommentedOut(example) = s.env {
+                assert!(!example.contains('@'), "{}: {example}", s.name);
+            }
+        }
+    }
+
     /// The limits' constants are the catalogue's defaults.
     #[test]
     fn standard_limits_are_the_defaults() {

@@ -31,8 +31,8 @@ pub struct ServiceSettings {
     pub audience: String,
     /// Clock leeway (JWT_LEEWAY_SECONDS).
     pub leeway: Leeway,
-    /// DATABASE_URL, HOST and PORT (what every service reads, the Supabase
-    /// one too).
+    /// DATABASE_URL, HOST and PORT (what every service reads, one on an
+    /// external identity provider too).
     pub server: ServerSettings,
     /// The admin to create at start-up, if both variables are set.
     pub admin: Option<AdminBootstrap>,

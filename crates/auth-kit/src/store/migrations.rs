@@ -43,7 +43,7 @@ fn tolerant(mut migrator: Migrator) -> Migrator {
 ///     sqlx::migrate!("./migrations/sqlite"),
 ///     sqlx::migrate!("./migrations/postgres"),
 /// );
-/// let store = Store::connect_with(&settings.database_url, &migrations).await?;
+/// let store = Store::connect_with(&settings.server.database_url, &migrations).await?;
 /// ```
 #[derive(Debug)]
 pub struct ServiceMigrations {
