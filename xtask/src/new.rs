@@ -219,12 +219,17 @@ pub fn stamp_from(
         .prefix(".xtask-new-")
         .tempdir_in(&parent)
         .with_context(|| format!("cannot write in {}", parent.display()))?;
-    let project = render(
-        &strategy.template_dir_in(root),
-        strategy,
-        name,
-        staging.path(),
-    )?;
+    // The jwt template is assembled from the oauth2 one; the folder lives
+    // until the end of this function.
+    let assembled = match strategy {
+        Strategy::Jwt => Some(crate::templates::assemble(root)?),
+        Strategy::Oauth2 | Strategy::Supabase => None,
+    };
+    let template = match &assembled {
+        Some(folder) => folder.path().to_owned(),
+        None => strategy.template_dir_in(root),
+    };
+    let project = render(&template, strategy, name, staging.path())?;
     let kit = auth_cli::kit::kit_files(
         &auth_cli::kit::WorkingTree(root.to_owned()),
         strategy.name(),

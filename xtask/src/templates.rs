@@ -1,22 +1,22 @@
-//! `cargo xtask templates [--check]`: writes `templates/jwt_auth` from its
-//! one source, `templates/oauth2_flow`.
+//! The jwt template, assembled from its one source, `templates/oauth2_flow`.
 //!
 //! The jwt service is the oauth2 service without scopes: the same files
 //! with the edits in [`JWT_EDITS`] (its handlers ask for `CurrentUser`
 //! where oauth2's ask for a scope, and its docs say so), apart from the
 //! files it owns ([`JWT_OWNS`]: its README, and `tests/scopes.rs`, which
 //! tests what tokens without scopes do where oauth2's tests what scopes
-//! do). So a change is made once, in `oauth2_flow` (or in a
-//! file jwt owns), and `cargo xtask templates` writes the jwt tree; the
-//! committed trees are both complete, so each still renders with `cargo
-//! generate --path templates/<name>`.
+//! do). Only those are committed under `templates/jwt_auth`: a change is
+//! made once, in `oauth2_flow` (or in a file jwt owns), and no second copy
+//! can drift. `cargo xtask new --strategy jwt` assembles the whole template
+//! in a temporary folder and renders it from there; `cargo xtask templates`
+//! writes it into `templates/jwt_auth` (git ignores the written files) for
+//! reading it or for `cargo generate --path templates/jwt_auth`.
 //!
 //! Every edit must match its file exactly once: an edit that no longer
-//! matches stops the generator, naming the file and the text, instead of
-//! leaving a scope in the jwt service. `--check` (and this module's test,
-//! so `cargo xtask test` and CI) fails when the committed jwt tree is not
-//! what the generator writes, the way rust-analyzer checks its generated
-//! code.
+//! matches stops the assembly, naming the file and the text, instead of
+//! leaving a scope in the jwt service. `--check` (and this module's tests,
+//! so `cargo xtask test` and CI) fails when an edit does not match or when
+//! git tracks a file of `templates/jwt_auth` that jwt does not own.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -30,18 +30,23 @@ use crate::repo;
 /// Arguments of `cargo xtask templates`.
 #[derive(clap::Args, Debug)]
 pub struct TemplatesArgs {
-    /// Write nothing: list the jwt files that differ from what would be
-    /// written, and fail when there is any.
+    /// Write nothing: fail when an edit no longer matches its source, or
+    /// when git tracks a jwt file that the assembly writes.
     #[arg(long)]
     pub check: bool,
+    /// Where to write the jwt template (default: templates/jwt_auth, where
+    /// git ignores every file jwt does not own).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// The one source.
 pub const SOURCE: &str = "templates/oauth2_flow";
-/// The template written from it.
+/// The template assembled from it.
 pub const JWT: &str = "templates/jwt_auth";
 
-/// Files of the jwt template written by hand, never by the generator.
+/// Files of the jwt template written by hand, and the only ones git tracks
+/// under [`JWT`].
 pub const JWT_OWNS: &[&str] = &["README.md.liquid", "tests/scopes.rs"];
 
 /// One replacement in one file of the source.
@@ -69,7 +74,8 @@ pub const JWT_EDITS: &[Edit] = &[
         file: "cargo-generate.toml",
         from: r#"# A cargo-generate template (`cargo generate --path templates/oauth2_flow --name my-api`).
 "#,
-        to: r#"# A cargo-generate template (`cargo generate --path templates/jwt_auth --name my-api`).
+        to: r#"# A cargo-generate template, assembled from templates/oauth2_flow (`cargo xtask
+# templates`, then `cargo generate --path templates/jwt_auth --name my-api`).
 "#,
     },
     Edit {
@@ -286,57 +292,62 @@ pub const SCOPES: ScopeMode = ScopeMode::Unscoped;
     },
 ];
 
-/// A jwt file that is not what the generator writes.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Stale {
-    /// The file's content differs.
-    Changed(PathBuf),
-    /// The generator would write it; it is not there.
-    Missing(PathBuf),
-    /// It is there; the generator would not write it (nor does jwt own it).
-    Extra(PathBuf),
-}
-
-impl std::fmt::Display for Stale {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Stale::Changed(p) => write!(f, "changed: {JWT}/{}", p.display()),
-            Stale::Missing(p) => write!(f, "missing: {JWT}/{}", p.display()),
-            Stale::Extra(p) => write!(f, "not generated: {JWT}/{}", p.display()),
-        }
-    }
-}
-
-/// `cargo xtask templates [--check]`.
+/// `cargo xtask templates [--check] [--out DIR]`.
 pub fn run(args: &TemplatesArgs) -> Result<()> {
     let root = repo::root();
-    let expected = generate(root)?;
-    let stale = stale(root, &expected)?;
-    let count = |n: usize| format!("{n} file{}", if n == 1 { "" } else { "s" });
-    if args.check {
-        if stale.is_empty() {
-            println!("{JWT} is up to date with {SOURCE}");
-            return Ok(());
-        }
-        for s in &stale {
-            println!("{s}");
-        }
+    let generated = generate(root)?;
+    let committed = committed_generated_files(root)?;
+    if !committed.is_empty() {
         bail!(
-            "{JWT} is not what `cargo xtask templates` writes from {SOURCE} ({}): run `cargo xtask templates`, or make the change in {SOURCE} (or in a file jwt owns) instead",
-            count(stale.len())
+            "git tracks files of {JWT} that are assembled from {SOURCE}: {}. Make the change in {SOURCE} (or add the file to JWT_OWNS in xtask/src/templates.rs), then `git rm --cached` them",
+            committed.join(", ")
         );
     }
-    write(root, &expected, &stale)?;
-    println!("{JWT}: {} written or removed", count(stale.len()));
+    if args.check {
+        println!("{JWT}: every edit matches {SOURCE}, and git tracks only the files jwt owns");
+        return Ok(());
+    }
+    let out = args.out.clone().unwrap_or_else(|| root.join(JWT));
+    if out == root.join(JWT) {
+        remove_stale(&out, &generated)?;
+    } else {
+        copy_owned(root, &out)?;
+    }
+    for (path, bytes) in &generated {
+        write_whole(&out.join(path), bytes, &root.join(SOURCE).join(path))?;
+    }
+    println!(
+        "wrote the jwt template into {} ({} files from {SOURCE})",
+        out.display(),
+        generated.len()
+    );
     Ok(())
 }
 
-/// The jwt template's generated files, as the generator writes them from
-/// the source at `root`: relative path to content.
+/// The whole jwt template (assembled files and the ones jwt owns) in a new
+/// temporary folder, removed when the returned value is dropped.
+pub fn assemble(root: &Path) -> Result<tempfile::TempDir> {
+    let folder = tempfile::Builder::new()
+        .prefix("jwt_auth-")
+        .tempdir()
+        .context("cannot create a temporary folder for the jwt template")?;
+    copy_owned(root, folder.path())?;
+    for (path, bytes) in generate(root)? {
+        write_whole(
+            &folder.path().join(&path),
+            &bytes,
+            &root.join(SOURCE).join(&path),
+        )?;
+    }
+    Ok(folder)
+}
+
+/// The jwt template's assembled files, as written from the source at
+/// `root`: relative path to content.
 pub fn generate(root: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>> {
     let source = root.join(SOURCE);
     let mut out = BTreeMap::new();
-    for path in files_of(&source)?.all() {
+    for path in files_of(&source, &[])? {
         if is_owned(&path) {
             continue;
         }
@@ -347,7 +358,7 @@ pub fn generate(root: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>> {
     for edit in JWT_EDITS {
         let Some(bytes) = out.get_mut(Path::new(edit.file)) else {
             bail!(
-                "an edit names {SOURCE}/{}, which the generator does not copy: fix JWT_EDITS in xtask/src/templates.rs",
+                "an edit names {SOURCE}/{}, which the assembly does not copy: fix JWT_EDITS in xtask/src/templates.rs",
                 edit.file
             );
         };
@@ -366,66 +377,42 @@ pub fn generate(root: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>> {
     Ok(out)
 }
 
-/// How the jwt tree at `root` differs from `expected` (see [`generate`]).
-pub fn stale(root: &Path, expected: &BTreeMap<PathBuf, Vec<u8>>) -> Result<Vec<Stale>> {
-    let target = root.join(JWT);
-    let mut stale = Vec::new();
-    for (path, bytes) in expected {
-        match fs::read(target.join(path)) {
-            Ok(found) if &found == bytes => {}
-            Ok(_) => stale.push(Stale::Changed(path.clone())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                stale.push(Stale::Missing(path.clone()));
-            }
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot read {JWT}/{}", path.display()));
-            }
-        }
-    }
-    for path in files_of(&target)?.all() {
-        if !is_owned(&path) && !expected.contains_key(&path) {
-            stale.push(Stale::Extra(path));
-        }
-    }
-    Ok(stale)
+/// Files git tracks under [`JWT`] that jwt does not own: a generated file
+/// committed by mistake, which would be a second copy to keep in step.
+fn committed_generated_files(root: &Path) -> Result<Vec<String>> {
+    Ok(files_of(&root.join(JWT), &["--cached"])?
+        .into_iter()
+        .filter(|p| !is_owned(p))
+        .map(|p| format!("{JWT}/{}", p.display()))
+        .collect())
 }
 
-/// Writes the stale files (and removes the ones not generated). Each file
-/// is written whole through a temporary file and a rename, so an
-/// interrupted run leaves whole files that `--check` reports. A file git
-/// does not track is never removed: the run stops, naming it.
-fn write(root: &Path, expected: &BTreeMap<PathBuf, Vec<u8>>, stale: &[Stale]) -> Result<()> {
-    let target = root.join(JWT);
-    let tracked = files_of(&target)?.tracked;
-    if let Some(Stale::Extra(path)) = stale
-        .iter()
-        .find(|s| matches!(s, Stale::Extra(p) if !tracked.contains(p)))
-    {
-        bail!(
-            "{JWT}/{} is not generated and git does not track it: move it away (or into {SOURCE}), then run `cargo xtask templates` again",
-            path.display()
-        );
-    }
-    for s in stale {
-        match s {
-            Stale::Changed(path) | Stale::Missing(path) => {
-                let bytes = expected
-                    .get(path)
-                    .with_context(|| format!("{} is not generated", path.display()))?;
-                write_whole(&target.join(path), bytes, &root.join(SOURCE).join(path))?;
-            }
-            Stale::Extra(path) => {
-                let gone = target.join(path);
-                fs::remove_file(&gone)
-                    .with_context(|| format!("cannot remove {}", gone.display()))?;
-            }
+/// Removes the files a previous run wrote into `templates/jwt_auth` that
+/// the assembly no longer writes (git ignores them; the owned files, which
+/// it tracks, are never touched).
+fn remove_stale(target: &Path, generated: &BTreeMap<PathBuf, Vec<u8>>) -> Result<()> {
+    for path in files_of(target, &["--others", "--ignored", "--exclude-standard"])? {
+        if !is_owned(&path) && !generated.contains_key(&path) {
+            let gone = target.join(&path);
+            fs::remove_file(&gone).with_context(|| format!("cannot remove {}", gone.display()))?;
         }
     }
     Ok(())
 }
 
+/// Copies the files jwt owns into `out`.
+fn copy_owned(root: &Path, out: &Path) -> Result<()> {
+    for own in JWT_OWNS {
+        let from = root.join(JWT).join(own);
+        let bytes = fs::read(&from).with_context(|| format!("cannot read {}", from.display()))?;
+        write_whole(&out.join(own), &bytes, &from)?;
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to `to` through a temporary file in its folder, with the
-/// mode of `like` (not the temporary file's 0600).
+/// mode of `like` (not the temporary file's 0600), so an interrupted run
+/// leaves whole files.
 fn write_whole(to: &Path, bytes: &[u8], like: &Path) -> Result<()> {
     let folder = to.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))?;
@@ -445,21 +432,10 @@ fn is_owned(path: &Path) -> bool {
     JWT_OWNS.iter().any(|own| Path::new(own) == path)
 }
 
-/// The files of a template folder as git sees them, relative to it: the
-/// tracked ones, and the new ones it does not ignore (a build's `.env`,
-/// database or `target/` never count).
-struct Files {
-    tracked: BTreeSet<PathBuf>,
-    untracked: BTreeSet<PathBuf>,
-}
-
-impl Files {
-    fn all(&self) -> Vec<PathBuf> {
-        self.tracked.union(&self.untracked).cloned().collect()
-    }
-}
-
-fn files_of(dir: &Path) -> Result<Files> {
+/// The files of a template folder as git lists them with `which`, relative
+/// to it; with no flags, the tracked ones and the new ones it does not
+/// ignore (a build's `.env`, database or `target/` never count).
+fn files_of(dir: &Path, which: &[&str]) -> Result<BTreeSet<PathBuf>> {
     let list = |args: &[&str]| -> Result<BTreeSet<PathBuf>> {
         let output = Command::new("git")
             .arg("-C")
@@ -467,7 +443,7 @@ fn files_of(dir: &Path) -> Result<Files> {
             .args(["ls-files", "-z"])
             .args(args)
             .output()
-            .context("cannot run git (the generator lists the templates' files with it)")?;
+            .context("cannot run git (the jwt template's files are listed with it)")?;
         if !output.status.success() {
             bail!(
                 "git ls-files failed in {}: {}",
@@ -484,10 +460,13 @@ fn files_of(dir: &Path) -> Result<Files> {
             .filter(|p| dir.join(p).is_file())
             .collect())
     };
-    Ok(Files {
-        tracked: list(&["--cached"])?,
-        untracked: list(&["--others", "--exclude-standard"])?,
-    })
+    if which.is_empty() {
+        let mut all = list(&["--cached"])?;
+        all.extend(list(&["--others", "--exclude-standard"])?);
+        Ok(all)
+    } else {
+        list(which)
+    }
 }
 
 #[cfg(test)]
@@ -495,15 +474,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_jwt_template_is_what_the_generator_writes() {
-        let expected = generate(repo::root()).unwrap();
-        let stale = stale(repo::root(), &expected).unwrap();
-        let listed: Vec<String> = stale.iter().map(ToString::to_string).collect();
+    fn git_tracks_only_the_files_jwt_owns() {
+        let committed = committed_generated_files(repo::root()).unwrap();
         assert!(
-            stale.is_empty(),
-            "{JWT} is stale: run `cargo xtask templates` (make the change in {SOURCE}, or in a file jwt owns):\n{}",
-            listed.join("\n")
+            committed.is_empty(),
+            "assembled from {SOURCE}, so not to be committed (make the change in {SOURCE}, or in a file jwt owns): {committed:?}"
         );
+        let owned = files_of(&repo::root().join(JWT), &["--cached"]).unwrap();
+        assert_eq!(owned.len(), JWT_OWNS.len(), "{owned:?}");
+    }
+
+    #[test]
+    fn the_assembled_template_is_complete() {
+        let folder = assemble(repo::root()).unwrap();
+        for path in
+            JWT_OWNS
+                .iter()
+                .chain(&["cargo-generate.toml", "Cargo.toml.liquid", "src/lib.rs"])
+        {
+            assert!(folder.path().join(path).is_file(), "{path} is missing");
+        }
+        let manifest = fs::read_to_string(folder.path().join("cargo-generate.toml")).unwrap();
+        assert!(manifest.contains("templates/jwt_auth"), "{manifest}");
     }
 
     #[test]
@@ -531,7 +523,7 @@ mod tests {
     }
 
     #[test]
-    fn an_edit_that_no_longer_matches_stops_the_generator() {
+    fn an_edit_that_no_longer_matches_stops_the_assembly() {
         let scratch = tempfile::tempdir().unwrap();
         let init = Command::new("git")
             .args(["init", "-q"])
@@ -540,7 +532,7 @@ mod tests {
             .unwrap();
         assert!(init.success());
         let source = scratch.path().join(SOURCE);
-        for path in files_of(&repo::root().join(SOURCE)).unwrap().all() {
+        for path in files_of(&repo::root().join(SOURCE), &[]).unwrap() {
             let to = source.join(&path);
             fs::create_dir_all(to.parent().unwrap()).unwrap();
             fs::copy(repo::root().join(SOURCE).join(&path), &to).unwrap();

@@ -7,7 +7,9 @@
 
 mod common;
 
-use common::{ADMIN, ADMIN_PASSWORD, assert_challenge, error, password_of, servers};
+use common::{
+    ADMIN, ADMIN_PASSWORD, assert_challenge, assert_forbidden, error, password_of, servers,
+};
 use serde_json::json;
 
 /// The document lists every scope, and the scope each guarded route needs.
@@ -70,11 +72,7 @@ async fn tokens_carry_the_granted_scopes() {
             .login("dana", &password_of("dana"), Some("me items"))
             .await
             .body;
-        let refresh = format!(
-            "grant_type=refresh_token&refresh_token={}",
-            first["refresh_token"].as_str().unwrap()
-        );
-        let second = s.form("/token", &refresh).await;
+        let second = s.refresh(&first).await;
         assert_eq!(second.body["scope"], json!("me items"), "{second:?}");
 
         // Only the admin role holds the `admin` scope.
@@ -209,11 +207,7 @@ async fn role_and_permission_routes_need_their_scope() {
         // A user is refused by role first: `forbidden`, no challenge.
         let kim_token = s.token("kim", &password_of("kim"), None).await;
         let refused = s.get("/users", Some(&kim_token)).await;
-        assert_eq!(
-            (refused.status, refused.header("www-authenticate")),
-            (403, None)
-        );
-        assert_eq!(refused.body, error("forbidden", "Role 'admin' required"));
+        assert_forbidden(&refused, "Role 'admin' required");
 
         // DELETE /items/{id}: permission `items:delete`, then scope `items:write`.
         let item = s

@@ -63,7 +63,10 @@ impl TestServer {
                 "MAIL_URL".to_owned(),
                 format!("file://{}", outbox.path().display()),
             ),
-            ("PUBLIC_URL".to_owned(), "https://app.example.com".to_owned()),
+            (
+                "PUBLIC_URL".to_owned(),
+                "https://app.example.com".to_owned(),
+            ),
         ];
         pairs.extend(
             settings
@@ -240,6 +243,17 @@ impl TestServer {
     pub async fn admin_token(&self) -> String {
         self.token(ADMIN, ADMIN_PASSWORD, None).await
     }
+
+    /// A refresh grant with the `refresh_token` of an earlier token
+    /// response; the whole answer.
+    pub async fn refresh(&self, tokens: &Value) -> Reply {
+        let refresh_token = tokens["refresh_token"].as_str().unwrap();
+        self.form(
+            "/token",
+            &format!("grant_type=refresh_token&refresh_token={refresh_token}"),
+        )
+        .await
+    }
 }
 
 pub fn password_of(username: &str) -> String {
@@ -282,4 +296,15 @@ pub fn assert_challenge(reply: &Reply, status: u16, challenge: &str) {
         Some(challenge),
         "{reply:?}"
     );
+}
+
+/// `reply` is a 403 refused by role or permission: the contract's
+/// `forbidden` body with `description`, and no challenge (the token is fine).
+pub fn assert_forbidden(reply: &Reply, description: &str) {
+    assert_eq!(
+        (reply.status, reply.header("www-authenticate")),
+        (403, None),
+        "{reply:?}"
+    );
+    assert_eq!(reply.body, error("forbidden", description));
 }
