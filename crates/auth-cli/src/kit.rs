@@ -539,12 +539,14 @@ const SUPABASE_ONLY: &[&str] = &["crates/auth-cli/src/validate/supabase.rs"];
 /// Whether `path` of a crate is copied: its sources, migrations, README,
 /// and its tests with their fixtures, so `cargo test --workspace` in the
 /// project runs them (not its benchmarks, which run in the auth-kit
-/// repository).
+/// repository), and the files its `testing` feature embeds (`testing/`:
+/// the project's own tests use them).
 fn copied_from_crate(krate: &str, path: &str, strategy: &str) -> bool {
     let inside = |part: &str| path.starts_with(&format!("crates/{krate}/{part}"));
     (inside("src/")
         || inside("migrations/")
         || inside("tests/")
+        || inside("testing/")
         || path == format!("crates/{krate}/README.md"))
         && (strategy == "supabase" || !SUPABASE_ONLY.contains(&path))
 }

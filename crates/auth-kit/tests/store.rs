@@ -32,14 +32,7 @@ fn new_user<'a>(username: &'a str, email: Option<&'a str>) -> NewUser<'a> {
 }
 
 async fn stores(test: &str) -> Vec<(TestDatabase, Store)> {
-    let mut out = Vec::new();
-    for db in TestDatabase::all(test).await {
-        let store = Store::connect(db.url())
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", db.backend_name()));
-        out.push((db, store));
-    }
-    out
+    auth_kit::testing::stores(test, None).await
 }
 
 #[tokio::test]

@@ -13,14 +13,7 @@ fn all_rows() -> PageRequest {
 }
 
 async fn stores(test: &str) -> Vec<(TestDatabase, Store)> {
-    let mut out = Vec::new();
-    for db in TestDatabase::all(test).await {
-        let store = Store::connect_with(db.url(), &service::migrations())
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", db.backend_name()));
-        out.push((db, store));
-    }
-    out
+    auth_kit::testing::stores(test, Some(&service::migrations())).await
 }
 
 #[tokio::test]

@@ -250,15 +250,7 @@ pub async fn serve(h: &Harness, options: auth_kit::http::ServeOptions) -> String
         .route("/auth/signup", post(signup))
         .route("/me", get(me));
     let router = auth_kit::http::with_service_layers(router).with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(auth_kit::http::serve(
-        listener,
-        router,
-        options,
-        std::future::pending(),
-    ));
-    base
+    auth_kit::testing::serve_on_loopback(router, options).await
 }
 
 /// Serve options with these trusted proxies and generous timeouts.

@@ -1,47 +1,25 @@
-//! The service on a real loopback socket, and a small HTTP client for it.
+//! The service on a real loopback socket, with its own database and mail
+//! outbox; requests go through the kit's client (`auth_kit::testing`).
 #![allow(dead_code, clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::net::SocketAddr;
+use std::ops::Deref;
 
 use auth_kit::config::{Environment, ServiceSettings};
 use auth_kit::http::ServeOptions;
-use auth_kit::testing::TestDatabase;
-use reqwest::header::HeaderMap;
+pub use auth_kit::testing::Reply;
+use auth_kit::testing::{TestClient, TestDatabase, serve_on_loopback};
 use serde_json::{Value, json};
 
 pub const ADMIN: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
 
 /// A running service backed by its own fresh database, writing its mails
-/// into its own outbox folder.
+/// into its own outbox folder; its requests are the client's methods.
 pub struct TestServer {
-    pub base: String,
     pub backend: &'static str,
-    client: reqwest::Client,
+    client: TestClient,
     outbox: tempfile::TempDir,
     _db: TestDatabase,
-}
-
-/// What came back: status, headers, and the body as JSON (or a JSON string).
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Value,
-}
-
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The `{"error", "error_description"}` body as a pair.
-    pub fn error(&self) -> (&str, &str) {
-        (
-            self.body["error"].as_str().unwrap_or(""),
-            self.body["error_description"].as_str().unwrap_or(""),
-        )
-    }
 }
 
 impl TestServer {
@@ -52,7 +30,6 @@ impl TestServer {
 
     /// The same, with more settings.
     pub async fn start_with(db: TestDatabase, settings: &[(&str, &str)]) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let outbox = tempfile::tempdir().unwrap();
         let mut pairs = vec![
             ("SECRET_KEY".to_owned(), auth_kit::random::secret_hex()),
@@ -76,21 +53,11 @@ impl TestServer {
         let env = Environment::from_pairs(pairs);
         let settings = ServiceSettings::from_env(&env, service::SERVICE_NAME).unwrap();
         let app = service::App::start(&settings).await.unwrap();
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let options = ServeOptions::from_settings(&settings.traffic);
-        tokio::spawn(auth_kit::http::serve(
-            listener,
-            app.router,
-            options,
-            std::future::pending(),
-        ));
+        let base = serve_on_loopback(app.router, options).await;
         Self {
-            base,
             backend: db.backend_name(),
-            client: reqwest::Client::new(),
+            client: TestClient::new(base),
             outbox,
             _db: db,
         }
@@ -123,88 +90,6 @@ impl TestServer {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         panic!("{}: no mail #{n} to {to} within 10 s", self.backend);
-    }
-
-    pub async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        content_type: Option<&str>,
-        body: Vec<u8>,
-    ) -> Reply {
-        self.send_forwarded(None, method, path, token, content_type, body)
-            .await
-    }
-
-    /// `send`, as a proxy forwarding the request of `client` in
-    /// `X-Forwarded-For` (the tests' requests come from 127.0.0.1).
-    pub async fn send_forwarded(
-        &self,
-        client: Option<&str>,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        content_type: Option<&str>,
-        body: Vec<u8>,
-    ) -> Reply {
-        let mut request = self
-            .client
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
-            .body(body);
-        if let Some(client) = client {
-            request = request.header("x-forwarded-for", client);
-        }
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        if let Some(content_type) = content_type {
-            request = request.header("content-type", content_type);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        self.send("GET", path, token, None, Vec::new()).await
-    }
-
-    pub async fn delete(&self, path: &str, token: Option<&str>) -> Reply {
-        self.send("DELETE", path, token, None, Vec::new()).await
-    }
-
-    pub async fn json(&self, method: &str, path: &str, token: Option<&str>, body: Value) -> Reply {
-        self.send(
-            method,
-            path,
-            token,
-            Some("application/json"),
-            body.to_string().into_bytes(),
-        )
-        .await
-    }
-
-    pub async fn form(&self, path: &str, form: &str) -> Reply {
-        self.send(
-            "POST",
-            path,
-            None,
-            Some("application/x-www-form-urlencoded"),
-            form.as_bytes().to_vec(),
-        )
-        .await
     }
 
     /// Signs `username` up (password `password-of-<username>`); the user's id.
@@ -253,6 +138,14 @@ impl TestServer {
             &format!("grant_type=refresh_token&refresh_token={refresh_token}"),
         )
         .await
+    }
+}
+
+impl Deref for TestServer {
+    type Target = TestClient;
+
+    fn deref(&self) -> &TestClient {
+        &self.client
     }
 }
 

@@ -1,46 +1,25 @@
 //! The service on a real loopback socket, in front of an in-process
-//! gotrue-stub (an offline Supabase Auth stand-in), and a small HTTP client.
+//! gotrue-stub (an offline Supabase Auth stand-in); requests go through the
+//! kit's client (`auth_kit::testing`).
 #![allow(dead_code, clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::net::SocketAddr;
+use std::ops::Deref;
 
 use auth_kit::config::{Environment, ServerSettings, TrafficSettings};
-use auth_kit_supabase::SupabaseSettings;
 use auth_kit::http::ServeOptions;
-use auth_kit::testing::TestDatabase;
+pub use auth_kit::testing::Reply;
+use auth_kit::testing::{TestClient, TestDatabase, serve_on_loopback};
+use auth_kit_supabase::SupabaseSettings;
 use gotrue_stub::{StubConfig, StubHandle};
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-/// A running service, its stub, and its own fresh database.
+/// A running service, its stub, and its own fresh database; its requests
+/// are the client's methods.
 pub struct TestServer {
-    pub base: String,
     pub backend: &'static str,
     pub stub: StubHandle,
-    client: reqwest::Client,
+    client: TestClient,
     _db: TestDatabase,
-}
-
-/// What came back: status, headers, and the body as JSON (or a JSON string).
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Value,
-}
-
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The `{"error", "error_description"}` body as a pair.
-    pub fn error(&self) -> (&str, &str) {
-        (
-            self.body["error"].as_str().unwrap_or(""),
-            self.body["error_description"].as_str().unwrap_or(""),
-        )
-    }
 }
 
 impl TestServer {
@@ -51,7 +30,6 @@ impl TestServer {
     }
 
     pub async fn start_with(db: TestDatabase, stub: StubConfig, env: &[(&str, &str)]) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let stub = gotrue_stub::spawn(stub).await.unwrap();
         let mut pairs = vec![
             ("SUPABASE_URL".to_owned(), stub.url().to_owned()),
@@ -67,105 +45,13 @@ impl TestServer {
         let app = service::App::start(&supabase, &server, &traffic)
             .await
             .unwrap();
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(auth_kit::http::serve(
-            listener,
-            app.router,
-            ServeOptions::from_settings(&traffic),
-            std::future::pending(),
-        ));
+        let base = serve_on_loopback(app.router, ServeOptions::from_settings(&traffic)).await;
         Self {
-            base,
             backend: db.backend_name(),
             stub,
-            client: reqwest::Client::new(),
+            client: TestClient::new(base),
             _db: db,
         }
-    }
-
-    pub async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        content_type: Option<&str>,
-        body: Vec<u8>,
-    ) -> Reply {
-        self.send_forwarded(None, method, path, token, content_type, body)
-            .await
-    }
-
-    /// `send`, as a proxy forwarding the request of `client` in
-    /// `X-Forwarded-For` (the tests' requests come from 127.0.0.1).
-    pub async fn send_forwarded(
-        &self,
-        client: Option<&str>,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        content_type: Option<&str>,
-        body: Vec<u8>,
-    ) -> Reply {
-        let mut request = self
-            .client
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
-            .body(body);
-        if let Some(client) = client {
-            request = request.header("x-forwarded-for", client);
-        }
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        if let Some(content_type) = content_type {
-            request = request.header("content-type", content_type);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap();
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        self.send("GET", path, token, None, Vec::new()).await
-    }
-
-    pub async fn delete(&self, path: &str, token: Option<&str>) -> Reply {
-        self.send("DELETE", path, token, None, Vec::new()).await
-    }
-
-    pub async fn json(&self, method: &str, path: &str, token: Option<&str>, body: Value) -> Reply {
-        self.send(
-            method,
-            path,
-            token,
-            Some("application/json"),
-            body.to_string().into_bytes(),
-        )
-        .await
-    }
-
-    pub async fn form(&self, path: &str, form: &str) -> Reply {
-        self.send(
-            "POST",
-            path,
-            None,
-            Some("application/x-www-form-urlencoded"),
-            form.as_bytes().to_vec(),
-        )
-        .await
     }
 
     /// Signs `email` up with the password `password-of-<email>`; the user's id.
@@ -196,6 +82,14 @@ impl TestServer {
         let reply = self.login(email, &password_of(email)).await;
         assert_eq!(reply.status, 200, "{reply:?}");
         reply.body["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Deref for TestServer {
+    type Target = TestClient;
+
+    fn deref(&self) -> &TestClient {
+        &self.client
     }
 }
 

@@ -1,5 +1,7 @@
 //! Test support: throwaway databases, so the same test code runs on SQLite
-//! always and on PostgreSQL when `TEST_DATABASE_URL` is set.
+//! always and on PostgreSQL when `TEST_DATABASE_URL` is set; a service on a
+//! loopback socket and an HTTP client for it ([`client`]); and the check
+//! that a database an earlier kit migrated still opens ([`upgrade`]).
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -18,6 +20,13 @@ use std::str::FromStr;
 
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
+
+use crate::store::{ServiceMigrations, Store};
+
+pub mod client;
+pub mod upgrade;
+
+pub use client::{Reply, TestClient, serve_on_loopback};
 
 /// The variable naming the PostgreSQL server tests may use.
 pub const TEST_DATABASE_URL: &str = "TEST_DATABASE_URL";
@@ -103,6 +112,28 @@ impl TestDatabase {
             Cleanup::PostgresSchema { .. } => "postgres",
         }
     }
+}
+
+/// A [`Store`] on each of [`TestDatabase::all`], migrated with the kit's
+/// migrations and `service`'s, if any; each with its database, which must
+/// outlive it.
+///
+/// # Panics
+/// When a database cannot be opened or migrated.
+pub async fn stores(
+    test_name: &str,
+    service: Option<&ServiceMigrations>,
+) -> Vec<(TestDatabase, Store)> {
+    let mut out = Vec::new();
+    for db in TestDatabase::all(test_name).await {
+        let store = match service {
+            Some(service) => Store::connect_with(db.url(), service).await,
+            None => Store::connect(db.url()).await,
+        }
+        .unwrap_or_else(|e| panic!("{}: {e}", db.backend_name()));
+        out.push((db, store));
+    }
+    out
 }
 
 impl Drop for TestDatabase {
