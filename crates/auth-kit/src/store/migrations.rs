@@ -71,6 +71,29 @@ impl ServiceMigrations {
     }
 }
 
+/// The calling service's [`ServiceMigrations`] from its standard folders,
+/// `migrations/sqlite` and `migrations/postgres` next to its Cargo.toml,
+/// embedded at compile time with `sqlx::migrate!` (so the service depends
+/// on sqlx, as its own queries do).
+///
+/// ```no_run
+/// use auth_kit::store::ServiceMigrations;
+///
+/// /// This service's own migrations, run after auth-kit's.
+/// pub fn migrations() -> ServiceMigrations {
+///     auth_kit::service_migrations!()
+/// }
+/// ```
+#[macro_export]
+macro_rules! service_migrations {
+    () => {
+        $crate::store::ServiceMigrations::new(
+            ::sqlx::migrate!("./migrations/sqlite"),
+            ::sqlx::migrate!("./migrations/postgres"),
+        )
+    };
+}
+
 /// Brings a freshly opened database up to date: refuses it when a newer
 /// release migrated it, then runs the kit's migrations and the service's
 /// (the kit's first: theirs may refer to the kit's tables).
