@@ -36,7 +36,8 @@ fn tolerant(mut migrator: Migrator) -> Migrator {
 /// A service's own migrations, one folder per backend, run after the kit's
 /// on the same database (and the same `_sqlx_migrations` table). Their
 /// versions start at [`SERVICE_MIGRATIONS_FROM`], so they never meet the
-/// kit's.
+/// kit's. From the standard folders, [`service_migrations!`](crate::service_migrations)
+/// writes this:
 ///
 /// ```ignore
 /// let migrations = ServiceMigrations::new(
