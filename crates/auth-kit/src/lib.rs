@@ -18,6 +18,7 @@ pub mod password;
 pub mod policy;
 pub mod random;
 pub mod refresh;
+pub mod run;
 pub mod session_cache;
 pub mod store;
 #[cfg(feature = "testing")]

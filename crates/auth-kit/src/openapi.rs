@@ -39,6 +39,9 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::RouteGuard;
 use crate::login::ScopeMode;
 use crate::policy::{AccessPolicy, GuardNames, PolicyError};
+use crate::store::Store;
+
+pub mod meta;
 
 /// The name of the security scheme handlers refer to in `security(...)`.
 pub const SECURITY_SCHEME: &str = "oauth2";
@@ -153,6 +156,69 @@ where
         .oauth(oauth)
         .into();
     Ok(routes.merge(docs.layer(axum::middleware::map_response(docs_response))))
+}
+
+/// A service's whole router, without its state: the routes in `api`,
+/// [`meta::routes`] (`/` and `/health`), the document ([`document`]:
+/// `/openapi.json` and `/docs`, every guard held to `policy`), and the
+/// standard layers ([`crate::http::with_service_layers`]). The service
+/// then gives it its state (`.with_state(state)`).
+///
+/// ```
+/// use auth_kit::ScopeMode;
+/// use auth_kit::policy::{AccessPolicy, PolicyError, PolicySpec, RoleSpec};
+/// use auth_kit::store::Store;
+/// use utoipa_axum::router::OpenApiRouter;
+///
+/// const POLICY: PolicySpec = PolicySpec {
+///     scopes: &[],
+///     permissions: &[],
+///     roles: &[RoleSpec { name: "user", scopes: &[], permissions: &[], holds_everything: false }],
+///     signup_role: "user",
+/// };
+///
+/// # fn main() -> Result<(), PolicyError> {
+/// let policy = AccessPolicy::new(&POLICY)?;
+/// let info = auth_kit::api_info!(description: "What it does.");
+/// let router: axum::Router<Store> =
+///     auth_kit::openapi::service_router(OpenApiRouter::new(), info, &policy, ScopeMode::Unscoped)?;
+/// # drop(router);
+/// # Ok(())
+/// # }
+/// ```
+pub fn service_router<S>(
+    api: OpenApiRouter<S>,
+    info: ApiInfo<'_>,
+    policy: &AccessPolicy,
+    scopes: ScopeMode,
+) -> Result<axum::Router<S>, PolicyError>
+where
+    S: Clone + Send + Sync + 'static,
+    Store: axum::extract::FromRef<S>,
+{
+    let router = document(meta::routes(&info).merge(api), info, policy, scopes)?;
+    Ok(crate::http::with_service_layers(router))
+}
+
+/// An [`ApiInfo`] from the calling crate's own manifest: its name and
+/// version, and its `authors` and `license` (contact and license only if
+/// its Cargo.toml sets them), with `description`.
+///
+/// ```
+/// let info = auth_kit::api_info!(description: "What it does.");
+/// assert_eq!(info.title, env!("CARGO_PKG_NAME"));
+/// ```
+#[macro_export]
+macro_rules! api_info {
+    (description: $description:expr $(,)?) => {
+        $crate::openapi::ApiInfo {
+            title: env!("CARGO_PKG_NAME"),
+            version: env!("CARGO_PKG_VERSION"),
+            description: $description,
+            authors: env!("CARGO_PKG_AUTHORS"),
+            license: env!("CARGO_PKG_LICENSE"),
+        }
+    };
 }
 
 /// Fills in `info`, the security scheme and the error schema (also usable

@@ -5,7 +5,6 @@
 //! `routes/mod.rs` (the route table), `routes/auth.rs`, `routes/account.rs`,
 //! `routes/users.rs`, `routes/items.rs`, `main.rs`.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,10 +57,7 @@ pub struct ItemQuota(pub u32);
 /// This service's own migrations (`migrations/`, versions from 1000 up),
 /// run after auth-kit's.
 pub fn migrations() -> ServiceMigrations {
-    ServiceMigrations::new(
-        sqlx::migrate!("./migrations/sqlite"),
-        sqlx::migrate!("./migrations/postgres"),
-    )
+    auth_kit::service_migrations!()
 }
 
 /// A started service: its routes and its store (closed on shutdown).
@@ -139,37 +135,22 @@ impl App {
 }
 
 /// Why the service could not start (after its configuration was accepted).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     /// DATABASE_URL could not be opened or migrated.
+    #[error("{0}; check DATABASE_URL (`cargo auth validate` tests it)")]
     Database(OpenError),
     /// The bootstrap admin could not be created.
+    #[error("the bootstrap admin could not be created: {0}")]
     Admin(String),
     /// The mail outbox or the SMTP client could not be set up.
+    #[error("{0}; check MAIL_URL and MAIL_FROM (`cargo auth validate` tests them)")]
     Mail(account::StartError),
     /// The access policy (`policy.rs`) names something it does not
     /// declare, or a route's guard does (a typo in a marker type).
+    #[error("{0}")]
     Policy(PolicyError),
     /// RATE_LIMIT_URL could not be used (limiter or session cache).
+    #[error("{0}")]
     Limiter(RedisUrlError),
 }
-
-impl fmt::Display for StartupError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartupError::Database(e) => write!(
-                f,
-                "{e}; check DATABASE_URL (`cargo auth validate` tests it)"
-            ),
-            StartupError::Admin(e) => write!(f, "the bootstrap admin could not be created: {e}"),
-            StartupError::Mail(e) => write!(
-                f,
-                "{e}; check MAIL_URL and MAIL_FROM (`cargo auth validate` tests them)"
-            ),
-            StartupError::Limiter(e) => write!(f, "{e}"),
-            StartupError::Policy(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for StartupError {}

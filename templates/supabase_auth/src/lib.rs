@@ -6,8 +6,6 @@
 //! `routes/mod.rs` (the route table), `routes/auth.rs`, `routes/users.rs`,
 //! `routes/items.rs`, `main.rs`.
 
-use std::fmt;
-
 use auth_kit::Clock;
 use auth_kit::config::{ServerSettings, TrafficSettings};
 use auth_kit::limiter::{MailRequestLimiter, RateLimiter, RedisUrlError};
@@ -46,10 +44,7 @@ pub struct AppState {
 /// This service's own migrations (`migrations/`, versions from 1000 up),
 /// run after auth-kit's.
 pub fn migrations() -> ServiceMigrations {
-    ServiceMigrations::new(
-        sqlx::migrate!("./migrations/sqlite"),
-        sqlx::migrate!("./migrations/postgres"),
-    )
+    auth_kit::service_migrations!()
 }
 
 /// A started service: its routes and its store (closed on shutdown).
@@ -105,31 +100,19 @@ impl App {
 }
 
 /// Why the service could not start (after its configuration was accepted).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     /// DATABASE_URL could not be opened or migrated.
+    #[error("{0}; check DATABASE_URL (`cargo auth validate` tests it)")]
     Database(OpenError),
     /// The HTTP client for Supabase could not be built.
+    #[error("the Supabase client could not be built: {0}")]
     Client(ClientBuildError),
     /// The access policy (`policy.rs`) names something it does not
     /// declare, or a route's guard does (a typo in a marker type).
+    #[error("{0}")]
     Policy(PolicyError),
     /// RATE_LIMIT_URL could not be used.
+    #[error("{0}")]
     Limiter(RedisUrlError),
 }
-
-impl fmt::Display for StartupError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartupError::Database(e) => write!(
-                f,
-                "{e}; check DATABASE_URL (`cargo auth validate` tests it)"
-            ),
-            StartupError::Client(e) => write!(f, "the Supabase client could not be built: {e}"),
-            StartupError::Limiter(e) => write!(f, "{e}"),
-            StartupError::Policy(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for StartupError {}

@@ -1,17 +1,16 @@
 //! Start-up: configuration (refused settings exit with code 2), logs, and the
 //! server (header and request timeouts, client addresses behind
-//! TRUSTED_PROXIES) with graceful shutdown on Ctrl-C or SIGTERM.
+//! TRUSTED_PROXIES) with graceful shutdown on Ctrl-C or SIGTERM, all but
+//! the settings and `App::start` done by auth-kit (`auth_kit::run`).
 
 use std::process::ExitCode;
 
 use auth_kit::config::{ConfigError, Environment, ServerSettings, TrafficSettings};
-use auth_kit::http::ServeOptions;
 use auth_kit_supabase::SupabaseSettings;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    init_logs();
+    auth_kit::run::init_logs();
     let settings = Environment::load().and_then(|env| -> Result<_, ConfigError> {
         Ok((
             SupabaseSettings::from_env(&env)?,
@@ -21,65 +20,17 @@ async fn main() -> ExitCode {
     });
     let (supabase, server, traffic) = match settings {
         Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("configuration error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return auth_kit::run::settings_refused(&e),
     };
     let app = match service::App::start(&supabase, &server, &traffic).await {
         Ok(app) => app,
-        Err(e) => {
-            eprintln!("start-up error: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return auth_kit::run::start_failed(&e),
     };
-    let listener = match tokio::net::TcpListener::bind(server.listen_addr()).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!(
-                "start-up error: cannot listen on {}: {e}; set HOST and PORT to a free address",
-                server.listen_addr()
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    let addr = listener
-        .local_addr()
-        .unwrap_or_else(|_| server.listen_addr());
-    tracing::info!(
-        "listening on http://{addr} (API docs: http://{addr}/docs), Supabase Auth at {}",
-        supabase.auth_url()
-    );
-    let served = auth_kit::http::serve(
-        listener,
-        app.router,
-        ServeOptions::from_settings(&traffic),
-        auth_kit::http::shutdown_signal(),
-    )
-    .await;
-    app.store.close().await;
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("server error: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Logs go to stdout: human-readable, or JSON with LOG_FORMAT=json. RUST_LOG
-/// filters (default `info`; refused requests are logged at `debug`).
-/// Requests are logged by method, path and client address only.
-fn init_logs() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colours only for a terminal, never in files or pipes.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi);
-    if std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
+    auth_kit::run::serve_until_shutdown(app.router, app.store, &server, &traffic, |addr| {
+        tracing::info!(
+            "listening on http://{addr} (API docs: http://{addr}/docs), Supabase Auth at {}",
+            supabase.auth_url()
+        );
+    })
+    .await
 }

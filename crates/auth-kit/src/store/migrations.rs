@@ -36,7 +36,8 @@ fn tolerant(mut migrator: Migrator) -> Migrator {
 /// A service's own migrations, one folder per backend, run after the kit's
 /// on the same database (and the same `_sqlx_migrations` table). Their
 /// versions start at [`SERVICE_MIGRATIONS_FROM`], so they never meet the
-/// kit's.
+/// kit's. From the standard folders, [`service_migrations!`](crate::service_migrations)
+/// writes this:
 ///
 /// ```ignore
 /// let migrations = ServiceMigrations::new(
@@ -69,6 +70,29 @@ impl ServiceMigrations {
             .map(|m| m.version)
             .find(|v| *v < SERVICE_MIGRATIONS_FROM)
     }
+}
+
+/// The calling service's [`ServiceMigrations`] from its standard folders,
+/// `migrations/sqlite` and `migrations/postgres` next to its Cargo.toml,
+/// embedded at compile time with `sqlx::migrate!` (so the service depends
+/// on sqlx, as its own queries do).
+///
+/// ```no_run
+/// use auth_kit::store::ServiceMigrations;
+///
+/// /// This service's own migrations, run after auth-kit's.
+/// pub fn migrations() -> ServiceMigrations {
+///     auth_kit::service_migrations!()
+/// }
+/// ```
+#[macro_export]
+macro_rules! service_migrations {
+    () => {
+        $crate::store::ServiceMigrations::new(
+            ::sqlx::migrate!("./migrations/sqlite"),
+            ::sqlx::migrate!("./migrations/postgres"),
+        )
+    };
 }
 
 /// Brings a freshly opened database up to date: refuses it when a newer

@@ -5,12 +5,11 @@
 //! security requirement and its 401/403 answers from that guard's type.
 
 use auth_kit::guarded_route;
-use auth_kit::openapi::ApiInfo;
 use auth_kit::policy::PolicyError;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{AppState, SCOPES, SERVICE_NAME};
+use crate::{AppState, SCOPES};
 
 pub mod account;
 pub mod auth;
@@ -18,13 +17,11 @@ pub mod items;
 pub mod meta;
 pub mod users;
 
-/// Every route, `/openapi.json` and `/docs`, and the standard layers; a
-/// guard naming a scope, permission or role the policy does not declare
-/// is refused here, at start-up.
+/// Every route, with auth-kit's `/`, `/health`, `/openapi.json` and
+/// `/docs`, and the standard layers; a guard naming a scope, permission or
+/// role the policy does not declare is refused here, at start-up.
 pub fn router(state: AppState) -> Result<axum::Router, PolicyError> {
     let api = OpenApiRouter::new()
-        .routes(routes!(meta::root))
-        .routes(routes!(meta::health))
         .routes(routes!(meta::jwks))
         .routes(routes!(auth::signup))
         .routes(routes!(auth::token))
@@ -41,15 +38,10 @@ pub fn router(state: AppState) -> Result<axum::Router, PolicyError> {
         .routes(guarded_route!(SCOPES, items::my_items))
         .routes(guarded_route!(SCOPES, items::create_item))
         .routes(guarded_route!(SCOPES, items::delete_item));
-    let info = ApiInfo {
-        title: SERVICE_NAME,
-        version: env!("CARGO_PKG_VERSION"),
+    let info = auth_kit::api_info!(
         description: "OAuth2 password flow with scopes, roles and permissions. \
                       Click Authorize, log in with a username and password, then try the routes.",
-        // Contact and license only if this project's Cargo.toml sets them.
-        authors: env!("CARGO_PKG_AUTHORS"),
-        license: env!("CARGO_PKG_LICENSE"),
-    };
-    let router = auth_kit::openapi::document(api, info, state.auth.policy(), SCOPES)?;
-    Ok(auth_kit::http::with_service_layers(router).with_state(state))
+    );
+    let router = auth_kit::openapi::service_router(api, info, state.auth.policy(), SCOPES)?;
+    Ok(router.with_state(state))
 }
