@@ -7,17 +7,17 @@
 //! address (429 with `Retry-After`), since Supabase sees every request
 //! coming from here.
 
+use auth_kit::account::Accepted;
 use auth_kit::extract::BearerToken;
 use auth_kit::http::{ClientIp, JsonBody, TokenRequest};
-use auth_kit::account::Accepted;
 use auth_kit::limiter::{MailRequestLimiter, RateLimiter};
 use auth_kit::login::TokenResponse;
 use auth_kit::openapi::{JsonBodyErrors, TokenForm};
+use auth_kit::{ApiError, ErrorBody, OAuthError};
 use auth_kit_supabase::{
     CurrentSupabaseUser, LogoutScope, SignUpOutcome, SupabaseAuth, SupabaseClaims, SupabaseClient,
     SupabaseError, SupabaseProfile, SupabaseUser,
 };
-use auth_kit::{ApiError, ErrorBody, OAuthError};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
