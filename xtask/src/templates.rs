@@ -10,7 +10,8 @@
 //! can drift. `cargo xtask new --strategy jwt` assembles the whole template
 //! in a temporary folder and renders it from there; `cargo xtask templates`
 //! writes it into `templates/jwt_auth` (git ignores the written files) for
-//! reading it or for `cargo generate --path templates/jwt_auth`.
+//! reading it or for `cargo generate --path templates/jwt_auth`, and
+//! replaces or removes only files it wrote and nobody changed since.
 //!
 //! Every edit must match its file exactly once: an edit that no longer
 //! matches stops the assembly, naming the file and the text, instead of
@@ -295,33 +296,131 @@ pub const SCOPES: ScopeMode = ScopeMode::Unscoped;
 /// `cargo xtask templates [--check] [--out DIR]`.
 pub fn run(args: &TemplatesArgs) -> Result<()> {
     let root = repo::root();
-    let generated = generate(root)?;
-    let committed = committed_generated_files(root)?;
-    if !committed.is_empty() {
-        bail!(
-            "git tracks files of {JWT} that are assembled from {SOURCE}: {}. Make the change in {SOURCE} (or add the file to JWT_OWNS in xtask/src/templates.rs), then `git rm --cached` them",
-            committed.join(", ")
-        );
-    }
+    let mut files = generate(root)?;
     if args.check {
+        let committed = committed_generated_files(root)?;
+        if !committed.is_empty() {
+            bail!(
+                "git tracks files of {JWT} that are assembled from {SOURCE}: {}. Make the change in {SOURCE} (or add the file to JWT_OWNS in xtask/src/templates.rs), then `git rm --cached` them",
+                committed.join(", ")
+            );
+        }
         println!("{JWT}: every edit matches {SOURCE}, and git tracks only the files jwt owns");
         return Ok(());
     }
-    let out = args.out.clone().unwrap_or_else(|| root.join(JWT));
-    if out == root.join(JWT) {
-        remove_stale(&out, &generated)?;
-    } else {
-        copy_owned(root, &out)?;
+    let jwt = root.join(JWT);
+    let out = args.out.clone().unwrap_or_else(|| jwt.clone());
+    fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let in_place = fs::canonicalize(&out)? == fs::canonicalize(&jwt)?;
+    if !in_place {
+        for own in JWT_OWNS {
+            let from = jwt.join(own);
+            let bytes =
+                fs::read(&from).with_context(|| format!("cannot read {}", from.display()))?;
+            files.insert(PathBuf::from(own), bytes);
+        }
     }
-    for (path, bytes) in &generated {
-        write_whole(&out.join(path), bytes, &root.join(SOURCE).join(path))?;
-    }
+    let like = |path: &Path| {
+        if is_owned(path) {
+            jwt.join(path)
+        } else {
+            root.join(SOURCE).join(path)
+        }
+    };
+    let written = write_recorded(&out, &files, &like)?;
     println!(
-        "wrote the jwt template into {} ({} files from {SOURCE})",
+        "wrote the jwt template into {} ({written} of {} files changed)",
         out.display(),
-        generated.len()
+        files.len()
     );
     Ok(())
+}
+
+/// The record, in the folder `cargo xtask templates` writes, of what it
+/// wrote there: `sha256  path` per line.
+const RECORD: &str = ".assembled";
+
+/// Writes `files` into `out`, and removes what an earlier run wrote there
+/// that is no longer assembled; returns how many files changed. Only a file
+/// this command wrote and nobody changed since (its SHA-256 is in
+/// [`RECORD`]) is replaced or removed: any other file in the way stops the
+/// run before anything is written, so `--out` at the wrong folder, or a
+/// change made by hand to a written file, loses nothing. Files it did not
+/// write and need not touch are left alone.
+fn write_recorded(
+    out: &Path,
+    files: &BTreeMap<PathBuf, Vec<u8>>,
+    like: &dyn Fn(&Path) -> PathBuf,
+) -> Result<usize> {
+    let recorded = read_record(out)?;
+    let is_ours = |path: &Path, found: &[u8]| recorded.get(path) == Some(&sha256(found));
+    let mut refused = Vec::new();
+    let mut changed = Vec::new();
+    for (path, bytes) in files {
+        match read_if_present(&out.join(path))? {
+            Some(found) if &found == bytes => {}
+            Some(found) if !is_ours(path, &found) => refused.push(path.clone()),
+            _ => changed.push(path.clone()),
+        }
+    }
+    let mut gone = Vec::new();
+    for path in recorded.keys().filter(|p| !files.contains_key(*p)) {
+        match read_if_present(&out.join(path))? {
+            Some(found) if is_ours(path, &found) => gone.push(path.clone()),
+            Some(_) => refused.push(path.clone()),
+            None => {}
+        }
+    }
+    if !refused.is_empty() {
+        let listed: Vec<String> = refused.iter().map(|p| p.display().to_string()).collect();
+        bail!(
+            "{}: {} not written by `cargo xtask templates`, or changed since; nothing was written. Make jwt's changes in {SOURCE} (or in a file jwt owns), move these files away, or choose an empty --out",
+            out.display(),
+            listed.join(", ")
+        );
+    }
+    for path in &gone {
+        let at = out.join(path);
+        fs::remove_file(&at).with_context(|| format!("cannot remove {}", at.display()))?;
+    }
+    for path in &changed {
+        write_whole(&out.join(path), &files[path], &like(path))?;
+    }
+    let record: String = files
+        .iter()
+        .map(|(path, bytes)| format!("{}  {}\n", sha256(bytes), path.display()))
+        .collect();
+    write_whole(
+        &out.join(RECORD),
+        record.as_bytes(),
+        &like(Path::new("cargo-generate.toml")),
+    )?;
+    Ok(changed.len() + gone.len())
+}
+
+fn read_record(out: &Path) -> Result<BTreeMap<PathBuf, String>> {
+    let Some(bytes) = read_if_present(&out.join(RECORD))? else {
+        return Ok(BTreeMap::new());
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(text
+        .lines()
+        .filter_map(|line| line.split_once("  "))
+        .map(|(sha, path)| (PathBuf::from(path), sha.to_owned()))
+        .collect())
+}
+
+fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest as _, Sha256};
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// The whole jwt template (assembled files and the ones jwt owns) in a new
@@ -331,7 +430,11 @@ pub fn assemble(root: &Path) -> Result<tempfile::TempDir> {
         .prefix("jwt_auth-")
         .tempdir()
         .context("cannot create a temporary folder for the jwt template")?;
-    copy_owned(root, folder.path())?;
+    for own in JWT_OWNS {
+        let from = root.join(JWT).join(own);
+        let bytes = fs::read(&from).with_context(|| format!("cannot read {}", from.display()))?;
+        write_whole(&folder.path().join(own), &bytes, &from)?;
+    }
     for (path, bytes) in generate(root)? {
         write_whole(
             &folder.path().join(&path),
@@ -343,11 +446,12 @@ pub fn assemble(root: &Path) -> Result<tempfile::TempDir> {
 }
 
 /// The jwt template's assembled files, as written from the source at
-/// `root`: relative path to content.
+/// `root`: relative path to content. Fails when an edit does not match
+/// exactly once, or when the result would still issue or ask for a scope.
 pub fn generate(root: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>> {
     let source = root.join(SOURCE);
     let mut out = BTreeMap::new();
-    for path in files_of(&source, &[])? {
+    for path in files_of(&source)? {
         if is_owned(&path) {
             continue;
         }
@@ -374,40 +478,62 @@ pub fn generate(root: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>> {
         }
         *bytes = text.replacen(edit.from, edit.to, 1).into_bytes();
     }
+    check_unscoped(&out)?;
     Ok(out)
 }
 
-/// Files git tracks under [`JWT`] that jwt does not own: a generated file
-/// committed by mistake, which would be a second copy to keep in step.
-fn committed_generated_files(root: &Path) -> Result<Vec<String>> {
-    Ok(files_of(&root.join(JWT), &["--cached"])?
-        .into_iter()
-        .filter(|p| !is_owned(p))
-        .map(|p| format!("{JWT}/{}", p.display()))
-        .collect())
-}
-
-/// Removes the files a previous run wrote into `templates/jwt_auth` that
-/// the assembly no longer writes (git ignores them; the owned files, which
-/// it tracks, are never touched).
-fn remove_stale(target: &Path, generated: &BTreeMap<PathBuf, Vec<u8>>) -> Result<()> {
-    for path in files_of(target, &["--others", "--ignored", "--exclude-standard"])? {
-        if !is_owned(&path) && !generated.contains_key(&path) {
-            let gone = target.join(&path);
-            fs::remove_file(&gone).with_context(|| format!("cannot remove {}", gone.display()))?;
+/// What the edits are for: the jwt service issues no scopes and no handler
+/// asks for one (with scoped tokens, `CurrentUser` would let a token
+/// narrowed to `me` create items). Checked on every assembly, so a stamp
+/// from an older or forked checkout (`--from`) is held to it too.
+fn check_unscoped(files: &BTreeMap<PathBuf, Vec<u8>>) -> Result<()> {
+    let lib = files
+        .get(Path::new("src/lib.rs"))
+        .map(|b| String::from_utf8_lossy(b))
+        .unwrap_or_default();
+    if !lib.contains("pub const SCOPES: ScopeMode = ScopeMode::Unscoped;")
+        || lib.contains("ScopeMode::Scoped")
+    {
+        bail!(
+            "the assembled jwt src/lib.rs does not set `SCOPES` to `ScopeMode::Unscoped`: fix JWT_EDITS in xtask/src/templates.rs"
+        );
+    }
+    for (path, bytes) in files {
+        if path.starts_with("src") && String::from_utf8_lossy(bytes).contains("RequireScopes<") {
+            bail!(
+                "the assembled jwt {} still asks for a scope (`RequireScopes`): add an edit to JWT_EDITS in xtask/src/templates.rs",
+                path.display()
+            );
         }
     }
     Ok(())
 }
 
-/// Copies the files jwt owns into `out`.
-fn copy_owned(root: &Path, out: &Path) -> Result<()> {
-    for own in JWT_OWNS {
-        let from = root.join(JWT).join(own);
-        let bytes = fs::read(&from).with_context(|| format!("cannot read {}", from.display()))?;
-        write_whole(&out.join(own), &bytes, &from)?;
+/// Files git tracks under [`JWT`] that jwt does not own: a generated file
+/// committed by mistake, which would be a second copy to keep in step.
+fn committed_generated_files(root: &Path) -> Result<Vec<String>> {
+    let dir = root.join(JWT);
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(&dir)
+        .args(["ls-files", "-z", "--cached"])
+        .output()
+        .context("cannot run git (it says which jwt files are committed)")?;
+    if !output.status.success() {
+        bail!(
+            "git ls-files failed in {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
-    Ok(())
+    Ok(output
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| PathBuf::from(String::from_utf8_lossy(p).into_owned()))
+        .filter(|p| !is_owned(p))
+        .map(|p| format!("{JWT}/{}", p.display()))
+        .collect())
 }
 
 /// Writes `bytes` to `to` through a temporary file in its folder, with the
@@ -432,41 +558,29 @@ fn is_owned(path: &Path) -> bool {
     JWT_OWNS.iter().any(|own| Path::new(own) == path)
 }
 
-/// The files of a template folder as git lists them with `which`, relative
-/// to it; with no flags, the tracked ones and the new ones it does not
-/// ignore (a build's `.env`, database or `target/` never count).
-fn files_of(dir: &Path, which: &[&str]) -> Result<BTreeSet<PathBuf>> {
-    let list = |args: &[&str]| -> Result<BTreeSet<PathBuf>> {
-        let output = Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["ls-files", "-z"])
-            .args(args)
-            .output()
-            .context("cannot run git (the jwt template's files are listed with it)")?;
-        if !output.status.success() {
-            bail!(
-                "git ls-files failed in {}: {}",
-                dir.display(),
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
+/// The files of a template folder, relative to it: every file below it
+/// that the `.gitignore` files in force (the folder's and its parents')
+/// do not ignore, so a build's `.env`, database or `target/` never count.
+/// Read from the disk, not from git, so a checkout without git (an
+/// archive) stamps jwt too.
+fn files_of(dir: &Path) -> Result<BTreeSet<PathBuf>> {
+    let mut files = BTreeSet::new();
+    let walk = ignore::WalkBuilder::new(dir)
+        .hidden(false)
+        .require_git(false)
+        .git_global(false)
+        .git_exclude(false)
+        .build();
+    for entry in walk {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        if entry.file_type().is_some_and(|t| t.is_file()) {
+            let path = entry.path().strip_prefix(dir).with_context(|| {
+                format!("{} is not below {}", entry.path().display(), dir.display())
+            })?;
+            files.insert(path.to_owned());
         }
-        Ok(output
-            .stdout
-            .split(|b| *b == 0)
-            .filter(|p| !p.is_empty())
-            .map(|p| PathBuf::from(String::from_utf8_lossy(p).into_owned()))
-            // A tracked file deleted from the working tree is gone.
-            .filter(|p| dir.join(p).is_file())
-            .collect())
-    };
-    if which.is_empty() {
-        let mut all = list(&["--cached"])?;
-        all.extend(list(&["--others", "--exclude-standard"])?);
-        Ok(all)
-    } else {
-        list(which)
     }
+    Ok(files)
 }
 
 #[cfg(test)]
@@ -480,8 +594,6 @@ mod tests {
             committed.is_empty(),
             "assembled from {SOURCE}, so not to be committed (make the change in {SOURCE}, or in a file jwt owns): {committed:?}"
         );
-        let owned = files_of(&repo::root().join(JWT), &["--cached"]).unwrap();
-        assert_eq!(owned.len(), JWT_OWNS.len(), "{owned:?}");
     }
 
     #[test]
@@ -496,43 +608,31 @@ mod tests {
         }
         let manifest = fs::read_to_string(folder.path().join("cargo-generate.toml")).unwrap();
         assert!(manifest.contains("templates/jwt_auth"), "{manifest}");
+        // Nothing a build or a run leaves in the source is copied.
+        let source = files_of(&repo::root().join(SOURCE)).unwrap();
+        assert!(
+            source
+                .iter()
+                .all(|p| !p.starts_with("target") && p != Path::new(".env")),
+            "{source:?}"
+        );
     }
 
     #[test]
     fn the_jwt_service_has_no_scope_guard() {
-        // What the edits are for: tokens without scopes, and no jwt handler
-        // asking for one (with scoped tokens, `CurrentUser` would let a
-        // token narrowed to `me` create items).
-        let files = generate(repo::root()).unwrap();
-        let lib = String::from_utf8_lossy(&files[Path::new("src/lib.rs")]).into_owned();
-        assert!(
-            lib.contains("pub const SCOPES: ScopeMode = ScopeMode::Unscoped;")
-                && !lib.contains("ScopeMode::Scoped"),
-            "the jwt service must issue and check no scopes"
-        );
-        for (path, bytes) in &files {
-            if path.starts_with("src") {
-                let text = String::from_utf8_lossy(bytes);
-                assert!(
-                    !text.contains("RequireScopes<"),
-                    "{} asks for a scope",
-                    path.display()
-                );
-            }
-        }
+        let mut files = generate(repo::root()).unwrap();
+        assert!(check_unscoped(&files).is_ok());
+        let items = files.get_mut(Path::new("src/routes/items.rs")).unwrap();
+        items.extend_from_slice(b"\nfn f(_: RequireScopes<ReadItems>) {}\n");
+        let err = check_unscoped(&files).unwrap_err().to_string();
+        assert!(err.contains("src/routes/items.rs"), "{err}");
     }
 
     #[test]
     fn an_edit_that_no_longer_matches_stops_the_assembly() {
         let scratch = tempfile::tempdir().unwrap();
-        let init = Command::new("git")
-            .args(["init", "-q"])
-            .arg(scratch.path())
-            .status()
-            .unwrap();
-        assert!(init.success());
         let source = scratch.path().join(SOURCE);
-        for path in files_of(&repo::root().join(SOURCE), &[]).unwrap() {
+        for path in files_of(&repo::root().join(SOURCE)).unwrap() {
             let to = source.join(&path);
             fs::create_dir_all(to.parent().unwrap()).unwrap();
             fs::copy(repo::root().join(SOURCE).join(&path), &to).unwrap();
@@ -549,5 +649,50 @@ mod tests {
             err.contains("src/lib.rs") && err.contains("0 times"),
             "{err}"
         );
+    }
+
+    fn files(pairs: &[(&str, &str)]) -> BTreeMap<PathBuf, Vec<u8>> {
+        pairs
+            .iter()
+            .map(|(p, c)| (PathBuf::from(p), c.as_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn only_files_it_wrote_and_nobody_changed_are_replaced_or_removed() {
+        let out = tempfile::tempdir().unwrap();
+        let like_file = out.path().join("like");
+        fs::write(&like_file, "").unwrap();
+        let like = |_: &Path| like_file.clone();
+        let read = |p: &str| fs::read_to_string(out.path().join(p)).unwrap();
+
+        write_recorded(out.path(), &files(&[("a", "1"), ("b", "1")]), &like).unwrap();
+        fs::write(out.path().join("notes"), "mine").unwrap();
+        // Replaced and removed: both were written here and are unchanged.
+        write_recorded(out.path(), &files(&[("a", "2")]), &like).unwrap();
+        assert_eq!(read("a"), "2");
+        assert!(!out.path().join("b").exists());
+        assert_eq!(
+            read("notes"),
+            "mine",
+            "a file it did not write is left alone"
+        );
+
+        // Changed by hand since: refused, and nothing is written.
+        fs::write(out.path().join("a"), "by hand").unwrap();
+        let err = write_recorded(out.path(), &files(&[("a", "3"), ("c", "3")]), &like)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(": a not written"), "{err}");
+        assert_eq!(read("a"), "by hand");
+        assert!(!out.path().join("c").exists());
+
+        // Not written by it (a wrong --out): refused.
+        let err = write_recorded(out.path(), &files(&[("notes", "x")]), &like)
+            .unwrap_err()
+            .to_string();
+        // `a`, changed by hand above and no longer assembled, is kept too.
+        assert!(err.contains(": notes, a not written"), "{err}");
+        assert_eq!(read("notes"), "mine");
     }
 }
