@@ -80,6 +80,15 @@ pub const JWT_EDITS: &[Edit] = &[
 "#,
     },
     Edit {
+        file: "cargo-generate.toml",
+        from: r#"include = ["Cargo.toml", "README.md", "tests/binary.rs"]
+"#,
+        to: r#"include = ["Cargo.toml", "README.md", "tests/binary.rs"]
+# What `cargo xtask templates` records of the files it wrote: not the project's.
+ignore = [".assembled"]
+"#,
+    },
+    Edit {
         file: "src/lib.rs",
         from: r#"/// Tokens carry OAuth2 scopes (RFC 9068 `scope`), and routes require them.
 pub const SCOPES: ScopeMode = ScopeMode::Scoped;
