@@ -44,7 +44,7 @@ enum Command {
     FleetTest(fleet::FleetTestArgs),
     /// Load figures (wrk): a stamped service alone or as a fleet, beside the FastAPI peer.
     Load(load::LoadArgs),
-    /// Write the jwt template (assembled from templates/oauth2_flow, its one source) into templates/jwt_auth or --out (--check: only check the edits and what git tracks).
+    /// Write the files the jwt and supabase templates take from templates/oauth2_flow, their one source, into their folders, or one whole template into --out (--check: only check the edits and what git tracks).
     Templates(templates::TemplatesArgs),
     /// Write the settings tables of the docs from the settings catalogue (--check: only compare).
     Settings(settings::SettingsArgs),

@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::repo;
+use crate::{repo, templates};
 use auth_cli::kit::PROVENANCE;
 use auth_kit::config::catalog;
 
@@ -219,11 +219,12 @@ pub fn stamp_from(
         .prefix(".xtask-new-")
         .tempdir_in(&parent)
         .with_context(|| format!("cannot write in {}", parent.display()))?;
-    // The jwt template is assembled from the oauth2 one; the folder lives
-    // until the end of this function.
+    // The jwt and supabase templates are assembled from the oauth2 one, in
+    // whole or in part; the folder lives until the end of this function.
     let assembled = match strategy {
-        Strategy::Jwt => Some(crate::templates::assemble(root)?),
-        Strategy::Oauth2 | Strategy::Supabase => None,
+        Strategy::Jwt => Some(templates::assemble(root, &templates::JWT)?),
+        Strategy::Supabase => Some(templates::assemble(root, &templates::SUPABASE)?),
+        Strategy::Oauth2 => None,
     };
     let template = match &assembled {
         Some(folder) => folder.path().to_owned(),

@@ -1,23 +1,28 @@
-//! The jwt template, assembled from its one source, `templates/oauth2_flow`.
+//! The templates assembled from the one source, `templates/oauth2_flow`.
 //!
 //! The jwt service is the oauth2 service without scopes: the same files
 //! with the edits in [`JWT_EDITS`] (its handlers ask for `CurrentUser`
 //! where oauth2's ask for a scope, and its docs say so), apart from the
-//! files it owns ([`JWT_OWNS`]: its README, and `tests/scopes.rs`, which
-//! tests what tokens without scopes do where oauth2's tests what scopes
-//! do). Only those are committed under `templates/jwt_auth`: a change is
-//! made once, in `oauth2_flow` (or in a file jwt owns), and no second copy
-//! can drift. `cargo xtask new --strategy jwt` assembles the whole template
-//! in a temporary folder and renders it from there; `cargo xtask templates`
-//! writes it into `templates/jwt_auth` (git ignores the written files) for
-//! reading it or for `cargo generate --path templates/jwt_auth`, and
-//! replaces or removes only files it wrote and nobody changed since.
+//! files it owns (its README, and `tests/scopes.rs`, which tests what
+//! tokens without scopes do where oauth2's tests what scopes do). The
+//! supabase service owns its files but the ones it shares word for word
+//! with oauth2 ([`SUPABASE`]: what a client may send to create an item,
+//! and its rules, which the contract gives both services).
+//!
+//! git tracks only the files a template owns: a change is made once, in
+//! `oauth2_flow` (or in a file the template owns), and no second copy can
+//! drift. `cargo xtask new` assembles the whole template in a temporary
+//! folder and renders it from there; `cargo xtask templates` writes the
+//! taken files into `templates/<name>` (git ignores them) for reading them
+//! or for `cargo generate --path templates/<name>`, and replaces or removes
+//! only files it wrote and nobody changed since.
 //!
 //! Every edit must match its file exactly once: an edit that no longer
 //! matches stops the assembly, naming the file and the text, instead of
 //! leaving a scope in the jwt service. `--check` (and this module's tests,
-//! so `cargo xtask test` and CI) fails when an edit does not match or when
-//! git tracks a file of `templates/jwt_auth` that jwt does not own.
+//! so `cargo xtask test` and CI) fails when an edit does not match, when a
+//! taken file is missing from the source, or when git tracks a file a
+//! template takes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -31,24 +36,86 @@ use crate::repo;
 /// Arguments of `cargo xtask templates`.
 #[derive(clap::Args, Debug)]
 pub struct TemplatesArgs {
-    /// Write nothing: fail when an edit no longer matches its source, or
-    /// when git tracks a jwt file that the assembly writes.
+    /// Write nothing: fail when an edit no longer matches its source, when
+    /// a taken file is missing, or when git tracks a file a template takes.
     #[arg(long)]
     pub check: bool,
-    /// Where to write the jwt template (default: templates/jwt_auth, where
-    /// git ignores every file jwt does not own).
-    #[arg(long, value_name = "DIR")]
+    /// Write one whole template (its own files and the taken ones) into DIR
+    /// instead (with --template).
+    #[arg(long, value_name = "DIR", requires = "template")]
     pub out: Option<PathBuf>,
+    /// The template --out writes.
+    #[arg(long, value_enum, requires = "out")]
+    pub template: Option<Assembled>,
+}
+
+/// A template written, in whole or in part, from [`SOURCE`].
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Assembled {
+    /// `templates/jwt_auth`.
+    Jwt,
+    /// `templates/supabase_auth`.
+    Supabase,
+}
+
+impl Assembled {
+    /// How it is written.
+    pub fn assembly(self) -> &'static Assembly {
+        match self {
+            Assembled::Jwt => &JWT,
+            Assembled::Supabase => &SUPABASE,
+        }
+    }
 }
 
 /// The one source.
 pub const SOURCE: &str = "templates/oauth2_flow";
-/// The template assembled from it.
-pub const JWT: &str = "templates/jwt_auth";
 
-/// Files of the jwt template written by hand, and the only ones git tracks
-/// under [`JWT`].
-pub const JWT_OWNS: &[&str] = &["README.md.liquid", "tests/scopes.rs"];
+/// Which files of [`SOURCE`] a template takes.
+#[derive(Debug)]
+pub enum Takes {
+    /// Every file but these, which it owns.
+    AllBut(&'static [&'static str]),
+    /// Only these; it owns the rest of its folder.
+    Only(&'static [&'static str]),
+}
+
+/// How one template is written from [`SOURCE`].
+#[derive(Debug)]
+pub struct Assembly {
+    /// The strategy, as messages name it.
+    pub name: &'static str,
+    /// Its folder, relative to the repository's root.
+    pub dir: &'static str,
+    /// The files it takes from the source.
+    pub takes: Takes,
+    /// What it changes in them.
+    pub edits: &'static [Edit],
+    /// What the result must hold, checked on every assembly.
+    pub check: fn(&BTreeMap<PathBuf, Vec<u8>>) -> Result<()>,
+}
+
+/// The jwt template: the oauth2 one without scopes.
+pub const JWT: Assembly = Assembly {
+    name: "jwt",
+    dir: "templates/jwt_auth",
+    takes: Takes::AllBut(&["README.md.liquid", "tests/scopes.rs"]),
+    edits: JWT_EDITS,
+    check: check_unscoped,
+};
+
+/// The supabase template: its own but for the files it shares word for
+/// word with oauth2.
+pub const SUPABASE: Assembly = Assembly {
+    name: "supabase",
+    dir: "templates/supabase_auth",
+    takes: Takes::Only(&["src/items/new_item.rs"]),
+    edits: &[],
+    check: |_| Ok(()),
+};
+
+/// Every assembled template.
+pub const ASSEMBLED: [&Assembly; 2] = [&JWT, &SUPABASE];
 
 /// One replacement in one file of the source.
 #[derive(Debug)]
@@ -57,7 +124,7 @@ pub struct Edit {
     pub file: &'static str,
     /// Text that occurs exactly once in the source file.
     pub from: &'static str,
-    /// What the jwt file has instead.
+    /// What the assembled file has instead.
     pub to: &'static str,
 }
 
@@ -302,43 +369,89 @@ pub const SCOPES: ScopeMode = ScopeMode::Unscoped;
     },
 ];
 
-/// `cargo xtask templates [--check] [--out DIR]`.
+impl Assembly {
+    /// Whether the template takes `path` (relative to the source) from the
+    /// source, rather than owning it.
+    pub fn takes(&self, path: &Path) -> bool {
+        let listed = |list: &[&str]| list.iter().any(|p| Path::new(p) == path);
+        match self.takes {
+            Takes::AllBut(owned) => !listed(owned),
+            Takes::Only(taken) => listed(taken),
+        }
+    }
+
+    /// The files the template owns, as they are in `root`: every file of
+    /// its folder that git does not ignore and it does not take.
+    fn owned(&self, root: &Path) -> Result<BTreeSet<PathBuf>> {
+        let mut files = files_of(&root.join(self.dir))?;
+        files.retain(|p| !self.takes(p) && p != Path::new(RECORD));
+        Ok(files)
+    }
+}
+
+/// `cargo xtask templates [--check] [--out DIR --template T]`.
 pub fn run(args: &TemplatesArgs) -> Result<()> {
     let root = repo::root();
-    let mut files = generate(root)?;
     if args.check {
-        let committed = committed_generated_files(root)?;
-        if !committed.is_empty() {
-            bail!(
-                "git tracks files of {JWT} that are assembled from {SOURCE}: {}. Make the change in {SOURCE} (or add the file to JWT_OWNS in xtask/src/templates.rs), then `git rm --cached` them",
-                committed.join(", ")
+        for assembly in ASSEMBLED {
+            generate(root, assembly)?;
+            let committed = committed_taken_files(root, assembly)?;
+            if !committed.is_empty() {
+                bail!(
+                    "git tracks files of {} that are assembled from {SOURCE}: {}. Make the change in {SOURCE} (or let the template own the file in xtask/src/templates.rs), then `git rm --cached` them",
+                    assembly.dir,
+                    committed.join(", ")
+                );
+            }
+            println!(
+                "{}: every edit matches {SOURCE}, and git tracks only the files {} owns",
+                assembly.dir, assembly.name
             );
         }
-        println!("{JWT}: every edit matches {SOURCE}, and git tracks only the files jwt owns");
         return Ok(());
     }
-    let jwt = root.join(JWT);
-    let out = args.out.clone().unwrap_or_else(|| jwt.clone());
-    fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    let in_place = fs::canonicalize(&out)? == fs::canonicalize(&jwt)?;
-    if !in_place {
-        for own in JWT_OWNS {
-            let from = jwt.join(own);
-            let bytes =
-                fs::read(&from).with_context(|| format!("cannot read {}", from.display()))?;
-            files.insert(PathBuf::from(own), bytes);
+    if let (Some(out), Some(template)) = (&args.out, args.template) {
+        let assembly = template.assembly();
+        fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        let mut files = generate(root, assembly)?;
+        if fs::canonicalize(out)? != fs::canonicalize(root.join(assembly.dir))? {
+            for own in assembly.owned(root)? {
+                let from = root.join(assembly.dir).join(&own);
+                let bytes =
+                    fs::read(&from).with_context(|| format!("cannot read {}", from.display()))?;
+                files.insert(own, bytes);
+            }
         }
+        return write_template(root, assembly, out, &files);
     }
+    for assembly in ASSEMBLED {
+        let files = generate(root, assembly)?;
+        write_template(root, assembly, &root.join(assembly.dir), &files)?;
+    }
+    Ok(())
+}
+
+fn write_template(
+    root: &Path,
+    assembly: &Assembly,
+    out: &Path,
+    files: &BTreeMap<PathBuf, Vec<u8>>,
+) -> Result<()> {
     let like = |path: &Path| {
-        if is_owned(path) {
-            jwt.join(path)
-        } else {
+        if assembly.takes(path) {
             root.join(SOURCE).join(path)
+        } else {
+            root.join(assembly.dir).join(path)
         }
     };
-    let written = write_recorded(&out, &files, &like)?;
+    let hint = format!(
+        "make {}'s changes in {SOURCE} (or in a file it owns), move these files away, or choose an empty --out",
+        assembly.name
+    );
+    let written = write_recorded(out, files, &like, &hint)?;
     println!(
-        "wrote the jwt template into {} ({written} of {} files changed)",
+        "wrote the {} template's assembled files into {} ({written} of {} files changed)",
+        assembly.name,
         out.display(),
         files.len()
     );
@@ -355,11 +468,12 @@ const RECORD: &str = ".assembled";
 /// [`RECORD`]) is replaced or removed: any other file in the way stops the
 /// run before anything is written, so `--out` at the wrong folder, or a
 /// change made by hand to a written file, loses nothing. Files it did not
-/// write and need not touch are left alone.
+/// write and need not touch are left alone; `hint` says what to do then.
 fn write_recorded(
     out: &Path,
     files: &BTreeMap<PathBuf, Vec<u8>>,
     like: &dyn Fn(&Path) -> PathBuf,
+    hint: &str,
 ) -> Result<usize> {
     let recorded = read_record(out)?;
     let is_ours = |path: &Path, found: &[u8]| recorded.get(path) == Some(&sha256(found));
@@ -383,7 +497,7 @@ fn write_recorded(
     if !refused.is_empty() {
         let listed: Vec<String> = refused.iter().map(|p| p.display().to_string()).collect();
         bail!(
-            "{}: {} not written by `cargo xtask templates`, or changed since; nothing was written. Make jwt's changes in {SOURCE} (or in a file jwt owns), move these files away, or choose an empty --out",
+            "{}: {} not written by `cargo xtask templates`, or changed since; nothing was written: {hint}",
             out.display(),
             listed.join(", ")
         );
@@ -432,19 +546,24 @@ fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The whole jwt template (assembled files and the ones jwt owns) in a new
+/// The whole template (its own files and the assembled ones) in a new
 /// temporary folder, removed when the returned value is dropped.
-pub fn assemble(root: &Path) -> Result<tempfile::TempDir> {
+pub fn assemble(root: &Path, assembly: &Assembly) -> Result<tempfile::TempDir> {
     let folder = tempfile::Builder::new()
-        .prefix("jwt_auth-")
+        .prefix(&format!("{}-", assembly.name))
         .tempdir()
-        .context("cannot create a temporary folder for the jwt template")?;
-    for own in JWT_OWNS {
-        let from = root.join(JWT).join(own);
+        .with_context(|| {
+            format!(
+                "cannot create a temporary folder for the {} template",
+                assembly.name
+            )
+        })?;
+    for own in assembly.owned(root)? {
+        let from = root.join(assembly.dir).join(&own);
         let bytes = fs::read(&from).with_context(|| format!("cannot read {}", from.display()))?;
-        write_whole(&folder.path().join(own), &bytes, &from)?;
+        write_whole(&folder.path().join(&own), &bytes, &from)?;
     }
-    for (path, bytes) in generate(root)? {
+    for (path, bytes) in generate(root, assembly)? {
         write_whole(
             &folder.path().join(&path),
             &bytes,
@@ -454,25 +573,41 @@ pub fn assemble(root: &Path) -> Result<tempfile::TempDir> {
     Ok(folder)
 }
 
-/// The jwt template's assembled files, as written from the source at
-/// `root`: relative path to content. Fails when an edit does not match
-/// exactly once, or when the result would still issue or ask for a scope.
-pub fn generate(root: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>> {
+/// The template's assembled files, as written from the source at `root`:
+/// relative path to content. Fails when a taken file is missing, when an
+/// edit does not match exactly once, or when the result fails the
+/// template's check.
+pub fn generate(root: &Path, assembly: &Assembly) -> Result<BTreeMap<PathBuf, Vec<u8>>> {
     let source = root.join(SOURCE);
     let mut out = BTreeMap::new();
     for path in files_of(&source)? {
-        if is_owned(&path) {
+        if !assembly.takes(&path) {
             continue;
         }
         let bytes = fs::read(source.join(&path))
             .with_context(|| format!("cannot read {SOURCE}/{}", path.display()))?;
         out.insert(path, bytes);
     }
-    for edit in JWT_EDITS {
+    if let Takes::Only(taken) = assembly.takes {
+        let missing: Vec<&str> = taken
+            .iter()
+            .copied()
+            .filter(|p| !out.contains_key(Path::new(p)))
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "the {} template takes {} from {SOURCE}, which has no such file: move it back, or change what it takes in xtask/src/templates.rs",
+                assembly.name,
+                missing.join(", ")
+            );
+        }
+    }
+    for edit in assembly.edits {
         let Some(bytes) = out.get_mut(Path::new(edit.file)) else {
             bail!(
-                "an edit names {SOURCE}/{}, which the assembly does not copy: fix JWT_EDITS in xtask/src/templates.rs",
-                edit.file
+                "an edit names {SOURCE}/{}, which the {} assembly does not copy: fix its edits in xtask/src/templates.rs",
+                edit.file,
+                assembly.name
             );
         };
         let text = std::str::from_utf8(bytes)
@@ -480,21 +615,22 @@ pub fn generate(root: &Path) -> Result<BTreeMap<PathBuf, Vec<u8>>> {
         let found = text.matches(edit.from).count();
         if found != 1 {
             bail!(
-                "{SOURCE}/{}: an edit's text occurs {found} times, not once, so the jwt file cannot be written; fix its entry in JWT_EDITS (xtask/src/templates.rs):\n{}",
+                "{SOURCE}/{}: an edit's text occurs {found} times, not once, so the {} file cannot be written; fix its entry in xtask/src/templates.rs:\n{}",
                 edit.file,
+                assembly.name,
                 edit.from
             );
         }
         *bytes = text.replacen(edit.from, edit.to, 1).into_bytes();
     }
-    check_unscoped(&out)?;
+    (assembly.check)(&out)?;
     Ok(out)
 }
 
-/// What the edits are for: the jwt service issues no scopes and no handler
-/// asks for one (with scoped tokens, `CurrentUser` would let a token
-/// narrowed to `me` create items). Checked on every assembly, so a stamp
-/// from an older or forked checkout (`--from`) is held to it too.
+/// What the jwt edits are for: the jwt service issues no scopes and no
+/// handler asks for one (with scoped tokens, `CurrentUser` would let a
+/// token narrowed to `me` create items). Checked on every assembly, so a
+/// stamp from an older or forked checkout (`--from`) is held to it too.
 fn check_unscoped(files: &BTreeMap<PathBuf, Vec<u8>>) -> Result<()> {
     let lib = files
         .get(Path::new("src/lib.rs"))
@@ -518,16 +654,17 @@ fn check_unscoped(files: &BTreeMap<PathBuf, Vec<u8>>) -> Result<()> {
     Ok(())
 }
 
-/// Files git tracks under [`JWT`] that jwt does not own: a generated file
-/// committed by mistake, which would be a second copy to keep in step.
-fn committed_generated_files(root: &Path) -> Result<Vec<String>> {
-    let dir = root.join(JWT);
+/// Files git tracks in the template's folder that it takes from the
+/// source: an assembled file committed by mistake, which would be a second
+/// copy to keep in step.
+fn committed_taken_files(root: &Path, assembly: &Assembly) -> Result<Vec<String>> {
+    let dir = root.join(assembly.dir);
     let output = Command::new("git")
         .arg("-C")
         .arg(&dir)
         .args(["ls-files", "-z", "--cached"])
         .output()
-        .context("cannot run git (it says which jwt files are committed)")?;
+        .context("cannot run git (it says which template files are committed)")?;
     if !output.status.success() {
         bail!(
             "git ls-files failed in {}: {}",
@@ -540,8 +677,8 @@ fn committed_generated_files(root: &Path) -> Result<Vec<String>> {
         .split(|b| *b == 0)
         .filter(|p| !p.is_empty())
         .map(|p| PathBuf::from(String::from_utf8_lossy(p).into_owned()))
-        .filter(|p| !is_owned(p))
-        .map(|p| format!("{JWT}/{}", p.display()))
+        .filter(|p| assembly.takes(p) || p == Path::new(RECORD))
+        .map(|p| format!("{}/{}", assembly.dir, p.display()))
         .collect())
 }
 
@@ -563,15 +700,11 @@ fn write_whole(to: &Path, bytes: &[u8], like: &Path) -> Result<()> {
     Ok(())
 }
 
-fn is_owned(path: &Path) -> bool {
-    JWT_OWNS.iter().any(|own| Path::new(own) == path)
-}
-
 /// The files of a template folder, relative to it: every file below it
 /// that the `.gitignore` files in force (the folder's and its parents')
 /// do not ignore, so a build's `.env`, database or `target/` never count.
 /// Read from the disk, not from git, so a checkout without git (an
-/// archive) stamps jwt too.
+/// archive) stamps too.
 fn files_of(dir: &Path) -> Result<BTreeSet<PathBuf>> {
     let mut files = BTreeSet::new();
     let walk = ignore::WalkBuilder::new(dir)
@@ -597,26 +730,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn git_tracks_only_the_files_jwt_owns() {
-        let committed = committed_generated_files(repo::root()).unwrap();
-        assert!(
-            committed.is_empty(),
-            "assembled from {SOURCE}, so not to be committed (make the change in {SOURCE}, or in a file jwt owns): {committed:?}"
-        );
+    fn git_tracks_only_the_files_a_template_owns() {
+        for assembly in ASSEMBLED {
+            let committed = committed_taken_files(repo::root(), assembly).unwrap();
+            assert!(
+                committed.is_empty(),
+                "assembled from {SOURCE}, so not to be committed (make the change in {SOURCE}, or in a file {} owns): {committed:?}",
+                assembly.name
+            );
+        }
     }
 
     #[test]
-    fn the_assembled_template_is_complete() {
-        let folder = assemble(repo::root()).unwrap();
-        for path in
-            JWT_OWNS
+    fn the_assembled_templates_are_complete() {
+        for assembly in ASSEMBLED {
+            let folder = assemble(repo::root(), assembly).unwrap();
+            let owned = assembly.owned(repo::root()).unwrap();
+            assert!(owned.contains(Path::new("README.md.liquid")), "{owned:?}");
+            let expected = ["cargo-generate.toml", "Cargo.toml.liquid", "src/lib.rs"];
+            for path in owned
                 .iter()
-                .chain(&["cargo-generate.toml", "Cargo.toml.liquid", "src/lib.rs"])
-        {
-            assert!(folder.path().join(path).is_file(), "{path} is missing");
+                .map(PathBuf::as_path)
+                .chain(expected.map(Path::new))
+            {
+                assert!(
+                    folder.path().join(path).is_file(),
+                    "{}: {} is missing",
+                    assembly.name,
+                    path.display()
+                );
+            }
+            assert!(!folder.path().join(RECORD).exists());
+            let manifest = fs::read_to_string(folder.path().join("cargo-generate.toml")).unwrap();
+            assert!(manifest.contains(assembly.dir), "{manifest}");
+            assert!(manifest.contains("ignore = [\".assembled\"]"), "{manifest}");
         }
-        let manifest = fs::read_to_string(folder.path().join("cargo-generate.toml")).unwrap();
-        assert!(manifest.contains("templates/jwt_auth"), "{manifest}");
+        let supabase = assemble(repo::root(), &SUPABASE).unwrap();
+        assert_eq!(
+            fs::read(supabase.path().join("src/items/new_item.rs")).unwrap(),
+            fs::read(repo::root().join(SOURCE).join("src/items/new_item.rs")).unwrap()
+        );
         // Nothing a build or a run leaves in the source is copied.
         let source = files_of(&repo::root().join(SOURCE)).unwrap();
         assert!(
@@ -629,7 +782,7 @@ mod tests {
 
     #[test]
     fn the_jwt_service_has_no_scope_guard() {
-        let mut files = generate(repo::root()).unwrap();
+        let mut files = generate(repo::root(), &JWT).unwrap();
         assert!(check_unscoped(&files).is_ok());
         let items = files.get_mut(Path::new("src/routes/items.rs")).unwrap();
         items.extend_from_slice(b"\nfn f(_: RequireScopes<ReadItems>) {}\n");
@@ -637,8 +790,8 @@ mod tests {
         assert!(err.contains("src/routes/items.rs"), "{err}");
     }
 
-    #[test]
-    fn an_edit_that_no_longer_matches_stops_the_assembly() {
+    /// A copy of the source in a scratch root.
+    fn scratch_source() -> tempfile::TempDir {
         let scratch = tempfile::tempdir().unwrap();
         let source = scratch.path().join(SOURCE);
         for path in files_of(&repo::root().join(SOURCE)).unwrap() {
@@ -646,6 +799,25 @@ mod tests {
             fs::create_dir_all(to.parent().unwrap()).unwrap();
             fs::copy(repo::root().join(SOURCE).join(&path), &to).unwrap();
         }
+        scratch
+    }
+
+    #[test]
+    fn a_taken_file_missing_from_the_source_stops_the_assembly() {
+        let scratch = scratch_source();
+        assert!(generate(scratch.path(), &SUPABASE).is_ok());
+        fs::remove_file(scratch.path().join(SOURCE).join("src/items/new_item.rs")).unwrap();
+        let err = generate(scratch.path(), &SUPABASE).unwrap_err().to_string();
+        assert!(
+            err.contains("supabase template takes src/items/new_item.rs"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_edit_that_no_longer_matches_stops_the_assembly() {
+        let scratch = scratch_source();
+        let source = scratch.path().join(SOURCE);
         let lib = source.join("src/lib.rs");
         let text = fs::read_to_string(&lib).unwrap();
         fs::write(
@@ -653,7 +825,7 @@ mod tests {
             text.replace("ScopeMode::Scoped;", "ScopeMode::Scoped ;"),
         )
         .unwrap();
-        let err = generate(scratch.path()).unwrap_err().to_string();
+        let err = generate(scratch.path(), &JWT).unwrap_err().to_string();
         assert!(
             err.contains("src/lib.rs") && err.contains("0 times"),
             "{err}"
@@ -675,10 +847,10 @@ mod tests {
         let like = |_: &Path| like_file.clone();
         let read = |p: &str| fs::read_to_string(out.path().join(p)).unwrap();
 
-        write_recorded(out.path(), &files(&[("a", "1"), ("b", "1")]), &like).unwrap();
+        write_recorded(out.path(), &files(&[("a", "1"), ("b", "1")]), &like, "").unwrap();
         fs::write(out.path().join("notes"), "mine").unwrap();
         // Replaced and removed: both were written here and are unchanged.
-        write_recorded(out.path(), &files(&[("a", "2")]), &like).unwrap();
+        write_recorded(out.path(), &files(&[("a", "2")]), &like, "").unwrap();
         assert_eq!(read("a"), "2");
         assert!(!out.path().join("b").exists());
         assert_eq!(
@@ -689,7 +861,7 @@ mod tests {
 
         // Changed by hand since: refused, and nothing is written.
         fs::write(out.path().join("a"), "by hand").unwrap();
-        let err = write_recorded(out.path(), &files(&[("a", "3"), ("c", "3")]), &like)
+        let err = write_recorded(out.path(), &files(&[("a", "3"), ("c", "3")]), &like, "")
             .unwrap_err()
             .to_string();
         assert!(err.contains(": a not written"), "{err}");
@@ -697,7 +869,7 @@ mod tests {
         assert!(!out.path().join("c").exists());
 
         // Not written by it (a wrong --out): refused.
-        let err = write_recorded(out.path(), &files(&[("notes", "x")]), &like)
+        let err = write_recorded(out.path(), &files(&[("notes", "x")]), &like, "")
             .unwrap_err()
             .to_string();
         // `a`, changed by hand above and no longer assembled, is kept too.

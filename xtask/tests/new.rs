@@ -57,7 +57,8 @@ fn is_addition(path: &str) -> bool {
 /// cargo-generate's own command line (`cargo generate --path
 /// templates/<t> --name my-api`, here from its library via `xtask generate`)
 /// gives exactly the files `cargo xtask new` stamps, minus what `new` adds.
-/// The jwt template is first written by `cargo xtask templates --out`.
+/// The jwt and supabase templates are first written whole by `cargo xtask
+/// templates --template <t> --out`.
 #[test]
 fn new_renders_what_cargo_generate_renders() {
     for (strategy, template) in [
@@ -66,9 +67,18 @@ fn new_renders_what_cargo_generate_renders() {
         ("supabase", "supabase_auth"),
     ] {
         let work = tempfile::tempdir().unwrap();
-        let template_dir = if strategy == "jwt" {
-            let out = work.path().join("jwt_auth");
-            let written = xtask(&["templates", "--out", out.to_str().unwrap()], work.path());
+        let template_dir = if strategy != "oauth2" {
+            let out = work.path().join(template);
+            let written = xtask(
+                &[
+                    "templates",
+                    "--template",
+                    strategy,
+                    "--out",
+                    out.to_str().unwrap(),
+                ],
+                work.path(),
+            );
             assert!(
                 written.status.success(),
                 "{}",

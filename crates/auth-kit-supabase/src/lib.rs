@@ -45,8 +45,8 @@
 //!     scopes: &[],
 //!     permissions: &["notes:delete"],
 //!     roles: &[
-//!         RoleSpec { name: "user", scopes: &[], permissions: &[], holds_everything: false },
-//!         RoleSpec { name: "admin", scopes: &[], permissions: &[], holds_everything: true },
+//!         RoleSpec::new("user"),
+//!         RoleSpec::holding_everything("admin"),
 //!     ],
 //!     signup_role: "user",
 //! };

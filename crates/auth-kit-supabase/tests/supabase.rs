@@ -32,20 +32,7 @@ use serde_json::{Value, json};
 const POLICY: PolicySpec = PolicySpec {
     scopes: &[],
     permissions: &["items:delete"],
-    roles: &[
-        RoleSpec {
-            name: "user",
-            scopes: &[],
-            permissions: &[],
-            holds_everything: false,
-        },
-        RoleSpec {
-            name: "admin",
-            scopes: &[],
-            permissions: &[],
-            holds_everything: true,
-        },
-    ],
+    roles: &[RoleSpec::new("user"), RoleSpec::holding_everything("admin")],
     signup_role: "user",
 };
 

@@ -173,7 +173,7 @@ where
 /// const POLICY: PolicySpec = PolicySpec {
 ///     scopes: &[],
 ///     permissions: &[],
-///     roles: &[RoleSpec { name: "user", scopes: &[], permissions: &[], holds_everything: false }],
+///     roles: &[RoleSpec::new("user")],
 ///     signup_role: "user",
 /// };
 ///

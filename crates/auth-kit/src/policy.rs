@@ -18,9 +18,9 @@
 //!     ],
 //!     permissions: &["notes:delete"],
 //!     roles: &[
-//!         RoleSpec { name: "guest", scopes: &[], permissions: &[], holds_everything: false },
-//!         RoleSpec { name: "editor", scopes: &["notes"], permissions: &[], holds_everything: false },
-//!         RoleSpec { name: "admin", scopes: &[], permissions: &[], holds_everything: true },
+//!         RoleSpec::new("guest"),
+//!         RoleSpec::new("editor").scopes(&["notes"]),
+//!         RoleSpec::holding_everything("admin"),
 //!     ],
 //!     signup_role: "editor",
 //! };
@@ -54,6 +54,41 @@ pub struct RoleSpec {
     pub permissions: &'static [&'static str],
     /// Holds every scope and every permission (the admin role).
     pub holds_everything: bool,
+}
+
+impl RoleSpec {
+    /// A role that holds nothing yet: no scope, no permission. Add them
+    /// with [`RoleSpec::scopes`] and [`RoleSpec::permissions`].
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            scopes: &[],
+            permissions: &[],
+            holds_everything: false,
+        }
+    }
+
+    /// The role that holds every scope and every permission, declared or
+    /// added later (the admin role).
+    pub const fn holding_everything(name: &'static str) -> Self {
+        Self {
+            holds_everything: true,
+            ..Self::new(name)
+        }
+    }
+
+    /// This role, whose users may be granted `scopes`.
+    pub const fn scopes(self, scopes: &'static [&'static str]) -> Self {
+        Self { scopes, ..self }
+    }
+
+    /// This role, holding `permissions`.
+    pub const fn permissions(self, permissions: &'static [&'static str]) -> Self {
+        Self {
+            permissions,
+            ..self
+        }
+    }
 }
 
 /// A whole access model, written as a constant.
@@ -161,7 +196,7 @@ impl AccessPolicy {
     /// const POLICY: PolicySpec = PolicySpec {
     ///     scopes: &[ScopeSpec { name: "notes", description: "Read your notes." }],
     ///     permissions: &[],
-    ///     roles: &[RoleSpec { name: "editor", scopes: &["notes"], permissions: &[], holds_everything: false }],
+    ///     roles: &[RoleSpec::new("editor").scopes(&["notes"])],
     ///     signup_role: "editor",
     /// };
     /// let policy = AccessPolicy::new(&POLICY).expect("valid");

@@ -43,6 +43,17 @@ use crate::config::{ServerSettings, TrafficSettings};
 use crate::http::{ServeOptions, serve, shutdown_signal};
 use crate::store::Store;
 
+/// A started service, as its start-up returns it to `main` and to its
+/// tests: every route, documented, with the standard layers, and the
+/// database, closed on shutdown by [`serve_until_shutdown`].
+#[derive(Debug)]
+pub struct App {
+    /// Every route.
+    pub router: axum::Router,
+    /// The database.
+    pub store: Store,
+}
+
 /// The exit code for settings the service refuses (a typo in `.env` is
 /// not a crash: supervisors and scripts can tell the two apart).
 pub const SETTINGS_REFUSED: u8 = 2;

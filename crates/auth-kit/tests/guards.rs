@@ -25,12 +25,9 @@ const POLICY: PolicySpec = PolicySpec {
         description: "Read your notes.",
     }],
     permissions: &["notes:delete"],
-    roles: &[RoleSpec {
-        name: "editor",
-        scopes: &["notes"],
-        permissions: &["notes:delete"],
-        holds_everything: false,
-    }],
+    roles: &[RoleSpec::new("editor")
+        .scopes(&["notes"])
+        .permissions(&["notes:delete"])],
     signup_role: "editor",
 };
 

@@ -73,30 +73,10 @@ pub const POLICY: PolicySpec = PolicySpec {
     scopes: &[],
     permissions: &["items:read", "items:write", "items:delete", "users:read"],
     roles: &[
-        RoleSpec {
-            name: "guest",
-            scopes: &[],
-            permissions: &[],
-            holds_everything: false,
-        },
-        RoleSpec {
-            name: "user",
-            scopes: &[],
-            permissions: &["items:read", "items:write"],
-            holds_everything: false,
-        },
-        RoleSpec {
-            name: "editor",
-            scopes: &[],
-            permissions: &["items:read", "items:write", "items:delete"],
-            holds_everything: false,
-        },
-        RoleSpec {
-            name: "admin",
-            scopes: &[],
-            permissions: &[],
-            holds_everything: true,
-        },
+        RoleSpec::new("guest"),
+        RoleSpec::new("user").permissions(&["items:read", "items:write"]),
+        RoleSpec::new("editor").permissions(&["items:read", "items:write", "items:delete"]),
+        RoleSpec::holding_everything("admin"),
     ],
     signup_role: "user",
 };

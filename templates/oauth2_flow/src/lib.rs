@@ -16,6 +16,7 @@ use auth_kit::limiter::{RateLimiter, RedisUrlError};
 use auth_kit::login::{LoginService, LoginServiceParts, ScopeMode};
 use auth_kit::password::{PasswordHasher, PoolSize};
 use auth_kit::policy::{AccessPolicy, PolicyError};
+use auth_kit::run::App;
 use auth_kit::store::{OpenError, ServiceMigrations, Store, User};
 use auth_kit::token::{AccessTokenVerifier, ClaimRules, JwkSet, TokenIssuer};
 use axum::extract::FromRef;
@@ -60,78 +61,67 @@ pub fn migrations() -> ServiceMigrations {
     auth_kit::service_migrations!()
 }
 
-/// A started service: its routes and its store (closed on shutdown).
-pub struct App {
-    /// Every route, documented, with the standard layers.
-    pub router: axum::Router,
-    /// The database.
-    pub store: Store,
-}
-
-impl App {
-    /// Opens the database (running migrations), creates the bootstrap admin
-    /// when configured, and wires auth-kit.
-    pub async fn start(settings: &ServiceSettings) -> Result<Self, StartupError> {
-        let store = Store::connect_with(&settings.server.database_url, &migrations())
+/// Opens the database (running migrations), creates the bootstrap admin
+/// when configured, and wires auth-kit.
+pub async fn start(settings: &ServiceSettings) -> Result<App, StartupError> {
+    let store = Store::connect_with(&settings.server.database_url, &migrations())
+        .await
+        .map_err(StartupError::Database)?
+        // A verified user and login served from memory for at most
+        // SESSION_CACHE_SECONDS; every change to them drops the entry
+        // here at once, and on the other instances through PostgreSQL
+        // or Redis.
+        .with_session_cache(&settings.session_cache, SERVICE_NAME)
+        .map_err(StartupError::Limiter)?;
+    let keys = Arc::new(settings.keys.clone());
+    let rules = ClaimRules::new(&settings.issuer, &settings.audience, settings.leeway);
+    let policy = AccessPolicy::new(&policy::POLICY).map_err(StartupError::Policy)?;
+    let logins = LoginService::new(LoginServiceParts {
+        store: store.clone(),
+        hasher: PasswordHasher::new(PoolSize::for_this_machine()),
+        issuer: TokenIssuer::new(
+            keys.clone(),
+            rules.clone(),
+            settings.access_token_ttl,
+            Clock::System,
+        ),
+        policy: policy.clone(),
+        scopes: SCOPES,
+        refresh_ttl: settings.refresh_token_ttl,
+        refresh_reuse: settings.refresh_reuse,
+        // In Redis when RATE_LIMIT_URL is set, so every instance shares
+        // the counters; in this process otherwise.
+        limiter: RateLimiter::from_settings(&settings.traffic, SERVICE_NAME, Clock::System)
+            .map_err(StartupError::Limiter)?,
+        clock: Clock::System,
+        email_verification: settings.account.email_verification,
+    });
+    let accounts = AccountService::start(logins.clone(), settings).map_err(StartupError::Mail)?;
+    tracing::info!("mail is {}", settings.account.mail.describe());
+    if let Some(admin) = &settings.admin {
+        logins
+            .bootstrap_admin(admin)
             .await
-            .map_err(StartupError::Database)?
-            // A verified user and login served from memory for at most
-            // SESSION_CACHE_SECONDS; every change to them drops the entry
-            // here at once, and on the other instances through PostgreSQL
-            // or Redis.
-            .with_session_cache(&settings.session_cache, SERVICE_NAME)
-            .map_err(StartupError::Limiter)?;
-        let keys = Arc::new(settings.keys.clone());
-        let rules = ClaimRules::new(&settings.issuer, &settings.audience, settings.leeway);
-        let policy = AccessPolicy::new(&policy::POLICY).map_err(StartupError::Policy)?;
-        let logins = LoginService::new(LoginServiceParts {
-            store: store.clone(),
-            hasher: PasswordHasher::new(PoolSize::for_this_machine()),
-            issuer: TokenIssuer::new(
-                keys.clone(),
-                rules.clone(),
-                settings.access_token_ttl,
-                Clock::System,
-            ),
-            policy: policy.clone(),
-            scopes: SCOPES,
-            refresh_ttl: settings.refresh_token_ttl,
-            refresh_reuse: settings.refresh_reuse,
-            // In Redis when RATE_LIMIT_URL is set, so every instance shares
-            // the counters; in this process otherwise.
-            limiter: RateLimiter::from_settings(&settings.traffic, SERVICE_NAME, Clock::System)
-                .map_err(StartupError::Limiter)?,
-            clock: Clock::System,
-            email_verification: settings.account.email_verification,
-        });
-        let accounts =
-            AccountService::start(logins.clone(), settings).map_err(StartupError::Mail)?;
-        tracing::info!("mail is {}", settings.account.mail.describe());
-        if let Some(admin) = &settings.admin {
-            logins
-                .bootstrap_admin(admin)
-                .await
-                .map_err(|e| StartupError::Admin(e.to_string()))?;
-        }
-        store.spawn_purge_task(Duration::from_secs(600));
-        let state = AppState {
-            auth: Authenticator::new(
-                AccessTokenVerifier::new(&keys, rules),
-                store.clone(),
-                policy,
-                SCOPES,
-            ),
-            logins,
-            accounts,
-            store: store.clone(),
-            jwks: keys.jwks().map(Arc::new),
-            item_quota: ItemQuota(settings.items_max_per_user),
-        };
-        Ok(Self {
-            router: routes::router(state).map_err(StartupError::Policy)?,
-            store,
-        })
+            .map_err(|e| StartupError::Admin(e.to_string()))?;
     }
+    store.spawn_purge_task(Duration::from_secs(600));
+    let state = AppState {
+        auth: Authenticator::new(
+            AccessTokenVerifier::new(&keys, rules),
+            store.clone(),
+            policy,
+            SCOPES,
+        ),
+        logins,
+        accounts,
+        store: store.clone(),
+        jwks: keys.jwks().map(Arc::new),
+        item_quota: ItemQuota(settings.items_max_per_user),
+    };
+    Ok(App {
+        router: routes::router(state).map_err(StartupError::Policy)?,
+        store,
+    })
 }
 
 /// Why the service could not start (after its configuration was accepted).

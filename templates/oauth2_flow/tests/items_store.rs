@@ -1,4 +1,4 @@
-//! The items queries (`src/items.rs`) on SQLite always and on PostgreSQL
+//! The items queries (`src/items/`) on SQLite always and on PostgreSQL
 //! when TEST_DATABASE_URL is set: the same test code for both.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test

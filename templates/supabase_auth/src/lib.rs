@@ -10,6 +10,7 @@ use auth_kit::Clock;
 use auth_kit::config::{ServerSettings, TrafficSettings};
 use auth_kit::limiter::{MailRequestLimiter, RateLimiter, RedisUrlError};
 use auth_kit::policy::{AccessPolicy, PolicyError};
+use auth_kit::run::App;
 use auth_kit::store::{OpenError, ServiceMigrations, Store};
 use auth_kit_supabase::{
     ClientBuildError, SupabaseAuth, SupabaseClient, SupabaseSettings, SupabaseVerifier,
@@ -47,56 +48,46 @@ pub fn migrations() -> ServiceMigrations {
     auth_kit::service_migrations!()
 }
 
-/// A started service: its routes and its store (closed on shutdown).
-pub struct App {
-    /// Every route, documented, with the standard layers.
-    pub router: axum::Router,
-    /// The database.
-    pub store: Store,
-}
-
-impl App {
-    /// Opens the database and wires the Supabase client and verifier.
-    pub async fn start(
-        supabase: &SupabaseSettings,
-        server: &ServerSettings,
-        traffic: &TrafficSettings,
-    ) -> Result<Self, StartupError> {
-        let store = Store::connect_with(&server.database_url, &migrations())
-            .await
-            .map_err(StartupError::Database)?;
-        let client = SupabaseClient::new(supabase).map_err(StartupError::Client)?;
-        let verifier = SupabaseVerifier::new(supabase, client.clone());
-        // Warm the key cache; when Supabase is not reachable yet, the first
-        // request fetches the keys instead (and answers 503 until it can).
-        if let Err(e) = verifier.prefetch_keys().await {
-            tracing::warn!(error = %e, "could not fetch the project's signing keys yet");
-        }
-        // Roles and permissions come from `app_metadata`; the policy says
-        // what each role may do.
-        let policy = AccessPolicy::new(&policy::POLICY).map_err(StartupError::Policy)?;
-        let auth = SupabaseAuth::new(verifier, policy);
-        let limiter = RateLimiter::from_settings(traffic, SERVICE_NAME, Clock::System)
-            .map_err(StartupError::Limiter)?;
-        let mail_requests = MailRequestLimiter::from_settings(
-            traffic,
-            traffic.mail_limits,
-            SERVICE_NAME,
-            Clock::System,
-        )
-        .map_err(StartupError::Limiter)?;
-        let state = AppState {
-            supabase: client,
-            auth,
-            store: store.clone(),
-            limiter,
-            mail_requests,
-        };
-        Ok(Self {
-            router: routes::router(state).map_err(StartupError::Policy)?,
-            store,
-        })
+/// Opens the database and wires the Supabase client and verifier.
+pub async fn start(
+    supabase: &SupabaseSettings,
+    server: &ServerSettings,
+    traffic: &TrafficSettings,
+) -> Result<App, StartupError> {
+    let store = Store::connect_with(&server.database_url, &migrations())
+        .await
+        .map_err(StartupError::Database)?;
+    let client = SupabaseClient::new(supabase).map_err(StartupError::Client)?;
+    let verifier = SupabaseVerifier::new(supabase, client.clone());
+    // Warm the key cache; when Supabase is not reachable yet, the first
+    // request fetches the keys instead (and answers 503 until it can).
+    if let Err(e) = verifier.prefetch_keys().await {
+        tracing::warn!(error = %e, "could not fetch the project's signing keys yet");
     }
+    // Roles and permissions come from `app_metadata`; the policy says
+    // what each role may do.
+    let policy = AccessPolicy::new(&policy::POLICY).map_err(StartupError::Policy)?;
+    let auth = SupabaseAuth::new(verifier, policy);
+    let limiter = RateLimiter::from_settings(traffic, SERVICE_NAME, Clock::System)
+        .map_err(StartupError::Limiter)?;
+    let mail_requests = MailRequestLimiter::from_settings(
+        traffic,
+        traffic.mail_limits,
+        SERVICE_NAME,
+        Clock::System,
+    )
+    .map_err(StartupError::Limiter)?;
+    let state = AppState {
+        supabase: client,
+        auth,
+        store: store.clone(),
+        limiter,
+        mail_requests,
+    };
+    Ok(App {
+        router: routes::router(state).map_err(StartupError::Policy)?,
+        store,
+    })
 }
 
 /// Why the service could not start (after its configuration was accepted).

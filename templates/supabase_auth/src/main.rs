@@ -1,7 +1,7 @@
 //! Start-up: configuration (refused settings exit with code 2), logs, and the
 //! server (header and request timeouts, client addresses behind
 //! TRUSTED_PROXIES) with graceful shutdown on Ctrl-C or SIGTERM, all but
-//! the settings and `App::start` done by auth-kit (`auth_kit::run`).
+//! the settings and `service::start` done by auth-kit (`auth_kit::run`).
 
 use std::process::ExitCode;
 
@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(e) => return auth_kit::run::settings_refused(&e),
     };
-    let app = match service::App::start(&supabase, &server, &traffic).await {
+    let app = match service::start(&supabase, &server, &traffic).await {
         Ok(app) => app,
         Err(e) => return auth_kit::run::start_failed(&e),
     };

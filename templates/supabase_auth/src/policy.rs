@@ -24,24 +24,9 @@ pub const POLICY: PolicySpec = PolicySpec {
         "users:delete",
     ],
     roles: &[
-        RoleSpec {
-            name: "guest",
-            scopes: &[],
-            permissions: &[],
-            holds_everything: false,
-        },
-        RoleSpec {
-            name: "user",
-            scopes: &[],
-            permissions: &["items:read", "items:write"],
-            holds_everything: false,
-        },
-        RoleSpec {
-            name: "admin",
-            scopes: &[],
-            permissions: &[],
-            holds_everything: true,
-        },
+        RoleSpec::new("guest"),
+        RoleSpec::new("user").permissions(&["items:read", "items:write"]),
+        RoleSpec::holding_everything("admin"),
     ],
     signup_role: "user",
 };

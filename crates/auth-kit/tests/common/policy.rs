@@ -34,24 +34,11 @@ pub const POLICY: PolicySpec = PolicySpec {
         "users:delete",
     ],
     roles: &[
-        RoleSpec {
-            name: "guest",
-            scopes: &["me"],
-            permissions: &[],
-            holds_everything: false,
-        },
-        RoleSpec {
-            name: "user",
-            scopes: &["me", "items", "items:write"],
-            permissions: &["items:read", "items:write"],
-            holds_everything: false,
-        },
-        RoleSpec {
-            name: "admin",
-            scopes: &[],
-            permissions: &[],
-            holds_everything: true,
-        },
+        RoleSpec::new("guest").scopes(&["me"]),
+        RoleSpec::new("user")
+            .scopes(&["me", "items", "items:write"])
+            .permissions(&["items:read", "items:write"]),
+        RoleSpec::holding_everything("admin"),
     ],
     signup_role: "user",
 };

@@ -52,7 +52,7 @@ impl TestServer {
         );
         let env = Environment::from_pairs(pairs);
         let settings = ServiceSettings::from_env(&env, service::SERVICE_NAME).unwrap();
-        let app = service::App::start(&settings).await.unwrap();
+        let app = service::start(&settings).await.unwrap();
         let options = ServeOptions::from_settings(&settings.traffic);
         let base = serve_on_loopback(app.router, options).await;
         Self {

@@ -42,7 +42,7 @@ impl TestServer {
         let supabase = SupabaseSettings::from_env(&env).unwrap();
         let server = ServerSettings::from_env(&env, service::SERVICE_NAME).unwrap();
         let traffic = TrafficSettings::from_env(&env).unwrap();
-        let app = service::App::start(&supabase, &server, &traffic)
+        let app = service::start(&supabase, &server, &traffic)
             .await
             .unwrap();
         let base = serve_on_loopback(app.router, ServeOptions::from_settings(&traffic)).await;

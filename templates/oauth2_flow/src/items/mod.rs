@@ -1,8 +1,8 @@
-//! Items, the example resource: their types, their input rules (one
-//! constant each, read by the validator and the OpenAPI schema), and their
-//! queries, written once for SQLite and PostgreSQL with auth-kit's
-//! `on_pool!` on the store's pool. The table is created by auth-kit's
-//! first migration and indexed by this service's own (`migrations/`).
+//! Items, the example resource: their types and their queries, written
+//! once for SQLite and PostgreSQL with auth-kit's `on_pool!` on the store's
+//! pool. The table is created by auth-kit's first migration and indexed by
+//! this service's own (`migrations/`); what a client may send is in
+//! `new_item.rs`.
 
 use auth_kit::clock::rfc3339;
 use auth_kit::on_pool;
@@ -11,18 +11,13 @@ use auth_kit::store::{LockUserRow, Store, StoreError};
 use auth_kit::token::InvalidToken;
 use auth_kit::{ApiError, AuthError};
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 
-/// The longest item title, in characters.
-pub const ITEM_TITLE_MAX_CHARS: usize = 200;
-/// The longest item description, in characters.
-pub const ITEM_DESCRIPTION_MAX_CHARS: usize = 5000;
-/// What a title must contain, as a JSON Schema pattern: a character other
-/// than the blanks [`ITEM_TITLE_BLANKS`].
-pub const ITEM_TITLE_PATTERN: &str = "[^ \\t\\r\\n]";
-/// The characters that do not count as a title on their own (spelled the
-/// same in every regex dialect, unlike `\\s`).
-pub const ITEM_TITLE_BLANKS: [char; 4] = [' ', '\t', '\r', '\n'];
+mod new_item;
+
+pub use new_item::{
+    ITEM_DESCRIPTION_MAX_CHARS, ITEM_TITLE_BLANKS, ITEM_TITLE_MAX_CHARS, ITEM_TITLE_PATTERN,
+    NewItem,
+};
 
 /// An item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -60,68 +55,6 @@ impl From<ItemRow> for Item {
     }
 }
 
-/// An item to create (POST /items).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
-pub struct NewItem {
-    /// 1 to 200 characters, not only blanks.
-    #[schema(schema_with = title_schema)]
-    pub title: String,
-    /// Up to 5000 characters.
-    #[serde(default)]
-    #[schema(schema_with = description_schema)]
-    pub description: Option<String>,
-}
-
-impl NewItem {
-    /// 422 for an empty, blank or over-long title, or an over-long
-    /// description (the OpenAPI schema states the same rules).
-    pub fn validate(&self) -> Result<(), ApiError> {
-        if self.title.trim_matches(ITEM_TITLE_BLANKS).is_empty() {
-            return Err(ApiError::validation("title", "must not be empty"));
-        }
-        if self.title.chars().count() > ITEM_TITLE_MAX_CHARS {
-            return Err(ApiError::validation(
-                "title",
-                format!("must be at most {ITEM_TITLE_MAX_CHARS} characters"),
-            ));
-        }
-        if self
-            .description
-            .as_ref()
-            .is_some_and(|d| d.chars().count() > ITEM_DESCRIPTION_MAX_CHARS)
-        {
-            return Err(ApiError::validation(
-                "description",
-                format!("must be at most {ITEM_DESCRIPTION_MAX_CHARS} characters"),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// 1 to 200 characters, not only spaces, tabs and line breaks.
-fn title_schema() -> Object {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .min_length(Some(1))
-        .max_length(Some(ITEM_TITLE_MAX_CHARS))
-        .pattern(Some(ITEM_TITLE_PATTERN))
-        .description(Some(format!(
-            "1 to {ITEM_TITLE_MAX_CHARS} characters, not only spaces, tabs and line breaks"
-        )))
-        .build()
-}
-
-/// Up to 5000 characters, or null.
-fn description_schema() -> Object {
-    ObjectBuilder::new()
-        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-        .max_length(Some(ITEM_DESCRIPTION_MAX_CHARS))
-        .description(Some(format!(
-            "Optional, up to {ITEM_DESCRIPTION_MAX_CHARS} characters"
-        )))
-        .build()
-}
 
 /// Why an item was not created.
 #[derive(Debug, thiserror::Error)]
