@@ -1,7 +1,10 @@
 //! `cargo xtask new --strategy <jwt|oauth2|supabase> --name <name> [--dest DIR] [--force]`
 //!
-//! 1. The template is rendered by the cargo-generate library, exactly as
-//!    `cargo generate --path templates/<template> --name <name>` would.
+//! 1. The template is assembled (jwt and supabase take files from
+//!    `templates/oauth2_flow`: `crate::templates`) and rendered by the
+//!    cargo-generate library, exactly as `cargo generate --path
+//!    templates/<template> --name <name>` would after `cargo xtask
+//!    templates` wrote the taken files.
 //! 2. The project is completed into a standalone workspace: a copy of the
 //!    kit (auth-kit, the operator tools auth-cli, and for supabase
 //!    auth-kit-supabase and gotrue-stub, each manifest made self-contained

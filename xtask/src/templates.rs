@@ -382,9 +382,28 @@ impl Assembly {
 
     /// The files the template owns, as they are in `root`: every file of
     /// its folder that git does not ignore and it does not take.
+    /// Fails when a file it lists as its own is missing (a jwt stamp
+    /// without `tests/scopes.rs` would still build and pass, minus the
+    /// tests of what its tokens may do).
     fn owned(&self, root: &Path) -> Result<BTreeSet<PathBuf>> {
         let mut files = files_of(&root.join(self.dir))?;
         files.retain(|p| !self.takes(p) && p != Path::new(RECORD));
+        if let Takes::AllBut(listed) = self.takes {
+            let missing: Vec<&str> = listed
+                .iter()
+                .copied()
+                .filter(|p| !files.contains(Path::new(p)))
+                .collect();
+            if !missing.is_empty() {
+                bail!(
+                    "{}: {} missing; the {} template owns it, and no stamp is made without it (restore it with `git checkout -- {}`)",
+                    self.dir,
+                    missing.join(", "),
+                    self.name,
+                    self.dir
+                );
+            }
+        }
         Ok(files)
     }
 }
@@ -412,9 +431,10 @@ pub fn run(args: &TemplatesArgs) -> Result<()> {
     }
     if let (Some(out), Some(template)) = (&args.out, args.template) {
         let assembly = template.assembly();
+        let in_place = check_out(root, assembly, out)?;
         fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
         let mut files = generate(root, assembly)?;
-        if fs::canonicalize(out)? != fs::canonicalize(root.join(assembly.dir))? {
+        if !in_place {
             for own in assembly.owned(root)? {
                 let from = root.join(assembly.dir).join(&own);
                 let bytes =
@@ -422,19 +442,58 @@ pub fn run(args: &TemplatesArgs) -> Result<()> {
                 files.insert(own, bytes);
             }
         }
-        return write_template(root, assembly, out, &files);
+        return write_template(root, assembly, out, in_place, &files);
     }
     for assembly in ASSEMBLED {
         let files = generate(root, assembly)?;
-        write_template(root, assembly, &root.join(assembly.dir), &files)?;
+        write_template(root, assembly, &root.join(assembly.dir), true, &files)?;
     }
     Ok(())
+}
+
+/// Whether `out` is the template's own folder; fails, before anything is
+/// written, when it is another folder under `templates/` (a copy there
+/// would become part of a template and of every stamp) or a folder that
+/// holds files an earlier `--out` did not write.
+fn check_out(root: &Path, assembly: &Assembly, out: &Path) -> Result<bool> {
+    let canonical = |path: &Path| {
+        fs::canonicalize(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    // The nearest existing folder says where a new one would be.
+    let existing = out
+        .ancestors()
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("."));
+    let below = canonical(existing)?.join(out.strip_prefix(existing).unwrap_or(out));
+    if below == canonical(&root.join(assembly.dir))? {
+        return Ok(true);
+    }
+    if below.starts_with(canonical(&root.join("templates"))?) {
+        bail!(
+            "--out {}: not inside templates/, where the copy would join a template and every stamp; choose a folder outside it (`cargo xtask templates` without --out writes the templates' own folders)",
+            out.display()
+        );
+    }
+    let holds_other_files = out.is_dir()
+        && !out.join(RECORD).is_file()
+        && fs::read_dir(out)
+            .with_context(|| format!("cannot read {}", out.display()))?
+            .next()
+            .is_some();
+    if holds_other_files {
+        bail!(
+            "--out {}: the folder holds files `cargo xtask templates` did not write; choose an empty or new folder",
+            out.display()
+        );
+    }
+    Ok(false)
 }
 
 fn write_template(
     root: &Path,
     assembly: &Assembly,
     out: &Path,
+    in_place: bool,
     files: &BTreeMap<PathBuf, Vec<u8>>,
 ) -> Result<()> {
     let like = |path: &Path| {
@@ -448,7 +507,10 @@ fn write_template(
         "make {}'s changes in {SOURCE} (or in a file it owns), move these files away, or choose an empty --out",
         assembly.name
     );
-    let written = write_recorded(out, files, &like, &hint)?;
+    // In its own folder, a file the template no longer takes is its own
+    // now (committed): left alone, not removed.
+    let may_remove = |path: &Path| !in_place || assembly.takes(path);
+    let written = write_recorded(out, files, &like, &may_remove, &hint)?;
     println!(
         "wrote the {} template's assembled files into {} ({written} of {} files changed)",
         assembly.name,
@@ -468,11 +530,13 @@ const RECORD: &str = ".assembled";
 /// [`RECORD`]) is replaced or removed: any other file in the way stops the
 /// run before anything is written, so `--out` at the wrong folder, or a
 /// change made by hand to a written file, loses nothing. Files it did not
-/// write and need not touch are left alone; `hint` says what to do then.
+/// write and need not touch, or that `may_remove` refuses, are left alone;
+/// `hint` says what to do when the run stops.
 fn write_recorded(
     out: &Path,
     files: &BTreeMap<PathBuf, Vec<u8>>,
     like: &dyn Fn(&Path) -> PathBuf,
+    may_remove: &dyn Fn(&Path) -> bool,
     hint: &str,
 ) -> Result<usize> {
     let recorded = read_record(out)?;
@@ -487,7 +551,10 @@ fn write_recorded(
         }
     }
     let mut gone = Vec::new();
-    for path in recorded.keys().filter(|p| !files.contains_key(*p)) {
+    for path in recorded
+        .keys()
+        .filter(|p| !files.contains_key(*p) && may_remove(p))
+    {
         match read_if_present(&out.join(path))? {
             Some(found) if is_ours(path, &found) => gone.push(path.clone()),
             Some(_) => refused.push(path.clone()),
@@ -526,11 +593,25 @@ fn read_record(out: &Path) -> Result<BTreeMap<PathBuf, String>> {
         return Ok(BTreeMap::new());
     };
     let text = String::from_utf8_lossy(&bytes);
-    Ok(text
-        .lines()
-        .filter_map(|line| line.split_once("  "))
-        .map(|(sha, path)| (PathBuf::from(path), sha.to_owned()))
-        .collect())
+    let mut record = BTreeMap::new();
+    for (sha, path) in text.lines().filter_map(|line| line.split_once("  ")) {
+        let path = PathBuf::from(path);
+        // Only paths below `out`: a record copied or edited by hand must
+        // not make a run remove a file elsewhere.
+        let inside = path
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !inside {
+            bail!(
+                "{}: it names {}, which is not a path inside {}; remove the record (the files it lists are then left alone)",
+                out.join(RECORD).display(),
+                path.display(),
+                out.display()
+            );
+        }
+        record.insert(path, sha.to_owned());
+    }
+    Ok(record)
 }
 
 fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>> {
@@ -802,6 +883,68 @@ mod tests {
         scratch
     }
 
+    /// A scratch root with the source and the template's own files, as
+    /// they are here.
+    fn scratch_root(assembly: &Assembly) -> tempfile::TempDir {
+        let scratch = scratch_source();
+        for path in assembly.owned(repo::root()).unwrap() {
+            let to = scratch.path().join(assembly.dir).join(&path);
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            fs::copy(repo::root().join(assembly.dir).join(&path), &to).unwrap();
+        }
+        scratch
+    }
+
+    #[test]
+    fn a_file_jwt_owns_missing_stops_the_assembly() {
+        let scratch = scratch_root(&JWT);
+        assert!(assemble(scratch.path(), &JWT).is_ok());
+        fs::remove_file(scratch.path().join(JWT.dir).join("tests/scopes.rs")).unwrap();
+        let err = assemble(scratch.path(), &JWT).unwrap_err().to_string();
+        assert!(err.contains("tests/scopes.rs missing"), "{err}");
+    }
+
+    #[test]
+    fn the_record_of_a_written_template_is_not_part_of_it() {
+        let scratch = scratch_root(&SUPABASE);
+        let record = scratch.path().join(SUPABASE.dir).join(RECORD);
+        fs::write(&record, "0  src/items/new_item.rs\n").unwrap();
+        assert!(
+            files_of(&scratch.path().join(SUPABASE.dir))
+                .unwrap()
+                .contains(Path::new(RECORD))
+        );
+        let folder = assemble(scratch.path(), &SUPABASE).unwrap();
+        assert!(!folder.path().join(RECORD).exists());
+        assert!(folder.path().join("src/items/new_item.rs").is_file());
+    }
+
+    #[test]
+    fn out_is_refused_inside_templates_and_in_a_folder_of_other_files() {
+        let root = repo::root();
+        let inside = root.join(SUPABASE.dir).join("whole");
+        let err = check_out(root, &SUPABASE, &inside).unwrap_err().to_string();
+        assert!(err.contains("not inside templates/"), "{err}");
+        assert!(!inside.exists());
+        assert!(check_out(root, &SUPABASE, &root.join(SUPABASE.dir)).unwrap());
+        let elsewhere = tempfile::tempdir().unwrap();
+        assert!(!check_out(root, &SUPABASE, &elsewhere.path().join("new")).unwrap());
+        assert!(!check_out(root, &SUPABASE, elsewhere.path()).unwrap());
+        fs::write(elsewhere.path().join("notes"), "mine").unwrap();
+        let err = check_out(root, &SUPABASE, elsewhere.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did not write"), "{err}");
+    }
+
+    #[test]
+    fn a_record_naming_a_path_outside_its_folder_is_refused() {
+        let out = tempfile::tempdir().unwrap();
+        fs::write(out.path().join(RECORD), "0  ../elsewhere\n").unwrap();
+        let err = read_record(out.path()).unwrap_err().to_string();
+        assert!(err.contains("not a path inside"), "{err}");
+    }
+
     #[test]
     fn a_taken_file_missing_from_the_source_stops_the_assembly() {
         let scratch = scratch_source();
@@ -847,10 +990,17 @@ mod tests {
         let like = |_: &Path| like_file.clone();
         let read = |p: &str| fs::read_to_string(out.path().join(p)).unwrap();
 
-        write_recorded(out.path(), &files(&[("a", "1"), ("b", "1")]), &like, "").unwrap();
+        write_recorded(
+            out.path(),
+            &files(&[("a", "1"), ("b", "1")]),
+            &like,
+            &|_| true,
+            "",
+        )
+        .unwrap();
         fs::write(out.path().join("notes"), "mine").unwrap();
         // Replaced and removed: both were written here and are unchanged.
-        write_recorded(out.path(), &files(&[("a", "2")]), &like, "").unwrap();
+        write_recorded(out.path(), &files(&[("a", "2")]), &like, &|_| true, "").unwrap();
         assert_eq!(read("a"), "2");
         assert!(!out.path().join("b").exists());
         assert_eq!(
@@ -861,19 +1011,32 @@ mod tests {
 
         // Changed by hand since: refused, and nothing is written.
         fs::write(out.path().join("a"), "by hand").unwrap();
-        let err = write_recorded(out.path(), &files(&[("a", "3"), ("c", "3")]), &like, "")
-            .unwrap_err()
-            .to_string();
+        let err = write_recorded(
+            out.path(),
+            &files(&[("a", "3"), ("c", "3")]),
+            &like,
+            &|_| true,
+            "",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains(": a not written"), "{err}");
         assert_eq!(read("a"), "by hand");
         assert!(!out.path().join("c").exists());
 
         // Not written by it (a wrong --out): refused.
-        let err = write_recorded(out.path(), &files(&[("notes", "x")]), &like, "")
+        let err = write_recorded(out.path(), &files(&[("notes", "x")]), &like, &|_| true, "")
             .unwrap_err()
             .to_string();
         // `a`, changed by hand above and no longer assembled, is kept too.
         assert!(err.contains(": notes, a not written"), "{err}");
         assert_eq!(read("notes"), "mine");
+
+        // A recorded file that may not be removed (in a template's own
+        // folder, one it owns now) stays.
+        fs::write(out.path().join("a"), "3").unwrap();
+        write_recorded(out.path(), &files(&[("a", "3")]), &like, &|_| true, "").unwrap();
+        write_recorded(out.path(), &files(&[]), &like, &|p| p != Path::new("a"), "").unwrap();
+        assert_eq!(read("a"), "3");
     }
 }

@@ -65,6 +65,9 @@ pub fn run_templates(args: &TestTemplatesArgs) -> Result<()> {
         new::stamp(strategy, &name, &dest, true)?;
         let stamp_time = started.elapsed();
         check_standalone(&dest)?;
+        // The project is formatted as `cargo fmt` leaves it, and `cargo fmt`
+        // runs there at all (it follows every `mod`, whatever its `cfg`).
+        cargo(&dest, &["fmt", "--all", "--check"], &[])?;
         // Warnings are errors for the stamped crates (dependencies are capped by cargo).
         let deny = [("RUSTFLAGS", "-D warnings")];
         let build = timed(|| cargo(&dest, &["build", "--all-targets"], &deny))?;

@@ -536,6 +536,16 @@ fn kit_docs(strategy: &str) -> &'static [&'static str] {
 /// Files of the kit's crates that only the supabase template uses.
 const SUPABASE_ONLY: &[&str] = &["crates/auth-cli/src/validate/supabase.rs"];
 
+/// Where a [`SUPABASE_ONLY`] file is declared as a module, as the
+/// repository has it, and as other stamps hold it: an empty module, still
+/// behind its `cfg`, because `cargo fmt` follows every `mod` whatever its
+/// `cfg` and would stop on the missing file.
+const SUPABASE_MODULE: (&str, &str, &str) = (
+    "crates/auth-cli/src/validate.rs",
+    "#[cfg(feature = \"supabase\")]\nmod supabase;\n",
+    "#[cfg(feature = \"supabase\")]\nmod supabase {}\n",
+);
+
 /// Whether `path` of a crate is copied: its sources, migrations, README,
 /// and its tests with their fixtures, so `cargo test --workspace` in the
 /// project runs them (not its benchmarks, which run in the auth-kit
@@ -564,7 +574,7 @@ pub fn kit_files(source: &dyn KitSource, strategy: &str) -> Result<BTreeMap<Stri
         let root = format!("crates/{krate}");
         for path in source.list(&root)? {
             if copied_from_crate(krate, &path, strategy)
-                && let Some(bytes) = source.read(&path)?
+                && let Some(bytes) = render_file(source, &path, strategy)?
             {
                 files.insert(path, bytes);
             }
@@ -584,11 +594,25 @@ pub fn kit_files(source: &dyn KitSource, strategy: &str) -> Result<BTreeMap<Stri
 }
 
 /// One kit file as a stamp of `strategy` holds it: a crate's manifest made
-/// self-contained, anything else as it is.
+/// self-contained, outside a supabase stamp the declaration of a module it
+/// does not carry emptied ([`SUPABASE_MODULE`]), anything else as it is.
 pub fn render_file(source: &dyn KitSource, path: &str, strategy: &str) -> Result<Option<Vec<u8>>> {
     let is_manifest = path.starts_with("crates/")
         && path.ends_with("/Cargo.toml")
         && path.matches('/').count() == 2;
+    let (declaring, declared, emptied) = SUPABASE_MODULE;
+    if path == declaring && strategy != "supabase" {
+        let Some(bytes) = source.read(path)? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8(bytes).with_context(|| format!("{path} is not UTF-8"))?;
+        if text.matches(declared).count() != 1 {
+            bail!(
+                "{path} no longer declares `mod supabase;` once: update SUPABASE_MODULE in auth-cli's kit.rs"
+            );
+        }
+        return Ok(Some(text.replacen(declared, emptied, 1).into_bytes()));
+    }
     if !is_manifest {
         return source.read(path);
     }
@@ -925,6 +949,23 @@ mod tests {
                 (Change::Added, "crates/auth-kit/src/new.rs".to_owned()),
             ]
         );
+    }
+
+    /// `cargo fmt` in a jwt or oauth2 project follows every `mod`: none may
+    /// name a file the stamp does not carry.
+    #[test]
+    fn other_stamps_declare_no_module_they_lack() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let source = WorkingTree(root);
+        let (declaring, declared, emptied) = SUPABASE_MODULE;
+        for strategy in ["jwt", "oauth2", "supabase"] {
+            let files = kit_files(&source, strategy).unwrap();
+            let validate = String::from_utf8(files[declaring].clone()).unwrap();
+            let carried = files.contains_key(SUPABASE_ONLY[0]);
+            assert_eq!(carried, strategy == "supabase");
+            assert_eq!(validate.contains(declared), carried, "{strategy}");
+            assert_eq!(validate.contains(emptied), !carried, "{strategy}");
+        }
     }
 
     #[test]

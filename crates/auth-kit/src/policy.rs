@@ -77,12 +77,15 @@ impl RoleSpec {
         }
     }
 
-    /// This role, whose users may be granted `scopes`.
+    /// This role, whose users may be granted `scopes` (replacing any
+    /// scopes set before).
+    #[must_use]
     pub const fn scopes(self, scopes: &'static [&'static str]) -> Self {
         Self { scopes, ..self }
     }
 
-    /// This role, holding `permissions`.
+    /// This role, holding `permissions` (replacing any set before).
+    #[must_use]
     pub const fn permissions(self, permissions: &'static [&'static str]) -> Self {
         Self {
             permissions,

@@ -2,7 +2,7 @@
 //! types, their input rules and their queries, written once for SQLite and
 //! PostgreSQL with auth-kit's `on_pool!` on the store's pool. The table is
 //! created by auth-kit's first migration. A stamped service has its own
-//! items module (`src/items.rs`, with its migrations and OpenAPI schemas).
+//! items module (`src/items/`, with its migrations and OpenAPI schemas).
 
 use auth_kit::clock::rfc3339;
 use auth_kit::on_pool;

@@ -55,7 +55,6 @@ impl From<ItemRow> for Item {
     }
 }
 
-
 /// Why an item was not created.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

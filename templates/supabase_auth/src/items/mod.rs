@@ -1,8 +1,8 @@
 //! Items, stored here and owned by Supabase user ids: their types and their
 //! queries, written once for SQLite and PostgreSQL with auth-kit's
 //! `on_pool!` on the store's pool. The table is this service's own
-//! (`migrations/`); what a client may send is in `new_item.rs`, which this
-//! template takes from `templates/oauth2_flow` (`cargo xtask templates`).
+//! (`migrations/`); what a client may send, and its rules, is in
+//! `new_item.rs`.
 
 use auth_kit::clock::rfc3339;
 use auth_kit::on_pool;
@@ -52,7 +52,6 @@ impl From<SubjectItemRow> for SubjectItem {
         }
     }
 }
-
 
 /// Stores an item owned by the subject `owner`.
 pub async fn create(store: &Store, owner: &str, new: &NewItem) -> Result<SubjectItem, StoreError> {
