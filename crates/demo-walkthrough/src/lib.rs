@@ -26,8 +26,11 @@ use auth_kit::store::{NewUser, Store};
 
 #[cfg(feature = "replay")]
 mod replay;
+mod serve;
+
 #[cfg(feature = "replay")]
 pub use replay::{check_routes_exist, replay};
+pub use serve::{listen_addr, serve};
 
 /// A demo account created at start, its password printed for the demo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
