@@ -4,7 +4,7 @@
 
 mod common;
 
-use auth_kit::testing::TestDatabase;
+use auth_kit::testing::{TestDatabase, contract, openapi};
 use common::{
     ADMIN, ADMIN_PASSWORD, TestServer, assert_challenge, error, password_of, servers, servers_with,
 };
@@ -13,22 +13,12 @@ use serde_json::{Value, json};
 #[tokio::test]
 async fn public_routes_and_documentation() {
     for s in servers("public_routes_and_documentation").await {
-        assert_eq!(s.get("/", None).await.body["token_url"], json!("/token"));
-        assert_eq!(
-            s.get("/health", None).await.body,
-            json!({"status": "ok"}),
-            "{}",
-            s.backend
-        );
+        contract::assert_meta_routes(&s).await;
         let jwks = s.get("/.well-known/jwks.json", None).await;
         assert_eq!(
             (jwks.status, jwks.error().0),
             (404, "not_found"),
             "an HMAC service publishes no keys"
-        );
-        assert_eq!(
-            s.get("/no/such/route", None).await.body,
-            error("not_found", "No route matches this path")
         );
         assert_eq!(
             s.send("PUT", "/health", None, None, Vec::new())
@@ -39,13 +29,6 @@ async fn public_routes_and_documentation() {
         );
 
         let doc = s.get("/openapi.json", None).await.body;
-        assert!(
-            doc["openapi"].as_str().unwrap().starts_with("3.1"),
-            "{}",
-            doc["openapi"]
-        );
-        let password_flow = &doc["components"]["securitySchemes"]["oauth2"]["flows"]["password"];
-        assert_eq!(password_flow["tokenUrl"], json!("/token"));
         let public = [
             "/",
             "/health",
@@ -57,21 +40,16 @@ async fn public_routes_and_documentation() {
             "/auth/request-verify",
             "/auth/verify",
         ];
-        for (path, item) in doc["paths"].as_object().unwrap() {
-            for (method, operation) in item.as_object().unwrap() {
-                let documented = operation["security"]
-                    .as_array()
-                    .is_some_and(|s| s.iter().any(|r| r.get("oauth2").is_some()));
-                assert_eq!(
-                    documented,
-                    !public.contains(&path.as_str()),
-                    "{method} {path}: security requirement"
-                );
-            }
+        for (method, path, operation) in openapi::operations(&doc) {
+            let documented = operation["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("oauth2").is_some()));
+            assert_eq!(
+                documented,
+                !public.contains(&path),
+                "{method} {path}: security requirement"
+            );
         }
-        let docs = s.get("/docs/", None).await;
-        assert_eq!(docs.status, 200);
-        assert!(docs.body.as_str().unwrap().contains("swagger-ui"));
     }
 }
 
@@ -157,49 +135,7 @@ async fn signup() {
             );
             assert!(reply.error().1.starts_with(field), "{reply:?}");
         }
-        let plain = s
-            .send(
-                "POST",
-                "/auth/signup",
-                None,
-                Some("text/plain"),
-                b"{}".to_vec(),
-            )
-            .await;
-        assert_eq!(
-            (plain.status, plain.error().0),
-            (415, "unsupported_media_type")
-        );
-        let broken = s
-            .send(
-                "POST",
-                "/auth/signup",
-                None,
-                Some("application/json"),
-                b"{\"username\":".to_vec(),
-            )
-            .await;
-        assert_eq!((broken.status, broken.error().0), (400, "invalid_request"));
-        let empty = s
-            .send(
-                "POST",
-                "/auth/signup",
-                None,
-                Some("application/json"),
-                Vec::new(),
-            )
-            .await;
-        assert_eq!((empty.status, empty.error().0), (400, "invalid_request"));
-        let huge = s
-            .send(
-                "POST",
-                "/auth/signup",
-                None,
-                Some("application/json"),
-                vec![b' '; 65 * 1024],
-            )
-            .await;
-        assert_eq!((huge.status, huge.error().0), (413, "request_too_large"));
+        contract::assert_json_bodies_refused(&s, "POST", "/auth/signup", None).await;
     }
 }
 
@@ -265,12 +201,7 @@ async fn token_endpoint() {
             s.login("dana", "wrong password", None).await;
         }
         let locked = s.login("dana", &password_of("dana"), None).await;
-        assert_eq!(
-            (locked.status, locked.error().0),
-            (429, "too_many_requests")
-        );
-        let retry_after: u64 = locked.header("retry-after").unwrap().parse().unwrap();
-        assert!((1..=300).contains(&retry_after), "{retry_after}");
+        contract::assert_too_many_requests(&locked, 1..=300);
     }
 }
 
@@ -661,46 +592,27 @@ async fn behind_a_proxy_limits_follow_the_forwarded_client() {
     ];
     for db in TestDatabase::all("behind_a_proxy").await {
         let s = TestServer::start_with(db, &settings).await;
-        let form = |user: &str, password: &str| {
-            format!("grant_type=password&username={user}&password={password}").into_bytes()
-        };
-        let token = |client: &'static str, body: Vec<u8>| {
-            s.send_forwarded(
-                Some(client),
-                "POST",
-                "/token",
-                None,
-                Some("application/x-www-form-urlencoded"),
-                body,
-            )
+        let token = async |client: &str, user: &str, password: &str| {
+            let form = format!("grant_type=password&username={user}&password={password}");
+            s.form_forwarded(client, "/token", &form).await
         };
         for n in 0..3 {
-            let r = token("203.0.113.5", form(&format!("guess{n}"), "wrong")).await;
+            let r = token("203.0.113.5", &format!("guess{n}"), "wrong").await;
             assert_eq!(r.status, 400, "{}: {r:?}", s.backend);
         }
-        let r = token("203.0.113.5", form(ADMIN, ADMIN_PASSWORD)).await;
+        let r = token("203.0.113.5", ADMIN, ADMIN_PASSWORD).await;
         assert_eq!(r.status, 429, "{}: {r:?}", s.backend);
-        let r = token("203.0.113.6", form(ADMIN, ADMIN_PASSWORD)).await;
+        let r = token("203.0.113.6", ADMIN, ADMIN_PASSWORD).await;
         assert_eq!(r.status, 200, "{}: {r:?}", s.backend);
 
         let signup = |client: &'static str, name: &str| {
             let body = json!({"username": name, "password": password_of(name)});
-            s.send_forwarded(
-                Some(client),
-                "POST",
-                "/auth/signup",
-                None,
-                Some("application/json"),
-                body.to_string().into_bytes(),
-            )
+            s.json_forwarded(client, "POST", "/auth/signup", None, body)
         };
         assert_eq!(signup("203.0.113.7", "kim").await.status, 201);
         assert_eq!(signup("203.0.113.7", "KIM").await.status, 409);
         let r = signup("203.0.113.7", "lou").await;
-        assert_eq!(r.status, 429, "{}: {r:?}", s.backend);
-        // Seconds left on the lock (the clock is real: a second may pass).
-        let retry_after: u64 = r.header("retry-after").unwrap().parse().unwrap();
-        assert!((3590..=3600).contains(&retry_after), "{retry_after}");
+        contract::assert_too_many_requests(&r, 3590..=3600);
         assert_eq!(signup("203.0.113.8", "lou").await.status, 201);
     }
 }
@@ -725,41 +637,15 @@ async fn lists_are_paged_with_a_link_to_the_next_page() {
             assert_eq!(item.status, 201, "{item:?}");
             created.push(item.body["id"].clone());
         }
-        let mut seen = Vec::new();
-        let mut next = Some("/users/me/items?limit=2".to_owned());
-        let mut pages = 0;
-        while let Some(path) = next.take() {
-            let page = s.get(&path, Some(&token)).await;
-            assert_eq!(page.status, 200, "{} {path}: {page:?}", s.backend);
-            seen.extend(
-                page.body
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|i| i["id"].clone()),
-            );
-            pages += 1;
-            next = page.header("link").map(|link| {
-                assert!(link.ends_with(r#">; rel="next""#), "{link}");
-                link.trim_start_matches('<')
-                    .split('>')
-                    .next()
-                    .unwrap()
-                    .to_owned()
-            });
-        }
-        assert_eq!((seen, pages), (created.clone(), 3), "{}", s.backend);
-        let first = s.get("/users/me/items?limit=2", Some(&token)).await;
-        assert_eq!(
-            first.header("link"),
-            Some(
-                format!(
-                    "</users/me/items?after={}&limit=2>; rel=\"next\"",
-                    created[1]
-                )
-                .as_str()
-            )
-        );
+        let pages = s.pages("/users/me/items?limit=2", Some(&token)).await;
+        let seen: Vec<_> = pages
+            .iter()
+            .flat_map(|page| page.body.as_array().unwrap().iter())
+            .map(|i| i["id"].clone())
+            .collect();
+        assert_eq!((seen, pages.len()), (created.clone(), 3), "{}", s.backend);
+        let second = format!("/users/me/items?after={}&limit=2", created[1]);
+        assert_eq!(pages[0].next_page(), Some(second.as_str()));
         // The default page holds everything here, and links nowhere.
         let all = s.get("/users/me/items", Some(&token)).await;
         assert_eq!(
@@ -774,26 +660,7 @@ async fn lists_are_paged_with_a_link_to_the_next_page() {
             .await;
         assert_eq!(after.body.as_array().unwrap().len(), 1);
 
-        for (query, field) in [
-            ("limit=0", "limit"),
-            ("limit=201", "limit"),
-            ("limit=ten", "limit"),
-            ("after=0", "after"),
-            ("after=-1", "after"),
-        ] {
-            let bad = s
-                .get(&format!("/users/me/items?{query}"), Some(&token))
-                .await;
-            assert_eq!(
-                (bad.status, bad.error().0),
-                (422, "validation_failed"),
-                "{query}"
-            );
-            assert!(
-                bad.error().1.starts_with(&format!("{field}: ")),
-                "{query}: {bad:?}"
-            );
-        }
+        contract::assert_page_parameters_enforced(&s, "/users/me/items", Some(&token)).await;
 
         let admin = s.admin_token().await;
         let users = s.get("/users?limit=1", Some(&admin)).await;
@@ -1029,27 +896,14 @@ async fn documentation_pages_carry_security_headers() {
 async fn the_openapi_document_tells_the_truth() {
     use auth_kit::config::{USERNAME_MAX_CHARS, USERNAME_MIN_CHARS, USERNAME_PATTERN};
     use auth_kit::login::{EMAIL_MAX_CHARS, FULL_NAME_MAX_CHARS};
-    use auth_kit::page::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, MIN_PAGE_LIMIT};
     use auth_kit::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
     use service::items::{ITEM_DESCRIPTION_MAX_CHARS, ITEM_TITLE_MAX_CHARS, ITEM_TITLE_PATTERN};
 
     for s in servers("the_openapi_document_tells_the_truth").await {
-        let reply = s.get("/openapi.json", None).await;
-        let text = reply.body.to_string();
-        let doc = reply.body;
-        assert_eq!(doc["info"]["title"], json!(service::SERVICE_NAME));
-        assert_eq!(doc["info"]["version"], json!(env!("CARGO_PKG_VERSION")));
-        assert!(
-            doc["info"]["description"]
-                .as_str()
-                .is_some_and(|d| !d.is_empty())
-        );
+        let doc = s.get("/openapi.json", None).await.body;
         // The stamped Cargo.toml sets no authors or license: none is shown.
-        assert!(doc["info"].get("contact").is_none(), "{}", doc["info"]);
-        assert!(doc["info"].get("license").is_none(), "{}", doc["info"]);
-        for stranger in ["Kukkonen", "utoipa", "MIT OR Apache-2.0"] {
-            assert!(!text.contains(stranger), "{stranger} in the document");
-        }
+        let version = env!("CARGO_PKG_VERSION");
+        openapi::assert_info_is_the_services(&doc, service::SERVICE_NAME, version);
 
         let schemas = &doc["components"]["schemas"];
         let signup = &schemas["SignupRequest"]["properties"];
@@ -1089,19 +943,7 @@ async fn the_openapi_document_tells_the_truth() {
             .collect();
         assert_eq!(grants, [&json!(["password"]), &json!(["refresh_token"])]);
         for path in ["/users", "/users/me/items"] {
-            let parameters = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
-            let limit = parameters
-                .iter()
-                .find(|p| p["name"] == json!("limit"))
-                .unwrap();
-            assert_eq!(limit["schema"]["minimum"], json!(MIN_PAGE_LIMIT));
-            assert_eq!(limit["schema"]["maximum"], json!(MAX_PAGE_LIMIT));
-            assert_eq!(limit["schema"]["default"], json!(DEFAULT_PAGE_LIMIT));
-            let after = parameters
-                .iter()
-                .find(|p| p["name"] == json!("after"))
-                .unwrap();
-            assert_eq!(after["schema"]["minimum"], json!(1));
+            openapi::assert_page_parameters(&doc, path);
         }
         for (method, path) in [
             ("delete", "/items/{id}"),
@@ -1116,58 +958,11 @@ async fn the_openapi_document_tells_the_truth() {
             );
         }
 
-        // Every response is described; every error is the contract's shape;
-        // every protected route documents 401 and 403 with its scopes.
-        let error_body = json!({"$ref": "#/components/schemas/ErrorBody"});
-        for (path, item) in doc["paths"].as_object().unwrap() {
-            for (method, operation) in item.as_object().unwrap() {
-                let responses = operation["responses"].as_object().unwrap();
-                for (status, response) in responses {
-                    assert!(
-                        response["description"]
-                            .as_str()
-                            .is_some_and(|d| !d.is_empty()),
-                        "{method} {path} {status}"
-                    );
-                    if status.starts_with('4') || status.starts_with('5') {
-                        assert_eq!(
-                            response["content"]["application/json"]["schema"], error_body,
-                            "{method} {path} {status}"
-                        );
-                    }
-                }
-                if operation.get("security").is_some() {
-                    for status in ["401", "403"] {
-                        assert!(
-                            responses.contains_key(status),
-                            "{method} {path} lacks {status}"
-                        );
-                    }
-                }
-                // A JSON body can be broken (400), too large (413), not JSON
-                // (415) or wrong (422); the token form is refused with 400
-                // (RFC 6749) or 413.
-                let content = &operation["requestBody"]["content"];
-                let expected: &[&str] = if content.get("application/json").is_some() {
-                    &["400", "413", "415", "422"]
-                } else if content.get("application/x-www-form-urlencoded").is_some() {
-                    &["400", "413"]
-                } else {
-                    &[]
-                };
-                for status in expected {
-                    assert!(
-                        responses.contains_key(*status),
-                        "{method} {path} lacks {status}"
-                    );
-                }
-            }
-        }
+        openapi::assert_every_response_in_contract_shape(&doc);
+        openapi::assert_protected_operations_list(&doc, &["401", "403"]);
+        openapi::assert_request_bodies_can_be_refused(&doc);
         assert!(
-            doc["paths"]["/items"]["post"]["responses"]["409"]["description"]
-                .as_str()
-                .unwrap()
-                .contains("quota_exceeded")
+            openapi::response_description(&doc, "/items", "post", "409").contains("quota_exceeded")
         );
 
         // The service agrees with the document at the edges of each rule.
@@ -1234,17 +1029,6 @@ async fn the_openapi_document_tells_the_truth() {
             let reply = s.json("POST", "/items", Some(&token), body.clone()).await;
             assert_eq!(reply.status, status, "{reply:?}");
         }
-        for (query, status) in [
-            (format!("limit={MIN_PAGE_LIMIT}"), 200),
-            (format!("limit={MAX_PAGE_LIMIT}"), 200),
-            (format!("limit={}", MIN_PAGE_LIMIT - 1), 422),
-            (format!("limit={}", MAX_PAGE_LIMIT + 1), 422),
-        ] {
-            assert_eq!(
-                s.get(&format!("/users?{query}"), Some(&token)).await.status,
-                status,
-                "{query}"
-            );
-        }
+        contract::assert_page_parameters_enforced(&s, "/users", Some(&token)).await;
     }
 }

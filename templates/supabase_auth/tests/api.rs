@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use auth_kit::testing::TestDatabase;
+use auth_kit::testing::{TestDatabase, contract, openapi};
 use common::{Reply, TestServer, password_of, servers};
 use gotrue_stub::{Fault, Kid, RateLimit, StubConfig};
 use serde_json::json;
@@ -22,40 +22,21 @@ fn refresh_form(reply: &Reply) -> String {
 #[tokio::test]
 async fn public_routes_and_documentation() {
     for s in servers("public_routes_and_documentation").await {
-        assert_eq!(s.get("/", None).await.body["token_url"], json!("/token"));
-        assert_eq!(
-            s.get("/health", None).await.body,
-            json!({"status": "ok"}),
-            "{}",
-            s.backend
-        );
-        assert_eq!(s.get("/no/such/route", None).await.error().0, "not_found");
+        contract::assert_meta_routes(&s).await;
         let doc = s.get("/openapi.json", None).await.body;
-        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
         let flow = &doc["components"]["securitySchemes"]["oauth2"]["flows"]["password"];
-        assert_eq!(
-            (&flow["tokenUrl"], &flow["scopes"]),
-            (&json!("/token"), &json!({}))
-        );
+        assert_eq!(flow["scopes"], json!({}), "{}", s.backend);
         assert_eq!(
             doc["paths"]["/admin"]["get"]["security"],
             json!([{"oauth2": []}])
         );
-        assert_eq!(s.get("/docs/", None).await.status, 200);
     }
 }
 
 #[tokio::test]
 async fn signup_login_me_refresh_logout() {
     for s in servers("signup_login_me_refresh_logout").await {
-        let created = s
-            .json(
-                "POST",
-                "/auth/signup",
-                None,
-                json!({"email": "ann@example.com", "password": "correct horse"}),
-            )
-            .await;
+        let created = s.post_signup("ann@example.com", "correct horse").await;
         assert_eq!(created.status, 201, "{}: {created:?}", s.backend);
         assert_eq!(created.header("cache-control"), Some("no-store"));
         assert_eq!(created.body["user"]["email"], json!("ann@example.com"));
@@ -130,23 +111,9 @@ async fn signup_login_me_refresh_logout() {
 async fn supabase_errors_map_to_the_contract() {
     let s = TestServer::start(TestDatabase::sqlite()).await;
     s.signup("bo@example.com", json!({})).await;
-    let taken = s
-        .json(
-            "POST",
-            "/auth/signup",
-            None,
-            json!({"email": "bo@example.com", "password": "another one"}),
-        )
-        .await;
+    let taken = s.post_signup("bo@example.com", "another one").await;
     assert_eq!((taken.status, taken.error().0), (409, "email_taken"));
-    let weak = s
-        .json(
-            "POST",
-            "/auth/signup",
-            None,
-            json!({"email": "weak@example.com", "password": "abc"}),
-        )
-        .await;
+    let weak = s.post_signup("weak@example.com", "abc").await;
     assert_eq!(
         (weak.status, weak.error().0),
         (422, "validation_failed"),
@@ -156,14 +123,7 @@ async fn supabase_errors_map_to_the_contract() {
         weak.error().1.starts_with("password: ") && weak.error().1.contains("at least"),
         "{weak:?}"
     );
-    let bad_email = s
-        .json(
-            "POST",
-            "/auth/signup",
-            None,
-            json!({"email": "nope", "password": "long enough"}),
-        )
-        .await;
+    let bad_email = s.post_signup("nope", "long enough").await;
     assert_eq!(
         (bad_email.status, bad_email.error().0),
         (422, "validation_failed")
@@ -245,14 +205,7 @@ async fn an_unreachable_supabase_is_503_within_the_timeout() {
             !reply.body.to_string().contains("<html"),
             "{fault:?}: the upstream body leaked"
         );
-        let signup = s
-            .json(
-                "POST",
-                "/auth/signup",
-                None,
-                json!({"email": "dee@example.com", "password": "long enough"}),
-            )
-            .await;
+        let signup = s.post_signup("dee@example.com", "long enough").await;
         assert_eq!(signup.error().0, "supabase_unavailable", "{fault:?}");
     }
     s.stub.set_fault(Fault::None).await;
@@ -314,9 +267,7 @@ async fn roles_and_permissions_come_from_app_metadata_only() {
             )
             .await;
         let token = s.token("eve@example.com").await;
-        let item = s
-            .json("POST", "/items", Some(&token), json!({"title": "mine"}))
-            .await;
+        let item = s.post_item(&token, "mine").await;
         assert_eq!(item.status, 201, "{}: {item:?}", s.backend);
         assert_eq!(item.body["owner_id"], json!(eve));
         let item_id = item.body["id"].as_i64().unwrap();
@@ -369,21 +320,17 @@ async fn items_belong_to_their_owner() {
         s.signup("gus@example.com", json!({})).await;
         let fay = s.token("fay@example.com").await;
         let gus = s.token("gus@example.com").await;
-        s.json("POST", "/items", Some(&fay), json!({"title": "fay's"}))
-            .await;
-        s.json("POST", "/items", Some(&gus), json!({"title": "gus's"}))
-            .await;
-        let listed = s.get("/users/me/items", Some(&fay)).await.body;
-        assert_eq!(listed.as_array().unwrap().len(), 1, "{}", s.backend);
-        assert_eq!(listed[0]["title"], json!("fay's"));
-        assert_eq!(s.get("/users/me/items", None).await.status, 401);
-        let empty = s
-            .json("POST", "/items", Some(&fay), json!({"title": ""}))
-            .await;
+        s.post_item(&fay, "fay's").await;
+        s.post_item(&gus, "gus's").await;
+        let empty = s.post_item(&fay, "").await;
         assert_eq!(
             (empty.status, empty.error().1),
             (422, "title: must not be empty")
         );
+        let listed = s.get("/users/me/items", Some(&fay)).await.body;
+        assert_eq!(listed.as_array().unwrap().len(), 1, "{}", s.backend);
+        assert_eq!(listed[0]["title"], json!("fay's"));
+        assert_eq!(s.get("/users/me/items", None).await.status, 401);
     }
 }
 
@@ -396,40 +343,20 @@ async fn items_are_paged_with_a_link_to_the_next_page() {
         let token = s.token("pam@example.com").await;
         let mut created = Vec::new();
         for n in 0..3 {
-            let item = s
-                .json(
-                    "POST",
-                    "/items",
-                    Some(&token),
-                    json!({"title": format!("item {n}")}),
-                )
-                .await;
+            let item = s.post_item(&token, &format!("item {n}")).await;
             created.push(item.body["id"].clone());
         }
-        let first = s.get("/users/me/items?limit=2", Some(&token)).await;
-        let ids: Vec<_> = first
-            .body
-            .as_array()
-            .unwrap()
+        let pages = s.pages("/users/me/items?limit=2", Some(&token)).await;
+        let ids: Vec<Vec<_>> = pages
             .iter()
-            .map(|i| i["id"].clone())
+            .map(|page| {
+                let items = page.body.as_array().unwrap();
+                items.iter().map(|i| i["id"].clone()).collect()
+            })
             .collect();
-        assert_eq!(ids, created[..2], "{}", s.backend);
-        let link = first.header("link").unwrap().to_owned();
-        assert_eq!(
-            link,
-            format!(
-                "</users/me/items?after={}&limit=2>; rel=\"next\"",
-                created[1]
-            )
-        );
-        let next = link.trim_start_matches('<').split('>').next().unwrap();
-        let last = s.get(next, Some(&token)).await;
-        assert_eq!(last.body.as_array().unwrap().len(), 1);
-        assert_eq!(
-            (last.body[0]["id"].clone(), last.header("link")),
-            (created[2].clone(), None)
-        );
+        assert_eq!(ids, [&created[..2], &created[2..]], "{}", s.backend);
+        let second = format!("/users/me/items?after={}&limit=2", created[1]);
+        assert_eq!(pages[0].next_page(), Some(second.as_str()));
         // Wrong JSON names the field and what it must be, never a Rust type.
         for (body, expected) in [
             ("17", "body: must be a JSON object"),
@@ -454,36 +381,21 @@ async fn items_are_paged_with_a_link_to_the_next_page() {
                 "{body}"
             );
         }
-        for query in ["limit=0", "limit=201", "after=x"] {
-            let bad = s
-                .get(&format!("/users/me/items?{query}"), Some(&token))
-                .await;
-            assert_eq!(
-                (bad.status, bad.error().0),
-                (422, "validation_failed"),
-                "{query}"
-            );
-        }
+        contract::assert_page_parameters_enforced(&s, "/users/me/items", Some(&token)).await;
     }
 }
 
-/// The document carries the service's own `info` only, the list bounds,
-/// and every error each route can answer, in the contract's shape.
+/// The document states this service's own rules, and the service keeps
+/// them at their edges; it carries the service's own `info` only, the list
+/// bounds, and every error each route can answer, in the contract's shape.
 #[tokio::test]
 async fn the_openapi_document_tells_the_truth() {
+    use auth_kit_supabase::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
+
     for s in servers("the_openapi_document_tells_the_truth").await {
-        let reply = s.get("/openapi.json", None).await;
-        let text = reply.body.to_string();
-        let doc = reply.body;
-        assert_eq!(doc["info"]["title"], json!(service::SERVICE_NAME));
-        assert!(doc["info"].get("contact").is_none(), "{}", doc["info"]);
-        assert!(doc["info"].get("license").is_none(), "{}", doc["info"]);
-        for stranger in ["Kukkonen", "utoipa", "MIT OR Apache-2.0"] {
-            assert!(!text.contains(stranger), "{stranger} in the document");
-        }
+        let doc = s.get("/openapi.json", None).await.body;
         let signup = &doc["components"]["schemas"]["SignupRequest"]["properties"];
         assert_eq!(signup["email"]["format"], json!("email"));
-        use auth_kit_supabase::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
         assert_eq!(signup["password"]["minLength"], json!(MIN_PASSWORD_CHARS));
         assert_eq!(signup["password"]["maxLength"], json!(MAX_PASSWORD_BYTES));
         // The service agrees at the edges (Supabase counts bytes: a short
@@ -494,14 +406,7 @@ async fn the_openapi_document_tells_the_truth() {
             ("p".repeat(MAX_PASSWORD_BYTES + 1), 422),
         ] {
             let email = format!("edge{}@example.com", password.len());
-            let reply = s
-                .json(
-                    "POST",
-                    "/auth/signup",
-                    None,
-                    json!({"email": email, "password": password}),
-                )
-                .await;
+            let reply = s.post_signup(&email, &password).await;
             assert_eq!(reply.status, status, "{reply:?}");
         }
         let item = &doc["components"]["schemas"]["NewItem"]["properties"];
@@ -509,51 +414,23 @@ async fn the_openapi_document_tells_the_truth() {
             item["title"]["maxLength"],
             json!(service::items::ITEM_TITLE_MAX_CHARS)
         );
-        let limit = doc["paths"]["/users/me/items"]["get"]["parameters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == json!("limit"))
-            .unwrap()
-            .clone();
+        let limit = &openapi::parameter(&doc, "/users/me/items", "get", "limit")["schema"];
         assert_eq!(
-            (&limit["schema"]["minimum"], &limit["schema"]["maximum"]),
+            (&limit["minimum"], &limit["maximum"]),
             (&json!(1), &json!(200))
         );
-        let error_body = json!({"$ref": "#/components/schemas/ErrorBody"});
-        for (path, item) in doc["paths"].as_object().unwrap() {
-            for (method, operation) in item.as_object().unwrap() {
-                let responses = operation["responses"].as_object().unwrap();
-                for (status, response) in responses {
-                    assert!(
-                        response["description"]
-                            .as_str()
-                            .is_some_and(|d| !d.is_empty()),
-                        "{method} {path} {status}"
-                    );
-                    if status.starts_with('4') || status.starts_with('5') {
-                        assert_eq!(
-                            response["content"]["application/json"]["schema"], error_body,
-                            "{method} {path} {status}"
-                        );
-                    }
-                }
-                if operation.get("security").is_some() {
-                    for status in ["401", "403", "503"] {
-                        assert!(
-                            responses.contains_key(status),
-                            "{method} {path} lacks {status}"
-                        );
-                    }
-                }
-            }
-        }
         assert!(
-            doc["paths"]["/admin"]["get"]["responses"]["403"]["description"]
-                .as_str()
-                .unwrap()
+            openapi::response_description(&doc, "/admin", "get", "403")
                 .contains("Role 'admin' required")
         );
+
+        let version = env!("CARGO_PKG_VERSION");
+        openapi::assert_info_is_the_services(&doc, service::SERVICE_NAME, version);
+        openapi::assert_page_parameters(&doc, "/users/me/items");
+        openapi::assert_every_response_in_contract_shape(&doc);
+        // The routes that ask for a token may have to ask Supabase, too.
+        openapi::assert_protected_operations_list(&doc, &["401", "403", "503"]);
+        openapi::assert_request_bodies_can_be_refused(&doc);
     }
 }
 
@@ -613,39 +490,18 @@ async fn the_limiter_stands_in_front_of_supabase() {
         let s = TestServer::start_with(db, StubConfig::es256(), &settings).await;
         let signup = |client: &'static str, email: &str| {
             let body = json!({"email": email, "password": password_of(email)});
-            s.send_forwarded(
-                Some(client),
-                "POST",
-                "/auth/signup",
-                None,
-                Some("application/json"),
-                body.to_string().into_bytes(),
-            )
+            s.json_forwarded(client, "POST", "/auth/signup", None, body)
         };
-        assert_eq!(signup("203.0.113.1", "ann@example.com").await.status, 201);
-        assert_eq!(signup("203.0.113.1", "bo@example.com").await.status, 201);
+        for email in ["ann@example.com", "bo@example.com"] {
+            assert_eq!(signup("203.0.113.1", email).await.status, 201, "{email}");
+        }
         let r = signup("203.0.113.1", "cy@example.com").await;
-        assert_eq!(
-            (r.status, r.error().0),
-            (429, "too_many_requests"),
-            "{}",
-            s.backend
-        );
-        // Seconds left on the lock (the clock is real: a second may pass).
-        let retry_after: u64 = r.header("retry-after").unwrap().parse().unwrap();
-        assert!((3590..=3600).contains(&retry_after), "{retry_after}");
+        contract::assert_too_many_requests(&r, 3590..=3600);
         assert_eq!(signup("203.0.113.2", "cy@example.com").await.status, 201);
 
-        let login = |client: &'static str, email: &str, password: &str| {
+        let login = async |client: &str, email: &str, password: &str| {
             let form = format!("grant_type=password&username={email}&password={password}");
-            s.send_forwarded(
-                Some(client),
-                "POST",
-                "/token",
-                None,
-                Some("application/x-www-form-urlencoded"),
-                form.into_bytes(),
-            )
+            s.form_forwarded(client, "/token", &form).await
         };
         let right = password_of("ann@example.com");
         for _ in 0..3 {
@@ -659,10 +515,7 @@ async fn the_limiter_stands_in_front_of_supabase() {
         }
         // The email is locked for every client, before Supabase is asked.
         let r = login("203.0.113.4", "ANN@example.com", &right).await;
-        assert_eq!(r.status, 429, "{}: {r:?}", s.backend);
-        // Seconds left on the lock (the clock is real: a second may pass).
-        let retry_after: u64 = r.header("retry-after").unwrap().parse().unwrap();
-        assert!((290..=300).contains(&retry_after), "{retry_after}");
+        contract::assert_too_many_requests(&r, 290..=300);
         // Per client: two more failures lock 203.0.113.3 for other emails.
         for email in ["bo@example.com", "cy@example.com"] {
             assert_eq!(

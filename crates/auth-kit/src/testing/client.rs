@@ -60,6 +60,20 @@ impl Reply {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The target of this page's `Link: <target>; rel="next"` (RFC 8288),
+    /// or `None` on the last page.
+    ///
+    /// # Panics
+    /// When a `Link` header is there but not of that form.
+    pub fn next_page(&self) -> Option<&str> {
+        let link = self.header("link")?;
+        link.strip_prefix('<')
+            .and_then(|rest| rest.strip_suffix(r#">; rel="next""#))
+            .filter(|target| !target.contains('>'))
+            .map(Some)
+            .unwrap_or_else(|| panic!("not a next-page link: {link}"))
+    }
+
     /// The `{"error", "error_description"}` body as a pair (empty strings
     /// for what is missing).
     pub fn error(&self) -> (&str, &str) {
@@ -172,20 +186,67 @@ impl TestClient {
 
     /// `method path` with `body` as `application/json`.
     pub async fn json(&self, method: &str, path: &str, token: Option<&str>, body: Value) -> Reply {
-        self.send(
-            method,
-            path,
-            token,
-            Some("application/json"),
-            body.to_string().into_bytes(),
-        )
-        .await
+        self.json_from(None, method, path, token, body).await
     }
 
     /// `POST path` with `form` (already encoded) as
     /// `application/x-www-form-urlencoded`, without a token.
     pub async fn form(&self, path: &str, form: &str) -> Reply {
-        self.send(
+        self.form_from(None, path, form).await
+    }
+
+    /// [`json`](Self::json), as a proxy forwarding the request of `client`.
+    pub async fn json_forwarded(
+        &self,
+        client: &str,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> Reply {
+        self.json_from(Some(client), method, path, token, body)
+            .await
+    }
+
+    /// [`form`](Self::form), as a proxy forwarding the request of `client`.
+    pub async fn form_forwarded(&self, client: &str, path: &str, form: &str) -> Reply {
+        self.form_from(Some(client), path, form).await
+    }
+
+    /// `GET first`, then every page its `Link: rel="next"` leads to, in
+    /// order: the whole list, a page a reply.
+    ///
+    /// # Panics
+    /// When a page is not 200, or after 1000 pages (a link that loops).
+    pub async fn pages(&self, first: &str, token: Option<&str>) -> Vec<Reply> {
+        let mut pages: Vec<Reply> = Vec::new();
+        let mut next = Some(first.to_owned());
+        while let Some(path) = next.take() {
+            assert!(pages.len() < 1000, "{first}: 1000 pages and more");
+            let page = self.get(&path, token).await;
+            assert_eq!(page.status, 200, "{path}: {page:?}");
+            next = page.next_page().map(str::to_owned);
+            pages.push(page);
+        }
+        pages
+    }
+
+    async fn json_from(
+        &self,
+        client: Option<&str>,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> Reply {
+        let body = body.to_string().into_bytes();
+        self.send_forwarded(client, method, path, token, Some("application/json"), body)
+            .await
+    }
+
+    async fn form_from(&self, client: Option<&str>, path: &str, form: &str) -> Reply {
+        self.send_forwarded(
+            client,
             "POST",
             path,
             None,
@@ -193,5 +254,44 @@ impl TestClient {
             form.as_bytes().to_vec(),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_link(link: &str) -> Reply {
+        let mut headers = HeaderMap::new();
+        headers.insert("link", link.parse().unwrap());
+        Reply {
+            status: 200,
+            headers,
+            body: Value::Null,
+        }
+    }
+
+    #[test]
+    fn the_next_page_is_the_links_target() {
+        let page = with_link(r#"</items?after=7&limit=2>; rel="next""#);
+        assert_eq!(page.next_page(), Some("/items?after=7&limit=2"));
+        let last = Reply {
+            status: 200,
+            headers: HeaderMap::new(),
+            body: Value::Null,
+        };
+        assert_eq!(last.next_page(), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "not a next-page link")]
+    fn another_relation_is_not_a_next_page() {
+        with_link(r#"</items?after=7>; rel="prev""#).next_page();
+    }
+
+    #[test]
+    #[should_panic(expected = "not a next-page link")]
+    fn two_links_are_not_a_next_page() {
+        with_link(r#"</a>; rel="next", </b>; rel="next""#).next_page();
     }
 }

@@ -1,7 +1,9 @@
 //! Test support: throwaway databases, so the same test code runs on SQLite
 //! always and on PostgreSQL when `TEST_DATABASE_URL` is set; a service on a
-//! loopback socket and an HTTP client for it ([`client`]); and the check
-//! that a database an earlier kit migrated still opens ([`upgrade`]).
+//! loopback socket and an HTTP client for it ([`client`]); the checks every
+//! service on the kit passes alike, of its answers ([`contract`]) and of
+//! its OpenAPI document ([`openapi`]); and the check that a database an
+//! earlier kit migrated still opens ([`upgrade`]).
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -24,6 +26,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use crate::store::{ServiceMigrations, Store};
 
 pub mod client;
+pub mod contract;
+pub mod openapi;
 pub mod upgrade;
 
 pub use client::{Reply, TestClient, serve_on_loopback};
@@ -114,6 +118,39 @@ impl TestDatabase {
     }
 }
 
+/// `start` run on each of [`TestDatabase::all`]: a service (or anything
+/// that keeps its database) on every backend this run can test.
+///
+/// ```no_run
+/// # use auth_kit::testing::TestDatabase;
+/// # struct TestServer(TestDatabase);
+/// # impl TestServer { async fn start(db: TestDatabase) -> Self { Self(db) } }
+/// # async fn demo() {
+/// for server in auth_kit::testing::on_every_backend("my_test", TestServer::start).await {
+///     // ... the same assertions on every backend ...
+/// }
+/// # }
+/// ```
+pub async fn on_every_backend<T, F>(
+    test_name: &str,
+    mut start: impl FnMut(TestDatabase) -> F,
+) -> Vec<T>
+where
+    F: Future<Output = T>,
+{
+    let mut out = Vec::new();
+    for db in TestDatabase::all(test_name).await {
+        out.push(start(db).await);
+    }
+    out
+}
+
+/// The password tests give the user `name`: distinct per user, and long
+/// enough for the kit's least password length.
+pub fn password_of(name: &str) -> String {
+    format!("password-of-{name}")
+}
+
 /// A [`Store`] on each of [`TestDatabase::all`], migrated with the kit's
 /// migrations and `service`'s, if any; each with its database, which must
 /// outlive it.
@@ -124,16 +161,15 @@ pub async fn stores(
     test_name: &str,
     service: Option<&ServiceMigrations>,
 ) -> Vec<(TestDatabase, Store)> {
-    let mut out = Vec::new();
-    for db in TestDatabase::all(test_name).await {
+    on_every_backend(test_name, |db| async move {
         let store = match service {
             Some(service) => Store::connect_with(db.url(), service).await,
             None => Store::connect(db.url()).await,
         }
         .unwrap_or_else(|e| panic!("{}: {e}", db.backend_name()));
-        out.push((db, store));
-    }
-    out
+        (db, store)
+    })
+    .await
 }
 
 impl Drop for TestDatabase {

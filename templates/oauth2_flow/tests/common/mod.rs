@@ -6,8 +6,8 @@ use std::ops::Deref;
 
 use auth_kit::config::{Environment, ServiceSettings};
 use auth_kit::http::ServeOptions;
-pub use auth_kit::testing::Reply;
-use auth_kit::testing::{TestClient, TestDatabase, serve_on_loopback};
+pub use auth_kit::testing::{Reply, password_of};
+use auth_kit::testing::{TestClient, TestDatabase, on_every_backend, serve_on_loopback};
 use serde_json::{Value, json};
 
 pub const ADMIN: &str = "admin";
@@ -92,7 +92,8 @@ impl TestServer {
         panic!("{}: no mail #{n} to {to} within 10 s", self.backend);
     }
 
-    /// Signs `username` up (password `password-of-<username>`); the user's id.
+    /// Signs `username` up, with the password [`password_of`] gives it; the
+    /// user's id.
     pub async fn signup(&self, username: &str) -> i64 {
         let reply = self
             .json(
@@ -149,22 +150,15 @@ impl Deref for TestServer {
     }
 }
 
-pub fn password_of(username: &str) -> String {
-    format!("password-of-{username}")
-}
-
-/// Every backend this run can test: SQLite, and PostgreSQL when configured.
+/// A server on every backend this run can test: SQLite, and PostgreSQL
+/// when configured.
 pub async fn servers(test: &str) -> Vec<TestServer> {
     servers_with(test, &[]).await
 }
 
 /// [`servers`] with more settings.
 pub async fn servers_with(test: &str, settings: &[(&str, &str)]) -> Vec<TestServer> {
-    let mut servers = Vec::new();
-    for db in TestDatabase::all(test).await {
-        servers.push(TestServer::start_with(db, settings).await);
-    }
-    servers
+    on_every_backend(test, |db| TestServer::start_with(db, settings)).await
 }
 
 /// The value of a mail's `token: ...` line.

@@ -7,8 +7,8 @@ use std::ops::Deref;
 
 use auth_kit::config::{Environment, ServerSettings, TrafficSettings};
 use auth_kit::http::ServeOptions;
-pub use auth_kit::testing::Reply;
-use auth_kit::testing::{TestClient, TestDatabase, serve_on_loopback};
+pub use auth_kit::testing::{Reply, password_of};
+use auth_kit::testing::{TestClient, TestDatabase, on_every_backend, serve_on_loopback};
 use auth_kit_supabase::SupabaseSettings;
 use gotrue_stub::{StubConfig, StubHandle};
 use serde_json::{Value, json};
@@ -54,7 +54,8 @@ impl TestServer {
         }
     }
 
-    /// Signs `email` up with the password `password-of-<email>`; the user's id.
+    /// Signs `email` up, with the password [`password_of`] gives it; the
+    /// user's id.
     pub async fn signup(&self, email: &str, data: Value) -> String {
         let reply = self
             .json(
@@ -66,6 +67,19 @@ impl TestServer {
             .await;
         assert_eq!(reply.status, 201, "{reply:?}");
         reply.body["user"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST /auth/signup` with `email` and `password`; the whole answer.
+    pub async fn post_signup(&self, email: &str, password: &str) -> Reply {
+        let body = json!({"email": email, "password": password});
+        self.json("POST", "/auth/signup", None, body).await
+    }
+
+    /// `POST /items` titled `title`, as the holder of `token`; the whole
+    /// answer.
+    pub async fn post_item(&self, token: &str, title: &str) -> Reply {
+        let body = json!({"title": title});
+        self.json("POST", "/items", Some(token), body).await
     }
 
     /// A password grant (username = email); the whole answer.
@@ -93,15 +107,8 @@ impl Deref for TestServer {
     }
 }
 
-pub fn password_of(email: &str) -> String {
-    format!("password-of-{email}")
-}
-
-/// Every backend this run can test: SQLite, and PostgreSQL when configured.
+/// A server on every backend this run can test: SQLite, and PostgreSQL
+/// when configured.
 pub async fn servers(test: &str) -> Vec<TestServer> {
-    let mut servers = Vec::new();
-    for db in TestDatabase::all(test).await {
-        servers.push(TestServer::start(db).await);
-    }
-    servers
+    on_every_backend(test, TestServer::start).await
 }
