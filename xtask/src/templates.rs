@@ -459,6 +459,14 @@ fn check_out(root: &Path, assembly: &Assembly, out: &Path) -> Result<bool> {
     let canonical = |path: &Path| {
         fs::canonicalize(path).with_context(|| format!("cannot read {}", path.display()))
     };
+    // `..` is resolved by the file system only where the path exists: a
+    // new folder named through it could land anywhere.
+    if out
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        bail!("--out {}: name the folder without `..`", out.display());
+    }
     // The nearest existing folder says where a new one would be.
     let existing = out
         .ancestors()
@@ -926,6 +934,9 @@ mod tests {
         let err = check_out(root, &SUPABASE, &inside).unwrap_err().to_string();
         assert!(err.contains("not inside templates/"), "{err}");
         assert!(!inside.exists());
+        let around = PathBuf::from(format!("/tmp/no-such-folder/..{}", inside.display()));
+        let err = check_out(root, &SUPABASE, &around).unwrap_err().to_string();
+        assert!(err.contains("without `..`"), "{err}");
         assert!(check_out(root, &SUPABASE, &root.join(SUPABASE.dir)).unwrap());
         let elsewhere = tempfile::tempdir().unwrap();
         assert!(!check_out(root, &SUPABASE, &elsewhere.path().join("new")).unwrap());

@@ -537,13 +537,14 @@ fn kit_docs(strategy: &str) -> &'static [&'static str] {
 const SUPABASE_ONLY: &[&str] = &["crates/auth-cli/src/validate/supabase.rs"];
 
 /// Where a [`SUPABASE_ONLY`] file is declared as a module, as the
-/// repository has it, and as other stamps hold it: an empty module, still
+/// repository has it, and as other stamps hold it: an inline module, still
 /// behind its `cfg`, because `cargo fmt` follows every `mod` whatever its
-/// `cfg` and would stop on the missing file.
+/// `cfg` and would stop on the missing file; turning the feature on there
+/// says why it cannot be.
 const SUPABASE_MODULE: (&str, &str, &str) = (
     "crates/auth-cli/src/validate.rs",
     "#[cfg(feature = \"supabase\")]\nmod supabase;\n",
-    "#[cfg(feature = \"supabase\")]\nmod supabase {}\n",
+    "#[cfg(feature = \"supabase\")]\nmod supabase {\n    compile_error!(\"the supabase checks come only with a supabase stamp\");\n}\n",
 );
 
 /// Whether `path` of a crate is copied: its sources, migrations, README,
@@ -605,13 +606,13 @@ pub fn render_file(source: &dyn KitSource, path: &str, strategy: &str) -> Result
         let Some(bytes) = source.read(path)? else {
             return Ok(None);
         };
-        let text = String::from_utf8(bytes).with_context(|| format!("{path} is not UTF-8"))?;
-        if text.matches(declared).count() != 1 {
-            bail!(
-                "{path} no longer declares `mod supabase;` once: update SUPABASE_MODULE in auth-cli's kit.rs"
-            );
-        }
-        return Ok(Some(text.replacen(declared, emptied, 1).into_bytes()));
+        // An older or newer kit that declares it otherwise is taken as it is
+        // (this also renders the kits of earlier commits, for upgrades);
+        // today's is held to it by a test.
+        return Ok(Some(match String::from_utf8(bytes) {
+            Ok(text) => text.replacen(declared, emptied, 1).into_bytes(),
+            Err(not_text) => not_text.into_bytes(),
+        }));
     }
     if !is_manifest {
         return source.read(path);

@@ -28,8 +28,8 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 mod probe;
-// The supabase service's checks: a stamp of another template has neither
-// the feature nor the file.
+// The supabase service's checks: a stamp of another template has the
+// feature off and not the file (an inline module stands in for it).
 #[cfg(feature = "supabase")]
 mod supabase;
 

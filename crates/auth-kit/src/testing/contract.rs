@@ -37,6 +37,11 @@ pub async fn assert_meta_routes(client: &TestClient) {
         (404, ("not_found", "No route matches this path")),
         "{unknown:?}"
     );
+    assert_eq!(
+        unknown.body,
+        json!({"error": "not_found", "error_description": "No route matches this path"}),
+        "nothing but the contract's fields"
+    );
 
     let doc = client.get("/openapi.json", None).await.body;
     assert!(

@@ -36,6 +36,12 @@ use crate::page::{DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, MIN_PAGE_LIMIT};
 /// utoipa's author, its name, and its license.
 const STRANGERS: [&str; 3] = ["Kukkonen", "utoipa", "MIT OR Apache-2.0"];
 
+/// The keys of a path item that are operations (the others, such as
+/// `parameters` or `summary`, describe the path).
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
 /// Every operation of `doc`, as `(method, path, operation)`.
 ///
 /// # Panics
@@ -49,6 +55,7 @@ pub fn operations(doc: &Value) -> impl Iterator<Item = (&str, &str, &Value)> {
             item.as_object()
                 .unwrap_or_else(|| panic!("{path} is not a path item: {item}"))
                 .iter()
+                .filter(|(key, _)| METHODS.contains(&key.as_str()))
                 .map(move |(method, operation)| (method.as_str(), path.as_str(), operation))
         })
 }
@@ -118,8 +125,10 @@ pub fn assert_info_is_the_services(doc: &Value, title: &str, version: &str) {
 #[track_caller]
 pub fn assert_every_response_in_contract_shape(doc: &Value) {
     let error_body = json!({"$ref": "#/components/schemas/ErrorBody"});
+    let mut checked = 0;
     for (method, path, operation) in operations(doc) {
         for (status, response) in responses(method, path, operation) {
+            checked += 1;
             assert!(
                 response["description"]
                     .as_str()
@@ -134,6 +143,7 @@ pub fn assert_every_response_in_contract_shape(doc: &Value) {
             }
         }
     }
+    assert!(checked > 0, "the document describes no response: {doc}");
 }
 
 /// Every operation with a security requirement lists each of `statuses`
@@ -144,11 +154,14 @@ pub fn assert_every_response_in_contract_shape(doc: &Value) {
 /// On the first protected operation that lacks one.
 #[track_caller]
 pub fn assert_protected_operations_list(doc: &Value, statuses: &[&str]) {
+    let mut checked = 0;
     for (method, path, operation) in operations(doc) {
         if operation.get("security").is_some() {
             assert_lists(method, path, operation, statuses);
+            checked += 1;
         }
     }
+    assert!(checked > 0, "no operation has a security requirement");
 }
 
 /// Every operation that takes a JSON body lists 400 (broken), 413 (too
@@ -159,14 +172,22 @@ pub fn assert_protected_operations_list(doc: &Value, statuses: &[&str]) {
 /// On the first operation that lacks one.
 #[track_caller]
 pub fn assert_request_bodies_can_be_refused(doc: &Value) {
+    let mut checked = 0;
     for (method, path, operation) in operations(doc) {
-        let content = &operation["requestBody"]["content"];
+        let Some(body) = operation.get("requestBody") else {
+            continue;
+        };
+        let content = &body["content"];
         if content.get("application/json").is_some() {
             assert_lists(method, path, operation, &["400", "413", "415", "422"]);
         } else if content.get("application/x-www-form-urlencoded").is_some() {
             assert_lists(method, path, operation, &["400", "413"]);
+        } else {
+            panic!("{method} {path}: a request body of another media type: {content}");
         }
+        checked += 1;
     }
+    assert!(checked > 0, "no operation takes a request body");
 }
 
 /// `GET path` is a list: `limit` from the kit's minimum to its maximum, by
@@ -268,6 +289,38 @@ mod tests {
     fn a_json_body_without_415_fails() {
         let e = error();
         assert_request_bodies_can_be_refused(&doc_with(json!({"400": e, "413": e, "422": e})));
+    }
+
+    #[test]
+    #[should_panic(expected = "no operation takes a request body")]
+    fn a_document_without_the_checked_parts_does_not_pass_unchecked() {
+        let doc = json!({"paths": {"/x": {"get": {"responses": {"200": {"description": "ok"}}}}}});
+        assert_every_response_in_contract_shape(&doc);
+        assert_request_bodies_can_be_refused(&doc);
+    }
+
+    #[test]
+    #[should_panic(expected = "no operation has a security requirement")]
+    fn a_document_without_protected_operations_does_not_pass_unchecked() {
+        let doc = json!({"paths": {"/x": {"get": {"responses": {"200": {"description": "ok"}}}}}});
+        assert_protected_operations_list(&doc, &["401"]);
+    }
+
+    #[test]
+    #[should_panic(expected = "another media type")]
+    fn a_body_of_another_media_type_is_named() {
+        let doc = json!({"paths": {"/x": {"post": {
+            "requestBody": {"content": {"application/json; charset=utf-8": {}}},
+            "responses": {},
+        }}}});
+        assert_request_bodies_can_be_refused(&doc);
+    }
+
+    #[test]
+    fn path_level_keys_are_not_operations() {
+        let doc = json!({"paths": {"/x": {"summary": "s", "parameters": [], "get": {}}}});
+        let methods: Vec<&str> = operations(&doc).map(|(m, _, _)| m).collect();
+        assert_eq!(methods, ["get"]);
     }
 
     #[test]
