@@ -953,19 +953,35 @@ mod tests {
     }
 
     /// `cargo fmt` in a jwt or oauth2 project follows every `mod`: none may
-    /// name a file the stamp does not carry.
+    /// name a file the stamp does not carry. Runs in the repository and in
+    /// every stamp (this crate's tests travel with it).
     #[test]
     fn other_stamps_declare_no_module_they_lack() {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let source = WorkingTree(root);
         let (declaring, declared, emptied) = SUPABASE_MODULE;
+        // This crate's own file: the repository's and a supabase stamp's
+        // declare the module, another stamp's holds it inline.
+        let own = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/validate.rs"))
+            .unwrap();
+        assert_eq!(
+            own.matches(declared).count() + own.matches(emptied).count(),
+            1,
+            "SUPABASE_MODULE no longer matches src/validate.rs"
+        );
+        let scratch = tempfile::tempdir().unwrap();
+        let file = scratch.path().join(declaring);
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(&file, own.replace(emptied, declared)).unwrap();
+        let source = WorkingTree(scratch.path().to_owned());
         for strategy in ["jwt", "oauth2", "supabase"] {
-            let files = kit_files(&source, strategy).unwrap();
-            let validate = String::from_utf8(files[declaring].clone()).unwrap();
-            let carried = files.contains_key(SUPABASE_ONLY[0]);
-            assert_eq!(carried, strategy == "supabase");
-            assert_eq!(validate.contains(declared), carried, "{strategy}");
-            assert_eq!(validate.contains(emptied), !carried, "{strategy}");
+            let carried = strategy == "supabase";
+            assert_eq!(
+                copied_from_crate("auth-cli", SUPABASE_ONLY[0], strategy),
+                carried
+            );
+            let rendered = render_file(&source, declaring, strategy).unwrap().unwrap();
+            let rendered = String::from_utf8(rendered).unwrap();
+            assert_eq!(rendered.contains(declared), carried, "{strategy}");
+            assert_eq!(rendered.contains(emptied), !carried, "{strategy}");
         }
     }
 
