@@ -30,6 +30,8 @@ mod serve;
 
 #[cfg(feature = "replay")]
 pub use replay::{check_routes_exist, replay};
+#[cfg(feature = "replay")]
+pub use serve::serve_on_loopback;
 pub use serve::{listen_addr, serve};
 
 /// A demo account created at start, its password printed for the demo.

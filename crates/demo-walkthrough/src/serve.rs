@@ -56,3 +56,28 @@ pub async fn serve(
         }
     }
 }
+
+/// Serves `router` on 127.0.0.1, on a free port, as [`serve`] does (with
+/// client addresses), for as long as the test's runtime lives, and keeps
+/// `owner` (what the router needs alive, such as a demo's temporary
+/// database) as long; the base URL (`http://127.0.0.1:<port>`).
+///
+/// # Panics
+/// When no loopback port can be bound.
+#[cfg(feature = "replay")]
+pub async fn serve_on_loopback(router: axum::Router, owner: impl Send + 'static) -> String {
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .await
+        .expect("cannot bind a port on 127.0.0.1");
+    let address = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move {
+        let _owner = owner;
+        if let Err(e) = axum::serve(listener, app).await {
+            eprintln!("server error: {e}");
+        }
+    });
+    format!("http://{address}")
+}

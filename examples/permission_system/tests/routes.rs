@@ -4,79 +4,43 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::net::SocketAddr;
+use std::ops::Deref;
 
 use auth_kit::policy::AccessPolicy;
+use auth_kit::testing::{Reply, TestClient};
 use permission_system::walkthrough::{self, CALLS};
 use permission_system::{
     ADMIN, DEMO_USERS, Demo, DemoUser, EDITOR, GUEST, MARKER_PERMISSIONS, POLICY, USER,
 };
 use serde_json::{Value, json};
 
-/// The demo served on 127.0.0.1, port 0.
-struct Server {
-    base: String,
-    client: reqwest::Client,
-}
+/// The kit's test client for the demo, served on loopback as its `main`
+/// serves it.
+struct Server(TestClient);
 
-/// What a request got back.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    challenge: Option<String>,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
+impl Deref for Server {
+    type Target = TestClient;
+    fn deref(&self) -> &TestClient {
+        &self.0
+    }
 }
 
 async fn serve() -> Server {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let demo = Demo::start().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = demo
-        .router
-        .clone()
-        .into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move {
-        // The task owns the demo, so its database lives as long as the server.
-        let _demo = demo;
-        axum::serve(listener, app).await.unwrap();
-    });
-    Server {
-        base,
-        client: reqwest::Client::new(),
-    }
+    let router = demo.router.clone();
+    // The server owns the demo, so its database lives as long as it does.
+    let base = demo_walkthrough::serve_on_loopback(router, demo).await;
+    Server(TestClient::new(base))
+}
+
+/// The `WWW-Authenticate` challenge, if any.
+fn challenge(answer: &Reply) -> Option<&str> {
+    answer.header("www-authenticate")
 }
 
 impl Server {
-    fn request(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let challenge = headers
-            .get("www-authenticate")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let text = response.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Answer {
-            status,
-            challenge,
-            headers,
-            body,
-        }
-    }
-
-    async fn call(&self, method: &str, path: &str, token: Option<&str>) -> Answer {
-        let mut request = self.request(method, path);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        self.send(request).await
+    async fn call(&self, method: &str, path: &str, token: Option<&str>) -> Reply {
+        self.send(method, path, token, None, Vec::new()).await
     }
 
     async fn send_json(
@@ -86,15 +50,10 @@ impl Server {
         token: Option<&str>,
         content_type: &str,
         body: &str,
-    ) -> Answer {
-        let mut request = self
-            .request(method, path)
-            .header("content-type", content_type)
-            .body(body.to_owned());
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        self.send(request).await
+    ) -> Reply {
+        let body = body.as_bytes().to_vec();
+        self.send(method, path, token, Some(content_type), body)
+            .await
     }
 
     async fn post_item(&self, token: &str, title: &str) -> Value {
@@ -111,7 +70,7 @@ impl Server {
         answer.body
     }
 
-    async fn patch_user(&self, token: &str, id: &Value, body: &str) -> Answer {
+    async fn patch_user(&self, token: &str, id: &Value, body: &str) -> Reply {
         self.send_json(
             "PATCH",
             &format!("/users/{id}"),
@@ -127,16 +86,11 @@ impl Server {
         self.call("GET", "/users/me", Some(token)).await.body["id"].clone()
     }
 
-    async fn token_form(&self, form: &str) -> Answer {
-        self.send(
-            self.request("POST", "/token")
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form.to_owned()),
-        )
-        .await
+    async fn token_form(&self, form: &str) -> Reply {
+        self.form("/token", form).await
     }
 
-    async fn login(&self, user: DemoUser) -> Answer {
+    async fn login(&self, user: DemoUser) -> Reply {
         self.token_form(&format!(
             "grant_type=password&username={}&password={}",
             user.username, user.password
@@ -156,9 +110,9 @@ fn error(code: &str, description: &str) -> Value {
     json!({"error": code, "error_description": description})
 }
 
-fn assert_no_token(answer: &Answer) {
+fn assert_no_token(answer: &Reply) {
     assert_eq!(answer.status, 401);
-    assert_eq!(answer.challenge.as_deref(), Some("Bearer"));
+    assert_eq!(challenge(answer), Some("Bearer"));
     assert_eq!(
         answer.body,
         error("unauthorized", "Authentication required")
@@ -170,10 +124,10 @@ fn forbidden(description: &str) -> Value {
 }
 
 /// Asserts a 403 without a challenge: permissions and roles are not scopes.
-fn assert_forbidden(answer: &Answer, description: &str) {
+fn assert_forbidden(answer: &Reply, description: &str) {
     assert_eq!(
-        (answer.status, &answer.body, &answer.challenge),
-        (403, &forbidden(description), &None)
+        (answer.status, &answer.body, challenge(answer)),
+        (403, &forbidden(description), None)
     );
 }
 

@@ -4,99 +4,53 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::net::SocketAddr;
+use std::ops::Deref;
 
+use auth_kit::testing::{Reply, TestClient};
 use protected_routes::walkthrough::{self, CALLS};
 use protected_routes::{ADMIN, DEMO_USERS, Demo, DemoUser, GUEST, USER};
 use serde_json::{Value, json};
 
-/// The demo served on 127.0.0.1, port 0.
-struct Server {
-    base: String,
-    client: reqwest::Client,
-}
+/// The kit's test client for the demo, served on loopback as its `main`
+/// serves it.
+struct Server(TestClient);
 
-/// What a request got back.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    challenge: Option<String>,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
+impl Deref for Server {
+    type Target = TestClient;
+    fn deref(&self) -> &TestClient {
+        &self.0
+    }
 }
 
 async fn serve() -> Server {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let demo = Demo::start().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = demo
-        .router
-        .clone()
-        .into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move {
-        // The task owns the demo, so its database lives as long as the server.
-        let _demo = demo;
-        axum::serve(listener, app).await.unwrap();
-    });
-    Server {
-        base,
-        client: reqwest::Client::new(),
-    }
+    let router = demo.router.clone();
+    // The server owns the demo, so its database lives as long as it does.
+    let base = demo_walkthrough::serve_on_loopback(router, demo).await;
+    Server(TestClient::new(base))
+}
+
+/// The `WWW-Authenticate` challenge, if any.
+fn challenge(answer: &Reply) -> Option<&str> {
+    answer.header("www-authenticate")
 }
 
 impl Server {
-    fn request(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+    async fn call(&self, method: &str, path: &str, token: Option<&str>) -> Reply {
+        self.send(method, path, token, None, Vec::new()).await
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let challenge = headers
-            .get("www-authenticate")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let text = response.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Answer {
-            status,
-            challenge,
-            headers,
-            body,
-        }
+    async fn post_item(&self, token: Option<&str>, content_type: &str, body: &str) -> Reply {
+        let body = body.as_bytes().to_vec();
+        self.send("POST", "/items", token, Some(content_type), body)
+            .await
     }
 
-    async fn call(&self, method: &str, path: &str, token: Option<&str>) -> Answer {
-        let mut request = self.request(method, path);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        self.send(request).await
+    async fn token_form(&self, form: &str) -> Reply {
+        self.form("/token", form).await
     }
 
-    async fn post_item(&self, token: Option<&str>, content_type: &str, body: &str) -> Answer {
-        let mut request = self
-            .request("POST", "/items")
-            .header("content-type", content_type)
-            .body(body.to_owned());
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        self.send(request).await
-    }
-
-    async fn token_form(&self, form: &str) -> Answer {
-        self.send(
-            self.request("POST", "/token")
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form.to_owned()),
-        )
-        .await
-    }
-
-    async fn login(&self, user: DemoUser, scope: Option<&str>) -> Answer {
+    async fn login(&self, user: DemoUser, scope: Option<&str>) -> Reply {
         let mut form = format!(
             "grant_type=password&username={}&password={}",
             user.username, user.password
@@ -119,20 +73,20 @@ fn error(code: &str, description: &str) -> Value {
     json!({"error": code, "error_description": description})
 }
 
-fn assert_no_token(answer: &Answer) {
+fn assert_no_token(answer: &Reply) {
     assert_eq!(answer.status, 401);
-    assert_eq!(answer.challenge.as_deref(), Some("Bearer"));
+    assert_eq!(challenge(answer), Some("Bearer"));
     assert_eq!(
         answer.body,
         error("unauthorized", "Authentication required")
     );
 }
 
-fn assert_insufficient_scope(answer: &Answer, scope: &str) {
+fn assert_insufficient_scope(answer: &Reply, scope: &str) {
     let description = format!("The access token lacks the scope '{scope}'");
     assert_eq!(answer.status, 403);
     assert_eq!(
-        answer.challenge.as_deref(),
+        challenge(answer),
         Some(
             format!(
                 r#"Bearer error="insufficient_scope", scope="{scope}", error_description="{description}""#
@@ -222,12 +176,9 @@ async fn the_password_grant_issues_scoped_tokens() {
             )
         )
     );
+    let body = br#"{"grant_type":"password"}"#.to_vec();
     let answer = s
-        .send(
-            s.request("POST", "/token")
-                .header("content-type", "application/json")
-                .body(r#"{"grant_type":"password"}"#),
-        )
+        .send("POST", "/token", None, Some("application/json"), body)
         .await;
     assert_eq!(
         (answer.status, answer.body),
@@ -326,7 +277,7 @@ async fn users_me_needs_any_valid_token() {
     let garbage = s.call("GET", "/users/me", Some("garbage")).await;
     assert_eq!(garbage.status, 401);
     assert_eq!(
-        garbage.challenge.as_deref(),
+        challenge(&garbage),
         Some(r#"Bearer error="invalid_token", error_description="The access token is malformed""#)
     );
     assert_eq!(
@@ -482,7 +433,7 @@ async fn admin_needs_the_admin_role() {
         let token = s.access(user).await;
         let answer = s.call("GET", "/admin", Some(&token)).await;
         assert_eq!((answer.status, &answer.body), (403, &not_admin));
-        assert_eq!(answer.challenge, None, "a role is not a scope");
+        assert_eq!(challenge(&answer), None, "a role is not a scope");
     }
 
     let admin = s.access(ADMIN).await;
@@ -504,7 +455,7 @@ async fn admin_needs_the_admin_role() {
         (403, Some("insufficient_scope"))
     );
     assert_eq!(
-        refused.challenge.as_deref(),
+        challenge(&refused),
         Some(
             r#"Bearer error="insufficient_scope", scope="admin", error_description="The access token lacks the scope 'admin'""#
         )
