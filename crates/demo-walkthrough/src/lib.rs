@@ -23,6 +23,7 @@ use std::fmt::Write as _;
 
 use auth_kit::password::PasswordHasher;
 use auth_kit::store::{NewUser, Store};
+use tempfile::TempDir;
 
 #[cfg(feature = "replay")]
 mod replay;
@@ -45,11 +46,47 @@ pub struct DemoUser {
     pub role: &'static str,
 }
 
-/// Creates `users` in `store` (start-up of a demo).
+/// A demo's database: a SQLite file in a new temporary directory, with the
+/// kit's tables and the demo's users. Dropping it deletes the directory
+/// with the file; [`close`](Self::close) closes the store first.
+#[derive(Debug)]
+pub struct DemoDatabase {
+    store: Store,
+    _dir: TempDir,
+}
+
+impl DemoDatabase {
+    /// Creates the database and `users` in it (hashed by `hasher`).
+    ///
+    /// # Panics
+    /// When the directory, the database or a user cannot be created
+    /// (start-up only).
+    pub async fn create(hasher: &PasswordHasher, users: &[DemoUser]) -> Self {
+        let dir = tempfile::tempdir().expect("could not create a temporary directory");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("demo.db").display());
+        let store = Store::connect(&url)
+            .await
+            .expect("could not create the demo database");
+        create_users(&store, hasher, users).await;
+        Self { store, _dir: dir }
+    }
+
+    /// The store on it.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Closes the store, then removes the directory.
+    pub async fn close(self) {
+        self.store.close().await;
+    }
+}
+
+/// Creates `users` in `store`.
 ///
 /// # Panics
 /// When a user cannot be created (start-up only: the database is fresh).
-pub async fn create_users(store: &Store, hasher: &PasswordHasher, users: &[DemoUser]) {
+async fn create_users(store: &Store, hasher: &PasswordHasher, users: &[DemoUser]) {
     for demo in users {
         let password_hash = hasher
             .hash(demo.password)

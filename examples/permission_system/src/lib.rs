@@ -42,10 +42,10 @@ use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
+use demo_walkthrough::DemoDatabase;
 use example_items::{self as items, Item, NewItem};
 use serde::Serialize;
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
 pub mod walkthrough;
 
@@ -318,17 +318,14 @@ pub const DEMO_USERS: [DemoUser; 4] = [GUEST, USER, EDITOR, ADMIN];
 const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(30 * 60);
 const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
 
-/// The app on embedded defaults, and the temporary directory its database
-/// lives in.
+/// The app on embedded defaults, and its temporary database.
 #[derive(Debug)]
 pub struct Demo {
     /// Every route. Serve it with
     /// `into_make_service_with_connect_info::<SocketAddr>()` so the login
     /// limiter sees client addresses.
     pub router: Router,
-    store: Store,
-    // Deleting the directory (on drop) deletes the database with it.
-    _data_dir: TempDir,
+    database: DemoDatabase,
 }
 
 impl Demo {
@@ -344,17 +341,9 @@ impl Demo {
             Ok(policy) => policy,
             Err(e) => panic!("fix POLICY in examples/permission_system/src/lib.rs: {e}"),
         };
-        let data_dir = tempfile::tempdir().expect("could not create a temporary directory");
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            data_dir.path().join("demo.db").display()
-        );
-        let store = Store::connect(&url)
-            .await
-            .expect("could not create the demo database");
-
         let hasher = PasswordHasher::new(PoolSize::for_this_machine());
-        demo_walkthrough::create_users(&store, &hasher, &DEMO_USERS).await;
+        let database = DemoDatabase::create(&hasher, &DEMO_USERS).await;
+        let store = database.store().clone();
 
         let keys = Arc::new(SigningKeys::random_hmac());
         let leeway = Leeway::seconds(30).expect("30 s is an allowed leeway");
@@ -391,15 +380,11 @@ impl Demo {
             store: store.clone(),
             policy,
         });
-        Self {
-            router,
-            store,
-            _data_dir: data_dir,
-        }
+        Self { router, database }
     }
 
     /// Closes the database, then removes its temporary directory.
     pub async fn close(self) {
-        self.store.close().await;
+        self.database.close().await;
     }
 }
